@@ -1,0 +1,115 @@
+using ScratchGpt.Loading;
+
+namespace ScratchGpt.Backends.Cpu;
+
+/// <summary>
+/// Runs the kernels of <see cref="CpuKernels"/> on all cores: matmuls are split by output columns,
+/// attention by heads. Buffers are plain managed arrays.
+/// </summary>
+public sealed class CpuBackend : IBackend
+{
+    public string Kind => "cpu";
+    public string DeviceName { get; } = $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}";
+
+    private static float[] F(IDeviceBuffer b) => ((CpuBuffer)b).Data;
+
+    public IDeviceBuffer Upload(ReadOnlySpan<float> data) => new CpuBuffer(data.ToArray());
+
+    public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision)
+    {
+        switch (precision)
+        {
+            case WeightPrecision.Float16:
+                var h = new Half[data.Length];
+                System.Numerics.Tensors.TensorPrimitives.ConvertToHalf(data, h);
+                return new CpuBuffer(h);
+            case WeightPrecision.BFloat16:
+                var b = new ushort[data.Length];
+                for (int i = 0; i < b.Length; i++) b[i] = DTypeConversion.FloatToBFloat16(data[i]);
+                return new CpuBuffer(b);
+            default:
+                return Upload(data);
+        }
+    }
+
+    public IDeviceBuffer Allocate(long length) => new CpuBuffer(new float[length]);
+
+    public void Download(IDeviceBuffer src, long offset, Span<float> dst) => F(src).AsSpan((int)offset, dst.Length).CopyTo(dst);
+
+    public void Copy(IDeviceBuffer src, long srcOffset, IDeviceBuffer dst, long dstOffset, long count) =>
+        F(src).AsSpan((int)srcOffset, (int)count).CopyTo(F(dst).AsSpan((int)dstOffset));
+
+    public void Embedding(ReadOnlySpan<int> ids, int startPosition, IDeviceBuffer wte, IDeviceBuffer wpe, IDeviceBuffer x, int dim)
+    {
+        var table = (CpuBuffer)wte;
+        if (table.Half16 is null && table.BFloat16 is null) { CpuKernels.Embedding(ids, startPosition, table.Data, F(wpe), F(x), dim); return; }
+        // 16-bit embedding table: widen the looked-up rows, then add the positions.
+        var xs = F(x);
+        for (int t = 0; t < ids.Length; t++)
+        {
+            var row = xs.AsSpan(t * dim, dim);
+            if (table.Half16 is { } h) System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(h.AsSpan(ids[t] * dim, dim), row);
+            else DTypeConversion.BFloat16ToFloat(table.BFloat16!.AsSpan(ids[t] * dim, dim), row);
+            CpuKernels.Add(row, F(wpe).AsSpan((startPosition + t) * dim, dim));
+        }
+    }
+
+    public void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim, float eps)
+    {
+        float[] xs = F(x), g = F(gamma), b = F(beta), ys = F(y);
+        if (rows < 8) { CpuKernels.LayerNorm(xs, g, b, ys, rows, dim, eps); return; }
+        Parallel.For(0, rows, r => CpuKernels.LayerNorm(xs.AsSpan(r * dim, dim), g, b, ys.AsSpan(r * dim, dim), 1, dim, eps));
+    }
+
+    public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim)
+    {
+        float[] xs = F(x), ys = F(y), bs = bias is null ? [] : F(bias);
+        var wb = (CpuBuffer)w;
+        // Enough column blocks to keep every core busy; each block's weight rows stay hot in cache
+        // while all the input rows pass over them.
+        int blocks = Math.Min(outDim, Math.Max(Environment.ProcessorCount * 8, outDim / 64));
+        if ((long)rows * inDim * outDim < 32_768) blocks = 1;
+        Parallel.For(0, blocks, blk =>
+        {
+            int j0 = (int)((long)outDim * blk / blocks), j1 = (int)((long)outDim * (blk + 1) / blocks);
+            if (wb.Half16 is { } h) CpuKernels.MatMulColumns(xs, h, bs, ys, rows, inDim, outDim, j0, j1);
+            else if (wb.BFloat16 is { } bf) CpuKernels.MatMulColumns(xs, bf, bs, ys, rows, inDim, outDim, j0, j1);
+            else CpuKernels.MatMulColumns(xs, wb.Data, bs, ys, rows, inDim, outDim, j0, j1);
+        });
+    }
+
+    public void Gelu(IDeviceBuffer x, long count)
+    {
+        float[] xs = F(x);
+        if (count < 65_536) { CpuKernels.Gelu(xs.AsSpan(0, (int)count)); return; }
+        int chunks = Environment.ProcessorCount * 4;
+        Parallel.For(0, chunks, c =>
+        {
+            int a = (int)(count * c / chunks), b = (int)(count * (c + 1) / chunks);
+            CpuKernels.Gelu(xs.AsSpan(a, b - a));
+        });
+    }
+
+    public void Add(IDeviceBuffer x, IDeviceBuffer y, long count) => CpuKernels.Add(F(x).AsSpan(0, (int)count), F(y).AsSpan(0, (int)count));
+
+    public void Attention(IDeviceBuffer qkv, IDeviceBuffer kCache, IDeviceBuffer vCache, IDeviceBuffer y, IDeviceBuffer? probs,
+        int rows, int past, int nHead, int headDim)
+    {
+        float[] q = F(qkv), k = F(kCache), v = F(vCache), ys = F(y), ps = probs is null ? [] : F(probs);
+        int E = nHead * headDim;
+        for (int r = 0; r < rows; r++)
+        {
+            q.AsSpan(r * 3 * E + E, E).CopyTo(k.AsSpan((past + r) * E, E));
+            q.AsSpan(r * 3 * E + 2 * E, E).CopyTo(v.AsSpan((past + r) * E, E));
+        }
+        void Head(int h)
+        {
+            var scores = new float[past + rows];
+            CpuKernels.AttentionHead(q, k, v, ys, ps, rows, past, nHead, headDim, h, scores);
+        }
+        if (rows * (past + rows) < 4096) for (int h = 0; h < nHead; h++) Head(h);
+        else Parallel.For(0, nHead, Head);
+    }
+
+    public void Dispose() { }
+}

@@ -1,0 +1,186 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace ScratchGpt.Backends.Cpu;
+
+/// <summary>
+/// The CPU versions of the model's kernels. They are also the reference every GPU kernel is tested
+/// against, so each is written to be read first and fast second: plain loops over row-major arrays,
+/// with SIMD only in the dot products that dominate the time.
+/// </summary>
+public static class CpuKernels
+{
+    // ---- matmul: y[r, j] = bias[j] + dot(x[r, :], w[j, :]) -------------------------------------------
+
+    /// <summary>Output columns j0..j1 of the matmul, for all rows. Rows go four at a time so each
+    /// weight row, read once from memory, serves four dot products.</summary>
+    public static void MatMulColumns(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y,
+        int rows, int inDim, int outDim, int j0, int j1)
+    {
+        int r = 0;
+        for (; r + 4 <= rows; r += 4)
+        {
+            var x0 = x.Slice(r * inDim, inDim); var x1 = x.Slice((r + 1) * inDim, inDim);
+            var x2 = x.Slice((r + 2) * inDim, inDim); var x3 = x.Slice((r + 3) * inDim, inDim);
+            for (int j = j0; j < j1; j++)
+            {
+                Dot4(w.Slice(j * inDim, inDim), x0, x1, x2, x3, out float s0, out float s1, out float s2, out float s3);
+                float b = bias.IsEmpty ? 0f : bias[j];
+                y[r * outDim + j] = s0 + b; y[(r + 1) * outDim + j] = s1 + b;
+                y[(r + 2) * outDim + j] = s2 + b; y[(r + 3) * outDim + j] = s3 + b;
+            }
+        }
+        for (; r < rows; r++)
+        {
+            var xr = x.Slice(r * inDim, inDim);
+            for (int j = j0; j < j1; j++)
+                y[r * outDim + j] = Dot(w.Slice(j * inDim, inDim), xr) + (bias.IsEmpty ? 0f : bias[j]);
+        }
+    }
+
+    /// <summary>The same with float16 weights, widened to float32 eight at a time.</summary>
+    public static void MatMulColumns(ReadOnlySpan<float> x, ReadOnlySpan<Half> w, ReadOnlySpan<float> bias, Span<float> y,
+        int rows, int inDim, int outDim, int j0, int j1)
+    {
+        Span<float> wRow = inDim <= 4096 ? stackalloc float[inDim] : new float[inDim];
+        for (int j = j0; j < j1; j++)
+        {
+            System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(w.Slice(j * inDim, inDim), wRow);
+            float b = bias.IsEmpty ? 0f : bias[j];
+            for (int r = 0; r < rows; r++) y[r * outDim + j] = Dot(wRow, x.Slice(r * inDim, inDim)) + b;
+        }
+    }
+
+    /// <summary>The same with bfloat16 weights (the top 16 bits of a float32).</summary>
+    public static void MatMulColumns(ReadOnlySpan<float> x, ReadOnlySpan<ushort> w, ReadOnlySpan<float> bias, Span<float> y,
+        int rows, int inDim, int outDim, int j0, int j1)
+    {
+        float[] wRow = new float[inDim];
+        for (int j = j0; j < j1; j++)
+        {
+            Loading.DTypeConversion.BFloat16ToFloat(w.Slice(j * inDim, inDim), wRow);
+            float b = bias.IsEmpty ? 0f : bias[j];
+            for (int r = 0; r < rows; r++) y[r * outDim + j] = Dot(wRow, x.Slice(r * inDim, inDim)) + b;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> MulAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) =>
+        Fma.IsSupported ? Fma.MultiplyAdd(a, b, c) : a * b + c;
+
+    public static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        int n = a.Length, k = 0;
+        ref float pa = ref MemoryMarshal.GetReference(a);
+        ref float pb = ref MemoryMarshal.GetReference(b);
+        var acc0 = Vector256<float>.Zero; var acc1 = Vector256<float>.Zero;
+        for (; k + 16 <= n; k += 16)
+        {
+            acc0 = MulAdd(Vector256.LoadUnsafe(ref pa, (nuint)k), Vector256.LoadUnsafe(ref pb, (nuint)k), acc0);
+            acc1 = MulAdd(Vector256.LoadUnsafe(ref pa, (nuint)k + 8), Vector256.LoadUnsafe(ref pb, (nuint)k + 8), acc1);
+        }
+        float s = Vector256.Sum(acc0 + acc1);
+        for (; k < n; k++) s += a[k] * b[k];
+        return s;
+    }
+
+    private static void Dot4(ReadOnlySpan<float> w, ReadOnlySpan<float> x0, ReadOnlySpan<float> x1, ReadOnlySpan<float> x2,
+        ReadOnlySpan<float> x3, out float s0, out float s1, out float s2, out float s3)
+    {
+        int n = w.Length, k = 0;
+        ref float pw = ref MemoryMarshal.GetReference(w);
+        ref float p0 = ref MemoryMarshal.GetReference(x0); ref float p1 = ref MemoryMarshal.GetReference(x1);
+        ref float p2 = ref MemoryMarshal.GetReference(x2); ref float p3 = ref MemoryMarshal.GetReference(x3);
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (; k + 8 <= n; k += 8)
+        {
+            var wv = Vector256.LoadUnsafe(ref pw, (nuint)k);
+            a0 = MulAdd(wv, Vector256.LoadUnsafe(ref p0, (nuint)k), a0);
+            a1 = MulAdd(wv, Vector256.LoadUnsafe(ref p1, (nuint)k), a1);
+            a2 = MulAdd(wv, Vector256.LoadUnsafe(ref p2, (nuint)k), a2);
+            a3 = MulAdd(wv, Vector256.LoadUnsafe(ref p3, (nuint)k), a3);
+        }
+        s0 = Vector256.Sum(a0); s1 = Vector256.Sum(a1); s2 = Vector256.Sum(a2); s3 = Vector256.Sum(a3);
+        for (; k < n; k++) { s0 += w[k] * x0[k]; s1 += w[k] * x1[k]; s2 += w[k] * x2[k]; s3 += w[k] * x3[k]; }
+    }
+
+    // ---- element-wise and per-row kernels ----------------------------------------------------------
+
+    public static void Embedding(ReadOnlySpan<int> ids, int startPosition, ReadOnlySpan<float> wte, ReadOnlySpan<float> wpe, Span<float> x, int dim)
+    {
+        for (int t = 0; t < ids.Length; t++)
+            for (int i = 0; i < dim; i++)
+                x[t * dim + i] = wte[ids[t] * dim + i] + wpe[(startPosition + t) * dim + i];
+    }
+
+    public static void LayerNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y, int rows, int dim, float eps)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            var row = x.Slice(r * dim, dim);
+            float mean = 0;
+            for (int i = 0; i < dim; i++) mean += row[i];
+            mean /= dim;
+            float variance = 0;
+            for (int i = 0; i < dim; i++) { float d = row[i] - mean; variance += d * d; }
+            variance /= dim;
+            float rstd = 1f / MathF.Sqrt(variance + eps);
+            for (int i = 0; i < dim; i++) y[r * dim + i] = (row[i] - mean) * rstd * gamma[i] + beta[i];
+        }
+    }
+
+    /// <summary>gelu_new: 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))).</summary>
+    public static float Gelu(float x)
+    {
+        const float sqrt2OverPi = 0.7978845608028654f;
+        return 0.5f * x * (1f + MathF.Tanh(sqrt2OverPi * (x + 0.044715f * x * x * x)));
+    }
+
+    public static void Gelu(Span<float> x)
+    {
+        for (int i = 0; i < x.Length; i++) x[i] = Gelu(x[i]);
+    }
+
+    public static void Add(Span<float> x, ReadOnlySpan<float> y) => System.Numerics.Tensors.TensorPrimitives.Add(x, y, x);
+
+    /// <summary>Softmax in place, with the max subtracted first so exp never overflows.</summary>
+    public static void Softmax(Span<float> x)
+    {
+        float max = float.NegativeInfinity;
+        foreach (float v in x) max = Math.Max(max, v);
+        float sum = 0;
+        for (int i = 0; i < x.Length; i++) { x[i] = MathF.Exp(x[i] - max); sum += x[i]; }
+        for (int i = 0; i < x.Length; i++) x[i] /= sum;
+    }
+
+    /// <summary>
+    /// One head of causal attention for the new rows (see <see cref="IBackend.Attention"/>):
+    /// scores over positions 0..p, softmax, weighted sum of v. The cache already holds k and v.
+    /// </summary>
+    public static void AttentionHead(ReadOnlySpan<float> qkv, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache, Span<float> y,
+        Span<float> probs, int rows, int past, int nHead, int headDim, int h, Span<float> scores)
+    {
+        int E = nHead * headDim, total = past + rows;
+        float scale = MathF.Sqrt(headDim);
+        for (int r = 0; r < rows; r++)
+        {
+            int p = past + r;
+            var q = qkv.Slice(r * 3 * E + h * headDim, headDim);
+            var w = scores[..(p + 1)];
+            for (int t = 0; t <= p; t++) w[t] = Dot(q, kCache.Slice(t * E + h * headDim, headDim)) / scale;
+            Softmax(w);
+            var yr = y.Slice(r * E + h * headDim, headDim);
+            yr.Clear();
+            for (int t = 0; t <= p; t++)
+                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(vCache.Slice(t * E + h * headDim, headDim), w[t], yr, yr);
+            if (!probs.IsEmpty)
+            {
+                var pr = probs.Slice((h * rows + r) * total, total);
+                w.CopyTo(pr);
+                pr[(p + 1)..].Clear();
+            }
+        }
+    }
+}

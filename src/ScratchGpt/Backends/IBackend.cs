@@ -1,0 +1,67 @@
+namespace ScratchGpt.Backends;
+
+/// <summary>A block of device memory holding float32 values (or 16-bit weights, for backends that keep them).</summary>
+public interface IDeviceBuffer : IDisposable
+{
+    /// <summary>Number of elements.</summary>
+    long Length { get; }
+}
+
+/// <summary>
+/// The handful of operations a GPT-2 forward pass needs. The model (<see cref="Model.Gpt2Model"/>) is
+/// written once against this interface; the CPU, OpenCL and CUDA backends implement it.
+///
+/// Every matrix is row-major. Weight matrices use the nn.Linear layout W[out, in] (the checkpoint's
+/// Conv1D weights, stored [in, out], are transposed once at load), so that every output element is
+/// one contiguous dot product: y[r, j] = b[j] + Σ_k x[r, k] · W[j, k]. The LM head is the same
+/// operation with W = wte.
+/// </summary>
+public interface IBackend : IDisposable
+{
+    /// <summary>"cpu", "opencl" or "cuda".</summary>
+    string Kind { get; }
+
+    /// <summary>The device's own name (e.g. "NVIDIA H100 80GB HBM3").</summary>
+    string DeviceName { get; }
+
+    IDeviceBuffer Upload(ReadOnlySpan<float> data);
+
+    /// <summary>A weight matrix that may stay 16-bit on the device (widened to float32 inside the kernels).</summary>
+    IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision);
+
+    /// <summary>A zero-filled buffer of <paramref name="length"/> floats.</summary>
+    IDeviceBuffer Allocate(long length);
+
+    void Download(IDeviceBuffer src, long offset, Span<float> dst);
+    /// <summary>dst[dstOffset ..] = src[srcOffset ..], <paramref name="count"/> elements.</summary>
+    void Copy(IDeviceBuffer src, long srcOffset, IDeviceBuffer dst, long dstOffset, long count);
+
+    /// <summary>x[t, :] = wte[ids[t], :] + wpe[startPosition + t, :].</summary>
+    void Embedding(ReadOnlySpan<int> ids, int startPosition, IDeviceBuffer wte, IDeviceBuffer wpe, IDeviceBuffer x, int dim);
+
+    /// <summary>y[r, :] = (x[r, :] − mean) / sqrt(var + eps) · gamma + beta, biased variance per row.</summary>
+    void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim, float eps);
+
+    /// <summary>y[r, j] = bias[j] + Σ_k x[r, k] · w[j, k]; w is [outDim, inDim]; bias may be null.</summary>
+    void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim);
+
+    /// <summary>In place: x = 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))), GPT-2's gelu_new.</summary>
+    void Gelu(IDeviceBuffer x, long count);
+
+    /// <summary>In place: x += y.</summary>
+    void Add(IDeviceBuffer x, IDeviceBuffer y, long count);
+
+    /// <summary>
+    /// Causal multi-head self-attention over a KV cache.
+    /// qkv [rows, 3·E] holds q | k | v for the new positions past .. past+rows−1. Their k and v are first
+    /// written into kCache / vCache [nPositions, E] at those positions; then for each head h and row r
+    /// (absolute position p = past + r): w = softmax(q·kᵀ / √headDim over positions 0..p), y = w·v.
+    /// y is [rows, E] with heads side by side. If <paramref name="probs"/> is given, w is stored there as
+    /// [nHead, rows, past+rows] (future positions exactly 0), as output_attentions returns it.
+    /// </summary>
+    void Attention(IDeviceBuffer qkv, IDeviceBuffer kCache, IDeviceBuffer vCache, IDeviceBuffer y, IDeviceBuffer? probs,
+        int rows, int past, int nHead, int headDim);
+}
+
+/// <summary>How a backend stores weight matrices.</summary>
+public enum WeightPrecision { Float32, Float16, BFloat16 }

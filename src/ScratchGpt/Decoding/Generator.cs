@@ -1,0 +1,89 @@
+using System.Runtime.CompilerServices;
+using ScratchGpt.Decoding.Strategies;
+
+namespace ScratchGpt.Decoding;
+
+/// <summary>
+/// generate(): picks the strategy the config describes and runs it on any <see cref="ILanguageModel"/>.
+///   num_beams = 1: greedy, multinomial sampling, epsilon-greedy or unweighted sampling (SingleSequenceDecoder)
+///   num_beams > 1: beam search, or beam sampling with do_sample (BeamSearch)
+/// </summary>
+public sealed class Generator(ILanguageModel model)
+{
+    /// <summary>When set, each step's top candidates are recorded (the step table).</summary>
+    public int TraceChoices { get; init; }
+
+    public GenerationResult Generate(int[] promptIds, GenerationConfig config, CancellationToken ct = default)
+    {
+        Prepare(promptIds, config);
+        var sampler = new TokenSampler(config.Seed);
+        var trace = TraceChoices > 0 ? new List<StepTrace>() : null;
+        if (config.NumBeams > 1)
+            return new BeamSearch(model, config, sampler) { Trace = trace, TraceChoices = TraceChoices }.Run(promptIds, ct);
+
+        int P = promptIds.Length;
+        using var promptState = model.CreateState(config.EffectiveMaxLength(P));
+        var promptLogits = new float[model.VocabSize];
+        promptState.Append(promptIds, promptLogits);
+
+        var rows = new List<GeneratedSequence>();
+        int steps = 0;
+        int rowCount = config.NumReturnSequences;
+        for (int r = 0; r < rowCount; r++)
+        {
+            // Each returned sequence continues its own copy of the prompt's cache.
+            using var state = model.CreateState(config.EffectiveMaxLength(P));
+            state.CopyFrom(promptState);
+            var ids = new List<int>(promptIds);
+            var decoder = new SingleSequenceDecoder(model, config, sampler) { Trace = r == 0 ? trace : null, TraceChoices = TraceChoices };
+            int n = decoder.Decode(state, ids, (float[])promptLogits.Clone(), P, ct).Count();
+            steps = Math.Max(steps, n);
+            rows.Add(new GeneratedSequence(ids.ToArray(), ids.Skip(P).ToArray()));
+        }
+        // Rows of different lengths are padded to the longest, as a batch would be.
+        int width = rows.Max(s => s.Ids.Length);
+        int pad = config.PadTokenId ?? config.EosTokenId ?? 0;
+        rows = rows.Select(s => s.Ids.Length == width ? s : Pad(s, width, pad, P)).ToList();
+        return new GenerationResult(promptIds, rows, steps, trace ?? []);
+    }
+
+    /// <summary>Streams the new tokens of one sequence as they are chosen (num_beams = 1, one return sequence).</summary>
+    public async IAsyncEnumerable<int> StreamAsync(int[] promptIds, GenerationConfig config, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        Prepare(promptIds, config);
+        if (config.NumBeams > 1 || config.NumReturnSequences > 1)
+            throw new GenerationConfigException("streaming needs num_beams 1 and num_return_sequences 1 (beam search knows its result only at the end)");
+        var sampler = new TokenSampler(config.Seed);
+        using var state = model.CreateState(config.EffectiveMaxLength(promptIds.Length));
+        var logits = new float[model.VocabSize];
+        await Task.Run(() => state.Append(promptIds, logits), ct).ConfigureAwait(false);
+        var decoder = new SingleSequenceDecoder(model, config, sampler);
+        using var steps = decoder.Decode(state, [.. promptIds], logits, promptIds.Length, ct).GetEnumerator();
+        while (await Task.Run(steps.MoveNext, ct).ConfigureAwait(false))
+            yield return steps.Current;
+    }
+
+    private void Prepare(int[] promptIds, GenerationConfig config)
+    {
+        config.Validate();
+        if (promptIds.Length == 0)
+            throw new GenerationConfigException("the prompt is empty: give at least one token (the CLI starts an empty prompt from the BOS token)");
+        int maxLength = config.EffectiveMaxLength(promptIds.Length);
+        if (promptIds.Length >= maxLength && config.MaxNewTokens is null)
+            throw new GenerationConfigException($"max_length ({maxLength}) must be larger than the prompt ({promptIds.Length} tokens): raise --max-length or use --max-new-tokens");
+        if (maxLength > model.MaxPositions)
+            throw new GenerationConfigException(
+                $"prompt ({promptIds.Length} tokens) + new tokens = {maxLength} is more than the model's n_positions ({model.MaxPositions}): shorten the prompt or lower --max-new-tokens");
+        foreach (int id in promptIds)
+            if ((uint)id >= (uint)model.VocabSize)
+                throw new GenerationConfigException($"prompt token id {id} is outside the vocabulary (0..{model.VocabSize - 1})");
+    }
+
+    private static GeneratedSequence Pad(GeneratedSequence s, int width, int pad, int promptLength)
+    {
+        var ids = new int[width];
+        Array.Fill(ids, pad);
+        s.Ids.CopyTo(ids, 0);
+        return new GeneratedSequence(ids, ids[promptLength..], s.SequenceScore);
+    }
+}

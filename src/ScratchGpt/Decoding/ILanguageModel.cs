@@ -1,0 +1,29 @@
+namespace ScratchGpt.Decoding;
+
+/// <summary>
+/// All the decoding layer knows of a model: it can start a sequence and give the next-token logits
+/// after appending tokens to it. Any backend (CPU, OpenCL, CUDA) looks the same from here.
+/// </summary>
+public interface ILanguageModel
+{
+    int VocabSize { get; }
+
+    /// <summary>The longest sequence the model accepts (n_positions).</summary>
+    int MaxPositions { get; }
+
+    /// <summary>A new, empty sequence with room for <paramref name="capacity"/> tokens.</summary>
+    ILanguageModelState CreateState(int capacity);
+}
+
+/// <summary>One sequence and its cache.</summary>
+public interface ILanguageModelState : IDisposable
+{
+    /// <summary>Tokens processed so far.</summary>
+    int Length { get; }
+
+    /// <summary>Appends <paramref name="ids"/> and writes the float32 logits for the token after the last of them.</summary>
+    void Append(ReadOnlySpan<int> ids, Span<float> nextLogits);
+
+    /// <summary>Makes this sequence a copy of <paramref name="other"/> (beam search reorders beams this way).</summary>
+    void CopyFrom(ILanguageModelState other);
+}

@@ -1,0 +1,62 @@
+namespace ScratchGpt.Loading;
+
+/// <summary>
+/// Finds GPT-2's tensors in a safetensors file and checks their shapes against the config.
+///
+/// Two key layouts exist: save_pretrained writes "transformer.h.0.attn.c_attn.weight" (lm_head.weight
+/// omitted because it is tied to wte); the Hub's original files write "h.0.attn.c_attn.weight" and
+/// also carry the causal-mask buffers "h.{i}.attn.bias" / "attn.masked_bias", which are not weights
+/// and are ignored.
+/// </summary>
+public sealed class Gpt2Checkpoint
+{
+    private readonly SafetensorsFile _file;
+    private readonly string _prefix;
+    public Gpt2Config Config { get; }
+
+    public Gpt2Checkpoint(SafetensorsFile file, Gpt2Config config)
+    {
+        _file = file;
+        Config = config;
+        _prefix = file.Tensors.ContainsKey("transformer.wte.weight") ? "transformer." : "";
+        if (!file.Tensors.ContainsKey(_prefix + "wte.weight"))
+            throw new ModelLoadException($"{file.Path}: tensor 'transformer.wte.weight' (or 'wte.weight') not found: not a GPT-2 checkpoint");
+    }
+
+    /// <summary>The dtype of the embedding matrix, taken as the checkpoint's dtype.</summary>
+    public SafetensorsDType DType => _file.Get(_prefix + "wte.weight").DType;
+
+    /// <summary>Reads a tensor as float32 after checking its shape. <paramref name="name"/> is without the "transformer." prefix.</summary>
+    public float[] Read(string name, params long[] shape)
+    {
+        string full = _prefix + name;
+        if (!_file.Tensors.TryGetValue(full, out var t))
+            throw new ModelLoadException($"{_file.Path}: tensor '{full}' not found (expected shape [{string.Join(", ", shape)}])");
+        if (!t.Shape.SequenceEqual(shape))
+            throw new ModelLoadException($"{_file.Path}: tensor '{full}' has shape {t.ShapeText}, expected [{string.Join(", ", shape)}] from config.json");
+        var data = new float[t.ElementCount];
+        _file.ReadFloat32(t, data);
+        return data;
+    }
+
+    /// <summary>A Conv1D weight stored [in, out], returned transposed to [out, in].</summary>
+    public float[] ReadConv1DTransposed(string name, int inDim, int outDim)
+    {
+        float[] w = Read(name, inDim, outDim);
+        var t = new float[w.Length];
+        // Blocked transpose: 32×32 tiles keep both sides in cache.
+        const int B = 32;
+        Parallel.For(0, (inDim + B - 1) / B, bi =>
+        {
+            int i0 = bi * B, i1 = Math.Min(inDim, i0 + B);
+            for (int j0 = 0; j0 < outDim; j0 += B)
+            {
+                int j1 = Math.Min(outDim, j0 + B);
+                for (int i = i0; i < i1; i++)
+                    for (int j = j0; j < j1; j++)
+                        t[(long)j * inDim + i] = w[(long)i * outDim + j];
+            }
+        });
+        return t;
+    }
+}

@@ -1,0 +1,74 @@
+using ScratchGpt.Backends;
+using ScratchGpt.Decoding;
+using ScratchGpt.Model;
+
+namespace ScratchGpt.Loading;
+
+/// <summary>
+/// A Hugging Face model folder: config.json, model.safetensors, optional generation_config.json,
+/// and the tokenizer files (vocab.json, merges.txt), which fall back to the GPT-2 files bundled in weights/.
+/// </summary>
+public static class ModelFolder
+{
+    /// <summary>The weights/ folder shipped beside the program (GPT-2 tokenizer files and the default model).</summary>
+    public static string BundledWeightsDirectory => Path.Combine(AppContext.BaseDirectory, "weights");
+
+    /// <summary>The default model: weights/default.</summary>
+    public static string DefaultModelDirectory => Path.Combine(BundledWeightsDirectory, "default");
+
+    public static Gpt2Tokenizer LoadTokenizer(string? modelDirectory, string? tokenizerDirectory)
+    {
+        if (tokenizerDirectory is not null)
+        {
+            if (!Directory.Exists(tokenizerDirectory)) throw new ModelLoadException($"{tokenizerDirectory}: tokenizer folder not found");
+            return Gpt2Tokenizer.Load(tokenizerDirectory);
+        }
+        if (modelDirectory is not null && File.Exists(Path.Combine(modelDirectory, "vocab.json")))
+            return Gpt2Tokenizer.Load(modelDirectory);
+        return Gpt2Tokenizer.Load(BundledWeightsDirectory);
+    }
+
+    public static Gpt2Config LoadConfig(string directory)
+    {
+        if (!Directory.Exists(directory)) throw new ModelLoadException($"{directory}: model folder not found");
+        return Gpt2Config.Load(Path.Combine(directory, "config.json"));
+    }
+
+    public static Gpt2Model Load(string directory, ModelLoadOptions options)
+    {
+        var config = LoadConfig(directory);
+        string weights = Path.Combine(directory, "model.safetensors");
+        if (!File.Exists(weights))
+            throw new ModelLoadException($"{weights}: file not found (ScratchGpt reads model.safetensors)");
+        var tokenizer = LoadTokenizer(directory, options.TokenizerDirectory);
+        if (tokenizer.VocabSize > config.VocabSize)
+            throw new ModelLoadException($"{directory}: the tokenizer has {tokenizer.VocabSize} tokens but config.json says vocab_size {config.VocabSize}");
+        string genPath = Path.Combine(directory, "generation_config.json");
+        var genDefaults = File.Exists(genPath) ? GenerationConfig.LoadFile(genPath) : null;
+
+        using var file = SafetensorsFile.Open(weights);
+        var ckpt = new Gpt2Checkpoint(file, config);
+        var precision = options.Precision ?? ckpt.DType switch
+        {
+            SafetensorsDType.F16 => WeightPrecision.Float16,
+            SafetensorsDType.BF16 => WeightPrecision.BFloat16,
+            _ => WeightPrecision.Float32,
+        };
+        var backend = BackendFactory.Create(options.Device, options.Log);
+        try
+        {
+            return new Gpt2Model(ckpt, backend, precision)
+            {
+                Tokenizer = tokenizer,
+                GenerationDefaults = genDefaults,
+                CheckpointDType = ckpt.DType.Name(),
+                Directory = directory,
+            };
+        }
+        catch
+        {
+            backend.Dispose();
+            throw;
+        }
+    }
+}

@@ -1,0 +1,17 @@
+namespace ScratchGpt.Loading;
+
+/// <summary>How to load a model folder.</summary>
+public sealed record ModelLoadOptions
+{
+    /// <summary>auto | cpu | opencl[:N] | cuda[:N]. auto takes CUDA, then an OpenCL GPU, then the CPU.</summary>
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>A folder with vocab.json + merges.txt; default: the model folder, else the bundled GPT-2 files.</summary>
+    public string? TokenizerDirectory { get; init; }
+
+    /// <summary>Weight storage: null keeps the checkpoint's precision (F16/BF16 stay 16-bit, widened in the kernels).</summary>
+    public Backends.WeightPrecision? Precision { get; init; }
+
+    /// <summary>Told what the loader chose (device, fallbacks), one line each.</summary>
+    public Action<string>? Log { get; init; }
+}
