@@ -5,10 +5,12 @@ public static class TokenMath
 {
     public static void Softmax(ReadOnlySpan<float> scores, Span<float> probs)
     {
+        // exp(x − max) never overflows; the sum of ~50k terms is accumulated in double.
         float max = Max(scores);
-        float sum = 0;
+        double sum = 0;
         for (int i = 0; i < scores.Length; i++) { probs[i] = MathF.Exp(scores[i] - max); sum += probs[i]; }
-        for (int i = 0; i < scores.Length; i++) probs[i] /= sum;
+        float total = (float)sum;
+        for (int i = 0; i < scores.Length; i++) probs[i] /= total;
     }
 
     /// <summary>log_softmax(x) = x − max − log Σ exp(x − max).</summary>
