@@ -1,1 +1,18 @@
-﻿Console.WriteLine("Hello, World!");
+using System.CommandLine;
+using ScratchGpt.Cli;
+
+// scratchgpt: the command-line front end. Each subcommand lives in its own file under Commands/.
+var root = new RootCommand("ScratchGpt: a from-scratch GPT-2 runtime — generate, inspect, score and benchmark Hugging Face GPT-2 checkpoints.");
+root.Subcommands.Add(GenerateCommand.Create());
+root.Subcommands.Add(StepsCommand.Create());
+root.Subcommands.Add(ScoreCommand.Create());
+root.Subcommands.Add(TokenizeCommand.Create());
+root.Subcommands.Add(ForwardCommand.Create());
+root.Subcommands.Add(InspectCommands.Predict());
+root.Subcommands.Add(InspectCommands.Attention());
+root.Subcommands.Add(InspectCommands.Summary());
+root.Subcommands.Add(DevicesCommand.Create());
+root.Subcommands.Add(InitCommand.Create());
+root.Subcommands.Add(BenchCommand.Create());
+root.Subcommands.Add(KernelsCommand.Create());
+return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,106 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using ScratchGpt.Backends;
+using ScratchGpt.Decoding;
+using ScratchGpt.Model;
+
+namespace ScratchGpt.Cli;
+
+/// <summary>
+/// scratchgpt bench: prefill and decode speed, time to first token, load time and peak memory, set
+/// against the bandwidth floor: every decoded token must read all weights once, so
+/// floor = weight bytes per token ÷ measured memory bandwidth.
+/// </summary>
+public static class BenchCommand
+{
+    static readonly Option<int> PromptTokens = new("--prompt-tokens") { DefaultValueFactory = _ => 128 };
+    static readonly Option<int> NewTokens = new("--new-tokens") { DefaultValueFactory = _ => 128 };
+    static readonly Option<int> Batch = new("--batch") { Description = "sequences decoded side by side (one after another per step)", DefaultValueFactory = _ => 1 };
+    static readonly Option<int> Runs = new("--runs") { Description = "timed runs after one warm-up (median reported)", DefaultValueFactory = _ => 3 };
+
+    public static Command Create()
+    {
+        var c = new Command("bench", "Measure prefill and decode speed against the memory-bandwidth floor.");
+        Common.AddModelOptions(c);
+        foreach (var o in new Option[] { PromptTokens, NewTokens, Batch, Runs, Common.Json }) c.Options.Add(o);
+        Common.Action(c, (p, ct) =>
+        {
+            int P = p.GetValue(PromptTokens), N = p.GetValue(NewTokens), B = p.GetValue(Batch), R = p.GetValue(Runs);
+            if (P < 1) throw new ArgumentException($"--prompt-tokens must be ≥ 1, got {P}");
+            if (N < 1) throw new ArgumentException($"--new-tokens must be ≥ 1, got {N}");
+            if (B < 1) throw new ArgumentException($"--batch must be ≥ 1, got {B}");
+            if (R < 1) throw new ArgumentException($"--runs must be ≥ 1, got {R}");
+            var sw = Stopwatch.StartNew();
+            using var model = Common.LoadModel(p);
+            double loadS = sw.Elapsed.TotalSeconds;
+            if (P + N > model.Config.NPositions)
+                throw new ArgumentException($"--prompt-tokens + --new-tokens = {P + N} is more than n_positions ({model.Config.NPositions})");
+
+            var rng = new Random(0);
+            int[] prompt = Enumerable.Range(0, P).Select(_ => rng.Next(model.VocabSize)).ToArray();
+            var prefill = new List<double>(); var decode = new List<double>(); var ttft = new List<double>();
+            var logits = new float[model.VocabSize];
+            for (int run = 0; run <= R; run++)
+            {
+                ct.ThrowIfCancellationRequested();
+                Console.Error.Write($"\r{(run == 0 ? "warm-up" : $"run {run}/{R}")} …");
+                var sessions = Enumerable.Range(0, B).Select(_ => model.CreateSession(P + N)).ToList();
+                var t0 = Stopwatch.StartNew();
+                foreach (var s in sessions) s.Append(prompt, logits);
+                double pre = t0.Elapsed.TotalSeconds;
+                int next = TokenMath.Argmax(logits);
+                double first = t0.Elapsed.TotalSeconds;
+                var t1 = Stopwatch.StartNew();
+                var one = new int[1];
+                for (int i = 0; i < N - 1; i++)
+                    foreach (var s in sessions) { one[0] = next; s.Append(one, logits); next = TokenMath.Argmax(logits); }
+                double dec = t1.Elapsed.TotalSeconds;
+                foreach (var s in sessions) s.Dispose();
+                if (run == 0) continue;
+                prefill.Add(B * P / pre); ttft.Add(first * 1000); decode.Add(B * (N - 1) / dec);
+            }
+            Console.Error.WriteLine("\r                    ");
+
+            double bandwidth = MeasureBandwidth();
+            int bytesPer = model.Precision == WeightPrecision.Float32 || model.Backend.Kind != "cpu" ? 4 : 2;
+            var cfg = model.Config;
+            long weightBytes = (model.ParameterCount - (long)cfg.NPositions * cfg.NEmbd) * bytesPer;   // wpe: one row per token
+            double floorMs = weightBytes / bandwidth * 1000;
+            double decodeTokS = Median(decode), msPerToken = 1000.0 / decodeTokS * B;
+            var o = new JsonObject
+            {
+                ["model"] = Common.ModelDir(p), ["device"] = model.Backend.Kind, ["device_name"] = model.Backend.DeviceName,
+                ["dtype"] = model.Precision.ToString(), ["batch"] = B, ["prompt_tokens"] = P, ["new_tokens"] = N,
+                ["prefill_tok_s"] = Math.Round(Median(prefill), 1), ["decode_tok_s"] = Math.Round(decodeTokS, 2),
+                ["decode_ms_per_token"] = Math.Round(msPerToken, 3), ["ttft_ms"] = Math.Round(Median(ttft), 2),
+                ["load_s"] = Math.Round(loadS, 3), ["peak_memory_bytes"] = Process.GetCurrentProcess().PeakWorkingSet64,
+                ["weight_bytes_per_token"] = weightBytes, ["bandwidth_gb_s"] = Math.Round(bandwidth / 1e9, 2),
+                ["floor_ms_per_token"] = Math.Round(floorMs, 3), ["fraction_of_floor"] = Math.Round(floorMs / msPerToken, 3),
+            };
+            if (p.GetValue(Common.Json)) Console.WriteLine(o.ToJsonString());
+            else foreach (var (k, v) in o) Console.WriteLine($"{k,-24} {v}");
+            return Task.FromResult(0);
+        });
+        return c;
+    }
+
+    private static double Median(List<double> xs) { var s = xs.Order().ToList(); return s[s.Count / 2]; }
+
+    /// <summary>Memory bandwidth from copying a 256 MB buffer (bytes read + bytes written), best of 5, on all cores.</summary>
+    public static double MeasureBandwidth()
+    {
+        const int n = 1 << 26;
+        var a = new float[n]; var b = new float[n];
+        Array.Fill(a, 1f);
+        double best = 0;
+        int parts = Environment.ProcessorCount;
+        for (int rep = 0; rep < 5; rep++)
+        {
+            var sw = Stopwatch.StartNew();
+            Parallel.For(0, parts, k => a.AsSpan(n / parts * k, n / parts).CopyTo(b.AsSpan(n / parts * k, n / parts)));
+            best = Math.Max(best, 2.0 * n * 4 / sw.Elapsed.TotalSeconds);
+        }
+        return best;
+    }
+}

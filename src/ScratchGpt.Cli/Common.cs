@@ -1,0 +1,77 @@
+using System.CommandLine;
+using ScratchGpt.Backends;
+using ScratchGpt.Decoding;
+using ScratchGpt.Loading;
+using ScratchGpt.Model;
+
+namespace ScratchGpt.Cli;
+
+/// <summary>Options every model command shares, and the one place errors become a one-line message.</summary>
+public static class Common
+{
+    public static readonly Option<string?> Model = new("--model") { Description = "Hugging Face GPT-2 folder (config.json + model.safetensors); default: weights/default" };
+    public static readonly Option<string?> Tokenizer = new("--tokenizer") { Description = "folder with vocab.json + merges.txt (default: the model's, else the bundled GPT-2 files)" };
+    public static readonly Option<string> Device = new("--device") { Description = "auto | cpu | opencl[:N] | cuda[:N]", DefaultValueFactory = _ => "auto" };
+    public static readonly Option<bool> Verbose = new("--verbose") { Description = "print settings, and stack traces on errors" };
+    public static readonly Option<string> Prompt = new("--prompt") { Description = "the input text", DefaultValueFactory = _ => "" };
+    public static readonly Option<bool> Json = new("--json") { Description = "print one JSON object instead of text" };
+
+    public static void AddModelOptions(Command c)
+    {
+        c.Options.Add(Model); c.Options.Add(Tokenizer); c.Options.Add(Device); c.Options.Add(Verbose);
+    }
+
+    public static string ModelDir(ParseResult p) => p.GetValue(Model) ?? ModelFolder.DefaultModelDirectory;
+
+    /// <summary>Loads the model on the chosen device and says which device it got (on stderr, so --json stays clean).</summary>
+    public static Gpt2Model LoadModel(ParseResult p)
+    {
+        var model = Gpt2Model.Load(ModelDir(p), new ModelLoadOptions
+        {
+            Device = p.GetValue(Device)!,
+            TokenizerDirectory = p.GetValue(Tokenizer),
+            Log = m => Console.Error.WriteLine(m),
+        });
+        Console.Error.WriteLine($"Device: {model.Backend.Kind} — {model.Backend.DeviceName}");
+        return model;
+    }
+
+    /// <summary>Encodes the prompt; an empty prompt starts from the BOS token, as generate() does.</summary>
+    public static int[] EncodePrompt(Gpt2Model model, string prompt)
+    {
+        int[] ids = model.Tokenizer!.Encode(prompt);
+        if (ids.Length > 0) return ids;
+        Console.Error.WriteLine($"note: empty prompt: starting from the BOS token ({model.Config.BosTokenId}), as transformers does");
+        return [model.Config.BosTokenId];
+    }
+
+    public static void CheckLength(Gpt2Model model, int length)
+    {
+        if (length > model.Config.NPositions)
+            throw new ArgumentException($"--prompt: {length} tokens is more than the model's n_positions ({model.Config.NPositions})");
+    }
+
+    /// <summary>Runs a command body; known failures print "error: …" on one line and exit 1.</summary>
+    public static async Task<int> Run(ParseResult p, Func<CancellationToken, Task<int>> body, CancellationToken ct)
+    {
+        try { return await body(ct); }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            Console.Error.WriteLine("stopped.");
+            return 130;
+        }
+        catch (Exception e) when (e is ModelLoadException or ArgumentException or BackendException or IOException
+                                      or UnauthorizedAccessException or InvalidOperationException or NotSupportedException)
+        {
+            Console.Error.WriteLine($"error: {e.Message.ReplaceLineEndings(" ")}");
+            if (p.GetValue(Verbose)) Console.Error.WriteLine(e);
+            return 1;
+        }
+    }
+
+    public static void Action(Command c, Func<ParseResult, CancellationToken, Task<int>> body) =>
+        c.SetAction((p, ct) => Run(p, t => body(p, t), ct));
+
+    public static void Action(Command c, Func<ParseResult, int> body) =>
+        c.SetAction((p, ct) => Run(p, _ => Task.FromResult(body(p)), ct));
+}

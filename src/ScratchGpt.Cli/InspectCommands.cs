@@ -1,0 +1,179 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using ScratchGpt.Decoding;
+using ScratchGpt.Loading;
+using ScratchGpt.Model;
+using Spectre.Console;
+
+namespace ScratchGpt.Cli;
+
+/// <summary>Looking inside the model: next-token predictions, attention tables and the module tree.</summary>
+public static class InspectCommands
+{
+    public static Command Predict()
+    {
+        var c = new Command("predict", "For every position: the sequence so far and the model's top next-token prediction.");
+        Common.AddModelOptions(c);
+        c.Options.Add(Common.Prompt);
+        Common.Action(c, p =>
+        {
+            using var model = Common.LoadModel(p);
+            var tok = model.Tokenizer!;
+            int[] ids = Common.EncodePrompt(model, p.GetValue(Common.Prompt)!);
+            Common.CheckLength(model, ids.Length);
+            var r = model.Forward(ids);
+            var table = new Table().AddColumn("Sequence").AddColumn("Predicted next token").AddColumn("p");
+            var probs = new float[model.VocabSize];
+            for (int t = 0; t < ids.Length; t++)
+            {
+                TokenMath.Softmax(r.Row(t), probs);
+                int best = TokenMath.Argmax(probs);
+                table.AddRow(Markup.Escape(StepsCommand.Visible(tok.Decode(ids[..(t + 1)]))),
+                    Markup.Escape(StepsCommand.Visible(tok.Decode([best]))), $"{probs[best]:P2}");
+            }
+            AnsiConsole.Write(table);
+            return 0;
+        });
+        return c;
+    }
+
+    static readonly Option<string> Layer = new("--layer") { Description = "layer index or 'all'", DefaultValueFactory = _ => "0" };
+    static readonly Option<string> Head = new("--head") { Description = "head index or 'all'", DefaultValueFactory = _ => "0" };
+    static readonly Option<int> Round = new("--round") { Description = "decimals shown", DefaultValueFactory = _ => 3 };
+    static readonly Option<string?> Csv = new("--csv") { Description = "also write the matrix (or the summary) as CSV" };
+
+    public static Command Attention()
+    {
+        var c = new Command("attention", "The attention matrix of one layer and head, labelled with the tokens; --layer all --head all summarises every head.");
+        Common.AddModelOptions(c);
+        c.Options.Add(Common.Prompt); c.Options.Add(Layer); c.Options.Add(Head); c.Options.Add(Round); c.Options.Add(Csv);
+        Common.Action(c, p =>
+        {
+            string prompt = p.GetValue(Common.Prompt)!;
+            if (prompt.Length == 0) throw new ArgumentException("--prompt: the prompt is empty; attention needs at least one token");
+            using var model = Common.LoadModel(p);
+            var cfg = model.Config;
+            int[] ids = model.Tokenizer!.Encode(prompt);
+            Common.CheckLength(model, ids.Length);
+            string layerArg = p.GetValue(Layer)!, headArg = p.GetValue(Head)!;
+            int? layer = ParseIndex("--layer", layerArg, cfg.NLayer);
+            int? head = ParseIndex("--head", headArg, cfg.NHead);
+            int decimals = p.GetValue(Round);
+            if (decimals is < 0 or > 8) throw new ArgumentException($"--round must be in 0..8, got {decimals}");
+            var r = model.Forward(ids, new ForwardOptions { Attentions = true, AllLogits = false });
+            var labels = model.Tokenizer.ConvertIdsToTokens(ids);
+            int T = ids.Length;
+
+            if (layer is int l && head is int h)
+            {
+                var m = AttentionMatrix(r.Attentions![l], h, T);
+                var table = new Table().AddColumn("");
+                foreach (var lab in labels) table.AddColumn(Markup.Escape(lab));
+                for (int i = 0; i < T; i++)
+                    table.AddRow(new[] { Markup.Escape(labels[i]) }.Concat(Enumerable.Range(0, T).Select(j => m[i, j].ToString("F" + decimals, CultureInfo.InvariantCulture))).ToArray());
+                AnsiConsole.MarkupLine($"[bold]layer {l}, head {h}[/] (row = query token, column = key token)");
+                AnsiConsole.Write(table);
+                if (p.GetValue(Csv) is string csv)
+                {
+                    var sb = new StringBuilder("token," + string.Join(",", labels.Select(Q)) + "\n");
+                    for (int i = 0; i < T; i++) sb.Append(Q(labels[i]) + "," + string.Join(",", Enumerable.Range(0, T).Select(j => m[i, j].ToString("R", CultureInfo.InvariantCulture))) + "\n");
+                    AtomicFile.WriteAllText(csv, sb.ToString());
+                }
+                return 0;
+            }
+
+            // Summary: per layer × head, the mean entropy of the attention rows and the mean max weight.
+            var summary = new Table().AddColumn("layer").AddColumn("head").AddColumn("mean entropy (nats)").AddColumn("mean max weight").AddColumn("attends most to");
+            var csvOut = new StringBuilder("layer,head,mean_entropy,mean_max\n");
+            for (int li = 0; li < cfg.NLayer; li++)
+            {
+                if (layer is int only && only != li) continue;
+                for (int hi = 0; hi < cfg.NHead; hi++)
+                {
+                    if (head is int oh && oh != hi) continue;
+                    var m = AttentionMatrix(r.Attentions![li], hi, T);
+                    double ent = 0, max = 0;
+                    var colSum = new double[T];
+                    for (int i = 0; i < T; i++)
+                    {
+                        double rowMax = 0;
+                        for (int j = 0; j <= i; j++)
+                        {
+                            double w = m[i, j];
+                            if (w > 0) ent -= w * Math.Log(w);
+                            rowMax = Math.Max(rowMax, w);
+                            colSum[j] += w;
+                        }
+                        max += rowMax;
+                    }
+                    int top = Array.IndexOf(colSum, colSum.Max());
+                    summary.AddRow(li.ToString(), hi.ToString(), (ent / T).ToString("F" + decimals), (max / T).ToString("F" + decimals), Markup.Escape(labels[top]));
+                    csvOut.Append(CultureInfo.InvariantCulture, $"{li},{hi},{ent / T:R},{max / T:R}\n");
+                }
+            }
+            AnsiConsole.Write(summary);
+            if (p.GetValue(Csv) is string path) AtomicFile.WriteAllText(path, csvOut.ToString());
+            return 0;
+        });
+        return c;
+    }
+
+    private static string Q(string s) => "\"" + s.Replace("\"", "\"\"") + "\"";
+
+    private static int? ParseIndex(string option, string value, int count)
+    {
+        if (value == "all") return null;
+        if (!int.TryParse(value, out int i) || i < 0 || i >= count)
+            throw new ArgumentException($"{option} {value} is out of range: valid values are 0..{count - 1} or 'all'");
+        return i;
+    }
+
+    /// <summary>Head h of one layer's attentions [heads, T, T] as a T×T matrix.</summary>
+    public static float[,] AttentionMatrix(float[] layer, int h, int T)
+    {
+        var m = new float[T, T];
+        for (int i = 0; i < T; i++) for (int j = 0; j < T; j++) m[i, j] = layer[(h * T + i) * T + j];
+        return m;
+    }
+
+    public static Command Summary()
+    {
+        var c = new Command("summary", "The module tree with shapes and parameter counts, total size and the device.");
+        Common.AddModelOptions(c);
+        Common.Action(c, p =>
+        {
+            using var model = Common.LoadModel(p);
+            var cfg = model.Config;
+            var tree = new Tree($"GPT2LMHeadModel ({Markup.Escape(Common.ModelDir(p))})");
+            long Count(long[] s) => s.Aggregate(1L, (a, b) => a * b);
+            string Shape(long[] s) => "[" + string.Join(", ", s) + "]";
+            var shapes = model.ParameterShapes().ToDictionary(x => x.Name, x => x.Shape);
+            var transformer = tree.AddNode("transformer");
+            foreach (var n in new[] { "wte", "wpe" })
+                transformer.AddNode($"{n}  {Shape(shapes[n + ".weight"])}  {Count(shapes[n + ".weight"]):N0} params");
+            var blocks = transformer.AddNode($"h  ({cfg.NLayer} × Gpt2Block)");
+            for (int l = 0; l < cfg.NLayer; l++)
+            {
+                var names = shapes.Keys.Where(k => k.StartsWith($"h.{l}.")).ToList();
+                var node = blocks.AddNode($"h.{l}  {names.Sum(n => Count(shapes[n])):N0} params");
+                foreach (var module in new[] { "ln_1", "attn.c_attn", "attn.c_proj", "ln_2", "mlp.c_fc", "mlp.c_proj" })
+                {
+                    var w = shapes[$"h.{l}.{module}.weight"];
+                    var b = shapes[$"h.{l}.{module}.bias"];
+                    node.AddNode($"{module}  weight {Shape(w)}  bias {Shape(b)}  {Count(w) + Count(b):N0}");
+                }
+            }
+            transformer.AddNode($"ln_f  weight {Shape(shapes["ln_f.weight"])}  bias {Shape(shapes["ln_f.bias"])}");
+            tree.AddNode($"lm_head  [{cfg.VocabSize}, {cfg.NEmbd}]  (tied to wte: no extra parameters)");
+            AnsiConsole.Write(tree);
+            long total = model.ParameterCount;
+            int bytesPer = model.Precision == Backends.WeightPrecision.Float32 ? 4 : 2;
+            Console.WriteLine($"total parameters: {total:N0}");
+            Console.WriteLine($"checkpoint dtype: {model.CheckpointDType}; in memory: {model.Precision} matrices (~{total * bytesPer / 1e6:F1} MB)");
+            Console.WriteLine($"device: {model.Backend.Kind} — {model.Backend.DeviceName}");
+            return 0;
+        });
+        return c;
+    }
+}

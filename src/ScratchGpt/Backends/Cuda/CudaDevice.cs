@@ -1,0 +1,245 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using static ScratchGpt.Backends.Cuda.CudaNative;
+
+namespace ScratchGpt.Backends.Cuda;
+
+/// <summary>Device memory of the CUDA backend.</summary>
+public sealed class CudaBuffer(ulong ptr, long length, Action<CudaBuffer> release) : IDeviceBuffer
+{
+    public ulong Ptr { get; private set; } = ptr;
+    public long Length { get; } = length;
+
+    public void Dispose()
+    {
+        if (Ptr == 0) return;
+        release(this);
+        Ptr = 0;
+    }
+}
+
+/// <summary>
+/// The model's kernels (kernels/*.cl with prelude_cuda.h, compiled by NVRTC for this GPU) run through
+/// the CUDA driver API. Same launch geometry as the OpenCL backend: blocks = work-groups.
+/// </summary>
+public sealed unsafe class CudaDevice : IBackend
+{
+    private readonly IntPtr _context, _module;
+    private readonly Dictionary<string, IntPtr> _functions = new();
+    private readonly Lock _lock = new();
+    private long _liveBuffers;
+
+    public string Kind => "cuda";
+    public string DeviceName { get; }
+    public long LiveBuffers => Interlocked.Read(ref _liveBuffers);
+
+    private static void Init()
+    {
+        EnsureResolver();
+        try { Check(cuInit(0), "cuInit"); }
+        catch (DllNotFoundException) { throw new BackendException("CUDA: libcuda.so.1 not found (no NVIDIA driver on this machine)"); }
+    }
+
+    public static IEnumerable<(string Id, string Name)> List()
+    {
+        Init();
+        int n;
+        Check(cuDeviceGetCount(&n), "cuDeviceGetCount");
+        var result = new List<(string, string)>();
+        for (int i = 0; i < n; i++) result.Add(($"cuda:{i}", Name(i)));
+        return result;
+    }
+
+    private static string Name(int ordinal)
+    {
+        int dev;
+        Check(cuDeviceGet(&dev, ordinal), "cuDeviceGet");
+        var buf = new byte[256];
+        fixed (byte* b = buf) Check(cuDeviceGetName(b, buf.Length, dev), "cuDeviceGetName");
+        return Encoding.ASCII.GetString(buf).TrimEnd('\0');
+    }
+
+    public static CudaDevice Open(int ordinal)
+    {
+        Init();
+        int n;
+        Check(cuDeviceGetCount(&n), "cuDeviceGetCount");
+        if (n == 0) throw new BackendException("CUDA: no GPU found");
+        if (ordinal >= n) throw new BackendException($"--device cuda:{ordinal}: only {n} CUDA device(s) (0..{n - 1})");
+        return new CudaDevice(ordinal);
+    }
+
+    private CudaDevice(int ordinal)
+    {
+        int dev, major, minor;
+        Check(cuDeviceGet(&dev, ordinal), "cuDeviceGet");
+        DeviceName = Name(ordinal);
+        Check(cuDeviceGetAttribute(&major, 75, dev), "cuDeviceGetAttribute(major)");
+        Check(cuDeviceGetAttribute(&minor, 76, dev), "cuDeviceGetAttribute(minor)");
+        IntPtr ctx;
+        Check(cuCtxCreate(&ctx, 0, dev), "cuCtxCreate");
+        _context = ctx;
+        byte[] ptx;
+        try { ptx = Compile(KernelSource.Load("prelude_cuda.h"), $"--gpu-architecture=compute_{major}{minor}"); }
+        catch (DllNotFoundException e) { throw new BackendException($"CUDA: {e.Message}"); }
+        IntPtr module;
+        fixed (byte* p = ptx) Check(cuModuleLoadData(&module, p), "cuModuleLoadData");
+        _module = module;
+        foreach (var k in new[] { "embedding", "gelu", "add_inplace", "copy_floats", "layernorm", "matmul_tiled", "matvec", "kv_store", "attention", "argmax" })
+        {
+            IntPtr f;
+            var name = Encoding.ASCII.GetBytes(k + "\0");
+            fixed (byte* nm = name) Check(cuModuleGetFunction(&f, _module, nm), $"cuModuleGetFunction({k})");
+            _functions[k] = f;
+        }
+    }
+
+    private static byte[] Compile(string source, string arch)
+    {
+        IntPtr prog;
+        var src = Encoding.UTF8.GetBytes(source + "\0");
+        var name = Encoding.ASCII.GetBytes("scratchgpt.cu\0");
+        fixed (byte* s = src) fixed (byte* n = name) CheckNvrtc(nvrtcCreateProgram(&prog, s, n, 0, null, null), "nvrtcCreateProgram");
+        try
+        {
+            var opts = new[] { arch, "--use_fast_math=false", "-default-device" }.Select(o => Marshal.StringToHGlobalAnsi(o)).ToArray();
+            int st;
+            try { fixed (IntPtr* o = opts) st = nvrtcCompileProgram(prog, opts.Length, (byte**)o); }
+            finally { foreach (var o in opts) Marshal.FreeHGlobal(o); }
+            if (st != 0)
+            {
+                nuint size;
+                nvrtcGetProgramLogSize(prog, &size);
+                var log = new byte[size];
+                fixed (byte* l = log) nvrtcGetProgramLog(prog, l);
+                throw new BackendException($"NVRTC compile failed: {Encoding.UTF8.GetString(log).Trim('\0', '\n').ReplaceLineEndings(" | ")}");
+            }
+            nuint ptxSize;
+            CheckNvrtc(nvrtcGetPTXSize(prog, &ptxSize), "nvrtcGetPTXSize");
+            var ptx = new byte[ptxSize];
+            fixed (byte* p = ptx) CheckNvrtc(nvrtcGetPTX(prog, p), "nvrtcGetPTX");
+            return ptx;
+        }
+        finally { nvrtcDestroyProgram(&prog); }
+    }
+
+    // ---- memory ------------------------------------------------------------------------------------
+
+    private CudaBuffer NewBuffer(long length)
+    {
+        ulong ptr;
+        lock (_lock)
+        {
+            Check(cuCtxSetCurrent(_context), "cuCtxSetCurrent");
+            int st = cuMemAlloc(&ptr, (nuint)Math.Max(4, length * 4));
+            if (st != 0) Check(st, $"cuMemAlloc({length * 4:N0} bytes) — device out of memory?");
+        }
+        Interlocked.Increment(ref _liveBuffers);
+        return new CudaBuffer(ptr, length, b => { lock (_lock) { cuCtxSetCurrent(_context); cuMemFree(b.Ptr); } Interlocked.Decrement(ref _liveBuffers); });
+    }
+
+    private static ulong P(IDeviceBuffer b) => ((CudaBuffer)b).Ptr;
+
+    public IDeviceBuffer Upload(ReadOnlySpan<float> data)
+    {
+        var b = NewBuffer(data.Length);
+        if (data.Length > 0)
+            lock (_lock) fixed (float* p = data) { cuCtxSetCurrent(_context); Check(cuMemcpyHtoD(b.Ptr, p, (nuint)(data.Length * 4)), "cuMemcpyHtoD"); }
+        return b;
+    }
+
+    public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision) => Upload(data);
+
+    public IDeviceBuffer Allocate(long length)
+    {
+        var b = NewBuffer(length);
+        if (length > 0) lock (_lock) { cuCtxSetCurrent(_context); Check(cuMemsetD32(b.Ptr, 0, (nuint)length), "cuMemsetD32"); }
+        return b;
+    }
+
+    public void Download(IDeviceBuffer src, long offset, Span<float> dst)
+    {
+        if (dst.Length == 0) return;
+        lock (_lock) fixed (float* p = dst)
+        {
+            cuCtxSetCurrent(_context);
+            Check(cuMemcpyDtoH(p, P(src) + (ulong)(offset * 4), (nuint)(dst.Length * 4)), "cuMemcpyDtoH");
+        }
+    }
+
+    public void Copy(IDeviceBuffer src, long srcOffset, IDeviceBuffer dst, long dstOffset, long count)
+    {
+        if (count == 0) return;
+        lock (_lock) { cuCtxSetCurrent(_context); Check(cuMemcpyDtoD(P(dst) + (ulong)(dstOffset * 4), P(src) + (ulong)(srcOffset * 4), (nuint)(count * 4)), "cuMemcpyDtoD"); }
+    }
+
+    // ---- kernels (same geometry as OpenClBackend) ----------------------------------------------------
+
+    public void Embedding(ReadOnlySpan<int> ids, int startPosition, IDeviceBuffer wte, IDeviceBuffer wpe, IDeviceBuffer x, int dim)
+    {
+        using var idBuf = NewBuffer(ids.Length);
+        lock (_lock) fixed (int* p = ids) { cuCtxSetCurrent(_context); Check(cuMemcpyHtoD(idBuf.Ptr, p, (nuint)(ids.Length * 4)), "cuMemcpyHtoD"); }
+        Launch("embedding", Blocks((long)ids.Length * dim, 64), 1, 64, 1, idBuf.Ptr, startPosition, P(wte), P(wpe), P(x), ids.Length, dim);
+    }
+
+    public void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim, float eps) =>
+        Launch("layernorm", rows, 1, 128, 1, P(x), P(gamma), P(beta), P(y), dim, eps);
+
+    public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim)
+    {
+        ulong b = bias is null ? P(w) : P(bias);
+        if (rows == 1) Launch("matvec", outDim, 1, 64, 1, P(x), P(w), b, bias is null ? 0 : 1, P(y), inDim, outDim);
+        else Launch("matmul_tiled", Blocks(outDim, 16), Blocks(rows, 16), 16, 16, P(x), P(w), b, bias is null ? 0 : 1, P(y), rows, inDim, outDim);
+    }
+
+    public void Gelu(IDeviceBuffer x, long count) => Launch("gelu", Blocks(count, 256), 1, 256, 1, P(x), (int)count);
+
+    public void Add(IDeviceBuffer x, IDeviceBuffer y, long count) => Launch("add_inplace", Blocks(count, 256), 1, 256, 1, P(x), P(y), (int)count);
+
+    public void Attention(IDeviceBuffer qkv, IDeviceBuffer kCache, IDeviceBuffer vCache, IDeviceBuffer y, IDeviceBuffer? probs,
+        int rows, int past, int nHead, int headDim)
+    {
+        if (headDim > 128) throw new BackendException($"CUDA attention: head_dim {headDim} is larger than the kernel's MAX_HEAD_DIM (128)");
+        int E = nHead * headDim;
+        Launch("kv_store", Blocks((long)rows * E, 256), 1, 256, 1, P(qkv), P(kCache), P(vCache), rows, past, E);
+        Launch("attention", Blocks((long)rows * nHead, 32), 1, 32, 1, P(qkv), P(kCache), P(vCache), P(y), probs is null ? P(y) : P(probs),
+            probs is null ? 0 : 1, rows, past, nHead, headDim);
+    }
+
+    private static long Blocks(long items, int per) => Math.Max(1, (items + per - 1) / per);
+
+    private void Launch(string name, long gridX, long gridY, int blockX, int blockY, params object[] args)
+    {
+        // cuLaunchKernel takes an array of pointers to the argument values.
+        var values = stackalloc ulong[args.Length];
+        var pointers = stackalloc void*[args.Length];
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case ulong u: values[i] = u; break;
+                case int v: *(int*)&values[i] = v; break;
+                case float f: *(float*)&values[i] = f; break;
+                default: throw new ArgumentException($"unsupported kernel argument type {args[i].GetType()}");
+            }
+            pointers[i] = &values[i];
+        }
+        lock (_lock)
+        {
+            cuCtxSetCurrent(_context);
+            Check(cuLaunchKernel(_functions[name], (uint)gridX, (uint)gridY, 1, (uint)blockX, (uint)blockY, 1, 0, IntPtr.Zero, pointers, null),
+                $"cuLaunchKernel({name})");
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            cuCtxSetCurrent(_context);
+            cuCtxSynchronize();
+            cuModuleUnload(_module);
+            cuCtxDestroy(_context);
+        }
+    }
+}

@@ -1,0 +1,91 @@
+using ScratchGpt.Backends.Cpu;
+
+namespace ScratchGpt.Backends;
+
+/// <summary>One kernel run on one shape: the largest error against the CPU reference, relative to the reference's largest magnitude.</summary>
+public sealed record KernelCheckResult(string Kernel, string Shape, double MaxAbsError, double RelativeError);
+
+/// <summary>
+/// Runs every kernel of a backend against the CPU reference (<see cref="CpuKernels"/>) on random inputs
+/// whose sizes are not multiples of any tile (1, 7, 33, 769, 50257), as llm.c and ggml's backend tests do.
+/// Used by the tests and by `scratchgpt kernels test`.
+/// </summary>
+public static class KernelCheck
+{
+    public static IEnumerable<KernelCheckResult> Run(IBackend device, int seed = 0, bool large = true)
+    {
+        var cpu = new CpuBackend();
+        var rng = new Random(seed);
+        float[] Rand(long n, float scale = 1f) { var a = new float[n]; for (long i = 0; i < n; i++) a[i] = (float)(rng.NextDouble() * 2 - 1) * scale; return a; }
+        float[] Read(IBackend be, IDeviceBuffer b) { var a = new float[b.Length]; be.Download(b, 0, a); return a; }
+
+        KernelCheckResult Compare(string kernel, string shape, Func<IBackend, float[]> run)
+        {
+            float[] expected = run(cpu), actual = run(device);
+            double maxAbs = 0, maxRef = 1e-30;
+            for (int i = 0; i < expected.Length; i++)
+            {
+                double d = Math.Abs(expected[i] - actual[i]);
+                if (double.IsNaN(d)) d = double.PositiveInfinity;
+                maxAbs = Math.Max(maxAbs, d);
+                maxRef = Math.Max(maxRef, Math.Abs(expected[i]));
+            }
+            return new KernelCheckResult(kernel, shape, maxAbs, maxAbs / maxRef);
+        }
+
+        var matmulShapes = new List<(int R, int I, int O)> { (1, 7, 1), (1, 769, 33), (7, 33, 769), (33, 769, 7), (1, 64, 50257) };
+        if (large) matmulShapes.Add((7, 769, 50257));
+        foreach (var (R, I, O) in matmulShapes)
+        {
+            float[] x = Rand((long)R * I), w = Rand((long)O * I), b = Rand(O);
+            foreach (bool withBias in new[] { true, false })
+                yield return Compare(withBias ? "matmul+bias" : "matmul", $"[{R}×{I}]·[{O}×{I}]ᵀ", be =>
+                {
+                    using var xb = be.Upload(x); using var wb = be.Upload(w); using var bb = be.Upload(b); using var y = be.Allocate((long)R * O);
+                    be.MatMul(xb, wb, withBias ? bb : null, y, R, I, O);
+                    return Read(be, y);
+                });
+        }
+        foreach (var (R, D) in new[] { (1, 7), (7, 33), (33, 769), (2, 1600) })
+        {
+            float[] x = Rand((long)R * D, 3), g = Rand(D), bt = Rand(D);
+            yield return Compare("layernorm", $"[{R}×{D}]", be =>
+            {
+                using var xb = be.Upload(x); using var gb = be.Upload(g); using var bb = be.Upload(bt); using var y = be.Allocate((long)R * D);
+                be.LayerNorm(xb, gb, bb, y, R, D, 1e-5f);
+                return Read(be, y);
+            });
+        }
+        foreach (int n in new[] { 1, 7, 769, 50257 })
+        {
+            float[] x = Rand(n, 5), z = Rand(n);
+            yield return Compare("gelu", $"[{n}]", be => { using var xb = be.Upload(x); be.Gelu(xb, n); return Read(be, xb); });
+            yield return Compare("add", $"[{n}]", be => { using var xb = be.Upload(x); using var zb = be.Upload(z); be.Add(xb, zb, n); return Read(be, xb); });
+            yield return Compare("copy", $"[{n}]", be => { using var xb = be.Upload(x); using var y = be.Allocate(n + 3); be.Copy(xb, 0, y, 3, n); return Read(be, y); });
+        }
+        {
+            int V = 1000, P = 40, D = 33;
+            float[] wte = Rand((long)V * D), wpe = Rand((long)P * D);
+            int[] ids = Enumerable.Range(0, 7).Select(_ => rng.Next(V)).ToArray();
+            yield return Compare("embedding", $"7 ids, dim {D}", be =>
+            {
+                using var a = be.Upload(wte); using var b = be.Upload(wpe); using var x = be.Allocate(7 * D);
+                be.Embedding(ids, 5, a, b, x, D);
+                return Read(be, x);
+            });
+        }
+        foreach (var (rows, past, heads, hd) in new[] { (1, 0, 1, 7), (7, 0, 4, 16), (1, 33, 4, 16), (5, 12, 3, 64), (33, 0, 2, 33) })
+        {
+            int E = heads * hd, cap = past + rows;
+            float[] qkv = Rand((long)rows * 3 * E), kc = Rand((long)cap * E), vc = Rand((long)cap * E);
+            foreach (bool wantProbs in new[] { false, true })
+                yield return Compare(wantProbs ? "attention (weights)" : "attention", $"rows {rows}, past {past}, {heads}×{hd}", be =>
+                {
+                    using var q = be.Upload(qkv); using var k = be.Upload(kc); using var v = be.Upload(vc);
+                    using var y = be.Allocate((long)rows * E); using var pr = be.Allocate((long)heads * rows * cap);
+                    be.Attention(q, k, v, y, wantProbs ? pr : null, rows, past, heads, hd);
+                    return wantProbs ? Read(be, pr) : [.. Read(be, y), .. Read(be, k), .. Read(be, v)];
+                });
+        }
+    }
+}

@@ -1,0 +1,94 @@
+using ScratchGpt.Backends;
+using ScratchGpt.Backends.OpenCl;
+
+namespace ScratchGpt.Tests;
+
+/// <summary>
+/// The OpenCL backend on whatever OpenCL device is installed (PoCL on the CPU in CI). These tests do
+/// not skip: without an OpenCL device they fail, and .ci/run installs PoCL.
+/// </summary>
+public class OpenClTests
+{
+    private static readonly Lazy<OpenClBackend> Backend = new(() => OpenClBackend.Create(0, gpuOnly: false));
+
+    [Fact]
+    public void Every_kernel_matches_the_cpu_reference()
+    {
+        var results = KernelCheck.Run(Backend.Value, seed: 1).ToList();
+        Assert.True(results.Count >= 39, $"only {results.Count} kernel checks ran");
+        foreach (var r in results)
+            Assert.True(r.RelativeError < 1e-4, $"{r.Kernel} {r.Shape}: relative error {r.RelativeError:E2}");
+    }
+
+    [Fact]
+    public void Argmax_runs_on_the_device()
+    {
+        var rng = new Random(5);
+        var x = Enumerable.Range(0, 50257).Select(_ => (float)rng.NextDouble()).ToArray();
+        x[31337] = 2f; x[40000] = 2f;   // a tie: the lower index wins, as torch.argmax
+        using var b = Backend.Value.Upload(x);
+        Assert.Equal(31337, Backend.Value.Argmax(b, x.Length));
+    }
+
+    [Theory]
+    [InlineData("a_fox", "tiny-gpt2")]
+    [InlineData("a_romeo", "tiny-gpt2-hub")]
+    [InlineData("bf16_fox", "tiny-gpt2-bf16")]
+    public void Model_matches_transformers_on_opencl(string caseName, string model) =>
+        ForwardTests.CheckForward(caseName, model, "opencl");
+
+    [Theory]
+    [InlineData("greedy_p3_40")]
+    [InlineData("greedy_p1_nrng3")]
+    [InlineData("beam3_eos_min_new10")]
+    [InlineData("grid_v_nb3_lp1.0_esF")]
+    public void Generation_matches_transformers_on_opencl(string name) => GenerationTests.Check(name, "opencl");
+
+    [Fact]
+    public void Device_buffers_are_released()
+    {
+        var model = Fixtures.Load("tiny-gpt2", "opencl");
+        var be = (OpenClBackend)model.Backend;
+        long before = be.LiveBuffers;
+        for (int i = 0; i < 20; i++)
+            new Decoding.Generator(model).Generate([464, 2068], new Decoding.GenerationConfig { MaxNewTokens = 3, EosTokenId = 50256 });
+        Assert.Equal(before, be.LiveBuffers);
+    }
+}
+
+public class BackendSelectionTests
+{
+    [Fact]
+    public void Auto_falls_back_to_the_cpu_and_says_why()
+    {
+        var log = new List<string>();
+        using var be = BackendFactory.Create("auto", log.Add);
+        // This machine has no NVIDIA driver; PoCL is an OpenCL CPU device, not a GPU, so auto lands on the CPU.
+        if (be.Kind == "cpu") Assert.Contains(log, l => l.StartsWith("cuda unavailable"));
+    }
+
+    [Fact]
+    public void Cuda_failure_names_the_missing_driver()
+    {
+        if (File.Exists("/usr/lib/x86_64-linux-gnu/libcuda.so.1")) return;   // a GPU machine: covered by the CUDA run
+        var e = Assert.Throws<BackendException>(() => BackendFactory.Create("cuda"));
+        Assert.Contains("libcuda.so.1", e.Message);
+    }
+
+    [Theory]
+    [InlineData("tpu")]
+    [InlineData("opencl:x")]
+    [InlineData("cuda:-1")]
+    public void Bad_device_names_are_clear_errors(string device)
+    {
+        var e = Assert.Throws<ArgumentException>(() => BackendFactory.Create(device));
+        Assert.Contains("--device", e.Message);
+    }
+
+    [Fact]
+    public void Opencl_index_out_of_range_names_the_range()
+    {
+        var e = Assert.Throws<BackendException>(() => BackendFactory.Create("opencl:99"));
+        Assert.Contains("opencl:99", e.Message);
+    }
+}
