@@ -1,0 +1,98 @@
+using System.Text.Json.Nodes;
+
+namespace ScratchGpt.Tests;
+
+/// <summary>The scratchgpt command, run in-process: JSON output and one-line errors with non-zero exits.</summary>
+[Collection("console")]
+public class CliTests
+{
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var oldOut = Console.Out; var oldErr = Console.Error;
+        var o = new StringWriter(); var e = new StringWriter();
+        Console.SetOut(o); Console.SetError(e);
+        try
+        {
+            var entry = typeof(ScratchGpt.Cli.Common).Assembly.EntryPoint!;
+            var result = entry.Invoke(null, [args]);
+            int code = result is Task<int> t ? t.GetAwaiter().GetResult() : (int)result!;
+            return (code, o.ToString(), e.ToString());
+        }
+        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
+    }
+
+    private static string Model => Fixtures.Model("tiny-gpt2");
+
+    [Fact]
+    public void Generate_json_has_the_fixture_tokens()
+    {
+        var c = GenerationTests.Find("greedy_p1_20");
+        var (code, stdout, _) = Run("generate", "--model", Model, "--device", "cpu", "--prompt", "Transformers are the", "--max-new-tokens", "20", "--json");
+        Assert.Equal(0, code);
+        var j = JsonNode.Parse(stdout)!;
+        Assert.Equal(Fixtures.Ints(c["sequences"]![0]), Fixtures.Ints(j["sequences"]![0]!["ids"]));
+        Assert.Equal(c["texts"]![0]!.GetValue<string>(), j["sequences"]![0]!["text"]!.GetValue<string>());
+        Assert.Equal(c["sequence_logprob"]![0]!["sequence_logprob"]!.GetValue<double>(), j["sequences"]![0]!["score"]!.GetValue<double>(), 1e-3);
+        Assert.Equal("cpu", j["device"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void Tokenize_json_matches_the_tokenizer()
+    {
+        var (code, stdout, _) = Run("tokenize", "--model", Model, "--text", "Hello world", "--json");
+        Assert.Equal(0, code);
+        Assert.Equal([15496, 995], Fixtures.Ints(JsonNode.Parse(stdout)!["ids"]));
+    }
+
+    [Theory]
+    [InlineData("model folder not found", "generate", "--model", "/no/such/dir", "--prompt", "x")]
+    [InlineData("top_p (--top-p) must be in (0, 1]", "generate", "--model", "MODEL", "--device", "cpu", "--prompt", "x", "--do-sample", "--top-p", "1.5")]
+    [InlineData("temperature", "generate", "--model", "MODEL", "--device", "cpu", "--prompt", "x", "--do-sample", "--temperature", "0")]
+    [InlineData("n_positions (256)", "generate", "--model", "MODEL", "--device", "cpu", "--prompt", "x", "--max-new-tokens", "300")]
+    [InlineData("--layer 9 is out of range: valid values are 0..1", "attention", "--model", "MODEL", "--device", "cpu", "--prompt", "x", "--layer", "9")]
+    [InlineData("--head 4 is out of range: valid values are 0..3", "attention", "--model", "MODEL", "--device", "cpu", "--prompt", "x", "--head", "4")]
+    [InlineData("unknown device 'tpu'", "generate", "--model", "MODEL", "--device", "tpu", "--prompt", "x")]
+    public void Bad_input_is_one_clear_line_and_a_nonzero_exit(string expected, params string[] args)
+    {
+        args = args.Select(a => a == "MODEL" ? Model : a).ToArray();
+        var (code, _, stderr) = Run(args);
+        Assert.NotEqual(0, code);
+        var errorLines = stderr.Split('\n').Where(l => l.StartsWith("error:")).ToList();
+        Assert.Single(errorLines);
+        Assert.Contains(expected, errorLines[0]);
+        Assert.DoesNotContain("   at ", stderr);   // no stack trace without --verbose
+    }
+
+    [Fact]
+    public void Broken_checkpoints_are_named()
+    {
+        string dir = Directory.CreateTempSubdirectory("sgpt-bad").FullName;
+        try
+        {
+            File.Copy(Path.Combine(Model, "config.json"), Path.Combine(dir, "config.json"));
+            var bytes = File.ReadAllBytes(Path.Combine(Model, "model.safetensors"));
+            File.WriteAllBytes(Path.Combine(dir, "model.safetensors"), bytes[..(bytes.Length / 2)]);
+            var (code, _, stderr) = Run("generate", "--model", dir, "--device", "cpu", "--prompt", "x");
+            Assert.Equal(1, code);
+            Assert.Contains("model.safetensors", stderr);
+            Assert.Contains("truncated", stderr);
+
+            File.WriteAllText(Path.Combine(dir, "config.json"), "{\"model_type\": \"llama\", \"n_embd\": 64}");
+            (code, _, stderr) = Run("generate", "--model", dir, "--device", "cpu", "--prompt", "x");
+            Assert.Equal(1, code);
+            Assert.Contains("only GPT-2", stderr);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Steps_json_has_the_step_table()
+    {
+        var (code, stdout, _) = Run("steps", "--model", Model, "--device", "cpu", "--prompt", "Transformers are the", "--steps", "2", "--choices", "3", "--json");
+        Assert.Equal(0, code);
+        var steps = JsonNode.Parse(stdout)!["steps"]!.AsArray();
+        Assert.Equal(2, steps.Count);
+        Assert.Equal(198, steps[0]!["choices"]![0]!["id"]!.GetValue<int>());
+        Assert.Equal(0.033, steps[0]!["choices"]![0]!["prob"]!.GetValue<double>(), 3);
+    }
+}
