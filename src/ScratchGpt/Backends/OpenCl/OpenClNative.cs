@@ -76,21 +76,21 @@ internal static unsafe class OpenClNative
         return result;
     }
 
-    public static string DeviceString(IntPtr device, uint param)
-    {
-        nuint size;
-        Check(clGetDeviceInfo(device, param, 0, null, &size), "clGetDeviceInfo");
-        var buf = new byte[size];
-        fixed (byte* b = buf) Check(clGetDeviceInfo(device, param, size, b, null), "clGetDeviceInfo");
-        return System.Text.Encoding.UTF8.GetString(buf).TrimEnd('\0').Trim();
-    }
+    public static string DeviceString(IntPtr device, uint param) =>
+        QueryString((size, value, sizeRet) => clGetDeviceInfo(device, param, size, value, sizeRet), "clGetDeviceInfo");
 
-    public static string PlatformString(IntPtr platform, uint param)
+    public static string PlatformString(IntPtr platform, uint param) =>
+        QueryString((size, value, sizeRet) => clGetPlatformInfo(platform, param, size, value, sizeRet), "clGetPlatformInfo");
+
+    private delegate int InfoQuery(nuint size, byte* value, nuint* sizeRet);
+
+    /// <summary>OpenCL's two-call string query: ask for the size, then fill a buffer of that size.</summary>
+    private static string QueryString(InfoQuery query, string call)
     {
         nuint size;
-        Check(clGetPlatformInfo(platform, param, 0, null, &size), "clGetPlatformInfo");
+        Check(query(0, null, &size), call);
         var buf = new byte[size];
-        fixed (byte* b = buf) Check(clGetPlatformInfo(platform, param, size, b, null), "clGetPlatformInfo");
+        fixed (byte* b = buf) Check(query(size, b, null), call);
         return System.Text.Encoding.UTF8.GetString(buf).TrimEnd('\0').Trim();
     }
 }
