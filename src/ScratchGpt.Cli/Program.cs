@@ -15,4 +15,5 @@ root.Subcommands.Add(DevicesCommand.Create());
 root.Subcommands.Add(InitCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(KernelsCommand.Create());
+root.Subcommands.Add(TrainCommand.Create());
 return await root.Parse(args).InvokeAsync();
