@@ -16,4 +16,5 @@ root.Subcommands.Add(InitCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(KernelsCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
+root.Subcommands.Add(ConvertCommand.Create());
 return await root.Parse(args).InvokeAsync();

@@ -6,6 +6,9 @@ namespace ScratchGpt.Tests;
 [Collection("console")]
 public class CliTests
 {
+    /// <summary>Runs scratchgpt in-process with the console captured (other test classes use it too).</summary>
+    public static (int Code, string Out, string Err) RunCli(params string[] args) => Run(args);
+
     private static (int Code, string Out, string Err) Run(params string[] args)
     {
         var oldOut = Console.Out; var oldErr = Console.Error;

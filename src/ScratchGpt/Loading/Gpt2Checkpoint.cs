@@ -1,7 +1,7 @@
 namespace ScratchGpt.Loading;
 
 /// <summary>
-/// Finds GPT-2's tensors in a safetensors file and checks their shapes against the config.
+/// Finds GPT-2's tensors in a checkpoint file (safetensors or pytorch_model.bin) and checks their shapes against the config.
 ///
 /// Two key layouts exist: save_pretrained writes "transformer.h.0.attn.c_attn.weight" (lm_head.weight
 /// omitted because it is tied to wte); the Hub's original files write "h.0.attn.c_attn.weight" and
@@ -10,11 +10,11 @@ namespace ScratchGpt.Loading;
 /// </summary>
 public sealed class Gpt2Checkpoint
 {
-    private readonly SafetensorsFile _file;
+    private readonly ITensorFile _file;
     private readonly string _prefix;
     public Gpt2Config Config { get; }
 
-    public Gpt2Checkpoint(SafetensorsFile file, Gpt2Config config)
+    public Gpt2Checkpoint(ITensorFile file, Gpt2Config config)
     {
         _file = file;
         Config = config;
@@ -24,7 +24,7 @@ public sealed class Gpt2Checkpoint
     }
 
     /// <summary>The dtype of the embedding matrix, taken as the checkpoint's dtype.</summary>
-    public SafetensorsDType DType => _file.Get(_prefix + "wte.weight").DType;
+    public SafetensorsDType DType => _file.Tensors[_prefix + "wte.weight"].DType;
 
     /// <summary>Reads a tensor as float32 after checking its shape. <paramref name="name"/> is without the "transformer." prefix.</summary>
     public float[] Read(string name, params long[] shape)

@@ -34,19 +34,26 @@ public static class ModelFolder
         return Gpt2Config.Load(Path.Combine(directory, "config.json"));
     }
 
+    /// <summary>The folder's weights: model.safetensors, else pytorch_model.bin (read without executing its pickle).</summary>
+    public static ITensorFile OpenWeights(string directory)
+    {
+        string safetensors = Path.Combine(directory, "model.safetensors");
+        if (File.Exists(safetensors)) return SafetensorsFile.Open(safetensors);
+        string bin = Path.Combine(directory, "pytorch_model.bin");
+        if (File.Exists(bin)) return Torch.TorchCheckpointFile.Open(bin);
+        throw new ModelLoadException($"{safetensors}: file not found (ScratchGpt reads model.safetensors, or pytorch_model.bin)");
+    }
+
     public static Gpt2Model Load(string directory, ModelLoadOptions options)
     {
         var config = LoadConfig(directory);
-        string weights = Path.Combine(directory, "model.safetensors");
-        if (!File.Exists(weights))
-            throw new ModelLoadException($"{weights}: file not found (ScratchGpt reads model.safetensors)");
         var tokenizer = LoadTokenizer(directory, options.TokenizerDirectory);
         if (tokenizer.VocabSize > config.VocabSize)
             throw new ModelLoadException($"{directory}: the tokenizer has {tokenizer.VocabSize} tokens but config.json says vocab_size {config.VocabSize}");
         string genPath = Path.Combine(directory, "generation_config.json");
         var genDefaults = File.Exists(genPath) ? GenerationConfig.LoadFile(genPath) : null;
 
-        using var file = SafetensorsFile.Open(weights);
+        using var file = OpenWeights(directory);
         var ckpt = new Gpt2Checkpoint(file, config);
         var precision = options.Precision ?? ckpt.DType switch
         {

@@ -17,7 +17,7 @@ namespace ScratchGpt.Loading;
 /// overflow checks, byte length = product(shape) × dtype size, and the tensors, sorted by offset,
 /// tile the data section exactly (no gap, no overlap, nothing past the end).
 /// </summary>
-public sealed unsafe class SafetensorsFile : IDisposable
+public sealed unsafe class SafetensorsFile : ITensorFile
 {
     public const long MaxHeaderBytes = 100_000_000;
 

@@ -122,9 +122,7 @@ public sealed class Gpt2Parameters
     public static Gpt2Parameters Load(string directory)
     {
         var config = ModelFolder.LoadConfig(directory);
-        string weights = Path.Combine(directory, "model.safetensors");
-        if (!File.Exists(weights)) throw new ModelLoadException($"{weights}: file not found (ScratchGpt reads model.safetensors)");
-        using var file = SafetensorsFile.Open(weights);
+        using var file = ModelFolder.OpenWeights(directory);
         return FromCheckpoint(new Gpt2Checkpoint(file, config));
     }
 
