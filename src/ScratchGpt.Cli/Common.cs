@@ -9,7 +9,10 @@ namespace ScratchGpt.Cli;
 /// <summary>Options every model command shares, and the one place errors become a one-line message.</summary>
 public static class Common
 {
-    public static readonly Option<string?> Model = new("--model") { Description = "Hugging Face GPT-2 folder (config.json + model.safetensors); default: weights/default" };
+    public static readonly Option<string?> Model = new("--model") { Description = "GPT-2 folder (config.json + model.safetensors or pytorch_model.bin) or a Hub model id (gpt2, org/name); default: weights/default" };
+    public static readonly Option<string?> CacheDir = new("--cache-dir") { Description = "Hub cache folder (default: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub)" };
+    public static readonly Option<string> Revision = new("--revision") { Description = "Hub branch, tag or commit", DefaultValueFactory = _ => "main" };
+    public static readonly Option<bool> Offline = new("--offline") { Description = "use only the Hub cache (also HF_HUB_OFFLINE=1)" };
     public static readonly Option<string?> Tokenizer = new("--tokenizer") { Description = "folder with vocab.json + merges.txt (default: the model's, else the bundled GPT-2 files)" };
     public static readonly Option<string> Device = new("--device") { Description = "auto | cpu | opencl[:N] | cuda[:N]", DefaultValueFactory = _ => "auto" };
     public static readonly Option<bool> Verbose = new("--verbose") { Description = "print settings, and stack traces on errors" };
@@ -19,9 +22,26 @@ public static class Common
     public static void AddModelOptions(Command c)
     {
         c.Options.Add(Model); c.Options.Add(Tokenizer); c.Options.Add(Device); c.Options.Add(Verbose);
+        AddHubOptions(c);
     }
 
-    public static string ModelDir(ParseResult p) => p.GetValue(Model) ?? ModelFolder.DefaultModelDirectory;
+    public static void AddHubOptions(Command c)
+    {
+        c.Options.Add(CacheDir); c.Options.Add(Revision); c.Options.Add(Offline);
+    }
+
+    public static string ModelDir(ParseResult p) => ResolveModel(p, p.GetValue(Model)) ?? ModelFolder.DefaultModelDirectory;
+
+    /// <summary>A folder as given, or a Hub model id resolved to its cached snapshot (downloading what is missing).</summary>
+    public static string? ResolveModel(ParseResult p, string? value)
+    {
+        if (value is null || Directory.Exists(value)) return value;
+        if (!Loading.Hub.HubModelId.IsValid(value))
+            throw new ModelLoadException($"{value}: model folder not found");
+        var settings = Loading.Hub.HubSettings.FromEnvironment(p.GetValue(CacheDir), p.GetValue(Offline));
+        using var hub = new Loading.Hub.HubDownloader(settings);
+        return DownloadCommand.RunWithProgress(hub, value, p.GetValue(Revision) ?? "main", CancellationToken.None);
+    }
 
     /// <summary>Loads the model on the chosen device and says which device it got (on stderr, so --json stays clean).</summary>
     public static Gpt2Model LoadModel(ParseResult p)
@@ -60,7 +80,7 @@ public static class Common
             Console.Error.WriteLine("stopped.");
             return 130;
         }
-        catch (Exception e) when (e is ModelLoadException or ArgumentException or BackendException or IOException
+        catch (Exception e) when (e is ModelLoadException or ArgumentException or Loading.Hub.HubException or BackendException or IOException
                                       or UnauthorizedAccessException or InvalidOperationException or NotSupportedException)
         {
             Console.Error.WriteLine($"error: {e.Message.ReplaceLineEndings(" ")}");

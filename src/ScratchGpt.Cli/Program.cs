@@ -17,4 +17,5 @@ root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(KernelsCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(ConvertCommand.Create());
+root.Subcommands.Add(DownloadCommand.Create());
 return await root.Parse(args).InvokeAsync();

@@ -15,9 +15,10 @@ public static class TokenizeCommand
         var c = new Command("tokenize", "Show the GPT-2 token ids and tokens of a text.");
         c.Options.Add(Common.Model); c.Options.Add(Common.Tokenizer); c.Options.Add(Common.Verbose);
         c.Options.Add(Text); c.Options.Add(Common.Json);
+        Common.AddHubOptions(c);
         Common.Action(c, p =>
         {
-            string? modelDir = p.GetValue(Common.Model);
+            string? modelDir = Common.ResolveModel(p, p.GetValue(Common.Model));
             if (modelDir is not null && !Directory.Exists(modelDir)) throw new ModelLoadException($"{modelDir}: model folder not found");
             var tok = ModelFolder.LoadTokenizer(modelDir ?? ModelFolder.DefaultModelDirectory, p.GetValue(Common.Tokenizer));
             int[] ids = tok.Encode(p.GetValue(Text)!);

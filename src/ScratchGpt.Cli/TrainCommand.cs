@@ -8,7 +8,7 @@ namespace ScratchGpt.Cli;
 /// <summary>scratchgpt train: fine-tune a GPT-2 folder, or train one from scratch, on a text file.</summary>
 public static class TrainCommand
 {
-    static readonly Option<string?> Model = new("--model") { Description = "model folder to fine-tune (config.json + model.safetensors)" };
+    static readonly Option<string?> Model = new("--model") { Description = "model folder or Hub model id to fine-tune" };
     static readonly Option<string?> Config = new("--config") { Description = "train from scratch: gpt2 | gpt2-medium | gpt2-large | gpt2-xl | distilgpt2 (shape overridable with --n-*)" };
     static readonly Option<int?> NLayer = new("--n-layer") { Description = "with --config: n_layer" };
     static readonly Option<int?> NHead = new("--n-head") { Description = "with --config: n_head" };
@@ -36,6 +36,7 @@ public static class TrainCommand
         foreach (var o in new Option[] { Model, Config, NLayer, NHead, NEmbd, NPositions, Data, EvalSplit, Epochs, MaxSteps, Lr, WeightDecay,
                      Warmup, BatchSize, BlockSize, GradAccum, MaxGradNorm, Out, Resume, SaveDType, Seed, Common.Tokenizer, Common.Device, Common.Verbose })
             c.Options.Add(o);
+        Common.AddHubOptions(c);
         Common.Action(c, (p, ct) => Task.FromResult(Train(p, ct)));
         return c;
     }
@@ -45,7 +46,7 @@ public static class TrainCommand
         string device = p.GetValue(Common.Device)!;
         if (device is not ("auto" or "cpu"))
             throw new ArgumentException($"--device {device}: training runs on the CPU backend only (the backward kernels are not ported to OpenCL/CUDA yet)");
-        string? modelDir = p.GetValue(Model), preset = p.GetValue(Config), resume = p.GetValue(Resume);
+        string? modelDir = Common.ResolveModel(p, p.GetValue(Model)), preset = p.GetValue(Config), resume = p.GetValue(Resume);
         if ((modelDir is null) == (preset is null) && resume is null)
             throw new ArgumentException("give exactly one of --model DIR (fine-tune) or --config SIZE (from scratch)");
         var options = new TrainingOptions

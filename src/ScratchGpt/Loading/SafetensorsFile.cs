@@ -42,13 +42,25 @@ public sealed unsafe class SafetensorsFile : ITensorFile
     public static SafetensorsFile Open(string path)
     {
         if (!File.Exists(path)) throw new ModelLoadException($"{path}: file not found");
-        long fileLength = new FileInfo(path).Length;
-        if (fileLength < 8) throw new ModelLoadException($"{path}: truncated safetensors file ({fileLength} bytes; the 8-byte header length is missing)");
-
-        MemoryMappedFile map;
-        try { map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read); }
+        // The length comes from the opened handle, so a symlink (as in the Hub cache) gives its target's size.
+        FileStream stream;
+        try { stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         { throw new ModelLoadException($"{path}: cannot open: {e.Message}", e); }
+        long fileLength = stream.Length;
+        if (fileLength < 8)
+        {
+            stream.Dispose();
+            throw new ModelLoadException($"{path}: truncated safetensors file ({fileLength} bytes; the 8-byte header length is missing)");
+        }
+
+        MemoryMappedFile map;
+        try { map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stream.Dispose();
+            throw new ModelLoadException($"{path}: cannot open: {e.Message}", e);
+        }
 
         MemoryMappedViewAccessor view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
         byte* ptr = null;
