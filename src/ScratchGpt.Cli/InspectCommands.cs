@@ -42,12 +42,13 @@ public static class InspectCommands
     static readonly Option<string> Head = new("--head") { Description = "head index or 'all'", DefaultValueFactory = _ => "0" };
     static readonly Option<int> Round = new("--round") { Description = "decimals shown", DefaultValueFactory = _ => 3 };
     static readonly Option<string?> Csv = new("--csv") { Description = "also write the matrix (or the summary) as CSV" };
+    static readonly Option<string?> Html = new("--html") { Description = "write the interactive attention viewer (model view + head view) to this self-contained HTML file" };
 
     public static Command Attention()
     {
         var c = new Command("attention", "The attention matrix of one layer and head, labelled with the tokens; --layer all --head all summarises every head.");
         Common.AddModelOptions(c);
-        c.Options.Add(Common.Prompt); c.Options.Add(Layer); c.Options.Add(Head); c.Options.Add(Round); c.Options.Add(Csv);
+        c.Options.Add(Common.Prompt); c.Options.Add(Layer); c.Options.Add(Head); c.Options.Add(Round); c.Options.Add(Csv); c.Options.Add(Html);
         Common.Action(c, p =>
         {
             string prompt = p.GetValue(Common.Prompt)!;
@@ -64,6 +65,12 @@ public static class InspectCommands
             var r = model.Forward(ids, new ForwardOptions { Attentions = true, AllLogits = false });
             var labels = model.Tokenizer.ConvertIdsToTokens(ids);
             int T = ids.Length;
+            if (p.GetValue(Html) is string html)
+            {
+                AtomicFile.WriteAllText(html, Inspection.AttentionViewer.Render(prompt, labels, r.Attentions!, cfg.NHead));
+                Console.Error.WriteLine($"wrote {html}: {cfg.NLayer} layers × {cfg.NHead} heads, {T} tokens");
+                return 0;
+            }
 
             if (layer is int l && head is int h)
             {
