@@ -36,6 +36,7 @@ public sealed class Gpt2Checkpoint
             throw new ModelLoadException($"{_file.Path}: tensor '{full}' has shape {t.ShapeText}, expected [{string.Join(", ", shape)}] from config.json");
         var data = new float[t.ElementCount];
         _file.ReadFloat32(t, data);
+        CheckFinite(full, data);
         return data;
     }
 
@@ -58,5 +59,15 @@ public sealed class Gpt2Checkpoint
             }
         });
         return t;
+    }
+
+    /// <summary>NaN or ±Inf in a weight would silently turn every logit into NaN; refuse it at load,
+    /// naming the tensor and the first bad index. (A SIMD sum finds "something is off" fast; the slow
+    /// scan runs only then.)</summary>
+    private void CheckFinite(string name, float[] data)
+    {
+        if (float.IsFinite(System.Numerics.Tensors.TensorPrimitives.Sum(data))) return;
+        int bad = Array.FindIndex(data, v => !float.IsFinite(v));
+        if (bad >= 0) throw new ModelLoadException($"{_file.Path}: tensor '{name}' holds {data[bad]} at index {bad}: the checkpoint is corrupt");
     }
 }

@@ -42,9 +42,11 @@ public sealed class Gpt2Tokenizer
         if (!File.Exists(mergesPath)) throw new ModelLoadException($"{mergesPath}: file not found (the GPT-2 tokenizer needs vocab.json and merges.txt)");
 
         Dictionary<string, int> encoder = new(StringComparer.Ordinal);
+        byte[] vocabBytes = File.ReadAllBytes(vocabPath);
+        if (!System.Text.Unicode.Utf8.IsValid(vocabBytes)) throw new ModelLoadException($"{vocabPath}: not valid UTF-8");
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(vocabPath), new JsonDocumentOptions { MaxDepth = 4 });
+            using var doc = JsonDocument.Parse(vocabBytes, new JsonDocumentOptions { MaxDepth = 4 });
             if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new ModelLoadException($"{vocabPath}: expected a JSON object of token → id");
             foreach (var p in doc.RootElement.EnumerateObject())
             {
@@ -56,6 +58,10 @@ public sealed class Gpt2Tokenizer
         catch (JsonException e) { throw new ModelLoadException($"{vocabPath}: not valid JSON: {e.Message.ReplaceLineEndings(" ")}", e); }
         if (encoder.Count == 0) throw new ModelLoadException($"{vocabPath}: the vocabulary is empty");
         if (encoder.Values.Distinct().Count() != encoder.Count) throw new ModelLoadException($"{vocabPath}: two tokens share one id");
+        // Byte-level BPE can encode any text only if every one of the 256 byte tokens is in the vocabulary.
+        foreach (char c in ByteLevelAlphabet.ByteToChar)
+            if (!encoder.ContainsKey(c.ToString()))
+                throw new ModelLoadException($"{vocabPath}: the byte token '{c}' (U+{(int)c:X4}) is missing; a GPT-2 vocabulary holds all 256 byte tokens");
 
         var ranks = new Dictionary<(string, string), int>();
         int lineNo = 0;
@@ -66,7 +72,11 @@ public sealed class Gpt2Tokenizer
             int sp = line.IndexOf(' ');
             if (sp <= 0 || sp == line.Length - 1 || line.IndexOf(' ', sp + 1) >= 0)
                 throw new ModelLoadException($"{mergesPath}:{lineNo}: expected two tokens separated by one space, got '{Truncate(line)}'");
-            ranks.TryAdd((line[..sp], line[(sp + 1)..]), ranks.Count);
+            string a = line[..sp], b = line[(sp + 1)..];
+            // Every merge joins two vocabulary tokens into a third; otherwise encoding would later produce a piece with no id.
+            if (!encoder.ContainsKey(a) || !encoder.ContainsKey(b) || !encoder.ContainsKey(a + b))
+                throw new ModelLoadException($"{mergesPath}:{lineNo}: merge '{Truncate(line)}' uses or makes a token that is not in vocab.json");
+            ranks.TryAdd((a, b), ranks.Count);
         }
         return new Gpt2Tokenizer(encoder, ranks);
     }
