@@ -27,6 +27,7 @@ public static class GenerateCommand
     static readonly Option<double?> Epsilon = new("--epsilon") { Description = "epsilon-greedy: argmax with probability ε, else sample" };
     static readonly Option<bool> Unweighted = new("--unweighted") { Description = "teaching aid: uniform choice among the tokens the warpers keep" };
     static readonly Option<int?> Seed = new("--seed") { Description = "seed for reproducible sampling" };
+    static readonly Option<string> Truncate = new("--truncate") { Description = "none | left: when prompt + new tokens exceed n_positions, drop the oldest prompt tokens instead of failing", DefaultValueFactory = _ => "none" };
     static readonly Option<int?> Trace = new("--trace") { Description = "print the step table with this many top choices per step" };
 
     public static Command Create()
@@ -35,7 +36,7 @@ public static class GenerateCommand
         Common.AddModelOptions(c);
         c.Options.Add(Common.Prompt);
         foreach (var o in new Option[] { MaxNewTokens, MaxLength, MinNewTokens, MinLength, DoSample, Temperature, TopK, TopP, NumBeams,
-                     LengthPenalty, EarlyStoppingOpt, NoRepeat, RepetitionPenalty, NumReturn, Epsilon, Unweighted, Seed, Trace, Common.Json })
+                     LengthPenalty, EarlyStoppingOpt, NoRepeat, RepetitionPenalty, NumReturn, Epsilon, Unweighted, Seed, Truncate, Trace, Common.Json })
             c.Options.Add(o);
         Common.Action(c, Run);
         return c;
@@ -78,12 +79,26 @@ public static class GenerateCommand
         };
     }
 
+    /// <summary>--truncate left keeps the last tokens of the prompt so that prompt + new tokens fit in n_positions;
+    /// the default refuses, so text is never dropped silently.</summary>
+    private static int[] TruncateLeft(string mode, int[] prompt, GenerationConfig config, int positions)
+    {
+        if (mode is not ("none" or "left")) throw new ArgumentException($"--truncate must be 'none' or 'left', got '{mode}'");
+        int over = config.EffectiveMaxLength(prompt.Length) - positions;
+        if (mode == "none" || over <= 0) return prompt;
+        if (config.MaxNewTokens is null) throw new ArgumentException($"--truncate left needs --max-new-tokens (max_length {config.MaxLength} is past n_positions {positions} whatever the prompt)");
+        if (over >= prompt.Length) throw new ArgumentException($"--max-new-tokens {config.MaxNewTokens} alone reaches n_positions ({positions}); nothing of the prompt would remain");
+        Console.Error.WriteLine($"note: --truncate left: dropped the first {over} of {prompt.Length} prompt tokens to fit n_positions ({positions})");
+        return prompt[over..];
+    }
+
     private static async Task<int> Run(ParseResult p, CancellationToken ct)
     {
         using var model = Common.LoadModel(p);
         var config = BuildConfig(p, model);
         config.Validate();
         int[] prompt = Common.EncodePrompt(model, p.GetValue(Common.Prompt)!);
+        prompt = TruncateLeft(p.GetValue(Truncate)!, prompt, config, model.Config.NPositions);
         if (p.GetValue(Common.Verbose))
             foreach (var (name, value) in config.Describe(prompt.Length)) Console.Error.WriteLine($"  {name} = {value}");
 

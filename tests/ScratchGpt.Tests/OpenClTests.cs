@@ -92,3 +92,62 @@ public class BackendSelectionTests
         Assert.Contains("opencl:99", e.Message);
     }
 }
+
+/// <summary>Device faults: a kernel that does not compile, an allocation the device cannot hold, a cancelled generation.</summary>
+[Collection("console")]
+public class OpenClFaultTests
+{
+    [Fact]
+    public void Kernel_that_does_not_compile_names_the_step_and_the_build_log()
+    {
+        string dir = Directory.CreateTempSubdirectory("sgpt-kern").FullName;
+        string? old = Environment.GetEnvironmentVariable("SCRATCHGPT_KERNELS");
+        try
+        {
+            foreach (var f in Directory.GetFiles(KernelSource.Directory)) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+            File.AppendAllText(Path.Combine(dir, "matmul.cl"), "\n__kernel void broken(__global float* x) { x[0] = undefined_name; }\n");
+            Environment.SetEnvironmentVariable("SCRATCHGPT_KERNELS", dir);
+            var e = Assert.Throws<BackendException>(() => OpenClBackend.Create(0, gpuOnly: false));
+            Assert.Contains("clBuildProgram", e.Message);
+            Assert.Contains("undefined_name", e.Message);
+            Assert.DoesNotContain('\n', e.Message);
+            // From the command line: one line, exit 1, and no fallback because the device was named.
+            var (code, _, err) = CliTests.RunCli("generate", "--model", Fixtures.Model("tiny-gpt2"), "--device", "opencl", "--prompt", "Hi", "--max-new-tokens", "2");
+            Assert.Equal(1, code);
+            Assert.Contains("error: OpenCL clBuildProgram failed", err);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("SCRATCHGPT_KERNELS", old);
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public void Allocation_past_the_device_memory_is_a_clear_error()
+    {
+        var model = Fixtures.Load("tiny-gpt2", "opencl");
+        var be = (OpenClBackend)model.Backend;
+        long before = be.LiveBuffers;
+        var e = Assert.Throws<BackendException>(() => be.Allocate(1L << 40));
+        Assert.Contains("clCreateBuffer", e.Message);
+        Assert.Equal(before, be.LiveBuffers);
+    }
+
+    [Fact]
+    public async Task Cancelled_generation_stops_and_releases_device_memory()
+    {
+        var model = Fixtures.Load("tiny-gpt2", "opencl");
+        var be = (OpenClBackend)model.Backend;
+        long before = be.LiveBuffers;
+        using var cts = new CancellationTokenSource();
+        int tokens = 0;
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        {
+            await foreach (var _ in new Decoding.Generator(model).StreamAsync([464, 2068], new Decoding.GenerationConfig { MaxNewTokens = 100, EosTokenId = null }, cts.Token))
+                if (++tokens == 3) cts.Cancel();
+        });
+        Assert.Equal(3, tokens);   // stopped within one step of the cancel
+        Assert.Equal(before, be.LiveBuffers);
+    }
+}

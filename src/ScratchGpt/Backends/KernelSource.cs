@@ -5,7 +5,9 @@ public static class KernelSource
 {
     public static readonly string[] Files = ["elementwise.cl", "layernorm.cl", "matmul.cl", "attention.cl", "argmax.cl"];
 
-    public static string Directory => Path.Combine(AppContext.BaseDirectory, "kernels");
+    /// <summary>kernels/ beside the program, or the folder in SCRATCHGPT_KERNELS (to try edited kernels without rebuilding).</summary>
+    public static string Directory =>
+        Environment.GetEnvironmentVariable("SCRATCHGPT_KERNELS") is { Length: > 0 } dir ? dir : Path.Combine(AppContext.BaseDirectory, "kernels");
 
     public static string Load(string prelude)
     {
