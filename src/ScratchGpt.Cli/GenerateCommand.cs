@@ -27,6 +27,7 @@ public static class GenerateCommand
     static readonly Option<double?> Epsilon = new("--epsilon") { Description = "epsilon-greedy: argmax with probability ε, else sample" };
     static readonly Option<bool> Unweighted = new("--unweighted") { Description = "teaching aid: uniform choice among the tokens the warpers keep" };
     static readonly Option<int?> Seed = new("--seed") { Description = "seed for reproducible sampling" };
+    static readonly Option<string[]> Prompts = new("--prompt") { Description = "the input text; give --prompt several times for a batch (left-padded, as transformers does)", DefaultValueFactory = _ => [""] };
     static readonly Option<string> Truncate = new("--truncate") { Description = "none | left: when prompt + new tokens exceed n_positions, drop the oldest prompt tokens instead of failing", DefaultValueFactory = _ => "none" };
     static readonly Option<int?> Trace = new("--trace") { Description = "print the step table with this many top choices per step" };
 
@@ -34,7 +35,7 @@ public static class GenerateCommand
     {
         var c = new Command("generate", "Generate text from a prompt with any decoding strategy.");
         Common.AddModelOptions(c);
-        c.Options.Add(Common.Prompt);
+        c.Options.Add(Prompts);
         foreach (var o in new Option[] { MaxNewTokens, MaxLength, MinNewTokens, MinLength, DoSample, Temperature, TopK, TopP, NumBeams,
                      LengthPenalty, EarlyStoppingOpt, NoRepeat, RepetitionPenalty, NumReturn, Epsilon, Unweighted, Seed, Truncate, Trace, Common.Json })
             c.Options.Add(o);
@@ -97,7 +98,9 @@ public static class GenerateCommand
         using var model = Common.LoadModel(p);
         var config = BuildConfig(p, model);
         config.Validate();
-        int[] prompt = Common.EncodePrompt(model, p.GetValue(Common.Prompt)!);
+        string[] texts = p.GetValue(Prompts)!;
+        if (texts.Length > 1) return await RunBatch(p, model, config, texts, ct);
+        int[] prompt = Common.EncodePrompt(model, texts.Length == 0 ? "" : texts[0]);
         prompt = TruncateLeft(p.GetValue(Truncate)!, prompt, config, model.Config.NPositions);
         if (p.GetValue(Common.Verbose))
             foreach (var (name, value) in config.Describe(prompt.Length)) Console.Error.WriteLine($"  {name} = {value}");
@@ -138,6 +141,34 @@ public static class GenerateCommand
             if (result.Sequences.Count > 1) AnsiConsole.MarkupLine($"[grey]── sequence {i + 1} · log-prob {lp.SumLogprobAllGeneratedTokens:F2}" + (s.SequenceScore is double sc ? $" · beam score {sc:F4}" : "") + " ──[/]");
             Console.WriteLine(tok.Decode(s.Ids));
         }
+        return 0;
+    }
+
+    /// <summary>Several prompts: one result per prompt, and the left-padded batch layout in --json.</summary>
+    private static async Task<int> RunBatch(ParseResult p, Gpt2Model model, GenerationConfig config, string[] texts, CancellationToken ct)
+    {
+        if ((p.GetValue(Trace) ?? 0) > 0) throw new ArgumentException("--trace shows one sequence's steps; give a single --prompt");
+        var prompts = texts.Select(t => TruncateLeft(p.GetValue(Truncate)!, Common.EncodePrompt(model, t), config, model.Config.NPositions)).ToList();
+        var batch = await Task.Run(() => new Generator(model).GenerateBatch(prompts, config, ct), ct);
+        var tok = model.Tokenizer!;
+        if (p.GetValue(Common.Json))
+        {
+            var o = new JsonObject
+            {
+                ["batch"] = new JsonArray(batch.PerPrompt.Select(r => (JsonNode)ToJson(model, r)).ToArray()),
+                ["padded_sequences"] = new JsonArray(batch.Sequences.Select(r => (JsonNode)new JsonArray(r.Select(i => (JsonNode)i).ToArray())).ToArray()),
+                ["attention_mask"] = new JsonArray(batch.AttentionMask.Select(r => (JsonNode)new JsonArray(r.Select(i => (JsonNode)i).ToArray())).ToArray()),
+                ["device"] = model.Backend.Kind,
+            };
+            Console.WriteLine(o.ToJsonString(new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+            return 0;
+        }
+        for (int b = 0; b < batch.PerPrompt.Count; b++)
+            foreach (var s in batch.PerPrompt[b].Sequences)
+            {
+                AnsiConsole.MarkupLine($"[grey]── prompt {b + 1} · log-prob {Score(model, s, prompts[b].Length).SumLogprobAllGeneratedTokens:F2} ──[/]");
+                Console.WriteLine(tok.Decode(s.Ids));
+            }
         return 0;
     }
 

@@ -47,6 +47,33 @@ public sealed class Generator(ILanguageModel model)
         return new GenerationResult(promptIds, rows, steps, trace ?? []);
     }
 
+    /// <summary>
+    /// Several prompts at once (transformers' left-padded batch). Each prompt is decoded with its own
+    /// cache, and sampling gets its own generator seeded with <c>seed</c>, so every row is exactly what
+    /// that prompt gives alone; the rows are then laid out as a left-padded batch with its attention mask.
+    /// </summary>
+    public BatchGenerationResult GenerateBatch(IReadOnlyList<int[]> prompts, GenerationConfig config, CancellationToken ct = default)
+    {
+        if (prompts.Count == 0) throw new GenerationConfigException("a batch needs at least one prompt");
+        var results = prompts.Select(p => Generate(p, config, ct)).ToList();
+        int longestPrompt = prompts.Max(p => p.Length);
+        int width = results.Max(r => longestPrompt + r.Sequences.Max(s => s.NewIds.Length));
+        int pad = config.PadTokenId ?? config.EosTokenId ?? 0;
+        var rows = new List<int[]>(); var masks = new List<int[]>();
+        foreach (var r in results)
+            foreach (var s in r.Sequences)
+            {
+                int left = longestPrompt - r.PromptIds.Length;
+                var row = Enumerable.Repeat(pad, width).ToArray();
+                var mask = new int[width];
+                r.PromptIds.CopyTo(row, left);
+                s.NewIds.CopyTo(row, longestPrompt);
+                for (int i = left; i < width; i++) mask[i] = 1;   // generate() extends the mask by 1 per step, pads included
+                rows.Add(row); masks.Add(mask);
+            }
+        return new BatchGenerationResult(results, rows.ToArray(), masks.ToArray());
+    }
+
     /// <summary>Streams the new tokens of one sequence as they are chosen (num_beams = 1, one return sequence).</summary>
     public async IAsyncEnumerable<int> StreamAsync(int[] promptIds, GenerationConfig config, [EnumeratorCancellation] CancellationToken ct = default)
     {
