@@ -1,3 +1,4 @@
+using ScratchGpt.Backends.Cpu;
 using ScratchGpt.Loading;
 using ScratchGpt.Model;
 using ScratchGpt.Training;

@@ -1,3 +1,4 @@
+using ScratchGpt.Backends.Cpu;
 using ScratchGpt.Loading;
 
 namespace ScratchGpt.Training;
@@ -137,7 +138,7 @@ public sealed class Gpt2Parameters
             long[] shape = t.Shape.Select(d => (long)d).ToArray();
             if (t.IsConv1D)
             {
-                data = Kernels.Gemm.Transposed(data, t.Shape[0], t.Shape[1]);
+                data = Gemm.Transposed(data, t.Shape[0], t.Shape[1]);
                 shape = [t.Shape[1], t.Shape[0]];
             }
             string name = "transformer." + t.Name;

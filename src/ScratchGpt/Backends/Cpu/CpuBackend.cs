@@ -65,6 +65,12 @@ public sealed class CpuBackend : IBackend
     {
         float[] xs = F(x), ys = F(y), bs = bias is null ? [] : F(bias);
         var wb = (CpuBuffer)w;
+        // Prefill with float32 weights: the register-blocked GEMM (4 rows × 4 columns per inner loop).
+        if (rows >= 16 && wb.Half16 is null && wb.BFloat16 is null)
+        {
+            Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), wb.Data, ys.AsMemory(0, rows * outDim), rows, outDim, inDim, bs);
+            return;
+        }
         // Enough column blocks to keep every core busy; each block's weight rows stay hot in cache
         // while all the input rows pass over them.
         int blocks = Math.Min(outDim, Math.Max(Environment.ProcessorCount * 8, outDim / 64));

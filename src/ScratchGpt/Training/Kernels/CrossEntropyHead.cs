@@ -1,3 +1,4 @@
+using ScratchGpt.Backends.Cpu;
 namespace ScratchGpt.Training.Kernels;
 
 /// <summary>

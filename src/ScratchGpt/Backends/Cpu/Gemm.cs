@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace ScratchGpt.Training.Kernels;
+namespace ScratchGpt.Backends.Cpu;
 
 /// <summary>
 /// The one matrix product training needs, C[M, N] (+)= A[M, K] · B[N, K]ᵀ (+ bias[N]), with both
@@ -116,7 +116,7 @@ public static class Gemm
                     result[r * 4 + q] += Unsafe.Add(ref pa, (nint)((nuint)r * K + p)) * Unsafe.Add(ref pb, (nint)((nuint)q * K + p));
     }
 
-    private static float Dot(ReadOnlySpan<float> x, ReadOnlySpan<float> y) => Backends.Cpu.CpuKernels.Dot(x, y);
+    private static float Dot(ReadOnlySpan<float> x, ReadOnlySpan<float> y) => CpuKernels.Dot(x, y);
 
     /// <summary>dst[c, r] = src[r, c] for a [rows, cols] matrix, in 32×32 blocks so both sides stay in cache.</summary>
     public static void Transpose(ReadOnlyMemory<float> src, Memory<float> dst, int rows, int cols)
