@@ -81,9 +81,9 @@ public static class TrainCommand
 
         string dataPath = p.GetValue(Data)!;
         Console.Error.WriteLine($"Device: cpu — {Environment.ProcessorCount} cores");
-        Console.Error.Write($"tokenizing {dataPath} … ");
+        if (!File.Exists(dataPath)) throw new ArgumentException($"--data {dataPath}: training text not found");
         var data = TextDataset.FromFile(dataPath, tokenizer, options.EvalSplit, options.BlockSize);
-        Console.Error.WriteLine($"{data.Train.Length:N0} training tokens, {data.Validation.Length:N0} validation tokens");
+        Console.Error.WriteLine($"{dataPath}: {data.Train.Length:N0} training tokens, {data.Validation.Length:N0} validation tokens");
         var trainer = new Trainer(parameters, data, options);
         if (resume is not null) trainer.RestoreState(resume);
         var cfgUsed = parameters.Config;
