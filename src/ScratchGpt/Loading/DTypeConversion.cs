@@ -22,4 +22,21 @@ public static class DTypeConversion
         uint rounding = 0x7FFF + ((u >> 16) & 1);
         return (ushort)((u + rounding) >> 16);
     }
+
+    /// <summary>Little-endian floating-point bytes of any float dtype as float32 (F16/BF16 widened exactly,
+    /// F64 rounded). Returns false for a non-float dtype.</summary>
+    public static bool TryToFloat32(ReadOnlySpan<byte> raw, SafetensorsDType dtype, Span<float> dst)
+    {
+        switch (dtype)
+        {
+            case SafetensorsDType.F32: System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(raw).CopyTo(dst); return true;
+            case SafetensorsDType.F16: HalfToFloat(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, Half>(raw), dst); return true;
+            case SafetensorsDType.BF16: BFloat16ToFloat(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(raw), dst); return true;
+            case SafetensorsDType.F64:
+                var d = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(raw);
+                for (int i = 0; i < d.Length; i++) dst[i] = (float)d[i];
+                return true;
+            default: return false;
+        }
+    }
 }

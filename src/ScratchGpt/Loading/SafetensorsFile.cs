@@ -207,18 +207,8 @@ public sealed unsafe class SafetensorsFile : ITensorFile
 
     public void ReadFloat32(TensorInfo t, Span<float> dst)
     {
-        var raw = RawBytes(t);
-        switch (t.DType)
-        {
-            case SafetensorsDType.F32: MemoryMarshal.Cast<byte, float>(raw).CopyTo(dst); break;
-            case SafetensorsDType.F16: DTypeConversion.HalfToFloat(MemoryMarshal.Cast<byte, Half>(raw), dst); break;
-            case SafetensorsDType.BF16: DTypeConversion.BFloat16ToFloat(MemoryMarshal.Cast<byte, ushort>(raw), dst); break;
-            case SafetensorsDType.F64:
-                var d = MemoryMarshal.Cast<byte, double>(raw);
-                for (int i = 0; i < d.Length; i++) dst[i] = (float)d[i];
-                break;
-            default: throw new ModelLoadException($"{Path}: tensor '{t.Name}' has dtype {t.DType.Name()}, expected a float type (F32, F16, BF16)");
-        }
+        if (!DTypeConversion.TryToFloat32(RawBytes(t), t.DType, dst))
+            throw new ModelLoadException($"{Path}: tensor '{t.Name}' has dtype {t.DType.Name()}, expected a float type (F32, F16, BF16)");
     }
 
     public long[] ReadInt64(string name)

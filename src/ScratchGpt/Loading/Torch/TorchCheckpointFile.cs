@@ -162,17 +162,8 @@ public sealed class TorchCheckpointFile : ITensorFile
         long span = count == 0 ? 0 : t.Shape.Zip(t.Stride, (d, s) => (d - 1) * s).Sum() + 1;
         var flat = new float[span];
         var slice = bytes[..checked((int)(span * size))];
-        switch (t.Storage.DType)
-        {
-            case SafetensorsDType.F32: MemoryMarshal.Cast<byte, float>(slice).CopyTo(flat); break;
-            case SafetensorsDType.F16: DTypeConversion.HalfToFloat(MemoryMarshal.Cast<byte, Half>(slice), flat); break;
-            case SafetensorsDType.BF16: DTypeConversion.BFloat16ToFloat(MemoryMarshal.Cast<byte, ushort>(slice), flat); break;
-            case SafetensorsDType.F64:
-                var d = MemoryMarshal.Cast<byte, double>(slice);
-                for (int i = 0; i < d.Length; i++) flat[i] = (float)d[i];
-                break;
-            default: throw new ModelLoadException($"{Path}: tensor '{info.Name}' has dtype {t.Storage.DType.Name()}, expected a float type");
-        }
+        if (!DTypeConversion.TryToFloat32(slice, t.Storage.DType, flat))
+            throw new ModelLoadException($"{Path}: tensor '{info.Name}' has dtype {t.Storage.DType.Name()}, expected a float type");
         bool contiguous = true;
         for (int i = t.Shape.Length - 1, expect = 1; i >= 0; expect *= (int)t.Shape[i], i--)
             if (t.Shape[i] != 1 && t.Stride[i] != expect) contiguous = false;
