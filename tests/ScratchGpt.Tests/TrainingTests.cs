@@ -208,3 +208,40 @@ public class TrainingTests
         }
     }
 }
+
+public class HalfDotTests
+{
+    [Fact]
+    public void Fused_float16_dot_widens_every_finite_half_exactly()
+    {
+        var x = new float[16];
+        var w = new Half[16];
+        for (int bits = 0; bits < 0x10000; bits++)
+        {
+            var h = BitConverter.UInt16BitsToHalf((ushort)bits);
+            if (!Half.IsFinite(h)) continue;
+            int lane = bits % 16;            // every lane of the vector path gets used
+            Array.Fill(w, (Half)3);
+            w[lane] = h;
+            Array.Clear(x);
+            x[lane] = 1f;
+            float got = Backends.Cpu.CpuKernels.DotHalf(w, x);
+            Assert.True(BitConverter.SingleToInt32Bits(got) == BitConverter.SingleToInt32Bits((float)h) || (got == 0 && (float)h == 0),
+                $"half 0x{bits:x4}: {got} vs {(float)h}");
+        }
+    }
+
+    [Theory]
+    [InlineData(7)]
+    [InlineData(64)]
+    [InlineData(773)]
+    public void Fused_float16_dot_matches_a_float64_reference(int n)
+    {
+        var rng = new Random(n);
+        var w = Enumerable.Range(0, n).Select(_ => (Half)(rng.NextDouble() * 4 - 2)).ToArray();
+        var x = Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        double expected = 0;
+        for (int i = 0; i < n; i++) expected += (double)(float)w[i] * x[i];
+        Assert.Equal(expected, Backends.Cpu.CpuKernels.DotHalf(w, x), 1e-4 * Math.Sqrt(n));
+    }
+}

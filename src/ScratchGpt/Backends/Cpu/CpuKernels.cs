@@ -40,10 +40,20 @@ public static class CpuKernels
         }
     }
 
-    /// <summary>The same with float16 weights, widened to float32 eight at a time.</summary>
+    /// <summary>The same with float16 weights. Decode (one to three rows) widens inside the dot product, so each
+    /// weight is read once as 2 bytes; prefill widens each weight row once and reuses it for every input row.</summary>
     public static void MatMulColumns(ReadOnlySpan<float> x, ReadOnlySpan<Half> w, ReadOnlySpan<float> bias, Span<float> y,
         int rows, int inDim, int outDim, int j0, int j1)
     {
+        if (rows < 4)
+        {
+            for (int j = j0; j < j1; j++)
+            {
+                float b = bias.IsEmpty ? 0f : bias[j];
+                for (int r = 0; r < rows; r++) y[r * outDim + j] = DotHalf(w.Slice(j * inDim, inDim), x.Slice(r * inDim, inDim)) + b;
+            }
+            return;
+        }
         Span<float> wRow = inDim <= 4096 ? stackalloc float[inDim] : new float[inDim];
         for (int j = j0; j < j1; j++)
         {
@@ -69,6 +79,37 @@ public static class CpuKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> MulAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) =>
         Fma.IsSupported ? Fma.MultiplyAdd(a, b, c) : a * b + c;
+
+    /// <summary>
+    /// dot(w, x) with float16 w, widened in registers. A finite half h becomes a float exactly by moving its
+    /// exponent and mantissa bits into float position ((h &amp; 0x7fff) &lt;&lt; 13) and multiplying by 2^112, which
+    /// re-biases the exponent from 15 to 127 and also gets zeros and subnormals right; the sign bit is OR-ed back.
+    /// (Inf/NaN would not survive, but the loader refuses non-finite weights.)
+    /// </summary>
+    public static float DotHalf(ReadOnlySpan<Half> w, ReadOnlySpan<float> x)
+    {
+        int n = w.Length, k = 0;
+        ref ushort pw = ref Unsafe.As<Half, ushort>(ref MemoryMarshal.GetReference(w));
+        ref float px = ref MemoryMarshal.GetReference(x);
+        var acc0 = Vector256<float>.Zero; var acc1 = Vector256<float>.Zero;
+        var rebias = Vector256.Create(5.192296858534828e33f);   // 2^112
+        for (; k + 16 <= n; k += 16)
+        {
+            var (lo, hi) = Vector256.Widen(Vector256.LoadUnsafe(ref pw, (nuint)k));
+            acc0 = MulAdd(WidenHalf(lo, rebias), Vector256.LoadUnsafe(ref px, (nuint)k), acc0);
+            acc1 = MulAdd(WidenHalf(hi, rebias), Vector256.LoadUnsafe(ref px, (nuint)k + 8), acc1);
+        }
+        float s = Vector256.Sum(acc0 + acc1);
+        for (; k < n; k++) s += (float)w[k] * x[k];
+        return s;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> WidenHalf(Vector256<uint> h, Vector256<float> rebias)
+    {
+        var magnitude = Vector256.ShiftLeft(h & Vector256.Create(0x7fffu), 13).AsSingle() * rebias;
+        return (magnitude.AsUInt32() | Vector256.ShiftLeft(h & Vector256.Create(0x8000u), 16)).AsSingle();
+    }
 
     public static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
