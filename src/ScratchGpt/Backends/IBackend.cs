@@ -59,6 +59,10 @@ public interface IBackend : IDisposable
     /// y is [rows, E] with heads side by side. If <paramref name="probs"/> is given, w is stored there as
     /// [nHead, rows, past+rows] (future positions exactly 0), as output_attentions returns it.
     /// </summary>
+    /// <summary>Index of the largest of the first <paramref name="n"/> values of <paramref name="x"/> (the lowest
+    /// index on ties, as torch.argmax), computed where the data lives: a greedy step brings back one int.</summary>
+    int Argmax(IDeviceBuffer x, int n);
+
     void Attention(IDeviceBuffer qkv, IDeviceBuffer kCache, IDeviceBuffer vCache, IDeviceBuffer y, IDeviceBuffer? probs,
         int rows, int past, int nHead, int headDim);
 }

@@ -11,6 +11,10 @@ public sealed record ForwardOptions
 
     /// <summary>Logits for every position (true) or only the last one (false; what decoding needs).</summary>
     public bool AllLogits { get; init; } = true;
+
+    /// <summary>Leave the logits in the session's device buffer (the decode loop reads them itself: all of
+    /// them into its own array, or only their argmax), so no array is allocated per token.</summary>
+    internal bool LogitsStayOnDevice { get; init; }
 }
 
 /// <summary>

@@ -103,8 +103,9 @@ public sealed class Gpt2Model : ILanguageModel, IDisposable
             if (T > 1) Backend.Copy(s.A, (long)(T - 1) * E, s.Proj, 0, E);
             Backend.MatMul(T > 1 ? s.Proj : s.A, _wte, null, s.Logits, 1, E, c.VocabSize);
         }
-        var logits = DownloadRows(s.Logits, (long)rows * c.VocabSize);
         session.Length = past + T;
+        if (options.LogitsStayOnDevice) return new ForwardResult([], rows, c.VocabSize, attentions, hidden);
+        var logits = DownloadRows(s.Logits, (long)rows * c.VocabSize);
         return new ForwardResult(logits, rows, c.VocabSize, attentions, hidden);
     }
 

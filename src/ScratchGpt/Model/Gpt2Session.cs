@@ -31,11 +31,24 @@ public sealed class Gpt2Session : ILanguageModelState
         }
     }
 
+    private static readonly ForwardOptions DecodeStep = new() { AllLogits = false, LogitsStayOnDevice = true };
+
+    /// <summary>Appends tokens and copies the next-token logits straight from the device buffer into
+    /// <paramref name="nextLogits"/>: nothing is allocated per token.</summary>
     public void Append(ReadOnlySpan<int> ids, Span<float> nextLogits)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var result = _model.Forward(this, ids, new ForwardOptions { AllLogits = false });
-        result.Row(0).CopyTo(nextLogits);
+        _model.Forward(this, ids, DecodeStep);
+        _model.Backend.Download(Work!.Logits, 0, nextLogits[.._model.VocabSize]);
+    }
+
+    /// <summary>Appends tokens and returns the argmax of the next-token logits, computed on the device:
+    /// one int crosses back instead of vocab_size floats.</summary>
+    public int AppendArgmax(ReadOnlySpan<int> ids)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _model.Forward(this, ids, DecodeStep);
+        return _model.Backend.Argmax(Work!.Logits, _model.VocabSize);
     }
 
     public void CopyFrom(ILanguageModelState other)

@@ -117,5 +117,7 @@ public sealed class CpuBackend : IBackend
         else Parallel.For(0, nHead, Head);
     }
 
+    public int Argmax(IDeviceBuffer x, int n) => Decoding.TokenMath.Argmax(F(x).AsSpan(0, n));
+
     public void Dispose() { }
 }

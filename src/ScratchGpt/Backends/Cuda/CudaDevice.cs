@@ -208,6 +208,15 @@ public sealed unsafe class CudaDevice : IBackend
 
     private static long Blocks(long items, int per) => Math.Max(1, (items + per - 1) / per);
 
+    public int Argmax(IDeviceBuffer x, int n)
+    {
+        using var outBuf = NewBuffer(1);
+        Launch("argmax", 1, 1, 256, 1, P(x), n, outBuf.Ptr);
+        int result;
+        lock (_lock) { cuCtxSetCurrent(_context); Check(cuMemcpyDtoH(&result, outBuf.Ptr, 4), "cuMemcpyDtoH"); }
+        return result;
+    }
+
     private void Launch(string name, long gridX, long gridY, int blockX, int blockY, params object[] args)
     {
         // cuLaunchKernel takes an array of pointers to the argument values.

@@ -21,19 +21,29 @@ public sealed class SingleSequenceDecoder(ILanguageModel model, GenerationConfig
         var scores = new float[model.VocabSize];
         var distribution = new float[model.VocabSize];
         var next = new int[1];
+        // Plain greedy (no processors, no step table) needs only the argmax: the model computes it where the
+        // logits live, so on a GPU one int per token crosses back instead of vocab_size floats.
+        bool argmaxOnly = chooser is GreedyChooser && list.Processors.Count == 0 && Trace is null;
+        int? chosen = null;
         while (ids.Count < maxLength)
         {
             ct.ThrowIfCancellationRequested();
-            logits.CopyTo(scores, 0);
-            var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ids);
-            list.ApplyProcessors(span, scores);
-            int token = chooser.Choose(span, scores, distribution);
-            Trace?.Add(new StepTrace(ids.ToArray(), TopChoices(distribution, TraceChoices), token));
+            int token;
+            if (chosen is int c) token = c;
+            else
+            {
+                logits.CopyTo(scores, 0);
+                var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ids);
+                list.ApplyProcessors(span, scores);
+                token = chooser.Choose(span, scores, distribution);
+                Trace?.Add(new StepTrace(ids.ToArray(), TopChoices(distribution, TraceChoices), token));
+            }
             ids.Add(token);
             yield return token;
             if (token == config.EosTokenId || ids.Count >= maxLength) yield break;
             next[0] = token;
-            state.Append(next, logits);
+            if (argmaxOnly) chosen = state.AppendArgmax(next);
+            else state.Append(next, logits);
         }
     }
 
