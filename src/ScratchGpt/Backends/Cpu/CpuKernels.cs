@@ -47,10 +47,12 @@ public static class CpuKernels
     {
         if (rows < 4)
         {
+            Span<float> paired = rows * inDim <= 8192 ? stackalloc float[rows * inDim] : new float[rows * inDim];
+            for (int r = 0; r < rows; r++) PairForHalfDot(x.Slice(r * inDim, inDim), paired.Slice(r * inDim, inDim));
             for (int j = j0; j < j1; j++)
             {
                 float b = bias.IsEmpty ? 0f : bias[j];
-                for (int r = 0; r < rows; r++) y[r * outDim + j] = DotHalf(w.Slice(j * inDim, inDim), x.Slice(r * inDim, inDim)) + b;
+                for (int r = 0; r < rows; r++) y[r * outDim + j] = DotHalfPaired(w.Slice(j * inDim, inDim), paired.Slice(r * inDim, inDim)) + b;
             }
             return;
         }
@@ -80,36 +82,64 @@ public static class CpuKernels
     private static Vector256<float> MulAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) =>
         Fma.IsSupported ? Fma.MultiplyAdd(a, b, c) : a * b + c;
 
-    /// <summary>
-    /// dot(w, x) with float16 w, widened in registers. A finite half h becomes a float exactly by moving its
-    /// exponent and mantissa bits into float position ((h &amp; 0x7fff) &lt;&lt; 13) and multiplying by 2^112, which
-    /// re-biases the exponent from 15 to 127 and also gets zeros and subnormals right; the sign bit is OR-ed back.
-    /// (Inf/NaN would not survive, but the loader refuses non-finite weights.)
-    /// </summary>
+    /// <summary>dot(w, x) with float16 w (see <see cref="DotHalfPaired"/>); reorders x on the stack first.</summary>
     public static float DotHalf(ReadOnlySpan<Half> w, ReadOnlySpan<float> x)
     {
+        Span<float> paired = x.Length <= 4096 ? stackalloc float[x.Length] : new float[x.Length];
+        PairForHalfDot(x, paired);
+        return DotHalfPaired(w, paired);
+    }
+
+    /// <summary>x reordered per block of 16 as [x0, x2, …, x14, x1, x3, …, x15] (the tail as it is), the order in
+    /// which <see cref="DotHalfPaired"/> widens the weights.</summary>
+    public static void PairForHalfDot(ReadOnlySpan<float> x, Span<float> paired)
+    {
+        int n = x.Length, k = 0;
+        for (; k + 16 <= n; k += 16)
+            for (int i = 0; i < 8; i++) { paired[k + i] = x[k + 2 * i]; paired[k + 8 + i] = x[k + 2 * i + 1]; }
+        x[k..].CopyTo(paired[k..]);
+    }
+
+    /// <summary>
+    /// dot(w, x) with float16 w widened in registers, x given in <see cref="PairForHalfDot"/> order. Sixteen halves
+    /// are read as eight 32-bit lanes; the even halves are shifted into the top 16 bits, the odd ones masked
+    /// there. With a half's bits h in the top of a lane, an arithmetic shift right by 3 and the mask 0x8FFFFFFF
+    /// leave the sign in place and the exponent and mantissa at a float's positions with the exponent field's top
+    /// three bits clear; as a float that is the half's value × 2^-112, exactly (zeros and subnormals included),
+    /// so one multiply by 2^112 finishes the conversion. (Inf/NaN would not survive; the loader refuses them.)
+    /// </summary>
+    public static float DotHalfPaired(ReadOnlySpan<Half> w, ReadOnlySpan<float> x)
+    {
         int n = w.Length, k = 0;
-        ref ushort pw = ref Unsafe.As<Half, ushort>(ref MemoryMarshal.GetReference(w));
+        ref uint pw = ref Unsafe.As<Half, uint>(ref MemoryMarshal.GetReference(w));
         ref float px = ref MemoryMarshal.GetReference(x);
-        var acc0 = Vector256<float>.Zero; var acc1 = Vector256<float>.Zero;
+        Vector256<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
         var rebias = Vector256.Create(5.192296858534828e33f);   // 2^112
+        var high = Vector256.Create(0xFFFF0000u);
+        // 32 weights per pass into four accumulators, so consecutive FMAs do not wait on each other.
+        for (; k + 32 <= n; k += 32)
+        {
+            var u = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2));
+            var v = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2) + 8);
+            acc0 = MulAdd(HalfInTopBitsToFloat(Vector256.ShiftLeft(u, 16), rebias), Vector256.LoadUnsafe(ref px, (nuint)k), acc0);
+            acc1 = MulAdd(HalfInTopBitsToFloat(u & high, rebias), Vector256.LoadUnsafe(ref px, (nuint)k + 8), acc1);
+            acc2 = MulAdd(HalfInTopBitsToFloat(Vector256.ShiftLeft(v, 16), rebias), Vector256.LoadUnsafe(ref px, (nuint)k + 16), acc2);
+            acc3 = MulAdd(HalfInTopBitsToFloat(v & high, rebias), Vector256.LoadUnsafe(ref px, (nuint)k + 24), acc3);
+        }
         for (; k + 16 <= n; k += 16)
         {
-            var (lo, hi) = Vector256.Widen(Vector256.LoadUnsafe(ref pw, (nuint)k));
-            acc0 = MulAdd(WidenHalf(lo, rebias), Vector256.LoadUnsafe(ref px, (nuint)k), acc0);
-            acc1 = MulAdd(WidenHalf(hi, rebias), Vector256.LoadUnsafe(ref px, (nuint)k + 8), acc1);
+            var u = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2));
+            acc0 = MulAdd(HalfInTopBitsToFloat(Vector256.ShiftLeft(u, 16), rebias), Vector256.LoadUnsafe(ref px, (nuint)k), acc0);
+            acc1 = MulAdd(HalfInTopBitsToFloat(u & high, rebias), Vector256.LoadUnsafe(ref px, (nuint)k + 8), acc1);
         }
-        float s = Vector256.Sum(acc0 + acc1);
+        float s = Vector256.Sum((acc0 + acc1) + (acc2 + acc3));
         for (; k < n; k++) s += (float)w[k] * x[k];
         return s;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> WidenHalf(Vector256<uint> h, Vector256<float> rebias)
-    {
-        var magnitude = Vector256.ShiftLeft(h & Vector256.Create(0x7fffu), 13).AsSingle() * rebias;
-        return (magnitude.AsUInt32() | Vector256.ShiftLeft(h & Vector256.Create(0x8000u), 16)).AsSingle();
-    }
+    private static Vector256<float> HalfInTopBitsToFloat(Vector256<uint> v, Vector256<float> rebias) =>
+        (Vector256.ShiftRightArithmetic(v.AsInt32(), 3) & Vector256.Create(unchecked((int)0x8FFFFFFF))).AsSingle() * rebias;
 
     public static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
