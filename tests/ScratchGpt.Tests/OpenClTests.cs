@@ -135,6 +135,24 @@ public class OpenClFaultTests
     }
 
     [Fact]
+    public void Soak_on_opencl_keeps_the_device_buffer_count_constant()
+    {
+        var model = Fixtures.Load("tiny-gpt2", "opencl");
+        var be = (OpenClBackend)model.Backend;
+        int[] prompt = Fixtures.Tokenizer.Encode("ROMEO:");
+        var configs = new[]
+        {
+            new Decoding.GenerationConfig { MaxNewTokens = 3, EosTokenId = 50256 },
+            new Decoding.GenerationConfig { MaxNewTokens = 3, NumBeams = 2, EosTokenId = 50256, PadTokenId = 50256 },
+        };
+        new Decoding.Generator(model).Generate(prompt, configs[0]);
+        long before = be.LiveBuffers;
+        int count = 300 * (Environment.GetEnvironmentVariable("SCRATCHGPT_LONG") == "1" ? 10 : 1);
+        for (int i = 0; i < count; i++) new Decoding.Generator(model).Generate(prompt, configs[i % 2]);
+        Assert.Equal(before, be.LiveBuffers);
+    }
+
+    [Fact]
     public async Task Cancelled_generation_stops_and_releases_device_memory()
     {
         var model = Fixtures.Load("tiny-gpt2", "opencl");

@@ -42,7 +42,7 @@ public class ReliabilityTests(ITestOutputHelper output)
         void Run(int n) { for (int i = 0; i < n; i++) new Generator(model).Generate(prompt, config); }
         Run(200);   // warm-up: JIT, pools, caches
         long managed0 = Settle(), native0 = Process.GetCurrentProcess().WorkingSet64;
-        int count = 1000 * Scale;
+        int count = 2000 * Scale;
         var clock = Stopwatch.StartNew();
         Run(count);
         long managed1 = Settle();
