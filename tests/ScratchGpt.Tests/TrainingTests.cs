@@ -232,6 +232,22 @@ public class HalfDotTests
     }
 
     [Theory]
+    [InlineData(16, 64, 768)]
+    [InlineData(37, 130, 50)]
+    public void Float16_gemm_equals_the_float32_gemm_on_the_widened_weights(int m, int n, int k)
+    {
+        var rng = new Random(m + n + k);
+        var a = Enumerable.Range(0, m * k).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var w = Enumerable.Range(0, n * k).Select(_ => (Half)(rng.NextDouble() * 2 - 1)).ToArray();
+        var bias = Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble()).ToArray();
+        var wide = w.Select(h => (float)h).ToArray();
+        float[] c16 = new float[m * n], c32 = new float[m * n];
+        Backends.Cpu.Gemm.MatMulNT(a, w, c16, m, n, k, bias);
+        Backends.Cpu.Gemm.MatMulNT(a, wide, c32, m, n, k, bias);
+        Assert.Equal(c32, c16);
+    }
+
+    [Theory]
     [InlineData(7)]
     [InlineData(64)]
     [InlineData(773)]

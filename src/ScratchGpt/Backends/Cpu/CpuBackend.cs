@@ -65,10 +65,11 @@ public sealed class CpuBackend : IBackend
     {
         float[] xs = F(x), ys = F(y), bs = bias is null ? [] : F(bias);
         var wb = (CpuBuffer)w;
-        // Prefill with float32 weights: the register-blocked GEMM (4 rows × 4 columns per inner loop).
-        if (rows >= 16 && wb.Half16 is null && wb.BFloat16 is null)
+        // Prefill: the register-blocked GEMM (4 rows × 4 columns per inner loop); float16 weights are widened a block at a time.
+        if (rows >= 16 && wb.BFloat16 is null)
         {
-            Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), wb.Data, ys.AsMemory(0, rows * outDim), rows, outDim, inDim, bs);
+            if (wb.Half16 is { } half) Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), half, ys.AsMemory(0, rows * outDim), rows, outDim, inDim, bs);
+            else Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), wb.Data, ys.AsMemory(0, rows * outDim), rows, outDim, inDim, bs);
             return;
         }
         // Enough column blocks to keep every core busy; each block's weight rows stay hot in cache

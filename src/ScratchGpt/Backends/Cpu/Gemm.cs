@@ -28,7 +28,7 @@ public static class Gemm
         void RunTile(int t)
         {
             int i0 = t / tilesN * Tile, j0 = t % tilesN * Tile;
-            TileProduct(a.Span, b.Span, c.Span, bias.Span, i0, Math.Min(m, i0 + Tile), j0, Math.Min(n, j0 + Tile), n, k, accumulate);
+            TileProduct(a.Span, b.Span, 0, c.Span, bias.Span, i0, Math.Min(m, i0 + Tile), j0, Math.Min(n, j0 + Tile), n, k, accumulate);
         }
         if ((long)m * n * k < 1 << 18) for (int t = 0; t < tilesM * tilesN; t++) RunTile(t);
         else Parallel.For(0, tilesM * tilesN, RunTile);
@@ -47,7 +47,31 @@ public static class Gemm
             }
     }
 
-    private static void TileProduct(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, ReadOnlySpan<float> bias,
+    /// <summary>
+    /// The same product with float16 B (weights kept 16-bit in memory): each block of 64 rows of B is widened
+    /// once into a float32 scratch, then every row tile of A runs against it, so the widening is paid once per
+    /// weight, not once per input row.
+    /// </summary>
+    public static void MatMulNT(ReadOnlyMemory<float> a, ReadOnlyMemory<Half> b, Memory<float> c, int m, int n, int k,
+        ReadOnlyMemory<float> bias = default)
+    {
+        int blocks = (n + Tile - 1) / Tile;
+        Parallel.For(0, blocks, blk =>
+        {
+            int j0 = blk * Tile, j1 = Math.Min(n, j0 + Tile);
+            float[] scratch = System.Buffers.ArrayPool<float>.Shared.Rent((j1 - j0) * k);
+            try
+            {
+                System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(b.Span.Slice(j0 * k, (j1 - j0) * k), scratch.AsSpan(0, (j1 - j0) * k));
+                for (int i0 = 0; i0 < m; i0 += Tile)
+                    TileProduct(a.Span, scratch, j0, c.Span, bias.Span, i0, Math.Min(m, i0 + Tile), j0, j1, n, k, accumulate: false);
+            }
+            finally { System.Buffers.ArrayPool<float>.Shared.Return(scratch); }
+        });
+    }
+
+    /// <summary>C tile [i0, i1) × [j0, j1); row j of B is at b[(j − bRow0)·k].</summary>
+    private static void TileProduct(ReadOnlySpan<float> a, ReadOnlySpan<float> b, int bRow0, Span<float> c, ReadOnlySpan<float> bias,
         int i0, int i1, int j0, int j1, int n, int k, bool accumulate)
     {
         Span<float> block = stackalloc float[16];
@@ -57,18 +81,18 @@ public static class Gemm
             int j = j0;
             for (; j + 4 <= j1; j += 4)
             {
-                Dot4x4(a.Slice(i * k, 4 * k), b.Slice(j * k, 4 * k), k, block);
+                Dot4x4(a.Slice(i * k, 4 * k), b.Slice((j - bRow0) * k, 4 * k), k, block);
                 for (int r = 0; r < 4; r++)
                     for (int q = 0; q < 4; q++)
                         Store(c, bias, (i + r) * n + j + q, j + q, block[r * 4 + q], accumulate);
             }
             for (; j < j1; j++)
                 for (int r = 0; r < 4; r++)
-                    Store(c, bias, (i + r) * n + j, j, Dot(a.Slice((i + r) * k, k), b.Slice(j * k, k)), accumulate);
+                    Store(c, bias, (i + r) * n + j, j, Dot(a.Slice((i + r) * k, k), b.Slice((j - bRow0) * k, k)), accumulate);
         }
         for (; i < i1; i++)
             for (int j = j0; j < j1; j++)
-                Store(c, bias, i * n + j, j, Dot(a.Slice(i * k, k), b.Slice(j * k, k)), accumulate);
+                Store(c, bias, i * n + j, j, Dot(a.Slice(i * k, k), b.Slice((j - bRow0) * k, k)), accumulate);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
