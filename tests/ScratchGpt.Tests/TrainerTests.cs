@@ -63,6 +63,7 @@ public sealed class TrainerTests : IDisposable
         Assert.Contains("tokens/s", stdout);
         foreach (string f in new[] { "config.json", "generation_config.json", "model.safetensors", "vocab.json", "merges.txt", "training_results.json", "checkpoint/optimizer.safetensors" })
             Assert.True(File.Exists(Path.Combine(outDir, f)), f);
+        Assert.Contains("\"torch_dtype\": \"float16\"", File.ReadAllText(Path.Combine(outDir, "config.json")));
         using (var st = SafetensorsFile.Open(Path.Combine(outDir, "model.safetensors")))
         {
             Assert.Equal(SafetensorsDType.F16, st.Tensors["transformer.wte.weight"].DType);

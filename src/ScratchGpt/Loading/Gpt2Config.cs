@@ -100,7 +100,8 @@ public sealed record Gpt2Config
     }
 
     /// <summary>config.json as save_pretrained writes it for GPT2LMHeadModel.</summary>
-    public string ToJson()
+    /// <param name="dtype">f32, f16 or bf16: the dtype of the weights beside it, written as torch_dtype.</param>
+    public string ToJson(string dtype = "f32")
     {
         var o = new JsonObject
         {
@@ -110,7 +111,7 @@ public sealed record Gpt2Config
             ["initializer_range"] = 0.02, ["layer_norm_epsilon"] = double.Parse(LayerNormEpsilon.ToString("R", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture), ["model_type"] = "gpt2",
             ["n_embd"] = NEmbd, ["n_head"] = NHead, ["n_inner"] = NInner, ["n_layer"] = NLayer, ["n_positions"] = NPositions,
             ["reorder_and_upcast_attn"] = false, ["resid_pdrop"] = 0.0, ["scale_attn_by_inverse_layer_idx"] = false,
-            ["scale_attn_weights"] = true, ["torch_dtype"] = "float32", ["use_cache"] = true, ["vocab_size"] = VocabSize,
+            ["scale_attn_weights"] = true, ["torch_dtype"] = dtype switch { "f16" => "float16", "bf16" => "bfloat16", _ => "float32" }, ["use_cache"] = true, ["vocab_size"] = VocabSize,
         };
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
     }

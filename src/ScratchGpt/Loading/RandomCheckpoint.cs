@@ -41,7 +41,7 @@ public static class RandomCheckpoint
         }
         Add("ln_f.weight", [E], () => 1f); Add("ln_f.bias", [E], () => 0f);
         w.Save(Path.Combine(directory, "model.safetensors"));
-        AtomicFile.WriteAllText(Path.Combine(directory, "config.json"), c.ToJson());
+        AtomicFile.WriteAllText(Path.Combine(directory, "config.json"), c.ToJson(dtype));
         AtomicFile.WriteAllText(Path.Combine(directory, "generation_config.json"),
             $"{{\n  \"bos_token_id\": {c.BosTokenId},\n  \"eos_token_id\": {c.EosTokenId}\n}}\n");
     }

@@ -117,7 +117,7 @@ public sealed class Trainer
     private void SaveModel(string dir, string dtype)
     {
         Parameters.SaveSafetensors(Path.Combine(dir, "model.safetensors"), dtype);
-        AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), Parameters.Config.ToJson());
+        AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), Parameters.Config.ToJson(dtype));
         AtomicFile.WriteAllText(Path.Combine(dir, "generation_config.json"),
             $"{{\n  \"bos_token_id\": {Parameters.Config.BosTokenId},\n  \"eos_token_id\": {Parameters.Config.EosTokenId}\n}}\n");
     }
