@@ -50,6 +50,36 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
+    public void Cancelling_mid_epoch_saves_a_checkpoint_that_resumes_exactly()
+    {
+        var options = new TrainingOptions { Epochs = 1, BatchSize = 2, BlockSize = 16, LearningRate = 1e-3, Seed = 4, MaxSteps = 8 };
+        var data = Data(16);
+        var straight = new Trainer(Gpt2Parameters.Initialize(Tiny, 5), data, options);
+        straight.Run(Path.Combine(_dir, "straight"));
+
+        // Ctrl-C after step 3: Run returns, leaving checkpoint/ at step 3 in the middle of epoch 1.
+        string outDir = Path.Combine(_dir, "cancelled");
+        using var cts = new CancellationTokenSource();
+        var first = new Trainer(Gpt2Parameters.Initialize(Tiny, 5), data, options);
+        first.Run(outDir, new Progress(p => { if (p.Step == 3) cts.Cancel(); }), cancel: cts.Token);
+        Assert.Empty(first.History);
+        string checkpoint = Path.Combine(outDir, "checkpoint");
+        var state = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(checkpoint, "trainer_state.json")))!;
+        Assert.Equal(3, state["global_step"]!.GetValue<long>());
+        Assert.Equal(3 * 2, state["block"]!.GetValue<int>());
+
+        var resumed = new Trainer(Gpt2Parameters.Load(checkpoint), data, options);
+        resumed.RestoreState(checkpoint);
+        resumed.Run(outDir);
+        Assert.Equal(straight.Parameters.Values, resumed.Parameters.Values);
+    }
+
+    private sealed class Progress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => report(value);
+    }
+
+    [Fact]
     public void Train_command_writes_a_loadable_hugging_face_folder_and_the_epoch_table()
     {
         string data = Path.Combine(_dir, "data.txt");
