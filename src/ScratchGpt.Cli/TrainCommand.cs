@@ -29,12 +29,13 @@ public static class TrainCommand
     static readonly Option<string?> Resume = new("--resume") { Description = "continue from a checkpoint/ folder written by an earlier run" };
     static readonly Option<string> SaveDType = new("--save-dtype") { Description = "f32 | f16 | bf16 for the saved model", DefaultValueFactory = _ => "f32" };
     static readonly Option<int> Seed = new("--seed") { DefaultValueFactory = _ => 42 };
+    static readonly Option<float?> DropoutOpt = new("--dropout") { Description = "dropout for embeddings, attention and residuals (default: the model config's *_pdrop, 0.1 for a new model)" };
 
     public static Command Create()
     {
         var c = new Command("train", "Train GPT-2 on a text file (fine-tune --model, or from scratch with --config): AdamW, warm-up + cosine, clipping, per-epoch validation, best checkpoint, resume.");
         foreach (var o in new Option[] { Model, Config, NLayer, NHead, NEmbd, NPositions, Data, EvalSplit, Epochs, MaxSteps, Lr, WeightDecay,
-                     Warmup, BatchSize, BlockSize, GradAccum, MaxGradNorm, Out, Resume, SaveDType, Seed, Common.Tokenizer, Common.Device, Common.Verbose })
+                     Warmup, BatchSize, BlockSize, GradAccum, MaxGradNorm, Out, Resume, SaveDType, Seed, DropoutOpt, Common.Tokenizer, Common.Device, Common.Verbose })
             c.Options.Add(o);
         Common.AddHubOptions(c);
         Common.Action(c, (p, ct) => Task.FromResult(Train(p, ct)));
@@ -54,7 +55,7 @@ public static class TrainCommand
             Epochs = p.GetValue(Epochs), MaxSteps = p.GetValue(MaxSteps), LearningRate = p.GetValue(Lr), WeightDecay = p.GetValue(WeightDecay),
             WarmupSteps = p.GetValue(Warmup), BatchSize = p.GetValue(BatchSize), BlockSize = p.GetValue(BlockSize),
             GradientAccumulationSteps = p.GetValue(GradAccum), MaxGradNorm = p.GetValue(MaxGradNorm), EvalSplit = p.GetValue(EvalSplit),
-            Seed = p.GetValue(Seed), SaveDType = p.GetValue(SaveDType)!,
+            Seed = p.GetValue(Seed), SaveDType = p.GetValue(SaveDType)!, Dropout = p.GetValue(DropoutOpt),
         };
         options.Validate();
 
@@ -87,7 +88,8 @@ public static class TrainCommand
         var trainer = new Trainer(parameters, data, options);
         if (resume is not null) trainer.RestoreState(resume);
         var cfgUsed = parameters.Config;
-        Console.Error.WriteLine($"model: {cfgUsed.NLayer} layers, {cfgUsed.NHead} heads, n_embd {cfgUsed.NEmbd}, n_positions {cfgUsed.NPositions}, {parameters.Count:N0} parameters");
+        cfgUsed = trainer.Parameters.Config;
+        Console.Error.WriteLine($"model: {cfgUsed.NLayer} layers, {cfgUsed.NHead} heads, n_embd {cfgUsed.NEmbd}, n_positions {cfgUsed.NPositions}, {parameters.Count:N0} parameters; dropout embd {cfgUsed.EmbdPdrop:G2} attn {cfgUsed.AttnPdrop:G2} resid {cfgUsed.ResidPdrop:G2}");
         if (data.Validation.Length > 1)
             Console.Error.WriteLine($"unigram baselines on the validation text: its own entropy {data.UnigramEntropy():F3}, the training split's add-one unigram model {data.UnigramCrossEntropy(parameters.Config.VocabSize):F3} nats/token");
         Console.Error.WriteLine($"{trainer.TotalSteps} steps of {options.BatchSize}×{options.BlockSize}×{options.GradientAccumulationSteps} tokens; lr {options.LearningRate:G3}, warm-up {trainer.Schedule.WarmupSteps}, cosine to {options.MinLearningRateRatio:G2}×");

@@ -152,6 +152,36 @@ public class TrainingTests
     }
 
     [Fact]
+    public void Dropout_gradients_match_finite_differences_under_the_same_masks()
+    {
+        var c = SmallConfig;
+        var p = RandomParameters(c, 21);
+        const int batch = 2, seq = 6;
+        var rng = new Random(22);
+        int[] ids = Enumerable.Range(0, batch * seq).Select(_ => rng.Next(c.VocabSize)).ToArray();
+        int[] targets = Enumerable.Range(0, batch * seq).Select(_ => rng.Next(c.VocabSize)).ToArray();
+        var model = new Gpt2TrainingModel(p) { Dropout = (0.2f, 0.3f, 0.25f), DropoutSeed = 99 };
+        var grads = new float[p.Count];
+        double loss = model.LossAndGradients(ids, targets, batch, seq, grads);
+        Assert.True(Math.Abs(loss - model.Loss(ids, targets, batch, seq)) > 1e-3, "dropout changes the training loss");
+        // The seed fixes the masks, so the training-mode loss is a deterministic function to differentiate.
+        var scratch = new float[p.Count];
+        double TrainLoss() => model.LossAndGradients(ids, targets, batch, seq, scratch);
+        Assert.Equal(loss, TrainLoss());
+        foreach (var t in p.Tensors)
+            foreach (int i in new[] { 0, new Random(t.Offset).Next(t.Length) }.Distinct())
+            {
+                int k = t.Offset + i;
+                float keep = p.Values[k], h = 1e-2f;
+                p.Values[k] = keep + h; double up = TrainLoss();
+                p.Values[k] = keep - h; double down = TrainLoss();
+                p.Values[k] = keep;
+                double fd = (up - down) / (2 * h);
+                Assert.True(Math.Abs(grads[k] - fd) <= 2e-3 + 3e-2 * Math.Abs(fd), $"{t.Name}[{i}]: backward {grads[k]} vs finite difference {fd}");
+            }
+    }
+
+    [Fact]
     public void Training_forward_gives_the_fixture_models_loss()
     {
         // The inference model is checked against transformers; the training forward must agree with it.

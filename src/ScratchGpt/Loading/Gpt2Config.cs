@@ -21,6 +21,11 @@ public sealed record Gpt2Config
     public int EosTokenId { get; init; } = 50256;
     public bool TieWordEmbeddings { get; init; } = true;
 
+    /// <summary>Dropout probabilities, used only when training (transformers' defaults: 0.1 each).</summary>
+    public float ResidPdrop { get; init; } = 0.1f;
+    public float EmbdPdrop { get; init; } = 0.1f;
+    public float AttnPdrop { get; init; } = 0.1f;
+
     public int HeadDim => NEmbd / NHead;
     public int MlpWidth => NInner ?? 4 * NEmbd;
 
@@ -65,6 +70,14 @@ public sealed record Gpt2Config
             throw new ModelLoadException($"{path}: field '{key}' must be an integer, got {node.ToJsonString()}");
         }
 
+        float Probability(string key)
+        {
+            var node = o[key];
+            if (node is null) return 0.1f;
+            if (node is JsonValue v && v.TryGetValue(out double x) && x >= 0 && x < 1) return (float)x;
+            throw new ModelLoadException($"{path}: field '{key}' must be a probability in [0, 1), got {node.ToJsonString()}");
+        }
+
         var c = new Gpt2Config
         {
             VocabSize = Int("vocab_size", 50257),
@@ -78,6 +91,9 @@ public sealed record Gpt2Config
             BosTokenId = o["bos_token_id"] is null ? 50256 : Int("bos_token_id", 50256),
             EosTokenId = o["eos_token_id"] is null ? 50256 : Int("eos_token_id", 50256),
             TieWordEmbeddings = o["tie_word_embeddings"] is not JsonValue tw || !tw.TryGetValue(out bool tie) || tie,
+            ResidPdrop = Probability("resid_pdrop"),
+            EmbdPdrop = Probability("embd_pdrop"),
+            AttnPdrop = Probability("attn_pdrop"),
         };
         c.Validate(path);
         return c;
@@ -96,6 +112,8 @@ public sealed record Gpt2Config
         if (ActivationFunction is not ("gelu_new" or "gelu_pytorch_tanh" or "gelu_fast"))
             throw new ModelLoadException($"{path}: activation_function '{ActivationFunction}' is not supported (GPT-2 uses gelu_new)");
         if (!(LayerNormEpsilon > 0)) throw new ModelLoadException($"{path}: layer_norm_epsilon must be positive");
+        foreach (var (name, value) in new[] { ("resid_pdrop", ResidPdrop), ("embd_pdrop", EmbdPdrop), ("attn_pdrop", AttnPdrop) })
+            if (!(value >= 0 && value < 1)) throw new ModelLoadException($"{path}: {name} must be in [0, 1), got {value}");
         if (!TieWordEmbeddings) throw new ModelLoadException($"{path}: tie_word_embeddings=false is not supported (GPT-2 ties lm_head to wte)");
     }
 
@@ -107,12 +125,15 @@ public sealed record Gpt2Config
         {
             ["activation_function"] = ActivationFunction,
             ["architectures"] = new JsonArray("GPT2LMHeadModel"),
-            ["attn_pdrop"] = 0.0, ["bos_token_id"] = BosTokenId, ["embd_pdrop"] = 0.0, ["eos_token_id"] = EosTokenId,
+            ["attn_pdrop"] = Round(AttnPdrop), ["bos_token_id"] = BosTokenId, ["embd_pdrop"] = Round(EmbdPdrop), ["eos_token_id"] = EosTokenId,
             ["initializer_range"] = 0.02, ["layer_norm_epsilon"] = double.Parse(LayerNormEpsilon.ToString("R", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture), ["model_type"] = "gpt2",
             ["n_embd"] = NEmbd, ["n_head"] = NHead, ["n_inner"] = NInner, ["n_layer"] = NLayer, ["n_positions"] = NPositions,
-            ["reorder_and_upcast_attn"] = false, ["resid_pdrop"] = 0.0, ["scale_attn_by_inverse_layer_idx"] = false,
+            ["reorder_and_upcast_attn"] = false, ["resid_pdrop"] = Round(ResidPdrop), ["scale_attn_by_inverse_layer_idx"] = false,
             ["scale_attn_weights"] = true, ["torch_dtype"] = dtype switch { "f16" => "float16", "bf16" => "bfloat16", _ => "float32" }, ["use_cache"] = true, ["vocab_size"] = VocabSize,
         };
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
     }
+
+    /// <summary>A float as the shortest decimal that reads back to it (0.1f → 0.1, not 0.10000000149).</summary>
+    private static double Round(float f) => double.Parse(f.ToString("R", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture);
 }

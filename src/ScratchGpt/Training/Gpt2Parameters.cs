@@ -152,6 +152,15 @@ public sealed class Gpt2Parameters
         w.Save(path);
     }
 
+    /// <summary>The same values under another config of the same shapes (e.g. other dropout rates).</summary>
+    public Gpt2Parameters WithConfig(Gpt2Config config)
+    {
+        var c = new Gpt2Parameters(config);
+        if (c.Count != Count) throw new ArgumentException("WithConfig needs a config with the same tensor shapes");
+        Values.CopyTo(c.Values, 0);
+        return c;
+    }
+
     public Gpt2Parameters Clone()
     {
         var c = new Gpt2Parameters(Config);

@@ -39,12 +39,27 @@ public sealed class TextDataset
     public int TrainBlocks => (Train.Length - 1) / BlockSize;
     public int ValidationBlocks => Validation.Length < 2 ? 0 : (Validation.Length - 2) / BlockSize + 1;
 
-    /// <summary>The order of training blocks for an epoch: a seeded shuffle, so a resumed run sees the same order.</summary>
+    /// <summary>The order of training blocks for an epoch: a seeded shuffle, the same in every process, so a
+    /// resumed run sees the same order. (HashCode.Combine would not do: it is randomised per process.)</summary>
     public int[] EpochOrder(int seed, int epoch)
     {
         var order = Enumerable.Range(0, TrainBlocks).ToArray();
-        new Random(HashCode.Combine(seed, epoch)).Shuffle(order);
+        new Random(MixSeed(seed, epoch)).Shuffle(order);
         return order;
+    }
+
+    /// <summary>A fixed mix of seed parts into one seed (the splitmix64 finaliser).</summary>
+    public static int MixSeed(params long[] parts)
+    {
+        ulong h = 0x9E3779B97F4A7C15;
+        foreach (long p in parts)
+        {
+            h ^= (ulong)p + 0x9E3779B97F4A7C15 + (h << 6) + (h >> 2);
+            h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9;
+            h = (h ^ (h >> 27)) * 0x94D049BB133111EB;
+            h ^= h >> 31;
+        }
+        return (int)(h & 0x7FFFFFFF);
     }
 
     /// <summary>Fills ids/targets [count, T] from training blocks; <paramref name="blocks"/> are block indices.</summary>

@@ -37,12 +37,14 @@ public sealed class Trainer
         options.Validate();
         if (options.BlockSize > parameters.Config.NPositions)
             throw new ArgumentException($"--block-size {options.BlockSize} is larger than the model's n_positions {parameters.Config.NPositions}");
+        // The dropout the run uses is written into the saved config.json too, so the folder says how it was trained.
+        if (options.Dropout is float d) parameters = parameters.WithConfig(parameters.Config with { ResidPdrop = d, EmbdPdrop = d, AttnPdrop = d });
         Parameters = parameters;
         Data = data;
         Options = options;
         if (StepsPerEpoch < 1)
             throw new ArgumentException($"{data.Source}: {data.TrainBlocks} training blocks are fewer than one step of --batch-size {options.BatchSize} × --grad-accum {options.GradientAccumulationSteps}");
-        _model = new Gpt2TrainingModel(parameters);
+        _model = new Gpt2TrainingModel(parameters) { Dropout = (parameters.Config.EmbdPdrop, parameters.Config.AttnPdrop, parameters.Config.ResidPdrop) };
         _optimizer = new AdamW(parameters, options.WeightDecay);
     }
 
@@ -73,6 +75,7 @@ public sealed class Trainer
                 for (int a = 0; a < accum; a++, block += B)
                 {
                     Data.FillTrain(order.AsSpan(block, B), ids, targets);
+                    _model.DropoutSeed = TextDataset.MixSeed(Options.Seed, _optimizer.Step, a);
                     stepLoss += _model.LossAndGradients(ids, targets, B, T, grads, 1f / accum) / accum;
                 }
                 double norm = AdamW.ClipGradientNorm(grads, Options.MaxGradNorm);

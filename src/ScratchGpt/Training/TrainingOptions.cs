@@ -20,6 +20,9 @@ public sealed record TrainingOptions
     /// <summary>Stop after this many optimiser steps (null: run all epochs).</summary>
     public long? MaxSteps { get; init; }
     public int Seed { get; init; } = 42;
+    /// <summary>Dropout probability for the embeddings, attention and residual branches; null takes the
+    /// model config's embd_pdrop / attn_pdrop / resid_pdrop (transformers' default 0.1), as the Trainer does.</summary>
+    public float? Dropout { get; init; }
     /// <summary>dtype of the saved model.safetensors: f32, f16 or bf16 (the resume checkpoint is always f32).</summary>
     public string SaveDType { get; init; } = "f32";
 
@@ -36,6 +39,7 @@ public sealed record TrainingOptions
         Check(MaxGradNorm >= 0, $"--max-grad-norm must be ≥ 0 (0 turns clipping off), got {MaxGradNorm}");
         Check(EvalSplit is >= 0 and < 1, $"--eval-split must be in [0, 1), got {EvalSplit}");
         Check(MaxSteps is null or >= 1, $"--max-steps must be at least 1, got {MaxSteps}");
+        Check(Dropout is null or (>= 0 and < 1), $"--dropout must be in [0, 1), got {Dropout}");
         Check(SaveDType is "f32" or "f16" or "bf16", $"--save-dtype must be f32, f16 or bf16, got '{SaveDType}'");
     }
 }

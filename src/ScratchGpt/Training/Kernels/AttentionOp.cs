@@ -15,11 +15,15 @@ namespace ScratchGpt.Training.Kernels;
 ///     ds[t, u] = p[t, u] (dp[t, u] − Σ_u' p[t, u'] dp[t, u'])      (softmax's Jacobian)
 ///     dq_t = Σ_u ds[t, u] k_u / √D,      dk_u += Σ_t ds[t, u] q_t / √D
 ///
+/// With attention dropout, a mask m (0 or 1/(1 − p) per weight) scales the probabilities before they weight
+/// v: y_t = Σ_u p[t, u] m[t, u] v_u; the backward then uses dp ⊙ m and p ⊙ m where it used dp and p.
+///
 /// Each (sequence, head) pair is independent, so they run in parallel.
 /// </summary>
 public static class AttentionOp
 {
-    public static void Forward(ReadOnlyMemory<float> qkv, Memory<float> y, Memory<float> probs, int batch, int seq, int nHead, int headDim)
+    public static void Forward(ReadOnlyMemory<float> qkv, Memory<float> y, Memory<float> probs, int batch, int seq, int nHead, int headDim,
+        ReadOnlyMemory<float> dropMask = default)
     {
         int E = nHead * headDim;
         float scale = 1f / MathF.Sqrt(headDim);
@@ -44,15 +48,16 @@ public static class AttentionOp
                 row[(t + 1)..].Clear();
                 var yt = ys.Slice((b * seq + t) * E + h * headDim, headDim);
                 yt.Clear();
+                var m = dropMask.IsEmpty ? default : dropMask.Span.Slice(bh * seq * seq + t * seq, seq);
                 for (int u = 0; u <= t; u++)
-                    TensorPrimitives.MultiplyAdd(q.Slice((b * seq + u) * 3 * E + 2 * E + h * headDim, headDim), row[u], yt, yt);
+                    TensorPrimitives.MultiplyAdd(q.Slice((b * seq + u) * 3 * E + 2 * E + h * headDim, headDim), m.IsEmpty ? row[u] : row[u] * m[u], yt, yt);
             }
         });
     }
 
     /// <summary>Writes the whole of dqkv [B·T, 3E] from dy [B·T, E].</summary>
     public static void Backward(ReadOnlyMemory<float> qkv, ReadOnlyMemory<float> probs, ReadOnlyMemory<float> dy, Memory<float> dqkv,
-        int batch, int seq, int nHead, int headDim)
+        int batch, int seq, int nHead, int headDim, ReadOnlyMemory<float> dropMask = default)
     {
         int E = nHead * headDim;
         float scale = 1f / MathF.Sqrt(headDim);
@@ -66,13 +71,15 @@ public static class AttentionOp
             for (int t = 0; t < seq; t++)
             {
                 var row = p.Slice(t * seq, t + 1);
+                var m = dropMask.IsEmpty ? default : dropMask.Span.Slice(bh * seq * seq + t * seq, t + 1);
                 var dyt = dys.Slice((b * seq + t) * E + h * headDim, headDim);
                 float weighted = 0;
                 for (int u = 0; u <= t; u++)
                 {
                     int vOff = (b * seq + u) * 3 * E + 2 * E + h * headDim;
-                    dp[u] = TensorPrimitives.Dot(dyt, q.Slice(vOff, headDim));
-                    TensorPrimitives.MultiplyAdd(dyt, row[u], d.Slice(vOff, headDim), d.Slice(vOff, headDim));  // dv_u
+                    float keep = m.IsEmpty ? 1f : m[u];
+                    dp[u] = TensorPrimitives.Dot(dyt, q.Slice(vOff, headDim)) * keep;
+                    TensorPrimitives.MultiplyAdd(dyt, row[u] * keep, d.Slice(vOff, headDim), d.Slice(vOff, headDim));  // dv_u
                     weighted += row[u] * dp[u];
                 }
                 var qt = q.Slice((b * seq + t) * 3 * E + h * headDim, headDim);
