@@ -43,22 +43,8 @@ public sealed class Gpt2Checkpoint
     /// <summary>A Conv1D weight stored [in, out], returned transposed to [out, in].</summary>
     public float[] ReadConv1DTransposed(string name, int inDim, int outDim)
     {
-        float[] w = Read(name, inDim, outDim);
-        var t = new float[w.Length];
-        // Blocked transpose: 32×32 tiles keep both sides in cache.
-        const int B = 32;
-        Parallel.For(0, (inDim + B - 1) / B, bi =>
-        {
-            int i0 = bi * B, i1 = Math.Min(inDim, i0 + B);
-            for (int j0 = 0; j0 < outDim; j0 += B)
-            {
-                int j1 = Math.Min(outDim, j0 + B);
-                for (int i = i0; i < i1; i++)
-                    for (int j = j0; j < j1; j++)
-                        t[(long)j * inDim + i] = w[(long)i * outDim + j];
-            }
-        });
-        return t;
+        // The same blocked transpose the training code uses (32×32 tiles, all cores).
+        return Backends.Cpu.Gemm.Transposed(Read(name, inDim, outDim), inDim, outDim);
     }
 
     /// <summary>NaN or ±Inf in a weight would silently turn every logit into NaN; refuse it at load,
