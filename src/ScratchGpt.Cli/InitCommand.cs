@@ -1,5 +1,6 @@
 using System.CommandLine;
 using ScratchGpt.Loading;
+using ScratchGpt.Training;
 
 namespace ScratchGpt.Cli;
 

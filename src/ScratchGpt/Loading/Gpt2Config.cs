@@ -134,6 +134,10 @@ public sealed record Gpt2Config
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
     }
 
+    /// <summary>The generation_config.json written beside a new or trained model: just its BOS and EOS ids.</summary>
+    public string GenerationConfigJson() =>
+        $"{{\n  \"bos_token_id\": {BosTokenId},\n  \"eos_token_id\": {EosTokenId}\n}}\n";
+
     /// <summary>A float as the shortest decimal that reads back to it (0.1f → 0.1, not 0.10000000149).</summary>
     private static double Round(float f) => double.Parse(f.ToString("R", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture);
 }

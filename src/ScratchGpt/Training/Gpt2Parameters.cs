@@ -77,23 +77,27 @@ public sealed class Gpt2Parameters
         Values = new float[offset];
     }
 
-    /// <summary>GPT-2's initialisation: N(0, 0.02) for matrices, the two residual projections per block
-    /// scaled by 1/√(2·n_layer), zero biases, LayerNorm gains 1.</summary>
+    /// <summary>GPT-2's initialisation rule for one tensor (by its checkpoint name): LayerNorm gains 1, biases 0,
+    /// matrices N(0, std) with std 0.02, 0.01 for wpe, and 0.02/√(2·n_layer) for the two residual projections
+    /// (c_proj) of each block. Returns (fill, std): every value is fill + std · N(0, 1).</summary>
+    public static (float Fill, double Std) InitRule(string name, int rank, Gpt2Config config)
+    {
+        if (name.EndsWith("ln_1.weight") || name.EndsWith("ln_2.weight") || name == "ln_f.weight") return (1f, 0);
+        if (rank < 2) return (0f, 0);
+        if (name.EndsWith("c_proj.weight")) return (0f, 0.02 / Math.Sqrt(2 * config.NLayer));
+        return (0f, name == "wpe.weight" ? 0.01 : 0.02);
+    }
+
+    /// <summary>A model initialised by <see cref="InitRule"/>, reproducibly from <paramref name="seed"/>.</summary>
     public static Gpt2Parameters Initialize(Gpt2Config config, int seed)
     {
         var p = new Gpt2Parameters(config);
         var rng = new Random(seed);
-        double projStd = 0.02 / Math.Sqrt(2 * config.NLayer);
         foreach (var t in p.Tensors)
         {
+            var (fill, std) = InitRule(t.Name, t.Shape.Length, config);
             var v = t.Of(p.Values);
-            if (t.Name.EndsWith("ln_1.weight") || t.Name.EndsWith("ln_2.weight") || t.Name == "ln_f.weight") v.Fill(1f);
-            else if (!t.Decays) v.Clear();
-            else
-            {
-                double std = t.Name.EndsWith("c_proj.weight") ? projStd : t.Name == "wpe.weight" ? 0.01 : 0.02;
-                for (int i = 0; i < v.Length; i++) v[i] = (float)(std * StandardNormal(rng));
-            }
+            for (int i = 0; i < v.Length; i++) v[i] = std == 0 ? fill : (float)(fill + std * StandardNormal(rng));
         }
         return p;
     }

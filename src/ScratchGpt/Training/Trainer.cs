@@ -121,8 +121,7 @@ public sealed class Trainer
     {
         Parameters.SaveSafetensors(Path.Combine(dir, "model.safetensors"), dtype);
         AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), Parameters.Config.ToJson(dtype));
-        AtomicFile.WriteAllText(Path.Combine(dir, "generation_config.json"),
-            $"{{\n  \"bos_token_id\": {Parameters.Config.BosTokenId},\n  \"eos_token_id\": {Parameters.Config.EosTokenId}\n}}\n");
+        AtomicFile.WriteAllText(Path.Combine(dir, "generation_config.json"), Parameters.Config.GenerationConfigJson());
     }
 
     /// <summary>Copies the tokenizer files beside the model so the folder is complete on its own.</summary>
