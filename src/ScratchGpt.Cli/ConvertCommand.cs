@@ -28,9 +28,7 @@ public static class ConvertCommand
             parameters.SaveSafetensors(Path.Combine(dst, "model.safetensors"), dtype);
             foreach (string name in new[] { "config.json", "generation_config.json", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json" })
             {
-                string from = Path.Combine(src, name);
-                if (File.Exists(from) && Path.GetFullPath(from) != Path.GetFullPath(Path.Combine(dst, name)))
-                    AtomicFile.Write(Path.Combine(dst, name), s => { using var f = File.OpenRead(from); f.CopyTo(s); });
+                if (File.Exists(Path.Combine(src, name))) AtomicFile.Copy(Path.Combine(src, name), Path.Combine(dst, name));
             }
             Console.Error.WriteLine($"wrote {Path.Combine(dst, "model.safetensors")} ({parameters.Count:N0} parameters, {dtype})");
             return 0;

@@ -24,6 +24,13 @@ public static class AtomicFile
         }
     }
 
+    /// <summary>Copies a file through a temporary name; copying a file onto itself does nothing.</summary>
+    public static void Copy(string source, string destination)
+    {
+        if (System.IO.Path.GetFullPath(source) == System.IO.Path.GetFullPath(destination)) return;
+        Write(destination, s => { using var f = File.OpenRead(source); f.CopyTo(s); });
+    }
+
     public static void WriteAllText(string path, string text) =>
         Write(path, s => { var b = new System.Text.UTF8Encoding(false).GetBytes(text); s.Write(b); });
 }

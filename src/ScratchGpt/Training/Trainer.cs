@@ -129,10 +129,15 @@ public sealed class Trainer
     {
         foreach (string name in new[] { "vocab.json", "merges.txt" })
         {
-            string src = Path.Combine(fromDirectory, name), dst = Path.Combine(outputDirectory, name);
-            if (Path.GetFullPath(src) != Path.GetFullPath(dst)) AtomicFile.Write(dst, s => { using var f = File.OpenRead(src); f.CopyTo(s); });
+            AtomicFile.Copy(Path.Combine(fromDirectory, name), Path.Combine(outputDirectory, name));
         }
     }
+
+    /// <summary>The epoch table as JSON, for training_results.json and trainer_state.json.</summary>
+    private JsonArray HistoryJson() => new(History.Select(h => (JsonNode)new JsonObject
+    {
+        ["epoch"] = h.Epoch, ["step"] = h.Step, ["training_loss"] = h.TrainingLoss, ["validation_loss"] = h.ValidationLoss,
+    }).ToArray());
 
     private void WriteResults(string dir)
     {
@@ -147,10 +152,7 @@ public sealed class Trainer
             ["steps"] = _optimizer.Step,
             ["tokens_per_second"] = Math.Round(TokensPerSecond, 1),
             ["options"] = JsonSerializer.SerializeToNode(Options),
-            ["epochs"] = new JsonArray(History.Select(h => (JsonNode)new JsonObject
-            {
-                ["epoch"] = h.Epoch, ["step"] = h.Step, ["training_loss"] = h.TrainingLoss, ["validation_loss"] = h.ValidationLoss,
-            }).ToArray()),
+            ["epochs"] = HistoryJson(),
         };
         AtomicFile.WriteAllText(Path.Combine(dir, "training_results.json"), o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
@@ -174,10 +176,7 @@ public sealed class Trainer
             ["block"] = block,
             ["best_validation_loss"] = BestValidationLoss,
             ["train_tokens"] = Data.Train.Length,
-            ["history"] = new JsonArray(History.Select(h => (JsonNode)new JsonObject
-            {
-                ["epoch"] = h.Epoch, ["step"] = h.Step, ["training_loss"] = h.TrainingLoss, ["validation_loss"] = h.ValidationLoss,
-            }).ToArray()),
+            ["history"] = HistoryJson(),
         };
         AtomicFile.WriteAllText(Path.Combine(dir, "trainer_state.json"), state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
