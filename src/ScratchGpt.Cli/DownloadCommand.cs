@@ -32,7 +32,7 @@ public static class DownloadCommand
         if (!AnsiConsole.Profile.Capabilities.Interactive || Console.IsErrorRedirected)
         {
             var done = new HashSet<string>();
-            return hub.EnsureModelAsync(id, revision, new ProgressSink(r =>
+            return hub.EnsureModelAsync(id, revision, new SyncProgress<DownloadProgress>(r =>
             {
                 if (r.Total is { } t && r.Bytes == t && done.Add(r.File))
                     Console.Error.WriteLine($"downloaded {r.File}: {r.Bytes:N0} bytes at {r.BytesPerSecond / 1e6:F1} MB/s");
@@ -44,17 +44,12 @@ public static class DownloadCommand
             .Start(ctx =>
             {
                 var tasks = new Dictionary<string, ProgressTask>();
-                result = hub.EnsureModelAsync(id, revision, new ProgressSink(r =>
+                result = hub.EnsureModelAsync(id, revision, new SyncProgress<DownloadProgress>(r =>
                 {
                     if (!tasks.TryGetValue(r.File, out var task)) tasks[r.File] = task = ctx.AddTask(r.File.EscapeMarkup(), maxValue: r.Total ?? r.Bytes);
                     task.Value = r.Bytes;
                 }), ct).GetAwaiter().GetResult();
             });
         return result;
-    }
-
-    private sealed class ProgressSink(Action<DownloadProgress> report) : IProgress<DownloadProgress>
-    {
-        public void Report(DownloadProgress value) => report(value);
     }
 }

@@ -87,8 +87,7 @@ public static class TrainCommand
         Console.Error.WriteLine($"{dataPath}: {data.Train.Length:N0} training tokens, {data.Validation.Length:N0} validation tokens");
         var trainer = new Trainer(parameters, data, options);
         if (resume is not null) trainer.RestoreState(resume);
-        var cfgUsed = parameters.Config;
-        cfgUsed = trainer.Parameters.Config;
+        var cfgUsed = trainer.Parameters.Config;   // the config the run uses (--dropout may override the file's)
         Console.Error.WriteLine($"model: {cfgUsed.NLayer} layers, {cfgUsed.NHead} heads, n_embd {cfgUsed.NEmbd}, n_positions {cfgUsed.NPositions}, {parameters.Count:N0} parameters; dropout embd {cfgUsed.EmbdPdrop:G2} attn {cfgUsed.AttnPdrop:G2} resid {cfgUsed.ResidPdrop:G2}");
         if (data.Validation.Length > 1)
             Console.Error.WriteLine($"unigram baselines on the validation text: its own entropy {data.UnigramEntropy():F3}, the training split's add-one unigram model {data.UnigramCrossEntropy(parameters.Config.VocabSize):F3} nats/token");
@@ -119,7 +118,7 @@ public static class TrainCommand
         {
             var last = DateTime.MinValue;
             long? firstStep = null;
-            trainer.Run(outDir, new SyncProgress(r =>
+            trainer.Run(outDir, new SyncProgress<TrainingProgress>(r =>
             {
                 if (DateTime.UtcNow - last < TimeSpan.FromSeconds(10) && r.Step != r.TotalSteps) return;
                 last = DateTime.UtcNow;
@@ -134,13 +133,7 @@ public static class TrainCommand
             .Start(ctx =>
             {
                 var task = ctx.AddTask("training", maxValue: trainer.TotalSteps);
-                trainer.Run(outDir, new SyncProgress(r => { task.Value = r.Step; task.Description = Describe(r).EscapeMarkup(); }), OnEpoch, ct);
+                trainer.Run(outDir, new SyncProgress<TrainingProgress>(r => { task.Value = r.Step; task.Description = Describe(r).EscapeMarkup(); }), OnEpoch, ct);
             });
-    }
-
-    /// <summary>IProgress that reports on the calling thread (Progress&lt;T&gt; would post to the thread pool).</summary>
-    private sealed class SyncProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => report(value);
     }
 }

@@ -13,6 +13,9 @@ public static class Fixtures
     public static string Dir { get; } =
         Environment.GetEnvironmentVariable("SCRATCHGPT_FIXTURES") ?? Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "fixtures"));
 
+    /// <summary>10 when SCRATCHGPT_LONG=1 (.ci/run --long): the fuzz and soak tests run ten times as many cases.</summary>
+    public static int LongRunScale { get; } = Environment.GetEnvironmentVariable("SCRATCHGPT_LONG") == "1" ? 10 : 1;
+
     public static string Model(string name) => Path.Combine(Dir, "models", name);
     public static string Case(string name) => Path.Combine(Dir, "cases", name);
     public static string TokenizerDir => Path.Combine(Dir, "tokenizer");

@@ -14,7 +14,7 @@ namespace ScratchGpt.Tests;
 /// </summary>
 public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
 {
-    private static int Scale => Environment.GetEnvironmentVariable("SCRATCHGPT_LONG") == "1" ? 10 : 1;
+    private static int Scale => Fixtures.LongRunScale;
     private readonly string _dir = Directory.CreateTempSubdirectory("sgpt-fuzz").FullName;
     public void Dispose() => Directory.Delete(_dir, true);
 
@@ -137,13 +137,11 @@ public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
         RandomCheckpoint.Write(Small, _dir, "f32", 3);
         string path = Path.Combine(_dir, "model.safetensors");
         byte[] b = File.ReadAllBytes(path);
-        int headerEnd = 8 + (int)BitConverter.ToUInt64(b, 0);
         BitConverter.GetBytes(bad).CopyTo(b, b.Length - 8);      // inside the last tensor in name order
         File.WriteAllBytes(path, b);
         var e = Assert.Throws<ModelLoadException>(() => Gpt2Parameters.Load(_dir));
         Assert.Contains("tensor 'transformer.wte.weight'", e.Message.Replace("'wte.weight'", "'transformer.wte.weight'"));
         Assert.Contains(bad.ToString(), e.Message);
-        _ = headerEnd;
     }
 
     // ---- config.json --------------------------------------------------------------------------------

@@ -147,7 +147,7 @@ public class OpenClFaultTests
         };
         new Decoding.Generator(model).Generate(prompt, configs[0]);
         long before = be.LiveBuffers;
-        int count = 300 * (Environment.GetEnvironmentVariable("SCRATCHGPT_LONG") == "1" ? 10 : 1);
+        int count = 300 * Fixtures.LongRunScale;
         for (int i = 0; i < count; i++) new Decoding.Generator(model).Generate(prompt, configs[i % 2]);
         Assert.Equal(before, be.LiveBuffers);
     }

@@ -8,7 +8,7 @@ namespace ScratchGpt.Tests;
 [Collection("console")]
 public class ReliabilityTests(ITestOutputHelper output)
 {
-    private static int Scale => Environment.GetEnvironmentVariable("SCRATCHGPT_LONG") == "1" ? 10 : 1;
+    private static int Scale => Fixtures.LongRunScale;
 
     private static GenerationConfig[] Configs =>
     [

@@ -42,11 +42,19 @@ public sealed class TrainerTests : IDisposable
         string outDir = Path.Combine(_dir, "resumed");
         var first = new Trainer(Gpt2Parameters.Initialize(Tiny, 2), data, options with { Epochs = 1 });
         first.Run(outDir);
-        var resumed = new Trainer(Gpt2Parameters.Load(Path.Combine(outDir, "checkpoint")), data, options);
-        resumed.RestoreState(Path.Combine(outDir, "checkpoint"));
-        resumed.Run(outDir);
+        var resumed = Resume(outDir, data, options);
         Assert.Equal(straight.Parameters.Values, resumed.Parameters.Values);
         Assert.Equal(straight.History.Select(h => h.ValidationLoss), resumed.History.Select(h => h.ValidationLoss));
+    }
+
+    /// <summary>What --resume DIR/checkpoint does: weights from the checkpoint, then optimiser and data position, then the rest of the run.</summary>
+    private static Trainer Resume(string outDir, TextDataset data, TrainingOptions options)
+    {
+        string checkpoint = Path.Combine(outDir, "checkpoint");
+        var trainer = new Trainer(Gpt2Parameters.Load(checkpoint), data, options);
+        trainer.RestoreState(checkpoint);
+        trainer.Run(outDir);
+        return trainer;
     }
 
     [Fact]
@@ -61,22 +69,14 @@ public sealed class TrainerTests : IDisposable
         string outDir = Path.Combine(_dir, "cancelled");
         using var cts = new CancellationTokenSource();
         var first = new Trainer(Gpt2Parameters.Initialize(Tiny, 5), data, options);
-        first.Run(outDir, new Progress(p => { if (p.Step == 3) cts.Cancel(); }), cancel: cts.Token);
+        first.Run(outDir, new Cli.SyncProgress<TrainingProgress>(p => { if (p.Step == 3) cts.Cancel(); }), cancel: cts.Token);
         Assert.Empty(first.History);
         string checkpoint = Path.Combine(outDir, "checkpoint");
         var state = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(checkpoint, "trainer_state.json")))!;
         Assert.Equal(3, state["global_step"]!.GetValue<long>());
         Assert.Equal(3 * 2, state["block"]!.GetValue<int>());
 
-        var resumed = new Trainer(Gpt2Parameters.Load(checkpoint), data, options);
-        resumed.RestoreState(checkpoint);
-        resumed.Run(outDir);
-        Assert.Equal(straight.Parameters.Values, resumed.Parameters.Values);
-    }
-
-    private sealed class Progress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => report(value);
+        Assert.Equal(straight.Parameters.Values, Resume(outDir, data, options).Parameters.Values);
     }
 
     [Fact]
