@@ -46,3 +46,36 @@ KERNEL void matvec(GLOBAL const float* x, GLOBAL const float* w, GLOBAL const fl
     }
     if (tid == 0) y[j] = partial[0] + (has_bias ? bias[j] : 0.0f);
 }
+
+// gemm, for training: c[i, j] = (accumulate ? c[i, j] : 0) + sum_k A(i, k) * B(k, j), c: [m, n]
+//   A(i, k) = a[i * a_row + k * a_col],  B(k, j) = b[k * b_row + j * b_col]
+// The strides let one tiled kernel serve the three products of a linear layer y = x W^T + b
+// (x: [N, in], W: [out, in]):  forward y = x W^T,  dx = dy W,  dW += dy^T x  (see DeviceTrainingModel).
+KERNEL void gemm(GLOBAL const float* a, int a_row, int a_col, GLOBAL const float* b, int b_row, int b_col,
+                 GLOBAL float* c, int m, int n, int k, int accumulate)
+{
+    LOCAL_ARRAY(float, at, TILE * TILE);
+    LOCAL_ARRAY(float, bt, TILE * TILE);
+    int lj = LOCAL_ID_X, li = LOCAL_ID_Y;
+    int j = GROUP_ID_X * TILE + lj, i = GROUP_ID_Y * TILE + li;
+    float acc = 0.0f;
+    for (int k0 = 0; k0 < k; k0 += TILE) {
+        int ka = k0 + lj, kb = k0 + li;       // at[li][lj] = A(i, k0 + lj);  bt[li][lj] = B(k0 + li, j)
+        at[li * TILE + lj] = (i < m && ka < k) ? a[i * a_row + ka * a_col] : 0.0f;
+        bt[li * TILE + lj] = (kb < k && j < n) ? b[kb * b_row + j * b_col] : 0.0f;
+        SYNC_THREADS;
+        for (int t = 0; t < TILE; t++) acc += at[li * TILE + t] * bt[t * TILE + lj];
+        SYNC_THREADS;
+    }
+    if (i < m && j < n) c[i * n + j] = accumulate ? c[i * n + j] + acc : acc;
+}
+
+// column_sums: db[j] += sum_r dy[r, j]   (a bias's gradient; one work-item per column, rows in order)
+KERNEL void column_sums(GLOBAL const float* dy, GLOBAL float* db, int rows, int cols)
+{
+    int j = GLOBAL_ID_X;
+    if (j >= cols) return;
+    float s = 0.0f;
+    for (int r = 0; r < rows; r++) s += dy[r * cols + j];
+    db[j] += s;
+}

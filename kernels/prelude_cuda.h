@@ -15,3 +15,4 @@
 #define sqrt sqrtf
 #define fmax fmaxf
 #define INFINITY __int_as_float(0x7f800000)
+#define log logf

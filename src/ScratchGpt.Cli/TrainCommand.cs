@@ -1,4 +1,5 @@
 using System.CommandLine;
+using ScratchGpt.Backends;
 using ScratchGpt.Loading;
 using ScratchGpt.Training;
 using Spectre.Console;
@@ -45,8 +46,7 @@ public static class TrainCommand
     private static int Train(ParseResult p, CancellationToken ct)
     {
         string device = p.GetValue(Common.Device)!;
-        if (device is not ("auto" or "cpu"))
-            throw new ArgumentException($"--device {device}: training runs on the CPU backend only (the backward kernels are not ported to OpenCL/CUDA yet)");
+        BackendFactory.Parse(device);   // a bad --device fails before any work
         string? modelDir = Common.ResolveModel(p, p.GetValue(Model)), preset = p.GetValue(Config), resume = p.GetValue(Resume);
         if ((modelDir is null) == (preset is null) && resume is null)
             throw new ArgumentException("give exactly one of --model DIR (fine-tune) or --config SIZE (from scratch)");
@@ -81,11 +81,13 @@ public static class TrainCommand
             throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} tokens but the model's vocab_size is {parameters.Config.VocabSize}");
 
         string dataPath = p.GetValue(Data)!;
-        Console.Error.WriteLine($"Device: cpu — {Environment.ProcessorCount} cores");
         if (!File.Exists(dataPath)) throw new ArgumentException($"--data {dataPath}: training text not found");
         var data = TextDataset.FromFile(dataPath, tokenizer, options.EvalSplit, options.BlockSize);
         Console.Error.WriteLine($"{dataPath}: {data.Train.Length:N0} training tokens, {data.Validation.Length:N0} validation tokens");
-        var trainer = new Trainer(parameters, data, options);
+        // auto takes CUDA, then an OpenCL GPU, then the CPU; opencl / cuda name a device explicitly.
+        using var backend = BackendFactory.Create(device, m => Console.Error.WriteLine(m));
+        using var trainer = new Trainer(parameters, data, options, backend as IKernelRunner);
+        Console.Error.WriteLine($"Device: {trainer.Engine.Device}");
         if (resume is not null) trainer.RestoreState(resume);
         var cfgUsed = trainer.Parameters.Config;   // the config the run uses (--dropout may override the file's)
         Console.Error.WriteLine($"model: {cfgUsed.NLayer} layers, {cfgUsed.NHead} heads, n_embd {cfgUsed.NEmbd}, n_positions {cfgUsed.NPositions}, {parameters.Count:N0} parameters; dropout embd {cfgUsed.EmbdPdrop:G2} attn {cfgUsed.AttnPdrop:G2} resid {cfgUsed.ResidPdrop:G2}");

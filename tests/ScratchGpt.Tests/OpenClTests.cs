@@ -169,3 +169,104 @@ public class OpenClFaultTests
         Assert.Equal(before, be.LiveBuffers);
     }
 }
+
+/// <summary>
+/// Training on the OpenCL device (PoCL in CI): the backward kernels of kernels/ against the CPU's backward,
+/// which the gradient checks in TrainingTests hold to finite differences.
+/// </summary>
+[Collection("console")]
+public sealed class OpenClTrainingTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("sgpt-cltrain").FullName;
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    private static readonly Lazy<OpenClBackend> Backend = new(() => OpenClBackend.Create(0, gpuOnly: false));
+
+    // Odd sizes on purpose: 3 heads of 8, MLP 96, 2 sequences of 13 tokens — nothing is a multiple of a 16-wide tile.
+    private static readonly Loading.Gpt2Config Small = new() { NLayer = 2, NHead = 3, NEmbd = 24, NPositions = 32 };
+
+    private static (int[] Ids, int[] Targets) Batch(int batch, int seq, int seed)
+    {
+        var rng = new Random(seed);
+        var ids = Enumerable.Range(0, batch * seq).Select(_ => rng.Next(50257)).ToArray();
+        var targets = Enumerable.Range(0, batch * seq).Select(i => i % seq == seq - 1 ? -100 : rng.Next(50257)).ToArray();
+        return (ids, targets);
+    }
+
+    [Theory]
+    [InlineData(0f)]
+    [InlineData(0.1f)]
+    public void Device_gradients_match_the_cpu_backward(float dropout)
+    {
+        var p = Training.Gpt2Parameters.Initialize(Small, 7);
+        var (ids, targets) = Batch(2, 13, 3);
+        var cpuGrads = new float[p.Count]; var gpuGrads = new float[p.Count];
+        double cpuLoss, gpuLoss;
+        using (var cpu = new Training.CpuTrainingEngine(p, new Training.AdamW(p, 0.01f), (dropout, dropout, dropout)))
+        {
+            cpu.ZeroGradients();
+            cpuLoss = cpu.AddGradients(ids, targets, 2, 13, 0.5f, dropoutSeed: 11);
+            cpuLoss += cpu.AddGradients(ids, targets, 2, 13, 0.5f, dropoutSeed: 12);   // accumulation adds
+            cpu.ReadGradients(cpuGrads);
+        }
+        using (var gpu = new Training.DeviceTrainingModel(Backend.Value, p, new Training.AdamW(p, 0.01f), (dropout, dropout, dropout)))
+        {
+            gpu.ZeroGradients();
+            gpuLoss = gpu.AddGradients(ids, targets, 2, 13, 0.5f, dropoutSeed: 11);
+            gpuLoss += gpu.AddGradients(ids, targets, 2, 13, 0.5f, dropoutSeed: 12);
+            gpu.ReadGradients(gpuGrads);
+        }
+        Assert.Equal(cpuLoss, gpuLoss, 1e-4);
+        foreach (var t in p.Tensors)
+        {
+            var c = t.Of(cpuGrads); var g = t.Of(gpuGrads);
+            float scale = Math.Abs(System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(c));
+            Assert.True(scale > 0, $"{t.Name}: no gradient on the CPU");
+            for (int i = 0; i < c.Length; i++)
+                Assert.True(Math.Abs(c[i] - g[i]) <= 1e-4 * scale + 1e-7, $"{t.Name}[{i}]: cpu {c[i]:E4}, opencl {g[i]:E4} (largest {scale:E2})");
+        }
+    }
+
+    [Fact]
+    public void Clipping_and_adamw_on_the_device_match_the_cpu()
+    {
+        var cpuParams = Training.Gpt2Parameters.Initialize(Small, 8);
+        var gpuParams = cpuParams.Clone();
+        var (ids, targets) = Batch(2, 13, 4);
+        var cpuOpt = new Training.AdamW(cpuParams, 0.1f); var gpuOpt = new Training.AdamW(gpuParams, 0.1f);
+        using var cpu = new Training.CpuTrainingEngine(cpuParams, cpuOpt, (0f, 0f, 0f));
+        using var gpu = new Training.DeviceTrainingModel(Backend.Value, gpuParams, gpuOpt, (0f, 0f, 0f));
+        for (int step = 0; step < 3; step++)
+        {
+            foreach (var e in new Training.ITrainingEngine[] { cpu, gpu })
+            {
+                e.ZeroGradients();
+                e.AddGradients(ids, targets, 2, 13, 1f, 0);
+            }
+            double cpuNorm = cpu.ClipGradients(0.5), gpuNorm = gpu.ClipGradients(0.5);
+            Assert.Equal(cpuNorm, gpuNorm, cpuNorm * 1e-4);
+            Assert.True(cpuNorm > 0.5, $"norm {cpuNorm}: the clip should act");
+            cpu.Update(1e-3f); gpu.Update(1e-3f);
+        }
+        gpu.CopyToHost();
+        Assert.Equal(3, gpuOpt.Step);
+        for (int i = 0; i < cpuParams.Count; i++)
+            Assert.True(Math.Abs(cpuParams.Values[i] - gpuParams.Values[i]) < 2e-5, $"parameter {i}: cpu {cpuParams.Values[i]}, opencl {gpuParams.Values[i]}");
+        Assert.True(cpuOpt.V.Zip(gpuOpt.V).All(v => Math.Abs(v.First - v.Second) <= 1e-3 * Math.Abs(v.First) + 1e-12), "Adam's second moments differ");
+    }
+
+    [Fact]
+    public void Train_command_runs_on_opencl_and_its_folder_loads()
+    {
+        string data = Path.Combine(_dir, "data.txt"), outDir = Path.Combine(_dir, "out");
+        File.WriteAllText(data, File.ReadAllText(Path.Combine(Fixtures.RepoRoot, "..", "shared", "corpus", "tinyshakespeare.txt"))[..6_000]);
+        var (code, stdout, stderr) = CliTests.RunCli("train", "--config", "gpt2", "--n-layer", "1", "--n-head", "2", "--n-embd", "32",
+            "--n-positions", "32", "--data", data, "--block-size", "32", "--batch-size", "4", "--epochs", "1", "--max-steps", "6",
+            "--lr", "3e-3", "--device", "opencl", "--out", outDir);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("Device: opencl", stderr);
+        Assert.Contains("Validation Loss", stdout);
+        var model = Model.Gpt2Model.Load(outDir, new Loading.ModelLoadOptions());
+        Assert.Equal(1, model.Config.NLayer);
+    }
+}

@@ -33,6 +33,7 @@ public sealed class Gpt2TrainingModel
     private readonly Gpt2Config _c;
     private readonly CrossEntropyHead _head;
     private int _capacity;   // rows the activation buffers hold
+    private (int Batch, int Seq) _capacityShape;   // the batch shape they were sized for
 
     // Activations kept for the backward pass (per block unless noted).
     private float[] _x0 = [];                                  // embedding output [N, E]
@@ -41,9 +42,7 @@ public sealed class Gpt2TrainingModel
     private float[] _xOut = [], _lnF = [], _lnFMean = [], _lnFRstd = [];
     // Scratch for the backward pass.
     private float[] _dx = [], _dTmpE = [], _dQkv = [], _dFc = [], _tA = [], _tB = [], _wT = [], _dMasked = [];
-    // Dropout masks (0 or 1/(1 − p)) of the current step: embeddings, attention probabilities, the two residual branches.
-    private float[] _embdMask = [];
-    private float[][] _attnMask = [], _attnResidMask = [], _mlpResidMask = [];
+    private DropoutMasks? _masks;   // of the current step, when dropping
     private bool _dropping;
 
     public Gpt2TrainingModel(Gpt2Parameters parameters)
@@ -69,8 +68,8 @@ public sealed class Gpt2TrainingModel
         _tA = new float[n * Math.Max(3 * E, M)]; _tB = new float[n * Math.Max(3 * E, M)];
         _wT = new float[Math.Max(3 * E * E, M * E)];
         _dMasked = new float[n * E];
-        _embdMask = new float[n * E];
-        _attnMask = PerLayer(batch * H * seq * seq); _attnResidMask = PerLayer(n * E); _mlpResidMask = PerLayer(n * E);
+        _masks = null;   // allocated at this size when first needed
+        _capacityShape = (batch, seq);
         _capacity = n;
     }
 
@@ -103,7 +102,11 @@ public sealed class Gpt2TrainingModel
         if (ids.Length != batch * seq) throw new ArgumentException($"ids has {ids.Length} tokens, expected batch {batch} × seq {seq}");
         if (seq > _c.NPositions) throw new ArgumentException($"sequence length {seq} is past n_positions {_c.NPositions}");
         Ensure(batch, seq);
-        if (_dropping) DrawMasks(batch, seq);
+        if (_dropping)
+        {
+            _masks ??= new DropoutMasks(_c.NLayer, _capacityShape.Batch, _capacityShape.Seq, _c.NHead, _c.NEmbd);
+            _masks.Draw(DropoutSeed, Dropout, batch * seq * _c.NEmbd, batch * _c.NHead * seq * seq);
+        }
         var P = Parameters.Values;
         int E = _c.NEmbd, M = _c.MlpWidth, N = batch * seq;
         var wte = Parameters.Wte.Of(P); var wpe = Parameters.Wpe.Of(P);
@@ -113,7 +116,7 @@ public sealed class Gpt2TrainingModel
             if ((uint)id >= (uint)_c.VocabSize) throw new ArgumentException($"token id {id} is outside the vocabulary (size {_c.VocabSize})");
             System.Numerics.Tensors.TensorPrimitives.Add(wte.Slice(id * E, E), wpe.Slice(r % seq * E, E), _x0.AsSpan(r * E, E));
         }
-        if (_dropping) Mul(_x0, _embdMask, N * E);
+        if (_dropping) Mul(_x0, _masks!.Embd, N * E);
         float[] x = _x0;
         for (int l = 0; l < _c.NLayer; l++)
         {
@@ -121,16 +124,16 @@ public sealed class Gpt2TrainingModel
             x.AsSpan(0, N * E).CopyTo(_xIn[l]);
             LayerNormOp.Forward(_xIn[l], b.Ln1Weight.MemoryOf(P), b.Ln1Bias.MemoryOf(P), _ln1[l], _ln1Mean[l], _ln1Rstd[l], N, E, _c.LayerNormEpsilon);
             Gemm.MatMulNT(_ln1[l], b.AttnWeight.MemoryOf(P), _qkv[l], N, 3 * E, E, b.AttnBias.MemoryOf(P));
-            AttentionOp.Forward(_qkv[l], _attnY[l], _probs[l], batch, seq, _c.NHead, _c.HeadDim, _dropping ? _attnMask[l] : default);
+            AttentionOp.Forward(_qkv[l], _attnY[l], _probs[l], batch, seq, _c.NHead, _c.HeadDim, _dropping ? _masks!.Attn[l] : default);
             Gemm.MatMulNT(_attnY[l], b.ProjWeight.MemoryOf(P), _xMid[l], N, E, E, b.ProjBias.MemoryOf(P));
-            if (_dropping) Mul(_xMid[l], _attnResidMask[l], N * E);
+            if (_dropping) Mul(_xMid[l], _masks!.AttnResid[l], N * E);
             System.Numerics.Tensors.TensorPrimitives.Add(_xMid[l].AsSpan(0, N * E), _xIn[l].AsSpan(0, N * E), _xMid[l].AsSpan(0, N * E));
             LayerNormOp.Forward(_xMid[l], b.Ln2Weight.MemoryOf(P), b.Ln2Bias.MemoryOf(P), _ln2[l], _ln2Mean[l], _ln2Rstd[l], N, E, _c.LayerNormEpsilon);
             Gemm.MatMulNT(_ln2[l], b.FcWeight.MemoryOf(P), _fcPre[l], N, M, E, b.FcBias.MemoryOf(P));
             GeluOp.Forward(_fcPre[l].AsMemory(0, N * M), _fcAct[l]);
             x = l + 1 < _c.NLayer ? _xIn[l + 1] : _xOut;
             Gemm.MatMulNT(_fcAct[l], b.FcProjWeight.MemoryOf(P), x, N, E, M, b.FcProjBias.MemoryOf(P));
-            if (_dropping) Mul(x, _mlpResidMask[l], N * E);
+            if (_dropping) Mul(x, _masks!.MlpResid[l], N * E);
             System.Numerics.Tensors.TensorPrimitives.Add(x.AsSpan(0, N * E), _xMid[l].AsSpan(0, N * E), x.AsSpan(0, N * E));
         }
         LayerNormOp.Forward(x, Parameters.LnFWeight.MemoryOf(P), Parameters.LnFBias.MemoryOf(P), _lnF, _lnFMean, _lnFRstd, N, E, _c.LayerNormEpsilon);
@@ -149,20 +152,20 @@ public sealed class Gpt2TrainingModel
         {
             var b = Parameters.Blocks[l];
             // x_out = x_mid + fcproj(g): the residual passes _dx straight to x_mid; the branch gets it too.
-            LinearBackward(Masked(_dx, _mlpResidMask[l], N * E), _fcAct[l], b.FcProjWeight, b.FcProjBias, _dFc, N, M, E, grads, accumulateInput: false);
+            LinearBackward(Masked(_dx, _masks?.MlpResid[l], N * E), _fcAct[l], b.FcProjWeight, b.FcProjBias, _dFc, N, M, E, grads, accumulateInput: false);
             GeluOp.Backward(_fcPre[l].AsMemory(0, N * M), _dFc.AsMemory(0, N * M), _dFc);
             LinearBackward(_dFc, _ln2[l], b.FcWeight, b.FcBias, _dTmpE, N, E, M, grads, accumulateInput: false);
             LayerNormOp.Backward(_dTmpE, _xMid[l], b.Ln2Weight.MemoryOf(P), _ln2Mean[l], _ln2Rstd[l], _dx,
                 b.Ln2Weight.MemoryOf(grads), b.Ln2Bias.MemoryOf(grads), N, E, accumulate: true);
             // x_mid = x_in + proj(attention(ln_1(x_in))).
-            LinearBackward(Masked(_dx, _attnResidMask[l], N * E), _attnY[l], b.ProjWeight, b.ProjBias, _dTmpE, N, E, E, grads, accumulateInput: false);
-            AttentionOp.Backward(_qkv[l], _probs[l], _dTmpE, _dQkv, batch, seq, _c.NHead, _c.HeadDim, _dropping ? _attnMask[l] : default);
+            LinearBackward(Masked(_dx, _masks?.AttnResid[l], N * E), _attnY[l], b.ProjWeight, b.ProjBias, _dTmpE, N, E, E, grads, accumulateInput: false);
+            AttentionOp.Backward(_qkv[l], _probs[l], _dTmpE, _dQkv, batch, seq, _c.NHead, _c.HeadDim, _dropping ? _masks!.Attn[l] : default);
             LinearBackward(_dQkv, _ln1[l], b.AttnWeight, b.AttnBias, _dTmpE, N, E, 3 * E, grads, accumulateInput: false);
             LayerNormOp.Backward(_dTmpE, _xIn[l], b.Ln1Weight.MemoryOf(P), _ln1Mean[l], _ln1Rstd[l], _dx,
                 b.Ln1Weight.MemoryOf(grads), b.Ln1Bias.MemoryOf(grads), N, E, accumulate: true);
         }
         // Embeddings: each row's gradient goes to its token's row of wte and its position's row of wpe.
-        if (_dropping) Mul(_dx, _embdMask, N * E);
+        if (_dropping) Mul(_dx, _masks!.Embd, N * E);
         var dWte = Parameters.Wte.Of(grads); var dWpe = Parameters.Wpe.Of(grads);
         for (int r = 0; r < N; r++)
         {
@@ -176,30 +179,11 @@ public sealed class Gpt2TrainingModel
         System.Numerics.Tensors.TensorPrimitives.Multiply(x.AsSpan(0, n), mask.AsSpan(0, n), x.AsSpan(0, n));
 
     /// <summary>dy ⊙ mask (into scratch) when dropping, else dy itself: a dropped branch passes no gradient.</summary>
-    private float[] Masked(float[] dy, float[] mask, int n)
+    private float[] Masked(float[] dy, float[]? mask, int n)
     {
-        if (!_dropping) return dy;
+        if (!_dropping || mask is null) return dy;
         System.Numerics.Tensors.TensorPrimitives.Multiply(dy.AsSpan(0, n), mask.AsSpan(0, n), _dMasked.AsSpan(0, n));
         return _dMasked;
-    }
-
-    /// <summary>Fresh masks for this step: each entry kept with probability 1 − p and then scaled by 1/(1 − p).</summary>
-    private void DrawMasks(int batch, int seq)
-    {
-        var rng = new Random(DropoutSeed);
-        void Fill(float[] mask, int n, float p)
-        {
-            float keep = 1f / (1f - p);
-            for (int i = 0; i < n; i++) mask[i] = p > 0 && rng.NextSingle() < p ? 0f : (p > 0 ? keep : 1f);
-        }
-        int N = batch * seq, E = _c.NEmbd;
-        Fill(_embdMask, N * E, Dropout.Embd);
-        for (int l = 0; l < _c.NLayer; l++)
-        {
-            Fill(_attnMask[l], batch * _c.NHead * seq * seq, Dropout.Attn);
-            Fill(_attnResidMask[l], N * E, Dropout.Resid);
-            Fill(_mlpResidMask[l], N * E, Dropout.Resid);
-        }
     }
 
     /// <summary>

@@ -16,7 +16,7 @@ namespace ScratchGpt.Training;
 ///   training_results.json — the table, losses, unigram baseline, speed;
 ///   checkpoint/ — the latest state (float32 weights, AdamW moments, trainer_state.json) for --resume.
 /// </summary>
-public sealed class Trainer
+public sealed class Trainer : IDisposable
 {
     public Gpt2Parameters Parameters { get; }
     public TextDataset Data { get; }
@@ -25,14 +25,16 @@ public sealed class Trainer
     public double? BestValidationLoss { get; private set; }
     public double TokensPerSecond { get; private set; }
 
-    private readonly Gpt2TrainingModel _model;
+    /// <summary>Where the steps run (CPU, or an OpenCL/CUDA device).</summary>
+    public ITrainingEngine Engine { get; }
     private readonly AdamW _optimizer;
     private int _startEpoch, _startBlock;
 
     public long StepsPerEpoch => (Data.TrainBlocks / Options.BatchSize) / Options.GradientAccumulationSteps;
     public long TotalSteps => Math.Min(Options.MaxSteps ?? long.MaxValue, StepsPerEpoch * Options.Epochs);
 
-    public Trainer(Gpt2Parameters parameters, TextDataset data, TrainingOptions options)
+    /// <param name="device">An OpenCL or CUDA backend to train on (the weights are copied there); null trains on the CPU.</param>
+    public Trainer(Gpt2Parameters parameters, TextDataset data, TrainingOptions options, Backends.IKernelRunner? device = null)
     {
         options.Validate();
         if (options.BlockSize > parameters.Config.NPositions)
@@ -44,8 +46,9 @@ public sealed class Trainer
         Options = options;
         if (StepsPerEpoch < 1)
             throw new ArgumentException($"{data.Source}: {data.TrainBlocks} training blocks are fewer than one step of --batch-size {options.BatchSize} × --grad-accum {options.GradientAccumulationSteps}");
-        _model = new Gpt2TrainingModel(parameters) { Dropout = (parameters.Config.EmbdPdrop, parameters.Config.AttnPdrop, parameters.Config.ResidPdrop) };
         _optimizer = new AdamW(parameters, options.WeightDecay);
+        var dropout = (parameters.Config.EmbdPdrop, parameters.Config.AttnPdrop, parameters.Config.ResidPdrop);
+        Engine = device is null ? new CpuTrainingEngine(parameters, _optimizer, dropout) : new DeviceTrainingModel(device, parameters, _optimizer, dropout);
     }
 
     public LearningRateSchedule Schedule => new(Options.LearningRate,
@@ -58,7 +61,6 @@ public sealed class Trainer
         Directory.CreateDirectory(outputDirectory);
         int B = Options.BatchSize, T = Options.BlockSize, accum = Options.GradientAccumulationSteps;
         var ids = new int[B * T]; var targets = new int[B * T];
-        var grads = new float[Parameters.Count];
         var schedule = Schedule;
         var clock = Stopwatch.StartNew();
         long tokensSeen = 0;
@@ -70,17 +72,17 @@ public sealed class Trainer
             while (block + B * accum <= order.Length && _optimizer.Step < TotalSteps)
             {
                 if (cancel.IsCancellationRequested) { SaveCheckpoint(outputDirectory, epoch, block); return; }
-                Array.Clear(grads);
+                Engine.ZeroGradients();
                 double stepLoss = 0;
                 for (int a = 0; a < accum; a++, block += B)
                 {
                     Data.FillTrain(order.AsSpan(block, B), ids, targets);
-                    _model.DropoutSeed = TextDataset.MixSeed(Options.Seed, _optimizer.Step, a);
-                    stepLoss += _model.LossAndGradients(ids, targets, B, T, grads, 1f / accum) / accum;
+                    int dropoutSeed = TextDataset.MixSeed(Options.Seed, _optimizer.Step, a);
+                    stepLoss += Engine.AddGradients(ids, targets, B, T, 1f / accum, dropoutSeed) / accum;
                 }
-                double norm = AdamW.ClipGradientNorm(grads, Options.MaxGradNorm);
+                double norm = Engine.ClipGradients(Options.MaxGradNorm);
                 double lr = schedule.At(_optimizer.Step);
-                _optimizer.Update(grads, (float)lr);
+                Engine.Update((float)lr);
                 lossSum += stepLoss; lossCount++;
                 tokensSeen += (long)B * T * accum;
                 TokensPerSecond = tokensSeen / clock.Elapsed.TotalSeconds;
@@ -111,7 +113,7 @@ public sealed class Trainer
             cancel.ThrowIfCancellationRequested();
             int rows = Math.Min(B, Data.ValidationBlocks - b0), n = 0;
             for (int r = 0; r < rows; r++) n += Data.FillValidation(b0 + r, r, ids, targets);
-            total += _model.Loss(ids[..(rows * T)], targets[..(rows * T)], rows, T) * n;
+            total += Engine.Loss(ids[..(rows * T)], targets[..(rows * T)], rows, T) * n;
             count += n;
         }
         return total / count;
@@ -119,6 +121,7 @@ public sealed class Trainer
 
     private void SaveModel(string dir, string dtype)
     {
+        Engine.CopyToHost();
         Parameters.SaveSafetensors(Path.Combine(dir, "model.safetensors"), dtype);
         AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), Parameters.Config.ToJson(dtype));
         AtomicFile.WriteAllText(Path.Combine(dir, "generation_config.json"), Parameters.Config.GenerationConfigJson());
@@ -163,6 +166,7 @@ public sealed class Trainer
     {
         string dir = Path.Combine(outputDirectory, "checkpoint");
         Directory.CreateDirectory(dir);
+        Engine.CopyToHost();
         Parameters.SaveSafetensors(Path.Combine(dir, "model.safetensors"));
         AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), Parameters.Config.ToJson());
         new SafetensorsWriter()
@@ -197,6 +201,7 @@ public sealed class Trainer
                 throw new ModelLoadException($"{checkpointDirectory}: optimizer state has {m.Length} entries, the model {_optimizer.M.Length}");
             m.CopyTo(_optimizer.M, 0); v.CopyTo(_optimizer.V, 0);
         }
+        Engine.CopyFromHost();
         _optimizer.Step = state["global_step"]!.GetValue<long>();
         _startEpoch = state["epoch"]!.GetValue<int>();
         _startBlock = state["block"]!.GetValue<int>();
@@ -205,4 +210,6 @@ public sealed class Trainer
             History.Add(new EpochResult(h!["epoch"]!.GetValue<int>(), h["step"]!.GetValue<long>(), h["training_loss"]!.GetValue<double>(),
                 h["validation_loss"]?.GetValue<double>()));
     }
+
+    public void Dispose() => Engine.Dispose();
 }

@@ -22,7 +22,7 @@ public sealed class CudaBuffer(ulong ptr, long length, Action<CudaBuffer> releas
 /// The model's kernels (kernels/*.cl with prelude_cuda.h, compiled by NVRTC for this GPU) run through
 /// the CUDA driver API. Same launch geometry as the OpenCL backend: blocks = work-groups.
 /// </summary>
-public sealed unsafe class CudaDevice : IBackend
+public sealed unsafe class CudaDevice : IKernelRunner
 {
     private readonly IntPtr _context, _module;
     private readonly Dictionary<string, IntPtr> _functions = new();
@@ -86,12 +86,16 @@ public sealed unsafe class CudaDevice : IBackend
         fixed (byte* p = ptx) Check(cuModuleLoadData(&module, p), "cuModuleLoadData");
         _module = module;
         foreach (var k in new[] { "embedding", "gelu", "add_inplace", "copy_floats", "layernorm", "matmul_tiled", "matvec", "kv_store", "attention", "argmax" })
-        {
-            IntPtr f;
-            var name = Encoding.ASCII.GetBytes(k + "\0");
-            fixed (byte* nm = name) Check(cuModuleGetFunction(&f, _module, nm), $"cuModuleGetFunction({k})");
-            _functions[k] = f;
-        }
+            Function(k);
+    }
+
+    /// <summary>The kernel <paramref name="name"/> of the compiled module, looked up on first use (call under _lock or from the constructor).</summary>
+    private IntPtr Function(string name)
+    {
+        if (_functions.TryGetValue(name, out var f)) return f;
+        var bytes = Encoding.ASCII.GetBytes(name + "\0");
+        fixed (byte* nm = bytes) Check(cuModuleGetFunction(&f, _module, nm), $"cuModuleGetFunction({name})");
+        return _functions[name] = f;
     }
 
     private static byte[] Compile(string source, string arch)
@@ -143,8 +147,7 @@ public sealed unsafe class CudaDevice : IBackend
     public IDeviceBuffer Upload(ReadOnlySpan<float> data)
     {
         var b = NewBuffer(data.Length);
-        if (data.Length > 0)
-            lock (_lock) fixed (float* p = data) { cuCtxSetCurrent(_context); Check(cuMemcpyHtoD(b.Ptr, p, (nuint)(data.Length * 4)), "cuMemcpyHtoD"); }
+        Write(b, data);
         return b;
     }
 
@@ -153,7 +156,7 @@ public sealed unsafe class CudaDevice : IBackend
     public IDeviceBuffer Allocate(long length)
     {
         var b = NewBuffer(length);
-        if (length > 0) lock (_lock) { cuCtxSetCurrent(_context); Check(cuMemsetD32(b.Ptr, 0, (nuint)length), "cuMemsetD32"); }
+        Zero(b, length);
         return b;
     }
 
@@ -178,12 +181,12 @@ public sealed unsafe class CudaDevice : IBackend
     public void Embedding(ReadOnlySpan<int> ids, int startPosition, IDeviceBuffer wte, IDeviceBuffer wpe, IDeviceBuffer x, int dim)
     {
         using var idBuf = NewBuffer(ids.Length);
-        lock (_lock) fixed (int* p = ids) { cuCtxSetCurrent(_context); Check(cuMemcpyHtoD(idBuf.Ptr, p, (nuint)(ids.Length * 4)), "cuMemcpyHtoD"); }
-        Launch("embedding", Blocks((long)ids.Length * dim, 64), 1, 64, 1, idBuf.Ptr, startPosition, P(wte), P(wpe), P(x), ids.Length, dim);
+        Write(idBuf, MemoryMarshal.Cast<int, float>(ids));
+        Launch("embedding", Blocks((long)ids.Length * dim, 64), 1, 64, 1, idBuf.Ptr, startPosition, ids.Length, P(wte), P(wpe), P(x), ids.Length, dim);
     }
 
     public void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim, float eps) =>
-        Launch("layernorm", rows, 1, 128, 1, P(x), P(gamma), P(beta), P(y), dim, eps);
+        Launch("layernorm", rows, 1, 128, 1, P(x), P(gamma), P(beta), P(y), P(y), P(y), 0, dim, eps);
 
     public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim)
     {
@@ -207,6 +210,23 @@ public sealed unsafe class CudaDevice : IBackend
     }
 
     private static long Blocks(long items, int per) => Math.Max(1, (items + per - 1) / per);
+
+    // ---- IKernelRunner ----------------------------------------------------------------------------------
+
+    public void Run(string name, long groupsX, long groupsY, int localX, int localY, params object[] args) =>
+        Launch(name, groupsX, groupsY, localX, localY, args.Select(a => a is IDeviceBuffer b ? P(b) : a).ToArray());
+
+    public void Zero(IDeviceBuffer buffer, long count)
+    {
+        if (count > 0) lock (_lock) { cuCtxSetCurrent(_context); Check(cuMemsetD32(P(buffer), 0, (nuint)count), "cuMemsetD32"); }
+    }
+
+    public void Write(IDeviceBuffer dst, ReadOnlySpan<float> src)
+    {
+        if (src.Length > dst.Length) throw new ArgumentException($"writing {src.Length} floats into a buffer of {dst.Length}");
+        if (src.Length > 0)
+            lock (_lock) fixed (float* p = src) { cuCtxSetCurrent(_context); Check(cuMemcpyHtoD(P(dst), p, (nuint)(src.Length * 4)), "cuMemcpyHtoD"); }
+    }
 
     public int Argmax(IDeviceBuffer x, int n)
     {
@@ -236,7 +256,7 @@ public sealed unsafe class CudaDevice : IBackend
         lock (_lock)
         {
             cuCtxSetCurrent(_context);
-            Check(cuLaunchKernel(_functions[name], (uint)gridX, (uint)gridY, 1, (uint)blockX, (uint)blockY, 1, 0, IntPtr.Zero, pointers, null),
+            Check(cuLaunchKernel(Function(name), (uint)gridX, (uint)gridY, 1, (uint)blockX, (uint)blockY, 1, 0, IntPtr.Zero, pointers, null),
                 $"cuLaunchKernel({name})");
         }
     }

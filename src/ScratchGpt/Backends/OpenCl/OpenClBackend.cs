@@ -22,7 +22,7 @@ public sealed class OpenClBuffer(IntPtr mem, long length, Action<OpenClBuffer> r
 /// and the KV cache stay in device buffers; only token ids go up and logits come down.
 /// Weights are kept as float32 on this backend.
 /// </summary>
-public sealed unsafe class OpenClBackend : IBackend
+public sealed unsafe class OpenClBackend : IKernelRunner
 {
     private readonly IntPtr _context, _queue, _program, _device;
     private readonly Dictionary<string, IntPtr> _kernels = new();
@@ -47,11 +47,18 @@ public sealed unsafe class OpenClBackend : IBackend
         Check(err, "clCreateCommandQueue");
         _program = Build(KernelSource.Load("prelude_opencl.h"));
         foreach (var k in new[] { "embedding", "gelu", "add_inplace", "copy_floats", "layernorm", "matmul_tiled", "matvec", "kv_store", "attention", "argmax" })
-        {
-            var bytes = Encoding.ASCII.GetBytes(k + "\0");
-            fixed (byte* b = bytes) _kernels[k] = clCreateKernel(_program, b, &err);
-            Check(err, $"clCreateKernel({k})");
-        }
+            Kernel(k);
+    }
+
+    /// <summary>The kernel object for <paramref name="name"/>, created on first use (call under _lock or from the constructor).</summary>
+    private IntPtr Kernel(string name)
+    {
+        if (_kernels.TryGetValue(name, out var k)) return k;
+        int err;
+        var bytes = Encoding.ASCII.GetBytes(name + "\0");
+        fixed (byte* b = bytes) k = clCreateKernel(_program, b, &err);
+        Check(err, $"clCreateKernel({name})");
+        return _kernels[name] = k;
     }
 
     /// <summary>Opens device <paramref name="index"/> (of all OpenCL devices, or of the GPUs only).</summary>
@@ -110,8 +117,7 @@ public sealed unsafe class OpenClBackend : IBackend
     public IDeviceBuffer Upload(ReadOnlySpan<float> data)
     {
         var b = NewBuffer(data.Length);
-        if (data.Length > 0)
-            lock (_lock) fixed (float* p = data) Check(clEnqueueWriteBuffer(_queue, b.Mem, 1, 0, (nuint)(data.Length * 4), p, 0, IntPtr.Zero, IntPtr.Zero), "clEnqueueWriteBuffer");
+        Write(b, data);
         return b;
     }
 
@@ -120,9 +126,7 @@ public sealed unsafe class OpenClBackend : IBackend
     public IDeviceBuffer Allocate(long length)
     {
         var b = NewBuffer(length);
-        float zero = 0;
-        if (length > 0)
-            lock (_lock) Check(clEnqueueFillBuffer(_queue, b.Mem, &zero, 4, 0, (nuint)(length * 4), 0, IntPtr.Zero, IntPtr.Zero), "clEnqueueFillBuffer");
+        Zero(b, length);
         return b;
     }
 
@@ -141,12 +145,12 @@ public sealed unsafe class OpenClBackend : IBackend
     public void Embedding(ReadOnlySpan<int> ids, int startPosition, IDeviceBuffer wte, IDeviceBuffer wpe, IDeviceBuffer x, int dim)
     {
         using var idBuf = NewBuffer(ids.Length);
-        lock (_lock) fixed (int* p = ids) Check(clEnqueueWriteBuffer(_queue, idBuf.Mem, 1, 0, (nuint)(ids.Length * 4), p, 0, IntPtr.Zero, IntPtr.Zero), "clEnqueueWriteBuffer");
-        Launch("embedding", (long)ids.Length * dim, 64, idBuf.Mem, startPosition, M(wte), M(wpe), M(x), ids.Length, dim);
+        Write(idBuf, System.Runtime.InteropServices.MemoryMarshal.Cast<int, float>(ids));
+        Launch("embedding", (long)ids.Length * dim, 64, idBuf.Mem, startPosition, ids.Length, M(wte), M(wpe), M(x), ids.Length, dim);
     }
 
     public void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim, float eps) =>
-        Launch("layernorm", (long)rows * 128, 128, M(x), M(gamma), M(beta), M(y), dim, eps);
+        Launch("layernorm", (long)rows * 128, 128, M(x), M(gamma), M(beta), M(y), M(y), M(y), 0, dim, eps);
 
     public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim)
     {
@@ -179,6 +183,26 @@ public sealed unsafe class OpenClBackend : IBackend
         return result;
     }
 
+    // ---- IKernelRunner ----------------------------------------------------------------------------------
+
+    public void Run(string name, long groupsX, long groupsY, int localX, int localY, params object[] args) =>
+        Launch2D(name, groupsX * localX, groupsY * localY, localX, localY,
+            args.Select(a => a is IDeviceBuffer b ? M(b) : a).ToArray());
+
+    public void Zero(IDeviceBuffer buffer, long count)
+    {
+        float zero = 0;
+        if (count > 0)
+            lock (_lock) Check(clEnqueueFillBuffer(_queue, M(buffer), &zero, 4, 0, (nuint)(count * 4), 0, IntPtr.Zero, IntPtr.Zero), "clEnqueueFillBuffer");
+    }
+
+    public void Write(IDeviceBuffer dst, ReadOnlySpan<float> src)
+    {
+        if (src.Length > dst.Length) throw new ArgumentException($"writing {src.Length} floats into a buffer of {dst.Length}");
+        if (src.Length > 0)
+            lock (_lock) fixed (float* p = src) Check(clEnqueueWriteBuffer(_queue, M(dst), 1, 0, (nuint)(src.Length * 4), p, 0, IntPtr.Zero, IntPtr.Zero), "clEnqueueWriteBuffer");
+    }
+
     private static long RoundUp(long n, long m) => (n + m - 1) / m * m;
 
     private void Launch(string name, long items, int local, params object[] args) => Launch2D(name, RoundUp(Math.Max(items, 1), local), 1, local, 1, args);
@@ -187,7 +211,7 @@ public sealed unsafe class OpenClBackend : IBackend
     {
         lock (_lock)
         {
-            IntPtr k = _kernels[name];
+            IntPtr k = Kernel(name);
             for (uint i = 0; i < args.Length; i++)
             {
                 int st = args[i] switch
