@@ -35,12 +35,17 @@ KERNEL void layernorm(GLOBAL const float* x, GLOBAL const float* gamma, GLOBAL c
 }
 
 // Sums a value per work-item over the work-group (all LN_THREADS of them must call it).
-// (Local memory is passed as a plain pointer: the macro keeps the address space right for OpenCL.)
-#define GROUP_SUM(partial, value, result) do { \
-    partial[tid] = (value); SYNC_THREADS; \
-    for (int stride_ = LN_THREADS / 2; stride_ > 0; stride_ /= 2) { \
-        if (tid < stride_) partial[tid] += partial[tid + stride_]; SYNC_THREADS; } \
-    result = partial[0]; SYNC_THREADS; } while (0)
+// (A macro rather than a function: OpenCL would need the local array's address space spelled in its signature.)
+#define GROUP_SUM(partial, value, result) do {                          \
+        partial[tid] = (value);                                         \
+        SYNC_THREADS;                                                   \
+        for (int stride_ = LN_THREADS / 2; stride_ > 0; stride_ /= 2) { \
+            if (tid < stride_) partial[tid] += partial[tid + stride_];  \
+            SYNC_THREADS;                                               \
+        }                                                               \
+        result = partial[0];                                            \
+        SYNC_THREADS;                                                   \
+    } while (0)
 
 // layernorm_backward: dx for one row (one work-group per row), from dy and the saved mean and rstd:
 //   x_hat = (x - mean) * rstd,  g = dy * gamma,  dx = rstd * (g - mean(g) - x_hat * mean(g * x_hat))

@@ -4,7 +4,7 @@ using Spectre.Console;
 
 namespace ScratchGpt.Cli;
 
-/// <summary>scratchgpt kernels test: every kernel of a backend against the CPU reference, with a table of errors.</summary>
+/// <summary>scratchgpt kernels test: every kernel of a backend (forward and training) against the CPU reference, with a table of errors.</summary>
 public static class KernelsCommand
 {
     public static Command Create()
@@ -18,7 +18,10 @@ public static class KernelsCommand
             Console.Error.WriteLine($"Device: {be.Kind} — {be.DeviceName}");
             var table = new Table().AddColumn("kernel").AddColumn("shape").AddColumn("max abs error").AddColumn("relative").AddColumn("");
             bool ok = true;
-            foreach (var r in KernelCheck.Run(be))
+            // The forward pass's kernels, then (on OpenCL and CUDA) the training kernels.
+            var checks = KernelCheck.Run(be);
+            if (be is IKernelRunner gpu) checks = checks.Concat(Training.TrainingKernelCheck.Run(gpu));
+            foreach (var r in checks)
             {
                 bool pass = r.RelativeError < 1e-4;
                 ok &= pass;

@@ -21,6 +21,15 @@ public class OpenClTests
     }
 
     [Fact]
+    public void Every_training_kernel_matches_its_cpu_reference()
+    {
+        var results = Training.TrainingKernelCheck.Run(Backend.Value, seed: 2).ToList();
+        Assert.True(results.Count >= 45, $"only {results.Count} training kernel checks ran");
+        foreach (var r in results)
+            Assert.True(r.RelativeError < 1e-4, $"{r.Kernel} {r.Shape}: relative error {r.RelativeError:E2}");
+    }
+
+    [Fact]
     public void Argmax_runs_on_the_device()
     {
         var rng = new Random(5);

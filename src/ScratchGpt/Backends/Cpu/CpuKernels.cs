@@ -90,23 +90,30 @@ public static class CpuKernels
         return DotHalfPaired(w, paired);
     }
 
-    /// <summary>x reordered per block of 16 as [x0, x2, …, x14, x1, x3, …, x15] (the tail as it is), the order in
-    /// which <see cref="DotHalfPaired"/> widens the weights.</summary>
+    /// <summary>x reordered per block of 16 as [x0, x2, …, x14, x1, x3, …, x15] and scaled by 2^56 (the tail as it
+    /// is, unscaled): the order and scale in which <see cref="DotHalfPaired"/> uses it.</summary>
     public static void PairForHalfDot(ReadOnlySpan<float> x, Span<float> paired)
     {
         int n = x.Length, k = 0;
         for (; k + 16 <= n; k += 16)
-            for (int i = 0; i < 8; i++) { paired[k + i] = x[k + 2 * i]; paired[k + 8 + i] = x[k + 2 * i + 1]; }
+            for (int i = 0; i < 8; i++) { paired[k + i] = x[k + 2 * i] * XScale; paired[k + 8 + i] = x[k + 2 * i + 1] * XScale; }
         x[k..].CopyTo(paired[k..]);
     }
 
+    // The widened weights come out as w·2^-112 (see DotHalfPaired). Rather than multiply every one by 2^112, the
+    // inputs are scaled by 2^56 once per row and the finished sum by 2^56: products w·x·2^-56 stay far from float32's
+    // subnormal range (and x·2^56 from overflow), and powers of two change no bits of the result.
+    private const float XScale = 72057594037927936f;   // 2^56
+
     /// <summary>
-    /// dot(w, x) with float16 w widened in registers, x given in <see cref="PairForHalfDot"/> order. Sixteen halves
-    /// are read as eight 32-bit lanes; the even halves are shifted into the top 16 bits, the odd ones masked
-    /// there. With a half's bits h in the top of a lane, an arithmetic shift right by 3 and the mask 0x8FFFFFFF
-    /// leave the sign in place and the exponent and mantissa at a float's positions with the exponent field's top
-    /// three bits clear; as a float that is the half's value × 2^-112, exactly (zeros and subnormals included),
-    /// so one multiply by 2^112 finishes the conversion. (Inf/NaN would not survive; the loader refuses them.)
+    /// dot(w, x) with float16 w widened in registers, x given in <see cref="PairForHalfDot"/> order and scale.
+    /// Sixteen halves are read as eight 32-bit lanes: the odd halves sit in the top 16 bits, the even ones are
+    /// shifted there. With a half's bits in the top of a lane, an arithmetic shift right by 3 puts exponent and
+    /// mantissa at a float's positions; the mask 0x8FFFE000 keeps the sign, clears the copies of it in the exponent
+    /// field's top three bits and whatever the shift brought into the low 13 bits. As a float that is the half's
+    /// value × 2^-112 exactly (zeros and subnormals included): three integer ops per eight weights for the even
+    /// halves, two for the odd, no multiply (the 2^112 is folded into x's 2^56 and the sum's 2^56).
+    /// Inf/NaN would not survive; the loader refuses them.
     /// </summary>
     public static float DotHalfPaired(ReadOnlySpan<Half> w, ReadOnlySpan<float> x)
     {
@@ -114,32 +121,32 @@ public static class CpuKernels
         ref uint pw = ref Unsafe.As<Half, uint>(ref MemoryMarshal.GetReference(w));
         ref float px = ref MemoryMarshal.GetReference(x);
         Vector256<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
-        var rebias = Vector256.Create(5.192296858534828e33f);   // 2^112
-        var high = Vector256.Create(0xFFFF0000u);
+        var mask = Vector256.Create(unchecked((int)0x8FFFE000));
         // 32 weights per pass into four accumulators, so consecutive FMAs do not wait on each other.
         for (; k + 32 <= n; k += 32)
         {
-            var u = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2));
-            var v = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2) + 8);
-            acc0 = MulAdd(HalfInTopBitsToFloat(Vector256.ShiftLeft(u, 16), rebias), Vector256.LoadUnsafe(ref px, (nuint)k), acc0);
-            acc1 = MulAdd(HalfInTopBitsToFloat(u & high, rebias), Vector256.LoadUnsafe(ref px, (nuint)k + 8), acc1);
-            acc2 = MulAdd(HalfInTopBitsToFloat(Vector256.ShiftLeft(v, 16), rebias), Vector256.LoadUnsafe(ref px, (nuint)k + 16), acc2);
-            acc3 = MulAdd(HalfInTopBitsToFloat(v & high, rebias), Vector256.LoadUnsafe(ref px, (nuint)k + 24), acc3);
+            var u = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2)).AsInt32();
+            var v = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2) + 8).AsInt32();
+            acc0 = MulAdd(HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask), Vector256.LoadUnsafe(ref px, (nuint)k), acc0);
+            acc1 = MulAdd(HalfInTopBitsToScaledFloat(u, mask), Vector256.LoadUnsafe(ref px, (nuint)k + 8), acc1);
+            acc2 = MulAdd(HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(v, 16), mask), Vector256.LoadUnsafe(ref px, (nuint)k + 16), acc2);
+            acc3 = MulAdd(HalfInTopBitsToScaledFloat(v, mask), Vector256.LoadUnsafe(ref px, (nuint)k + 24), acc3);
         }
         for (; k + 16 <= n; k += 16)
         {
-            var u = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2));
-            acc0 = MulAdd(HalfInTopBitsToFloat(Vector256.ShiftLeft(u, 16), rebias), Vector256.LoadUnsafe(ref px, (nuint)k), acc0);
-            acc1 = MulAdd(HalfInTopBitsToFloat(u & high, rebias), Vector256.LoadUnsafe(ref px, (nuint)k + 8), acc1);
+            var u = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2)).AsInt32();
+            acc0 = MulAdd(HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask), Vector256.LoadUnsafe(ref px, (nuint)k), acc0);
+            acc1 = MulAdd(HalfInTopBitsToScaledFloat(u, mask), Vector256.LoadUnsafe(ref px, (nuint)k + 8), acc1);
         }
-        float s = Vector256.Sum((acc0 + acc1) + (acc2 + acc3));
+        float s = Vector256.Sum((acc0 + acc1) + (acc2 + acc3)) * XScale;   // (w·2^-112)·(x·2^56) summed, × 2^56
         for (; k < n; k++) s += (float)w[k] * x[k];
         return s;
     }
 
+    /// <summary>The half in the top 16 bits of each lane as a float × 2^-112 (low bits ignored).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> HalfInTopBitsToFloat(Vector256<uint> v, Vector256<float> rebias) =>
-        (Vector256.ShiftRightArithmetic(v.AsInt32(), 3) & Vector256.Create(unchecked((int)0x8FFFFFFF))).AsSingle() * rebias;
+    private static Vector256<float> HalfInTopBitsToScaledFloat(Vector256<int> v, Vector256<int> mask) =>
+        (Vector256.ShiftRightArithmetic(v, 3) & mask).AsSingle();
 
     public static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
