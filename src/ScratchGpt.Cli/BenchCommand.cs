@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using ScratchGpt.Backends;
 using ScratchGpt.Decoding;
 using ScratchGpt.Model;
+using Spectre.Console;
 
 namespace ScratchGpt.Cli;
 
@@ -18,12 +19,13 @@ public static class BenchCommand
     static readonly Option<int> NewTokens = new("--new-tokens") { DefaultValueFactory = _ => 128 };
     static readonly Option<int> Batch = new("--batch") { Description = "sequences decoded side by side (one after another per step)", DefaultValueFactory = _ => 1 };
     static readonly Option<int> Runs = new("--runs") { Description = "timed runs after one warm-up (median reported)", DefaultValueFactory = _ => 3 };
+    static readonly Option<bool> Profile = new("--profile") { Description = "time every backend call of the last run's decode: where a token's time goes (exact on the CPU)" };
 
     public static Command Create()
     {
         var c = new Command("bench", "Measure prefill and decode speed against the memory-bandwidth floor.");
         Common.AddModelOptions(c);
-        foreach (var o in new Option[] { PromptTokens, NewTokens, Batch, Runs, Common.Json }) c.Options.Add(o);
+        foreach (var o in new Option[] { PromptTokens, NewTokens, Batch, Runs, Profile, Common.Json }) c.Options.Add(o);
         Common.Action(c, (p, ct) =>
         {
             int P = p.GetValue(PromptTokens), N = p.GetValue(NewTokens), B = p.GetValue(Batch), R = p.GetValue(Runs);
@@ -32,7 +34,8 @@ public static class BenchCommand
             if (B < 1) throw new ArgumentException($"--batch must be ≥ 1, got {B}");
             if (R < 1) throw new ArgumentException($"--runs must be ≥ 1, got {R}");
             var sw = Stopwatch.StartNew();
-            using var model = Common.LoadModel(p);
+            ProfilingBackend? profiler = null;
+            using var model = Common.LoadModel(p, p.GetValue(Profile) ? b => profiler = new ProfilingBackend(b) : null);
             double loadS = sw.Elapsed.TotalSeconds;
             if (P + N > model.Config.NPositions)
                 throw new ArgumentException($"--prompt-tokens + --new-tokens = {P + N} is more than n_positions ({model.Config.NPositions})");
@@ -51,6 +54,7 @@ public static class BenchCommand
                 double pre = t0.Elapsed.TotalSeconds;
                 int next = TokenMath.Argmax(logits);
                 double first = t0.Elapsed.TotalSeconds;
+                profiler?.Reset();   // the profile covers the decode steps of the last run
                 var t1 = Stopwatch.StartNew();
                 var one = new int[1];
                 for (int i = 0; i < N - 1; i++)
@@ -78,11 +82,46 @@ public static class BenchCommand
                 ["weight_bytes_per_token"] = weightBytes, ["bandwidth_gb_s"] = Math.Round(bandwidth / 1e9, 2),
                 ["floor_ms_per_token"] = Math.Round(floorMs, 3), ["fraction_of_floor"] = Math.Round(floorMs / msPerToken, 3),
             };
+            if (profiler is not null) o["profile"] = ProfileJson(profiler, B * (N - 1), msPerToken / B);
             if (p.GetValue(Common.Json)) Console.WriteLine(o.ToJsonString());
-            else foreach (var (k, v) in o) Console.WriteLine($"{k,-24} {v}");
+            else
+            {
+                foreach (var (k, v) in o) if (k != "profile") Console.WriteLine($"{k,-24} {v}");
+                if (o["profile"] is JsonArray rows) PrintProfile(rows);
+            }
             return Task.FromResult(0);
         });
         return c;
+    }
+
+    /// <summary>Per decoded token: each group of backend calls with its time, share and (for matmuls) the bandwidth it
+    /// reached reading its weights; "outside the backend" is the rest of the step (sampling, bookkeeping).</summary>
+    private static JsonArray ProfileJson(ProfilingBackend profiler, int tokens, double stepMs)
+    {
+        var rows = new JsonArray();
+        double inside = 0;
+        foreach (var e in profiler.Entries())
+        {
+            double ms = e.Time.TotalMilliseconds / tokens;
+            inside += ms;
+            rows.Add(new JsonObject
+            {
+                ["operation"] = e.Operation, ["calls_per_token"] = Math.Round((double)e.Calls / tokens, 2), ["ms_per_token"] = Math.Round(ms, 4),
+                ["share"] = Math.Round(ms / stepMs, 4),
+                ["weight_gb_s"] = e.WeightBytesPerCall > 0 ? Math.Round(e.WeightBytesPerCall * (double)e.Calls / e.Time.TotalSeconds / 1e9, 1) : null,
+            });
+        }
+        rows.Add(new JsonObject { ["operation"] = "outside the backend", ["ms_per_token"] = Math.Round(stepMs - inside, 4), ["share"] = Math.Round((stepMs - inside) / stepMs, 4) });
+        return rows;
+    }
+
+    private static void PrintProfile(JsonArray rows)
+    {
+        var table = new Table().AddColumns("operation (decode)", "calls/token", "ms/token", "share", "weights GB/s");
+        foreach (var r in rows)
+            table.AddRow(Markup.Escape(r!["operation"]!.ToString()), r["calls_per_token"]?.ToString() ?? "", r["ms_per_token"]!.GetValue<double>().ToString("F3"),
+                r["share"]!.GetValue<double>().ToString("P1"), r["weight_gb_s"]?.ToString() ?? "");
+        AnsiConsole.Write(table);
     }
 
     private static double Median(List<double> xs) { var s = xs.Order().ToList(); return s[s.Count / 2]; }

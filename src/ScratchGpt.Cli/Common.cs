@@ -44,13 +44,14 @@ public static class Common
     }
 
     /// <summary>Loads the model on the chosen device and says which device it got (on stderr, so --json stays clean).</summary>
-    public static Gpt2Model LoadModel(ParseResult p)
+    public static Gpt2Model LoadModel(ParseResult p, Func<Backends.IBackend, Backends.IBackend>? wrapBackend = null)
     {
         var model = Gpt2Model.Load(ModelDir(p), new ModelLoadOptions
         {
             Device = p.GetValue(Device)!,
             TokenizerDirectory = p.GetValue(Tokenizer),
             Log = m => Console.Error.WriteLine(m),
+            WrapBackend = wrapBackend,
         });
         Console.Error.WriteLine($"Device: {model.Backend.Kind} — {model.Backend.DeviceName}");
         return model;

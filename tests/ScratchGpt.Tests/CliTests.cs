@@ -40,6 +40,24 @@ public class CliTests
     }
 
     [Fact]
+    public void Bench_json_has_the_speed_fields_and_its_profile_accounts_for_every_call()
+    {
+        var (code, stdout, err) = Run("bench", "--model", Model, "--device", "cpu", "--prompt-tokens", "8", "--new-tokens", "6", "--runs", "1", "--profile", "--json");
+        Assert.True(code == 0, err);
+        var j = JsonNode.Parse(stdout)!;
+        foreach (var key in new[] { "prefill_tok_s", "decode_tok_s", "decode_ms_per_token", "ttft_ms", "load_s", "peak_memory_bytes", "floor_ms_per_token", "device" })
+            Assert.NotNull(j[key]);
+        var profile = j["profile"]!.AsArray();
+        double Calls(string prefix) => profile.Where(r => r!["operation"]!.GetValue<string>().StartsWith(prefix)).Sum(r => r!["calls_per_token"]?.GetValue<double>() ?? 0);
+        // tiny-gpt2 has 2 blocks: per decoded token 4 matmuls a block + the LM head, 2 attentions, 2·2 + 1 layernorms.
+        Assert.Equal(2 * 4 + 1, Calls("matmul"));
+        Assert.Equal(2, Calls("attention"));
+        Assert.Equal(5, Calls("layernorm"));
+        Assert.Contains(profile, r => r!["operation"]!.GetValue<string>() == "matmul 64→50257" && r["weight_gb_s"] is not null);
+        Assert.InRange(profile.Sum(r => r!["share"]!.GetValue<double>()), 0.999, 1.001);   // the rows add up to the step
+    }
+
+    [Fact]
     public void Tokenize_json_matches_the_tokenizer()
     {
         var (code, stdout, _) = Run("tokenize", "--model", Model, "--text", "Hello world", "--json");

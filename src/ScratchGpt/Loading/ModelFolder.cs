@@ -62,6 +62,7 @@ public static class ModelFolder
             _ => WeightPrecision.Float32,
         };
         var backend = BackendFactory.Create(options.Device, options.Log);
+        if (options.WrapBackend is not null) backend = options.WrapBackend(backend);
         try
         {
             return new Gpt2Model(ckpt, backend, precision)

@@ -12,6 +12,9 @@ public sealed record ModelLoadOptions
     /// <summary>Weight storage: null keeps the checkpoint's precision (F16/BF16 stay 16-bit, widened in the kernels).</summary>
     public Backends.WeightPrecision? Precision { get; init; }
 
+    /// <summary>Wraps the backend before the weights go to it (e.g. in a <see cref="Backends.ProfilingBackend"/>).</summary>
+    public Func<Backends.IBackend, Backends.IBackend>? WrapBackend { get; init; }
+
     /// <summary>Told what the loader chose (device, fallbacks), one line each.</summary>
     public Action<string>? Log { get; init; }
 }

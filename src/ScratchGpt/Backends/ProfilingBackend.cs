@@ -1,0 +1,106 @@
+using System.Diagnostics;
+
+namespace ScratchGpt.Backends;
+
+/// <summary>
+/// Wraps a backend and times each of its calls, grouped by operation and shape (each matmul by its
+/// in → out size, so its achieved bandwidth can be read off). `scratchgpt bench --profile` uses it to show
+/// where a decoded token's time goes. On the CPU every call is synchronous, so the times are exact; on
+/// OpenCL/CUDA a launch returns before the kernel finishes and the time lands on the next call that waits.
+/// </summary>
+public sealed class ProfilingBackend(IBackend inner) : IBackend
+{
+    /// <summary>Time and number of calls of one group of operations.</summary>
+    public sealed record Entry(string Operation, TimeSpan Time, long Calls, long WeightBytesPerCall);
+
+    private readonly Dictionary<string, (long Ticks, long Calls, long Bytes)> _entries = new();
+    private readonly Dictionary<IDeviceBuffer, int> _bytesPerWeight = new(ReferenceEqualityComparer.Instance);
+
+    public IBackend Inner => inner;
+    public string Kind => inner.Kind;
+    public string DeviceName => inner.DeviceName;
+
+    /// <summary>Forgets the times so far (e.g. after the warm-up or the prefill).</summary>
+    public void Reset() { lock (_entries) _entries.Clear(); }
+
+    /// <summary>The groups, the most time first.</summary>
+    public IReadOnlyList<Entry> Entries()
+    {
+        lock (_entries)
+            return _entries.Select(e => new Entry(e.Key, TimeSpan.FromTicks(e.Value.Ticks * TimeSpan.TicksPerSecond / Stopwatch.Frequency), e.Value.Calls, e.Value.Bytes))
+                .OrderByDescending(e => e.Time).ToList();
+    }
+
+    /// <summary>Adds the time since <paramref name="start"/> (a Stopwatch timestamp) to <paramref name="operation"/>.</summary>
+    private void Record(string operation, long start, long weightBytes = 0)
+    {
+        long ticks = Stopwatch.GetTimestamp() - start;
+        lock (_entries)
+        {
+            var (t, c, _) = _entries.GetValueOrDefault(operation);
+            _entries[operation] = (t + ticks, c + 1, weightBytes);
+        }
+    }
+
+    public IDeviceBuffer Upload(ReadOnlySpan<float> data) => inner.Upload(data);
+
+    public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision)
+    {
+        var b = inner.UploadWeight(data, precision);
+        lock (_bytesPerWeight) _bytesPerWeight[b] = precision == WeightPrecision.Float32 || inner.Kind != "cpu" ? 4 : 2;
+        return b;
+    }
+
+    public IDeviceBuffer Allocate(long length) => inner.Allocate(length);
+
+    public void Download(IDeviceBuffer src, long offset, Span<float> dst)
+    {
+        long t = Stopwatch.GetTimestamp(); inner.Download(src, offset, dst); Record("download", t);
+    }
+
+    public void Copy(IDeviceBuffer src, long srcOffset, IDeviceBuffer dst, long dstOffset, long count)
+    {
+        long t = Stopwatch.GetTimestamp(); inner.Copy(src, srcOffset, dst, dstOffset, count); Record("copy", t);
+    }
+
+    public void Embedding(ReadOnlySpan<int> ids, int startPosition, IDeviceBuffer wte, IDeviceBuffer wpe, IDeviceBuffer x, int dim)
+    {
+        long t = Stopwatch.GetTimestamp(); inner.Embedding(ids, startPosition, wte, wpe, x, dim); Record("embedding", t);
+    }
+
+    public void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim, float eps)
+    {
+        long t = Stopwatch.GetTimestamp(); inner.LayerNorm(x, gamma, beta, y, rows, dim, eps); Record("layernorm", t);
+    }
+
+    public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim)
+    {
+        int bytes;
+        lock (_bytesPerWeight) bytes = _bytesPerWeight.GetValueOrDefault(w, 4);
+        long t = Stopwatch.GetTimestamp(); inner.MatMul(x, w, bias, y, rows, inDim, outDim);
+        Record($"matmul {inDim}→{outDim}{(rows == 1 ? "" : $" ×{rows} rows")}", t, (long)inDim * outDim * bytes);
+    }
+
+    public void Gelu(IDeviceBuffer x, long count)
+    {
+        long t = Stopwatch.GetTimestamp(); inner.Gelu(x, count); Record("gelu", t);
+    }
+
+    public void Add(IDeviceBuffer x, IDeviceBuffer y, long count)
+    {
+        long t = Stopwatch.GetTimestamp(); inner.Add(x, y, count); Record("add", t);
+    }
+
+    public int Argmax(IDeviceBuffer x, int n)
+    {
+        long t = Stopwatch.GetTimestamp(); int i = inner.Argmax(x, n); Record("argmax", t); return i;
+    }
+
+    public void Attention(IDeviceBuffer qkv, IDeviceBuffer kCache, IDeviceBuffer vCache, IDeviceBuffer y, IDeviceBuffer? probs,
+        int rows, int past, int nHead, int headDim)
+    {
+        long t = Stopwatch.GetTimestamp(); inner.Attention(qkv, kCache, vCache, y, probs, rows, past, nHead, headDim); Record("attention", t);
+    }
+
+    public void Dispose() => inner.Dispose();
+}
