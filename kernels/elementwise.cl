@@ -2,13 +2,14 @@
 
 // embedding: x[t, i] = wte[ids[t], i] + wpe[start + t % seq, i]    (x: [rows, dim], one work-item per element)
 // seq = rows for one sequence; a training batch of B sequences of seq tokens restarts the positions each seq rows.
-KERNEL void embedding(GLOBAL const int* ids, int start, int seq, GLOBAL const float* wte, GLOBAL const float* wpe,
+// wte is stored as wte_format (weights.cl).
+KERNEL void embedding(GLOBAL const int* ids, int start, int seq, GLOBAL const float* wte, int wte_format, GLOBAL const float* wpe,
                       GLOBAL float* x, int rows, int dim)
 {
     int g = GLOBAL_ID_X;
     if (g >= rows * dim) return;
     int t = g / dim, i = g % dim;
-    x[g] = wte[ids[t] * dim + i] + wpe[(start + t % seq) * dim + i];
+    x[g] = load_weight(wte, wte_format, ids[t] * dim + i) + wpe[(start + t % seq) * dim + i];
 }
 
 // embedding_backward: each row's gradient goes to its token's row of wte and its position's row of wpe:

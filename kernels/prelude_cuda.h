@@ -16,3 +16,6 @@
 #define fmax fmaxf
 #define INFINITY __int_as_float(0x7f800000)
 #define log logf
+#define AS_FLOAT(u) __uint_as_float(u)
+typedef unsigned int uint;
+typedef unsigned short ushort;

@@ -10,3 +10,4 @@
 #define GROUP_ID_Y get_group_id(1)
 #define LOCAL_SIZE_X get_local_size(0)
 #define SYNC_THREADS barrier(CLK_LOCAL_MEM_FENCE)
+#define AS_FLOAT(u) as_float(u)

@@ -67,7 +67,7 @@ public static class BenchCommand
             Console.Error.WriteLine("\r                    ");
 
             double bandwidth = MeasureBandwidth();
-            int bytesPer = model.Precision == WeightPrecision.Float32 || model.Backend.Kind != "cpu" ? 4 : 2;
+            int bytesPer = model.Precision == WeightPrecision.Float32 ? 4 : 2;   // every backend keeps 16-bit weights 16-bit
             var cfg = model.Config;
             long weightBytes = (model.ParameterCount - (long)cfg.NPositions * cfg.NEmbd) * bytesPer;   // wpe: one row per token
             double floorMs = weightBytes / bandwidth * 1000;

@@ -20,6 +20,7 @@ public class CudaSourceTests
         extern dim3 blockIdx, blockDim, threadIdx;
         void __syncthreads();
         float __int_as_float(int);
+        float __uint_as_float(unsigned int);
         #define __global__
         #define __shared__ static
 

@@ -53,6 +53,27 @@ public class OpenClTests
     [InlineData("grid_v_nb3_lp1.0_esF")]
     public void Generation_matches_transformers_on_opencl(string name) => GenerationTests.Check(name, "opencl");
 
+    [Theory]
+    [InlineData(Backends.WeightPrecision.Float16)]
+    [InlineData(Backends.WeightPrecision.BFloat16)]
+    public void Sixteen_bit_weights_stay_sixteen_bit_on_the_device_and_match_the_cpu(Backends.WeightPrecision precision)
+    {
+        Model.Gpt2Model Load(string device, Backends.WeightPrecision p) => Model.Gpt2Model.Load(Fixtures.Model("tiny-gpt2"),
+            new Loading.ModelLoadOptions { Device = device, Precision = p, TokenizerDirectory = Fixtures.TokenizerDir });
+        using var gpu = Load("opencl", precision);
+        using var cpu = Load("cpu", precision);
+        using var f32 = Load("cpu", Backends.WeightPrecision.Float32);
+        int[] ids = cpu.Tokenizer!.Encode("The quick brown fox jumped over the lazy dog");
+        var a = gpu.Forward(ids).Logits;
+        Assert.True(Fixtures.MaxAbsDiff(cpu.Forward(ids).Logits, a) <= 1e-4f, "16-bit weights: OpenCL vs CPU");
+        Assert.True(Fixtures.MaxAbsDiff(f32.Forward(ids).Logits, a) > 1e-4f, "the device did not use the rounded 16-bit weights");
+        using var gpu32 = Load("opencl", Backends.WeightPrecision.Float32);
+        long bytes16 = ((OpenClBackend)gpu.Backend).LiveBytes, bytes32 = ((OpenClBackend)gpu32.Backend).LiveBytes;
+        Assert.True(bytes16 < 0.6 * bytes32, $"device memory: {bytes16:N0} bytes with 16-bit weights, {bytes32:N0} with float32");
+        var greedy = new Decoding.GenerationConfig { MaxNewTokens = 12 };
+        Assert.Equal(new Decoding.Generator(cpu).Generate(ids, greedy).Sequences[0].NewIds, new Decoding.Generator(gpu).Generate(ids, greedy).Sequences[0].NewIds);
+    }
+
     [Fact]
     public void Device_buffers_are_released()
     {

@@ -34,6 +34,18 @@ public static class KernelCheck
                     return Read(be, y);
                 });
         }
+        // 16-bit weights, kept 16-bit on the device and widened in the kernel (the CPU widens them its own way).
+        foreach (var precision in new[] { WeightPrecision.Float16, WeightPrecision.BFloat16 })
+            foreach (var (R, I, O) in new[] { (1, 769, 33), (7, 33, 769), (1, 64, 50257) })
+            {
+                float[] x = Rand((long)R * I), w = Rand((long)O * I), b = Rand(O);
+                yield return Compare($"matmul+bias ({(precision == WeightPrecision.Float16 ? "f16" : "bf16")} weights)", $"[{R}×{I}]·[{O}×{I}]ᵀ", be =>
+                {
+                    using var xb = be.Upload(x); using var wb = be.UploadWeight(w, precision); using var bb = be.Upload(b); using var y = be.Allocate((long)R * O);
+                    be.MatMul(xb, wb, bb, y, R, I, O);
+                    return Read(be, y);
+                });
+            }
         foreach (var (R, D) in new[] { (1, 7), (7, 33), (33, 769), (2, 1600) })
         {
             float[] x = Rand((long)R * D, 3), g = Rand(D), bt = Rand(D);
@@ -55,12 +67,13 @@ public static class KernelCheck
             int V = 1000, P = 40, D = 33;
             float[] wte = Rand((long)V * D), wpe = Rand((long)P * D);
             int[] ids = Enumerable.Range(0, 7).Select(_ => rng.Next(V)).ToArray();
-            yield return Compare("embedding", $"7 ids, dim {D}", be =>
-            {
-                using var a = be.Upload(wte); using var b = be.Upload(wpe); using var x = be.Allocate(7 * D);
-                be.Embedding(ids, 5, a, b, x, D);
-                return Read(be, x);
-            });
+            foreach (var precision in new[] { WeightPrecision.Float32, WeightPrecision.Float16, WeightPrecision.BFloat16 })
+                yield return Compare(precision == WeightPrecision.Float32 ? "embedding" : $"embedding ({(precision == WeightPrecision.Float16 ? "f16" : "bf16")} wte)", $"7 ids, dim {D}", be =>
+                {
+                    using var a = be.UploadWeight(wte, precision); using var b = be.Upload(wpe); using var x = be.Allocate(7 * D);
+                    be.Embedding(ids, 5, a, b, x, D);
+                    return Read(be, x);
+                });
         }
         foreach (var (rows, past, heads, hd) in new[] { (1, 0, 1, 7), (7, 0, 4, 16), (1, 33, 4, 16), (5, 12, 3, 64), (33, 0, 2, 33) })
         {

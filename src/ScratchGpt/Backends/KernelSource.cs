@@ -3,7 +3,7 @@ namespace ScratchGpt.Backends;
 /// <summary>Reads the device code in kernels/ (copied beside the program) and prepends a backend's prelude.</summary>
 public static class KernelSource
 {
-    public static readonly string[] Files = ["elementwise.cl", "layernorm.cl", "matmul.cl", "attention.cl", "argmax.cl", "loss.cl", "optimizer.cl"];
+    public static readonly string[] Files = ["weights.cl", "elementwise.cl", "layernorm.cl", "matmul.cl", "attention.cl", "argmax.cl", "loss.cl", "optimizer.cl"];
 
     /// <summary>kernels/ beside the program, or the folder in SCRATCHGPT_KERNELS (to try edited kernels without rebuilding).</summary>
     public static string Directory =>

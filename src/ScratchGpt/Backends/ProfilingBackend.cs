@@ -47,7 +47,7 @@ public sealed class ProfilingBackend(IBackend inner) : IBackend
     public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision)
     {
         var b = inner.UploadWeight(data, precision);
-        lock (_bytesPerWeight) _bytesPerWeight[b] = precision == WeightPrecision.Float32 || inner.Kind != "cpu" ? 4 : 2;
+        lock (_bytesPerWeight) _bytesPerWeight[b] = precision == WeightPrecision.Float32 ? 4 : 2;
         return b;
     }
 

@@ -183,7 +183,7 @@ public sealed class DeviceTrainingModel : ITrainingEngine
     {
         int E = _c.NEmbd, M = _c.MlpWidth, H = _c.NHead, D = _c.HeadDim, N = batch * seq;
         var p = _parameters;
-        Each("embedding", (long)N * E, _ids, 0, seq, W(p.Wte), W(p.Wpe), _resid[0], N, E);   // x = wte[ids] + wpe[t]
+        Each("embedding", (long)N * E, _ids, 0, seq, W(p.Wte), WeightFormat.Float32, W(p.Wpe), _resid[0], N, E);   // x = wte[ids] + wpe[t]
         if (_dropping) Each("mul_inplace", (long)N * E, _resid[0], _embdMask!, N * E);
         for (int l = 0; l < _c.NLayer; l++)
         {

@@ -10,6 +10,9 @@ public sealed class CudaBuffer(ulong ptr, long length, Action<CudaBuffer> releas
     public ulong Ptr { get; private set; } = ptr;
     public long Length { get; } = length;
 
+    /// <summary>How the elements are stored (<see cref="WeightFormat"/>): float32 unless a 16-bit weight.</summary>
+    public int Format { get; init; } = WeightFormat.Float32;
+
     public void Dispose()
     {
         if (Ptr == 0) return;
@@ -129,20 +132,22 @@ public sealed unsafe class CudaDevice : IKernelRunner
 
     // ---- memory ------------------------------------------------------------------------------------
 
-    private CudaBuffer NewBuffer(long length)
+    private CudaBuffer NewBuffer(long length, int format = WeightFormat.Float32)
     {
         ulong ptr;
+        long bytes = length * (format == WeightFormat.Float32 ? 4 : 2);
         lock (_lock)
         {
             Check(cuCtxSetCurrent(_context), "cuCtxSetCurrent");
-            int st = cuMemAlloc(&ptr, (nuint)Math.Max(4, length * 4));
-            if (st != 0) Check(st, $"cuMemAlloc({length * 4:N0} bytes) — device out of memory?");
+            int st = cuMemAlloc(&ptr, (nuint)Math.Max(4, bytes));
+            if (st != 0) Check(st, $"cuMemAlloc({bytes:N0} bytes) — device out of memory?");
         }
         Interlocked.Increment(ref _liveBuffers);
-        return new CudaBuffer(ptr, length, b => { lock (_lock) { cuCtxSetCurrent(_context); cuMemFree(b.Ptr); } Interlocked.Decrement(ref _liveBuffers); });
+        return new CudaBuffer(ptr, length, b => { lock (_lock) { cuCtxSetCurrent(_context); cuMemFree(b.Ptr); } Interlocked.Decrement(ref _liveBuffers); }) { Format = format };
     }
 
     private static ulong P(IDeviceBuffer b) => ((CudaBuffer)b).Ptr;
+    private static int Fmt(IDeviceBuffer b) => ((CudaBuffer)b).Format;
 
     public IDeviceBuffer Upload(ReadOnlySpan<float> data)
     {
@@ -151,7 +156,15 @@ public sealed unsafe class CudaDevice : IKernelRunner
         return b;
     }
 
-    public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision) => Upload(data);
+    public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision)
+    {
+        if (precision == WeightPrecision.Float32) return Upload(data);
+        var bits = WeightFormat.SixteenBit(data, precision);
+        var b = NewBuffer(bits.Length, WeightFormat.Code(precision));
+        if (bits.Length > 0)
+            lock (_lock) fixed (ushort* p = bits) { cuCtxSetCurrent(_context); Check(cuMemcpyHtoD(b.Ptr, p, (nuint)(bits.Length * 2)), "cuMemcpyHtoD"); }
+        return b;
+    }
 
     public IDeviceBuffer Allocate(long length)
     {
@@ -182,7 +195,7 @@ public sealed unsafe class CudaDevice : IKernelRunner
     {
         using var idBuf = NewBuffer(ids.Length);
         Write(idBuf, MemoryMarshal.Cast<int, float>(ids));
-        Launch("embedding", Blocks((long)ids.Length * dim, 64), 1, 64, 1, idBuf.Ptr, startPosition, ids.Length, P(wte), P(wpe), P(x), ids.Length, dim);
+        Launch("embedding", Blocks((long)ids.Length * dim, 64), 1, 64, 1, idBuf.Ptr, startPosition, ids.Length, P(wte), Fmt(wte), P(wpe), P(x), ids.Length, dim);
     }
 
     public void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim, float eps) =>
@@ -191,8 +204,8 @@ public sealed unsafe class CudaDevice : IKernelRunner
     public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim)
     {
         ulong b = bias is null ? P(w) : P(bias);
-        if (rows == 1) Launch("matvec", outDim, 1, 64, 1, P(x), P(w), b, bias is null ? 0 : 1, P(y), inDim, outDim);
-        else Launch("matmul_tiled", Blocks(outDim, 16), Blocks(rows, 16), 16, 16, P(x), P(w), b, bias is null ? 0 : 1, P(y), rows, inDim, outDim);
+        if (rows == 1) Launch("matvec", outDim, 1, 64, 1, P(x), P(w), Fmt(w), b, bias is null ? 0 : 1, P(y), inDim, outDim);
+        else Launch("matmul_tiled", Blocks(outDim, 16), Blocks(rows, 16), 16, 16, P(x), P(w), Fmt(w), b, bias is null ? 0 : 1, P(y), rows, inDim, outDim);
     }
 
     public void Gelu(IDeviceBuffer x, long count) => Launch("gelu", Blocks(count, 256), 1, 256, 1, P(x), (int)count);

@@ -9,6 +9,9 @@ public sealed class OpenClBuffer(IntPtr mem, long length, Action<OpenClBuffer> r
     public IntPtr Mem { get; private set; } = mem;
     public long Length { get; } = length;
 
+    /// <summary>How the elements are stored (<see cref="WeightFormat"/>): float32 unless a 16-bit weight.</summary>
+    public int Format { get; init; } = WeightFormat.Float32;
+
     public void Dispose()
     {
         if (Mem == IntPtr.Zero) return;
@@ -20,20 +23,23 @@ public sealed class OpenClBuffer(IntPtr mem, long length, Action<OpenClBuffer> r
 /// <summary>
 /// The model's kernels (kernels/*.cl with prelude_opencl.h) run through OpenCL. Weights, activations
 /// and the KV cache stay in device buffers; only token ids go up and logits come down.
-/// Weights are kept as float32 on this backend.
+/// Float16/bfloat16 weights stay 16-bit on the device and are widened inside the kernels (kernels/weights.cl).
 /// </summary>
 public sealed unsafe class OpenClBackend : IKernelRunner
 {
     private readonly IntPtr _context, _queue, _program, _device;
     private readonly Dictionary<string, IntPtr> _kernels = new();
     private readonly Lock _lock = new();   // one command queue: calls from several threads are serialised
-    private long _liveBuffers;
+    private long _liveBuffers, _liveBytes;
 
     public string Kind => "opencl";
     public string DeviceName { get; }
 
     /// <summary>Device buffers currently allocated (for leak checks).</summary>
     public long LiveBuffers => Interlocked.Read(ref _liveBuffers);
+
+    /// <summary>Bytes of device memory in those buffers.</summary>
+    public long LiveBytes => Interlocked.Read(ref _liveBytes);
 
     private OpenClBackend(IntPtr device, string name)
     {
@@ -103,16 +109,24 @@ public sealed unsafe class OpenClBackend : IKernelRunner
 
     // ---- memory ------------------------------------------------------------------------------------
 
-    private OpenClBuffer NewBuffer(long length, int elementSize = 4)
+    private OpenClBuffer NewBuffer(long length, int format = WeightFormat.Float32)
     {
         int err;
-        IntPtr mem = clCreateBuffer(_context, MemReadWrite, (nuint)Math.Max(1, length * elementSize), IntPtr.Zero, &err);
-        if (err != 0) throw new BackendException($"OpenCL clCreateBuffer of {length * elementSize:N0} bytes failed: {ErrorName(err)} ({err}) — device out of memory?");
+        long bytes = length * (format == WeightFormat.Float32 ? 4 : 2);
+        IntPtr mem = clCreateBuffer(_context, MemReadWrite, (nuint)Math.Max(1, bytes), IntPtr.Zero, &err);
+        if (err != 0) throw new BackendException($"OpenCL clCreateBuffer of {bytes:N0} bytes failed: {ErrorName(err)} ({err}) — device out of memory?");
         Interlocked.Increment(ref _liveBuffers);
-        return new OpenClBuffer(mem, length, b => { clReleaseMemObject(b.Mem); Interlocked.Decrement(ref _liveBuffers); });
+        Interlocked.Add(ref _liveBytes, bytes);
+        return new OpenClBuffer(mem, length, b =>
+        {
+            clReleaseMemObject(b.Mem);
+            Interlocked.Decrement(ref _liveBuffers);
+            Interlocked.Add(ref _liveBytes, -bytes);
+        }) { Format = format };
     }
 
     private static IntPtr M(IDeviceBuffer b) => ((OpenClBuffer)b).Mem;
+    private static int Fmt(IDeviceBuffer b) => ((OpenClBuffer)b).Format;
 
     public IDeviceBuffer Upload(ReadOnlySpan<float> data)
     {
@@ -121,7 +135,15 @@ public sealed unsafe class OpenClBackend : IKernelRunner
         return b;
     }
 
-    public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision) => Upload(data);
+    public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision)
+    {
+        if (precision == WeightPrecision.Float32) return Upload(data);
+        var bits = WeightFormat.SixteenBit(data, precision);
+        var b = NewBuffer(bits.Length, WeightFormat.Code(precision));
+        if (bits.Length > 0)
+            lock (_lock) fixed (ushort* p = bits) Check(clEnqueueWriteBuffer(_queue, b.Mem, 1, 0, (nuint)(bits.Length * 2), p, 0, IntPtr.Zero, IntPtr.Zero), "clEnqueueWriteBuffer");
+        return b;
+    }
 
     public IDeviceBuffer Allocate(long length)
     {
@@ -146,7 +168,7 @@ public sealed unsafe class OpenClBackend : IKernelRunner
     {
         using var idBuf = NewBuffer(ids.Length);
         Write(idBuf, System.Runtime.InteropServices.MemoryMarshal.Cast<int, float>(ids));
-        Launch("embedding", (long)ids.Length * dim, 64, idBuf.Mem, startPosition, ids.Length, M(wte), M(wpe), M(x), ids.Length, dim);
+        Launch("embedding", (long)ids.Length * dim, 64, idBuf.Mem, startPosition, ids.Length, M(wte), Fmt(wte), M(wpe), M(x), ids.Length, dim);
     }
 
     public void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim, float eps) =>
@@ -155,8 +177,8 @@ public sealed unsafe class OpenClBackend : IKernelRunner
     public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim)
     {
         IntPtr b = bias is null ? M(w) : M(bias);   // any valid buffer when there is no bias
-        if (rows == 1) Launch("matvec", (long)outDim * 64, 64, M(x), M(w), b, bias is null ? 0 : 1, M(y), inDim, outDim);
-        else Launch2D("matmul_tiled", RoundUp(outDim, 16), RoundUp(rows, 16), 16, 16, M(x), M(w), b, bias is null ? 0 : 1, M(y), rows, inDim, outDim);
+        if (rows == 1) Launch("matvec", (long)outDim * 64, 64, M(x), M(w), Fmt(w), b, bias is null ? 0 : 1, M(y), inDim, outDim);
+        else Launch2D("matmul_tiled", RoundUp(outDim, 16), RoundUp(rows, 16), 16, 16, M(x), M(w), Fmt(w), b, bias is null ? 0 : 1, M(y), rows, inDim, outDim);
     }
 
     public void Gelu(IDeviceBuffer x, long count) => Launch("gelu", count, 64, M(x), (int)count);
