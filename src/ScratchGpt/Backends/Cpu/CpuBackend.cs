@@ -111,10 +111,12 @@ public sealed class CpuBackend : IBackend
         }
         void Head(int h)
         {
-            var scores = new float[past + rows];
+            Span<float> scores = past + rows <= 4096 ? stackalloc float[past + rows] : new float[past + rows];
             CpuKernels.AttentionHead(q, k, v, ys, ps, rows, past, nHead, headDim, h, scores);
         }
-        if (rows * (past + rows) < 4096) for (int h = 0; h < nHead; h++) Head(h);
+        // Heads in parallel once there is enough work to pay for it: a decode step over a 128-token cache already
+        // is (the KV cache read is ~1 MB a layer for gpt2).
+        if ((long)rows * (past + rows) * nHead * headDim < 65_536) for (int h = 0; h < nHead; h++) Head(h);
         else Parallel.For(0, nHead, Head);
     }
 

@@ -216,9 +216,20 @@ public static class CpuKernels
         return 0.5f * x * (1f + MathF.Tanh(sqrt2OverPi * (x + 0.044715f * x * x * x)));
     }
 
+    /// <summary>gelu_new over a span, 256 values at a time: the cubic in one pass, tanh by TensorPrimitives
+    /// (vectorised; a scalar MathF.Tanh per value cost more than the matmuls around it), then 0.5·x·(1 + t).</summary>
     public static void Gelu(Span<float> x)
     {
-        for (int i = 0; i < x.Length; i++) x[i] = Gelu(x[i]);
+        const float sqrt2OverPi = 0.7978845608028654f;
+        Span<float> t = stackalloc float[256];
+        for (int i0 = 0; i0 < x.Length; i0 += t.Length)
+        {
+            var xs = x.Slice(i0, Math.Min(t.Length, x.Length - i0));
+            var ts = t[..xs.Length];
+            for (int i = 0; i < xs.Length; i++) ts[i] = sqrt2OverPi * (xs[i] + 0.044715f * xs[i] * xs[i] * xs[i]);
+            System.Numerics.Tensors.TensorPrimitives.Tanh(ts, ts);
+            for (int i = 0; i < xs.Length; i++) xs[i] = 0.5f * xs[i] * (1f + ts[i]);
+        }
     }
 
     public static void Add(Span<float> x, ReadOnlySpan<float> y) => System.Numerics.Tensors.TensorPrimitives.Add(x, y, x);
