@@ -28,13 +28,18 @@ KERNEL void embedding_backward(GLOBAL const int* ids, GLOBAL const float* dx, GL
     }
 }
 
-// gelu_new in place: x = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+// gelu_new(v) = 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3)))   (also a matmul epilogue: matmul.cl)
+float gelu_new(float v)
+{
+    return 0.5f * v * (1.0f + tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+}
+
+// gelu_new in place
 KERNEL void gelu(GLOBAL float* x, int n)
 {
     int g = GLOBAL_ID_X;
     if (g >= n) return;
-    float v = x[g];
-    x[g] = 0.5f * v * (1.0f + tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    x[g] = gelu_new(x[g]);
 }
 
 // gelu_backward in place: d = d * gelu_new'(x), with u = sqrt(2/pi) (x + 0.044715 x^3), t = tanh(u):

@@ -1,13 +1,23 @@
 // matmul with bias: y[r, j] = bias[j] + sum_k x[r, k] * w[j, k]
 //   x: [rows, in], w: [out, in] (nn.Linear layout, stored as w_format: weights.cl), y: [rows, out];
-//   has_bias = 0 skips the bias.
+//   has_bias = 0 skips the bias. The epilogue fuses the block's next step into the same launch:
+#define EPILOGUE_STORE 0     // y = r
+#define EPILOGUE_GELU 1      // y = gelu_new(r)           (the MLP's c_fc and its activation)
+#define EPILOGUE_ADD 2       // y += r                    (a projection and its residual connection)
+
+void store_output(GLOBAL float* y, int i, float r, int epilogue)
+{
+    if (epilogue == EPILOGUE_GELU) r = gelu_new(r);
+    else if (epilogue == EPILOGUE_ADD) r = y[i] + r;
+    y[i] = r;
+}
 
 // Prefill variant: TILE x TILE output tiles; both operands staged through local memory in TILE-wide
 // slices of k, so each value read from global memory serves TILE multiply-adds.
 #define TILE 16
 
 KERNEL void matmul_tiled(GLOBAL const float* x, GLOBAL const float* w, int w_format, GLOBAL const float* bias, int has_bias,
-                         GLOBAL float* y, int rows, int in_dim, int out_dim)
+                         GLOBAL float* y, int rows, int in_dim, int out_dim, int epilogue)
 {
     LOCAL_ARRAY(float, xs, TILE * TILE);
     LOCAL_ARRAY(float, ws, TILE * TILE);
@@ -24,7 +34,7 @@ KERNEL void matmul_tiled(GLOBAL const float* x, GLOBAL const float* w, int w_for
         for (int c = 0; c < TILE; c++) acc += xs[lr * TILE + c] * ws[lj * TILE + c];
         SYNC_THREADS;
     }
-    if (r < rows && j < out_dim) y[r * out_dim + j] = acc + (has_bias ? bias[j] : 0.0f);
+    if (r < rows && j < out_dim) store_output(y, r * out_dim + j, acc + (has_bias ? bias[j] : 0.0f), epilogue);
 }
 
 // Decode variant (rows = 1, bandwidth-bound): one work-group of MV_THREADS per output column j; the
@@ -32,7 +42,7 @@ KERNEL void matmul_tiled(GLOBAL const float* x, GLOBAL const float* w, int w_for
 #define MV_THREADS 64
 
 KERNEL void matvec(GLOBAL const float* x, GLOBAL const float* w, int w_format, GLOBAL const float* bias, int has_bias,
-                   GLOBAL float* y, int in_dim, int out_dim)
+                   GLOBAL float* y, int in_dim, int out_dim, int epilogue)
 {
     LOCAL_ARRAY(float, partial, MV_THREADS);
     int j = GROUP_ID_X, tid = LOCAL_ID_X;
@@ -44,7 +54,7 @@ KERNEL void matvec(GLOBAL const float* x, GLOBAL const float* w, int w_format, G
         if (tid < stride) partial[tid] += partial[tid + stride];
         SYNC_THREADS;
     }
-    if (tid == 0) y[j] = partial[0] + (has_bias ? bias[j] : 0.0f);
+    if (tid == 0) store_output(y, j, partial[0] + (has_bias ? bias[j] : 0.0f), epilogue);
 }
 
 // gemm, for training: c[i, j] = (accumulate ? c[i, j] : 0) + sum_k A(i, k) * B(k, j), c: [m, n]

@@ -42,8 +42,11 @@ public interface IBackend : IDisposable
     /// <summary>y[r, :] = (x[r, :] − mean) / sqrt(var + eps) · gamma + beta, biased variance per row.</summary>
     void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim, float eps);
 
-    /// <summary>y[r, j] = bias[j] + Σ_k x[r, k] · w[j, k]; w is [outDim, inDim]; bias may be null.</summary>
-    void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim);
+    /// <summary>y[r, j] = bias[j] + Σ_k x[r, k] · w[j, k]; w is [outDim, inDim]; bias may be null.
+    /// <paramref name="epilogue"/> fuses what the block does next into the same launch: gelu_new of the result, or
+    /// adding it to what y holds (the residual connection).</summary>
+    void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim,
+        MatMulEpilogue epilogue = MatMulEpilogue.Store);
 
     /// <summary>In place: x = 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))), GPT-2's gelu_new.</summary>
     void Gelu(IDeviceBuffer x, long count);
@@ -65,6 +68,17 @@ public interface IBackend : IDisposable
 
     void Attention(IDeviceBuffer qkv, IDeviceBuffer kCache, IDeviceBuffer vCache, IDeviceBuffer y, IDeviceBuffer? probs,
         int rows, int past, int nHead, int headDim);
+}
+
+/// <summary>What a matmul does with its result r = x·Wᵀ + b (the codes of kernels/matmul.cl's EPILOGUE_*).</summary>
+public enum MatMulEpilogue
+{
+    /// <summary>y = r</summary>
+    Store = 0,
+    /// <summary>y = gelu_new(r): the MLP's first layer and its activation in one launch.</summary>
+    Gelu = 1,
+    /// <summary>y += r: a projection and its residual connection in one launch.</summary>
+    AddToOutput = 2,
 }
 
 /// <summary>How a backend stores weight matrices.</summary>

@@ -34,6 +34,18 @@ public static class KernelCheck
                     return Read(be, y);
                 });
         }
+        // The fused epilogues: gelu_new of the result, and adding it to what y holds (a residual).
+        foreach (var epilogue in new[] { MatMulEpilogue.Gelu, MatMulEpilogue.AddToOutput })
+            foreach (var (R, I, O) in new[] { (1, 769, 33), (7, 33, 769) })
+            {
+                float[] x = Rand((long)R * I), w = Rand((long)O * I), b = Rand(O), y0 = Rand((long)R * O);
+                yield return Compare(epilogue == MatMulEpilogue.Gelu ? "matmul+bias → gelu" : "matmul+bias → += y", $"[{R}×{I}]·[{O}×{I}]ᵀ", be =>
+                {
+                    using var xb = be.Upload(x); using var wb = be.Upload(w); using var bb = be.Upload(b); using var y = be.Upload(y0);
+                    be.MatMul(xb, wb, bb, y, R, I, O, epilogue);
+                    return Read(be, y);
+                });
+            }
         // 16-bit weights, kept 16-bit on the device and widened in the kernel (the CPU widens them its own way).
         foreach (var precision in new[] { WeightPrecision.Float16, WeightPrecision.BFloat16 })
             foreach (var (R, I, O) in new[] { (1, 769, 33), (7, 33, 769), (1, 64, 50257) })

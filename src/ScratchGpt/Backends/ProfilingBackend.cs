@@ -73,12 +73,14 @@ public sealed class ProfilingBackend(IBackend inner) : IBackend
         long t = Stopwatch.GetTimestamp(); inner.LayerNorm(x, gamma, beta, y, rows, dim, eps); Record("layernorm", t);
     }
 
-    public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim)
+    public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim,
+        MatMulEpilogue epilogue = MatMulEpilogue.Store)
     {
         int bytes;
         lock (_bytesPerWeight) bytes = _bytesPerWeight.GetValueOrDefault(w, 4);
-        long t = Stopwatch.GetTimestamp(); inner.MatMul(x, w, bias, y, rows, inDim, outDim);
-        Record($"matmul {inDim}→{outDim}{(rows == 1 ? "" : $" ×{rows} rows")}", t, (long)inDim * outDim * bytes);
+        long t = Stopwatch.GetTimestamp(); inner.MatMul(x, w, bias, y, rows, inDim, outDim, epilogue);
+        string then = epilogue switch { MatMulEpilogue.Gelu => " +gelu", MatMulEpilogue.AddToOutput => " +residual", _ => "" };
+        Record($"matmul {inDim}→{outDim}{then}{(rows == 1 ? "" : $" ×{rows} rows")}", t, (long)inDim * outDim * bytes);
     }
 
     public void Gelu(IDeviceBuffer x, long count)

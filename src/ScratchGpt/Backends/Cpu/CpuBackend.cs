@@ -61,9 +61,35 @@ public sealed class CpuBackend : IBackend
         Parallel.For(0, rows, r => CpuKernels.LayerNorm(xs.AsSpan(r * dim, dim), g, b, ys.AsSpan(r * dim, dim), 1, dim, eps));
     }
 
-    public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim)
+    /// <summary>On the CPU an epilogue saves no launch, so it runs as the separate step it fuses on a GPU (same
+    /// arithmetic, same bits): gelu over the result, or the result into pooled scratch and then added.</summary>
+    public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim,
+        MatMulEpilogue epilogue = MatMulEpilogue.Store)
     {
-        float[] xs = F(x), ys = F(y), bs = bias is null ? [] : F(bias);
+        switch (epilogue)
+        {
+            case MatMulEpilogue.Gelu:
+                MatMulInto(F(x), w, bias, F(y), rows, inDim, outDim);
+                Gelu(y, (long)rows * outDim);
+                return;
+            case MatMulEpilogue.AddToOutput:
+                var scratch = System.Buffers.ArrayPool<float>.Shared.Rent(rows * outDim);
+                try
+                {
+                    MatMulInto(F(x), w, bias, scratch, rows, inDim, outDim);
+                    CpuKernels.Add(F(y).AsSpan(0, rows * outDim), scratch.AsSpan(0, rows * outDim));
+                }
+                finally { System.Buffers.ArrayPool<float>.Shared.Return(scratch); }
+                return;
+            default:
+                MatMulInto(F(x), w, bias, F(y), rows, inDim, outDim);
+                return;
+        }
+    }
+
+    private static void MatMulInto(float[] xs, IDeviceBuffer w, IDeviceBuffer? bias, float[] ys, int rows, int inDim, int outDim)
+    {
+        float[] bs = bias is null ? [] : F(bias);
         var wb = (CpuBuffer)w;
         // Prefill: the register-blocked GEMM (4 rows × 4 columns per inner loop); float16 weights are widened a block at a time.
         if (rows >= 16 && wb.BFloat16 is null)

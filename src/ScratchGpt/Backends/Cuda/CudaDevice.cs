@@ -201,11 +201,12 @@ public sealed unsafe class CudaDevice : IKernelRunner
     public void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim, float eps) =>
         Launch("layernorm", rows, 1, 128, 1, P(x), P(gamma), P(beta), P(y), P(y), P(y), 0, dim, eps);
 
-    public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim)
+    public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim,
+        MatMulEpilogue epilogue = MatMulEpilogue.Store)
     {
         ulong b = bias is null ? P(w) : P(bias);
-        if (rows == 1) Launch("matvec", outDim, 1, 64, 1, P(x), P(w), Fmt(w), b, bias is null ? 0 : 1, P(y), inDim, outDim);
-        else Launch("matmul_tiled", Blocks(outDim, 16), Blocks(rows, 16), 16, 16, P(x), P(w), Fmt(w), b, bias is null ? 0 : 1, P(y), rows, inDim, outDim);
+        if (rows == 1) Launch("matvec", outDim, 1, 64, 1, P(x), P(w), Fmt(w), b, bias is null ? 0 : 1, P(y), inDim, outDim, (int)epilogue);
+        else Launch("matmul_tiled", Blocks(outDim, 16), Blocks(rows, 16), 16, 16, P(x), P(w), Fmt(w), b, bias is null ? 0 : 1, P(y), rows, inDim, outDim, (int)epilogue);
     }
 
     public void Gelu(IDeviceBuffer x, long count) => Launch("gelu", Blocks(count, 256), 1, 256, 1, P(x), (int)count);

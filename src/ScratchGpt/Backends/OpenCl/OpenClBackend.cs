@@ -174,11 +174,12 @@ public sealed unsafe class OpenClBackend : IKernelRunner
     public void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim, float eps) =>
         Launch("layernorm", (long)rows * 128, 128, M(x), M(gamma), M(beta), M(y), M(y), M(y), 0, dim, eps);
 
-    public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim)
+    public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim,
+        MatMulEpilogue epilogue = MatMulEpilogue.Store)
     {
         IntPtr b = bias is null ? M(w) : M(bias);   // any valid buffer when there is no bias
-        if (rows == 1) Launch("matvec", (long)outDim * 64, 64, M(x), M(w), Fmt(w), b, bias is null ? 0 : 1, M(y), inDim, outDim);
-        else Launch2D("matmul_tiled", RoundUp(outDim, 16), RoundUp(rows, 16), 16, 16, M(x), M(w), Fmt(w), b, bias is null ? 0 : 1, M(y), rows, inDim, outDim);
+        if (rows == 1) Launch("matvec", (long)outDim * 64, 64, M(x), M(w), Fmt(w), b, bias is null ? 0 : 1, M(y), inDim, outDim, (int)epilogue);
+        else Launch2D("matmul_tiled", RoundUp(outDim, 16), RoundUp(rows, 16), 16, 16, M(x), M(w), Fmt(w), b, bias is null ? 0 : 1, M(y), rows, inDim, outDim, (int)epilogue);
     }
 
     public void Gelu(IDeviceBuffer x, long count) => Launch("gelu", count, 64, M(x), (int)count);
