@@ -45,8 +45,9 @@ public static class TrainCommand
 
     private static int Train(ParseResult p, CancellationToken ct)
     {
-        string device = p.GetValue(Common.Device)!;
-        BackendFactory.Parse(device);   // a bad --device fails before any work
+        // The device first, so a bad or missing one fails before any work. auto takes CUDA, then an OpenCL GPU,
+        // then the CPU; opencl / cuda name a device explicitly.
+        using var backend = BackendFactory.Create(p.GetValue(Common.Device)!, m => Console.Error.WriteLine(m));
         string? modelDir = Common.ResolveModel(p, p.GetValue(Model)), preset = p.GetValue(Config), resume = p.GetValue(Resume);
         if ((modelDir is null) == (preset is null) && resume is null)
             throw new ArgumentException("give exactly one of --model DIR (fine-tune) or --config SIZE (from scratch)");
@@ -84,8 +85,6 @@ public static class TrainCommand
         if (!File.Exists(dataPath)) throw new ArgumentException($"--data {dataPath}: training text not found");
         var data = TextDataset.FromFile(dataPath, tokenizer, options.EvalSplit, options.BlockSize);
         Console.Error.WriteLine($"{dataPath}: {data.Train.Length:N0} training tokens, {data.Validation.Length:N0} validation tokens");
-        // auto takes CUDA, then an OpenCL GPU, then the CPU; opencl / cuda name a device explicitly.
-        using var backend = BackendFactory.Create(device, m => Console.Error.WriteLine(m));
         using var trainer = new Trainer(parameters, data, options, backend as IKernelRunner);
         Console.Error.WriteLine($"Device: {trainer.Engine.Device}");
         if (resume is not null) trainer.RestoreState(resume);
