@@ -52,7 +52,6 @@ public sealed class DeviceTrainingModel : ITrainingEngine
     {
         _gpu = gpu; _parameters = parameters; _optimizer = optimizer; _dropout = dropout;
         _c = parameters.Config;
-        if (_c.HeadDim > 128) throw new BackendException($"{gpu.Kind} training: head_dim {_c.HeadDim} is larger than 128");
         foreach (var t in parameters.Tensors)
         {
             var values = t.Of(parameters.Values);
