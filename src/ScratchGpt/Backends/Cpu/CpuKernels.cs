@@ -234,14 +234,32 @@ public static class CpuKernels
 
     public static void Add(Span<float> x, ReadOnlySpan<float> y) => System.Numerics.Tensors.TensorPrimitives.Add(x, y, x);
 
-    /// <summary>Softmax in place, with the max subtracted first so exp never overflows.</summary>
+    /// <summary>Softmax in place, with the max subtracted first so exp never overflows (vectorised exp and sum).</summary>
     public static void Softmax(Span<float> x)
     {
-        float max = float.NegativeInfinity;
-        foreach (float v in x) max = Math.Max(max, v);
-        float sum = 0;
-        for (int i = 0; i < x.Length; i++) { x[i] = MathF.Exp(x[i] - max); sum += x[i]; }
-        for (int i = 0; i < x.Length; i++) x[i] /= sum;
+        float max = System.Numerics.Tensors.TensorPrimitives.Max(x);
+        System.Numerics.Tensors.TensorPrimitives.Subtract(x, max, x);
+        System.Numerics.Tensors.TensorPrimitives.Exp(x, x);
+        float sum = System.Numerics.Tensors.TensorPrimitives.Sum(x);
+        System.Numerics.Tensors.TensorPrimitives.Divide(x, sum, x);
+    }
+
+    /// <summary>y = Σ_t w[t] · v[t0 + t·stride ..][..y.Length], inlined (a call per position cost more than its
+    /// arithmetic). Positions outer, eight lanes at a time inner: the lane groups are independent FMA chains.</summary>
+    private static void WeightedSum(ReadOnlySpan<float> w, ReadOnlySpan<float> v, int t0, int stride, Span<float> y)
+    {
+        int n = y.Length, vec = n & ~7;
+        y.Clear();
+        ref float pv = ref MemoryMarshal.GetReference(v);
+        ref float py = ref MemoryMarshal.GetReference(y);
+        for (int t = 0; t < w.Length; t++)
+        {
+            var wt = Vector256.Create(w[t]);
+            nuint row = (nuint)(t0 + t * stride);
+            for (int d = 0; d < vec; d += 8)
+                MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + (nuint)d), Vector256.LoadUnsafe(ref py, (nuint)d)).StoreUnsafe(ref py, (nuint)d);
+            for (int d = vec; d < n; d++) y[d] += w[t] * v[(int)row + d];
+        }
     }
 
     /// <summary>
@@ -260,10 +278,7 @@ public static class CpuKernels
             var w = scores[..(p + 1)];
             for (int t = 0; t <= p; t++) w[t] = Dot(q, kCache.Slice(t * E + h * headDim, headDim)) / scale;
             Softmax(w);
-            var yr = y.Slice(r * E + h * headDim, headDim);
-            yr.Clear();
-            for (int t = 0; t <= p; t++)
-                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(vCache.Slice(t * E + h * headDim, headDim), w[t], yr, yr);
+            WeightedSum(w, vCache, t0: h * headDim, stride: E, y.Slice(r * E + h * headDim, headDim));
             if (!probs.IsEmpty)
             {
                 var pr = probs.Slice((h * rows + r) * total, total);
