@@ -9,7 +9,7 @@ namespace ScratchGpt.Tests;
 /// </summary>
 public class OpenClTests
 {
-    private static readonly Lazy<OpenClBackend> Backend = new(() => OpenClBackend.Create(0, gpuOnly: false));
+    internal static readonly Lazy<OpenClBackend> Backend = new(() => OpenClBackend.Create(0, gpuOnly: false));
 
     [Fact]
     public void Every_kernel_matches_the_cpu_reference()
@@ -210,7 +210,7 @@ public sealed class OpenClTrainingTests : IDisposable
     private readonly string _dir = Directory.CreateTempSubdirectory("sgpt-cltrain").FullName;
     public void Dispose() => Directory.Delete(_dir, true);
 
-    private static readonly Lazy<OpenClBackend> Backend = new(() => OpenClBackend.Create(0, gpuOnly: false));
+    private static Lazy<OpenClBackend> Backend => OpenClTests.Backend;
 
     // Odd sizes on purpose: 3 heads of 8, MLP 96, 2 sequences of 13 tokens — nothing is a multiple of a 16-wide tile.
     private static readonly Loading.Gpt2Config Small = new() { NLayer = 2, NHead = 3, NEmbd = 24, NPositions = 32 };

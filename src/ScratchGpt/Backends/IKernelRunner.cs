@@ -19,4 +19,8 @@ public interface IKernelRunner : IBackend
 
     /// <summary>dst[0 ..] = src (host → device), for per-step inputs such as token ids (as their bits) and masks.</summary>
     void Write(IDeviceBuffer dst, ReadOnlySpan<float> src);
+
+    /// <summary>Work-groups of <paramref name="perGroup"/> work-items that cover <paramref name="items"/> (at least one;
+    /// kernels skip the work-items past the end).</summary>
+    static long Groups(long items, int perGroup) => Math.Max(1, (items + perGroup - 1) / perGroup);
 }

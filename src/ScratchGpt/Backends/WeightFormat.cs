@@ -15,15 +15,34 @@ public static class WeightFormat
         _ => Float32,
     };
 
-    /// <summary>The 16-bit patterns of <paramref name="data"/> (values that came from a 16-bit checkpoint convert exactly).</summary>
-    public static ushort[] SixteenBit(ReadOnlySpan<float> data, WeightPrecision precision)
+    /// <summary>float32 → float16, as the CPU backend keeps them (values from a float16 checkpoint convert exactly).</summary>
+    public static Half[] ToFloat16(ReadOnlySpan<float> data)
     {
-        var bits = new ushort[data.Length];
-        if (precision == WeightPrecision.Float16)
-            TensorPrimitives.ConvertToHalf(data, System.Runtime.InteropServices.MemoryMarshal.Cast<ushort, Half>(bits.AsSpan()));
-        else if (precision == WeightPrecision.BFloat16)
-            for (int i = 0; i < bits.Length; i++) bits[i] = Loading.DTypeConversion.FloatToBFloat16(data[i]);
-        else throw new ArgumentException("float32 weights have no 16-bit form", nameof(precision));
+        var h = new Half[data.Length];
+        TensorPrimitives.ConvertToHalf(data, h);
+        return h;
+    }
+
+    /// <summary>float32 → bfloat16 bits (the top half of each float, rounded; exact for values from a bfloat16 checkpoint).</summary>
+    public static ushort[] ToBFloat16(ReadOnlySpan<float> data)
+    {
+        var b = new ushort[data.Length];
+        for (int i = 0; i < b.Length; i++) b[i] = Loading.DTypeConversion.FloatToBFloat16(data[i]);
+        return b;
+    }
+
+    private static ushort[] Float16Bits(ReadOnlySpan<float> data)
+    {
+        var bits = new ushort[data.Length];   // converted straight into the upload array, no Half[] in between
+        TensorPrimitives.ConvertToHalf(data, System.Runtime.InteropServices.MemoryMarshal.Cast<ushort, Half>(bits.AsSpan()));
         return bits;
     }
+
+    /// <summary>The 16-bit patterns of <paramref name="data"/> in <paramref name="precision"/>, as the GPU backends upload them.</summary>
+    public static ushort[] SixteenBit(ReadOnlySpan<float> data, WeightPrecision precision) => precision switch
+    {
+        WeightPrecision.Float16 => Float16Bits(data),
+        WeightPrecision.BFloat16 => ToBFloat16(data),
+        _ => throw new ArgumentException("float32 weights have no 16-bit form", nameof(precision)),
+    };
 }

@@ -113,7 +113,7 @@ public sealed class DeviceTrainingModel : ITrainingEngine
         foreach (var s in _slots.Values)
         {
             float decay = s.Tensor.Decays ? 1f - learningRate * o.WeightDecay : 1f;
-            _gpu.Run("adamw", Groups(s.Tensor.Length), 1, 64, 1, s.Value, s.Grad, s.M, s.V, s.Tensor.Length,
+            _gpu.Run("adamw", IKernelRunner.Groups(s.Tensor.Length, 64), 1, 64, 1, s.Value, s.Grad, s.M, s.V, s.Tensor.Length,
                 learningRate, o.Beta1, o.Beta2, o.Epsilon, decay, c1, c2, _gradScale);
         }
     }
@@ -293,12 +293,11 @@ public sealed class DeviceTrainingModel : ITrainingEngine
 
     /// <summary>c[m, n] (+)= A·B with A(i, k) = a[i·aRow + k·aCol], B(k, j) = b[k·bRow + j·bCol]; 16×16 tiles.</summary>
     private void Gemm(IDeviceBuffer a, int aRow, int aCol, IDeviceBuffer b, int bRow, int bCol, IDeviceBuffer c, int m, int n, int k, bool accumulate) =>
-        _gpu.Run("gemm", (n + 15) / 16, (m + 15) / 16, 16, 16, a, aRow, aCol, b, bRow, bCol, c, m, n, k, accumulate ? 1 : 0);
+        _gpu.Run("gemm", IKernelRunner.Groups(n, 16), IKernelRunner.Groups(m, 16), 16, 16, a, aRow, aCol, b, bRow, bCol, c, m, n, k, accumulate ? 1 : 0);
 
     /// <summary>A kernel with one work-item per element of <paramref name="items"/>.</summary>
-    private void Each(string kernel, long items, params object[] args) => _gpu.Run(kernel, Groups(items), 1, 64, 1, args);
+    private void Each(string kernel, long items, params object[] args) => _gpu.Run(kernel, IKernelRunner.Groups(items, 64), 1, 64, 1, args);
 
-    private static long Groups(long items) => Math.Max(1, (items + 63) / 64);
 
     private IDeviceBuffer Alloc(long length)
     {

@@ -71,7 +71,12 @@ public sealed class Trainer : IDisposable
             int block = epoch == _startEpoch ? _startBlock : 0;
             while (block + B * accum <= order.Length && _optimizer.Step < TotalSteps)
             {
-                if (cancel.IsCancellationRequested) { SaveCheckpoint(outputDirectory, epoch, block); return; }
+                if (cancel.IsCancellationRequested)
+                {
+                    Engine.CopyToHost();
+                    SaveCheckpoint(outputDirectory, epoch, block);
+                    return;
+                }
                 Engine.ZeroGradients();
                 double stepLoss = 0;
                 for (int a = 0; a < accum; a++, block += B)
@@ -91,6 +96,7 @@ public sealed class Trainer : IDisposable
             double? val = Data.ValidationBlocks > 0 ? Evaluate(cancel) : null;
             var row = new EpochResult(epoch + 1, _optimizer.Step, lossCount > 0 ? lossSum / lossCount : double.NaN, val);
             History.Add(row);
+            Engine.CopyToHost();   // the weights and Adam moments the saves below write
             if (val is null || BestValidationLoss is null || val < BestValidationLoss)
             {
                 BestValidationLoss = val ?? BestValidationLoss;
@@ -119,9 +125,9 @@ public sealed class Trainer : IDisposable
         return total / count;
     }
 
+    /// <summary>Writes the host's parameters (call <see cref="ITrainingEngine.CopyToHost"/> first).</summary>
     private void SaveModel(string dir, string dtype)
     {
-        Engine.CopyToHost();
         Parameters.SaveSafetensors(Path.Combine(dir, "model.safetensors"), dtype);
         AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), Parameters.Config.ToJson(dtype));
         AtomicFile.WriteAllText(Path.Combine(dir, "generation_config.json"), Parameters.Config.GenerationConfigJson());
@@ -162,11 +168,11 @@ public sealed class Trainer : IDisposable
 
     // ---- checkpoint / resume ------------------------------------------------------------------------
 
+    /// <summary>Writes the host's parameters, Adam moments and the position in the data (call <see cref="ITrainingEngine.CopyToHost"/> first).</summary>
     private void SaveCheckpoint(string outputDirectory, int epoch, int block)
     {
         string dir = Path.Combine(outputDirectory, "checkpoint");
         Directory.CreateDirectory(dir);
-        Engine.CopyToHost();
         Parameters.SaveSafetensors(Path.Combine(dir, "model.safetensors"));
         AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), Parameters.Config.ToJson());
         new SafetensorsWriter()

@@ -20,7 +20,6 @@ public static class TrainingKernelCheck
         float[] Read(IDeviceBuffer b) { var a = new float[b.Length]; gpu.Download(b, 0, a); return a; }
         IDeviceBuffer Up(float[] a) => gpu.Upload(a);
         IDeviceBuffer UpInts(int[] a) => gpu.Upload(MemoryMarshal.Cast<int, float>(a.AsSpan()));
-        long Groups(long items, int per) => (items + per - 1) / per;
 
         // gemm in its three uses, each accumulating into a non-zero c: x·Wᵀ, dy·W, dyᵀ·x.
         foreach (var (m, k, n) in new[] { (1, 7, 1), (7, 33, 769), (33, 769, 7), (17, 50, 257) })
@@ -44,14 +43,14 @@ public static class TrainingKernelCheck
                         expected[i * g.N + j] += (float)s;
                     }
                 using var a = Up(g.A); using var b = Up(g.B); using var cb = Up(c);
-                gpu.Run("gemm", Groups(g.N, 16), Groups(g.M, 16), 16, 16, a, g.ARow, g.ACol, b, g.BRow, g.BCol, cb, g.M, g.N, g.K, 1);
+                gpu.Run("gemm", IKernelRunner.Groups(g.N, 16), IKernelRunner.Groups(g.M, 16), 16, 16, a, g.ARow, g.ACol, b, g.BRow, g.BCol, cb, g.M, g.N, g.K, 1);
                 yield return Compare(g.Name, $"[{g.M}×{g.K}]·[{g.K}×{g.N}] (+=)", expected, Read(cb));
             }
             {
                 var db = Rand(n); var expected = (float[])db.Clone();
                 Gemm.AddColumnSums(dy, expected, m, n);
                 using var d = Up(dy); using var bb = Up(db);
-                gpu.Run("column_sums", Groups(n, 64), 1, 64, 1, d, bb, m, n);
+                gpu.Run("column_sums", IKernelRunner.Groups(n, 64), 1, 64, 1, d, bb, m, n);
                 yield return Compare("column_sums", $"[{m}×{n}]", expected, Read(bb));
             }
         }
@@ -71,7 +70,7 @@ public static class TrainingKernelCheck
             using var dyb = Up(dy); using var dxb = Up(dx0); using var dgb = gpu.Allocate(dim); using var dbb = gpu.Allocate(dim);
             gpu.Run("layernorm_backward", rows, 1, 128, 1, dyb, xb, gb, mb, rb, dxb, dim, 1);
             yield return Compare("layernorm_backward (+=)", $"[{rows}×{dim}]", dx, Read(dxb));
-            gpu.Run("layernorm_param_grads", Groups(dim, 64), 1, 64, 1, dyb, xb, mb, rb, dgb, dbb, rows, dim);
+            gpu.Run("layernorm_param_grads", IKernelRunner.Groups(dim, 64), 1, 64, 1, dyb, xb, mb, rb, dgb, dbb, rows, dim);
             yield return Compare("layernorm_param_grads", $"[{rows}×{dim}]", [.. dGamma, .. dBeta], [.. Read(dgb), .. Read(dbb)]);
         }
 
@@ -82,12 +81,12 @@ public static class TrainingKernelCheck
             GeluOp.Backward(x, d, expected);
             using (var xb = Up(x)) using (var db = Up(d))
             {
-                gpu.Run("gelu_backward", Groups(n, 64), 1, 64, 1, xb, db, n);
+                gpu.Run("gelu_backward", IKernelRunner.Groups(n, 64), 1, 64, 1, xb, db, n);
                 yield return Compare("gelu_backward", $"[{n}]", expected, Read(db));
             }
             using (var db = Up(d)) using (var mb = Up(mask))
             {
-                gpu.Run("mul_inplace", Groups(n, 64), 1, 64, 1, db, mb, n);
+                gpu.Run("mul_inplace", IKernelRunner.Groups(n, 64), 1, 64, 1, db, mb, n);
                 yield return Compare("mul_inplace", $"[{n}]", d.Zip(mask, (a, b) => a * b).ToArray(), Read(db));
             }
         }
@@ -106,10 +105,10 @@ public static class TrainingKernelCheck
                 using var dyb = Up(dy); using var dsb = gpu.Allocate(S); using var dqb = gpu.Allocate((long)N * 3 * E);
                 long items = (long)batch * heads * seq;
                 string shape = $"{batch}×{seq}, {heads}×{hd}{(masked ? ", dropout mask" : "")}";
-                gpu.Run("attention_train", Groups(items, 64), 1, 64, 1, qb, yb, pb, mb, masked ? 1 : 0, batch, seq, heads, hd);
+                gpu.Run("attention_train", IKernelRunner.Groups(items, 64), 1, 64, 1, qb, yb, pb, mb, masked ? 1 : 0, batch, seq, heads, hd);
                 yield return Compare("attention_train", shape, [.. y, .. probs], [.. Read(yb), .. Read(pb)]);
-                gpu.Run("attention_backward_query", Groups(items, 64), 1, 64, 1, qb, pb, mb, masked ? 1 : 0, dyb, dsb, dqb, batch, seq, heads, hd);
-                gpu.Run("attention_backward_key_value", Groups(items, 64), 1, 64, 1, qb, pb, mb, masked ? 1 : 0, dyb, dsb, dqb, batch, seq, heads, hd);
+                gpu.Run("attention_backward_query", IKernelRunner.Groups(items, 64), 1, 64, 1, qb, pb, mb, masked ? 1 : 0, dyb, dsb, dqb, batch, seq, heads, hd);
+                gpu.Run("attention_backward_key_value", IKernelRunner.Groups(items, 64), 1, 64, 1, qb, pb, mb, masked ? 1 : 0, dyb, dsb, dqb, batch, seq, heads, hd);
                 yield return Compare("attention_backward (q, k, v)", shape, dqkv, Read(dqb));
             }
 
@@ -121,7 +120,7 @@ public static class TrainingKernelCheck
             for (int t = 0; t < rows; t++)
                 for (int i = 0; i < dim; i++) { eWte[ids[t] * dim + i] += dx[t * dim + i]; eWpe[t % seq * dim + i] += dx[t * dim + i]; }
             using var ib = UpInts(ids); using var xb = Up(dx); using var wb = Up(dwte); using var pb = Up(dwpe);
-            gpu.Run("embedding_backward", Groups(dim, 64), 1, 64, 1, ib, xb, wb, pb, rows, seq, dim);
+            gpu.Run("embedding_backward", IKernelRunner.Groups(dim, 64), 1, 64, 1, ib, xb, wb, pb, rows, seq, dim);
             yield return Compare("embedding_backward", $"{rows} ids (repeating), dim {dim}", [.. eWte, .. eWpe], [.. Read(wb), .. Read(pb)]);
         }
 
@@ -158,7 +157,7 @@ public static class TrainingKernelCheck
                 ep[i] = ep[i] * decay - lr * (em[i] / c1) / (MathF.Sqrt(ev[i] / c2) + eps);
             }
             using var pb = Up(p); using var gb = Up(g); using var mb = Up(m); using var vb = Up(v);
-            gpu.Run("adamw", Groups(n, 64), 1, 64, 1, pb, gb, mb, vb, n, lr, b1, b2, eps, decay, c1, c2, scale);
+            gpu.Run("adamw", IKernelRunner.Groups(n, 64), 1, 64, 1, pb, gb, mb, vb, n, lr, b1, b2, eps, decay, c1, c2, scale);
             yield return Compare("adamw (p, m, v)", $"[{n}]", [.. ep, .. em, .. ev], [.. Read(pb), .. Read(mb), .. Read(vb)]);
             using var partial = gpu.Allocate(2 * 64);
             gpu.Run("sum_squares", 64, 1, 256, 1, gb, n, partial, 1);

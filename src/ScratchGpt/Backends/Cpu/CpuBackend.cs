@@ -20,13 +20,9 @@ public sealed class CpuBackend : IBackend
         switch (precision)
         {
             case WeightPrecision.Float16:
-                var h = new Half[data.Length];
-                System.Numerics.Tensors.TensorPrimitives.ConvertToHalf(data, h);
-                return new CpuBuffer(h);
+                return new CpuBuffer(WeightFormat.ToFloat16(data));
             case WeightPrecision.BFloat16:
-                var b = new ushort[data.Length];
-                for (int i = 0; i < b.Length; i++) b[i] = DTypeConversion.FloatToBFloat16(data[i]);
-                return new CpuBuffer(b);
+                return new CpuBuffer(WeightFormat.ToBFloat16(data));
             default:
                 return Upload(data);
         }

@@ -23,17 +23,18 @@ public sealed class CudaBuffer(ulong ptr, long length, Action<CudaBuffer> releas
 
 /// <summary>
 /// The model's kernels (kernels/*.cl with prelude_cuda.h, compiled by NVRTC for this GPU) run through
-/// the CUDA driver API. Same launch geometry as the OpenCL backend: blocks = work-groups.
+/// the CUDA driver API: this class is the CUDA host code (context, module, buffers, launches); the operations
+/// themselves are <see cref="KernelBackend"/>'s, the same launches as on OpenCL (blocks = work-groups).
 /// </summary>
-public sealed unsafe class CudaDevice : IKernelRunner
+public sealed unsafe class CudaDevice : KernelBackend
 {
     private readonly IntPtr _context, _module;
     private readonly Dictionary<string, IntPtr> _functions = new();
     private readonly Lock _lock = new();
     private long _liveBuffers;
 
-    public string Kind => "cuda";
-    public string DeviceName { get; }
+    public override string Kind => "cuda";
+    public override string DeviceName { get; }
     public long LiveBuffers => Interlocked.Read(ref _liveBuffers);
 
     private static void Init()
@@ -88,8 +89,7 @@ public sealed unsafe class CudaDevice : IKernelRunner
         IntPtr module;
         fixed (byte* p = ptx) Check(cuModuleLoadData(&module, p), "cuModuleLoadData");
         _module = module;
-        foreach (var k in new[] { "embedding", "gelu", "add_inplace", "copy_floats", "layernorm", "matmul_tiled", "matvec", "kv_store", "attention", "argmax" })
-            Function(k);
+        foreach (var k in ForwardKernels) Function(k);
     }
 
     /// <summary>The kernel <paramref name="name"/> of the compiled module, looked up on first use (call under _lock or from the constructor).</summary>
@@ -132,7 +132,7 @@ public sealed unsafe class CudaDevice : IKernelRunner
 
     // ---- memory ------------------------------------------------------------------------------------
 
-    private CudaBuffer NewBuffer(long length, int format = WeightFormat.Float32)
+    protected override IDeviceBuffer NewBuffer(long length, int format = WeightFormat.Float32)
     {
         ulong ptr;
         long bytes = length * (format == WeightFormat.Float32 ? 4 : 2);
@@ -147,33 +147,15 @@ public sealed unsafe class CudaDevice : IKernelRunner
     }
 
     private static ulong P(IDeviceBuffer b) => ((CudaBuffer)b).Ptr;
-    private static int Fmt(IDeviceBuffer b) => ((CudaBuffer)b).Format;
 
-    public IDeviceBuffer Upload(ReadOnlySpan<float> data)
+    protected override int FormatOf(IDeviceBuffer buffer) => ((CudaBuffer)buffer).Format;
+
+    protected override void WriteBytes(IDeviceBuffer dst, void* src, long bytes)
     {
-        var b = NewBuffer(data.Length);
-        Write(b, data);
-        return b;
+        lock (_lock) { cuCtxSetCurrent(_context); Check(cuMemcpyHtoD(P(dst), src, (nuint)bytes), "cuMemcpyHtoD"); }
     }
 
-    public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision)
-    {
-        if (precision == WeightPrecision.Float32) return Upload(data);
-        var bits = WeightFormat.SixteenBit(data, precision);
-        var b = NewBuffer(bits.Length, WeightFormat.Code(precision));
-        if (bits.Length > 0)
-            lock (_lock) fixed (ushort* p = bits) { cuCtxSetCurrent(_context); Check(cuMemcpyHtoD(b.Ptr, p, (nuint)(bits.Length * 2)), "cuMemcpyHtoD"); }
-        return b;
-    }
-
-    public IDeviceBuffer Allocate(long length)
-    {
-        var b = NewBuffer(length);
-        Zero(b, length);
-        return b;
-    }
-
-    public void Download(IDeviceBuffer src, long offset, Span<float> dst)
+    public override void Download(IDeviceBuffer src, long offset, Span<float> dst)
     {
         if (dst.Length == 0) return;
         lock (_lock) fixed (float* p = dst)
@@ -183,84 +165,27 @@ public sealed unsafe class CudaDevice : IKernelRunner
         }
     }
 
-    public void Copy(IDeviceBuffer src, long srcOffset, IDeviceBuffer dst, long dstOffset, long count)
+    public override void Copy(IDeviceBuffer src, long srcOffset, IDeviceBuffer dst, long dstOffset, long count)
     {
         if (count == 0) return;
         lock (_lock) { cuCtxSetCurrent(_context); Check(cuMemcpyDtoD(P(dst) + (ulong)(dstOffset * 4), P(src) + (ulong)(srcOffset * 4), (nuint)(count * 4)), "cuMemcpyDtoD"); }
     }
 
-    // ---- kernels (same geometry as OpenClBackend) ----------------------------------------------------
-
-    public void Embedding(ReadOnlySpan<int> ids, int startPosition, IDeviceBuffer wte, IDeviceBuffer wpe, IDeviceBuffer x, int dim)
-    {
-        using var idBuf = NewBuffer(ids.Length);
-        Write(idBuf, MemoryMarshal.Cast<int, float>(ids));
-        Launch("embedding", Blocks((long)ids.Length * dim, 64), 1, 64, 1, idBuf.Ptr, startPosition, ids.Length, P(wte), Fmt(wte), P(wpe), P(x), ids.Length, dim);
-    }
-
-    public void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim, float eps) =>
-        Launch("layernorm", rows, 1, 128, 1, P(x), P(gamma), P(beta), P(y), P(y), P(y), 0, dim, eps);
-
-    public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim,
-        MatMulEpilogue epilogue = MatMulEpilogue.Store)
-    {
-        ulong b = bias is null ? P(w) : P(bias);
-        if (rows == 1) Launch("matvec", outDim, 1, 64, 1, P(x), P(w), Fmt(w), b, bias is null ? 0 : 1, P(y), inDim, outDim, (int)epilogue);
-        else Launch("matmul_tiled", Blocks(outDim, 16), Blocks(rows, 16), 16, 16, P(x), P(w), Fmt(w), b, bias is null ? 0 : 1, P(y), rows, inDim, outDim, (int)epilogue);
-    }
-
-    public void Gelu(IDeviceBuffer x, long count) => Launch("gelu", Blocks(count, 256), 1, 256, 1, P(x), (int)count);
-
-    public void Add(IDeviceBuffer x, IDeviceBuffer y, long count) => Launch("add_inplace", Blocks(count, 256), 1, 256, 1, P(x), P(y), (int)count);
-
-    public void Attention(IDeviceBuffer qkv, IDeviceBuffer kCache, IDeviceBuffer vCache, IDeviceBuffer y, IDeviceBuffer? probs,
-        int rows, int past, int nHead, int headDim)
-    {
-        if (headDim > 128) throw new BackendException($"CUDA attention: head_dim {headDim} is larger than the kernel's MAX_HEAD_DIM (128)");
-        int E = nHead * headDim;
-        Launch("kv_store", Blocks((long)rows * E, 256), 1, 256, 1, P(qkv), P(kCache), P(vCache), rows, past, E);
-        Launch("attention", Blocks((long)rows * nHead, 32), 1, 32, 1, P(qkv), P(kCache), P(vCache), P(y), probs is null ? P(y) : P(probs),
-            probs is null ? 0 : 1, rows, past, nHead, headDim);
-    }
-
-    private static long Blocks(long items, int per) => Math.Max(1, (items + per - 1) / per);
-
-    // ---- IKernelRunner ----------------------------------------------------------------------------------
-
-    public void Run(string name, long groupsX, long groupsY, int localX, int localY, params object[] args) =>
-        Launch(name, groupsX, groupsY, localX, localY, args.Select(a => a is IDeviceBuffer b ? P(b) : a).ToArray());
-
-    public void Zero(IDeviceBuffer buffer, long count)
+    public override void Zero(IDeviceBuffer buffer, long count)
     {
         if (count > 0) lock (_lock) { cuCtxSetCurrent(_context); Check(cuMemsetD32(P(buffer), 0, (nuint)count), "cuMemsetD32"); }
     }
 
-    public void Write(IDeviceBuffer dst, ReadOnlySpan<float> src)
+    /// <summary>cuLaunchKernel with an array of pointers to the argument values (a buffer as its device pointer).</summary>
+    public override void Run(string name, long groupsX, long groupsY, int localX, int localY, params object[] args)
     {
-        if (src.Length > dst.Length) throw new ArgumentException($"writing {src.Length} floats into a buffer of {dst.Length}");
-        if (src.Length > 0)
-            lock (_lock) fixed (float* p = src) { cuCtxSetCurrent(_context); Check(cuMemcpyHtoD(P(dst), p, (nuint)(src.Length * 4)), "cuMemcpyHtoD"); }
-    }
-
-    public int Argmax(IDeviceBuffer x, int n)
-    {
-        using var outBuf = NewBuffer(1);
-        Launch("argmax", 1, 1, 256, 1, P(x), n, outBuf.Ptr);
-        int result;
-        lock (_lock) { cuCtxSetCurrent(_context); Check(cuMemcpyDtoH(&result, outBuf.Ptr, 4), "cuMemcpyDtoH"); }
-        return result;
-    }
-
-    private void Launch(string name, long gridX, long gridY, int blockX, int blockY, params object[] args)
-    {
-        // cuLaunchKernel takes an array of pointers to the argument values.
         var values = stackalloc ulong[args.Length];
         var pointers = stackalloc void*[args.Length];
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
             {
-                case ulong u: values[i] = u; break;
+                case IDeviceBuffer b: values[i] = P(b); break;
                 case int v: *(int*)&values[i] = v; break;
                 case float f: *(float*)&values[i] = f; break;
                 default: throw new ArgumentException($"unsupported kernel argument type {args[i].GetType()}");
@@ -270,12 +195,12 @@ public sealed unsafe class CudaDevice : IKernelRunner
         lock (_lock)
         {
             cuCtxSetCurrent(_context);
-            Check(cuLaunchKernel(Function(name), (uint)gridX, (uint)gridY, 1, (uint)blockX, (uint)blockY, 1, 0, IntPtr.Zero, pointers, null),
+            Check(cuLaunchKernel(Function(name), (uint)groupsX, (uint)groupsY, 1, (uint)localX, (uint)localY, 1, 0, IntPtr.Zero, pointers, null),
                 $"cuLaunchKernel({name})");
         }
     }
 
-    public void Dispose()
+    public override void Dispose()
     {
         lock (_lock)
         {

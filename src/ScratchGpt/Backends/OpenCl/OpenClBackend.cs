@@ -21,19 +21,19 @@ public sealed class OpenClBuffer(IntPtr mem, long length, Action<OpenClBuffer> r
 }
 
 /// <summary>
-/// The model's kernels (kernels/*.cl with prelude_opencl.h) run through OpenCL. Weights, activations
-/// and the KV cache stay in device buffers; only token ids go up and logits come down.
-/// Float16/bfloat16 weights stay 16-bit on the device and are widened inside the kernels (kernels/weights.cl).
+/// The model's kernels (kernels/*.cl with prelude_opencl.h) run through OpenCL: this class is the OpenCL host
+/// code (context, queue, program, buffers, launches); the operations themselves are <see cref="KernelBackend"/>'s.
+/// Weights, activations and the KV cache stay in device buffers; only token ids go up and logits come down.
 /// </summary>
-public sealed unsafe class OpenClBackend : IKernelRunner
+public sealed unsafe class OpenClBackend : KernelBackend
 {
     private readonly IntPtr _context, _queue, _program, _device;
     private readonly Dictionary<string, IntPtr> _kernels = new();
     private readonly Lock _lock = new();   // one command queue: calls from several threads are serialised
     private long _liveBuffers, _liveBytes;
 
-    public string Kind => "opencl";
-    public string DeviceName { get; }
+    public override string Kind => "opencl";
+    public override string DeviceName { get; }
 
     /// <summary>Device buffers currently allocated (for leak checks).</summary>
     public long LiveBuffers => Interlocked.Read(ref _liveBuffers);
@@ -52,8 +52,7 @@ public sealed unsafe class OpenClBackend : IKernelRunner
         _queue = clCreateCommandQueue(_context, device, 0, &err);
         Check(err, "clCreateCommandQueue");
         _program = Build(KernelSource.Load("prelude_opencl.h"));
-        foreach (var k in new[] { "embedding", "gelu", "add_inplace", "copy_floats", "layernorm", "matmul_tiled", "matvec", "kv_store", "attention", "argmax" })
-            Kernel(k);
+        foreach (var k in ForwardKernels) Kernel(k);
     }
 
     /// <summary>The kernel object for <paramref name="name"/>, created on first use (call under _lock or from the constructor).</summary>
@@ -109,7 +108,7 @@ public sealed unsafe class OpenClBackend : IKernelRunner
 
     // ---- memory ------------------------------------------------------------------------------------
 
-    private OpenClBuffer NewBuffer(long length, int format = WeightFormat.Float32)
+    protected override IDeviceBuffer NewBuffer(long length, int format = WeightFormat.Float32)
     {
         int err;
         long bytes = length * (format == WeightFormat.Float32 ? 4 : 2);
@@ -126,111 +125,33 @@ public sealed unsafe class OpenClBackend : IKernelRunner
     }
 
     private static IntPtr M(IDeviceBuffer b) => ((OpenClBuffer)b).Mem;
-    private static int Fmt(IDeviceBuffer b) => ((OpenClBuffer)b).Format;
 
-    public IDeviceBuffer Upload(ReadOnlySpan<float> data)
+    protected override int FormatOf(IDeviceBuffer buffer) => ((OpenClBuffer)buffer).Format;
+
+    protected override void WriteBytes(IDeviceBuffer dst, void* src, long bytes)
     {
-        var b = NewBuffer(data.Length);
-        Write(b, data);
-        return b;
+        lock (_lock) Check(clEnqueueWriteBuffer(_queue, M(dst), 1, 0, (nuint)bytes, src, 0, IntPtr.Zero, IntPtr.Zero), "clEnqueueWriteBuffer");
     }
 
-    public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision)
-    {
-        if (precision == WeightPrecision.Float32) return Upload(data);
-        var bits = WeightFormat.SixteenBit(data, precision);
-        var b = NewBuffer(bits.Length, WeightFormat.Code(precision));
-        if (bits.Length > 0)
-            lock (_lock) fixed (ushort* p = bits) Check(clEnqueueWriteBuffer(_queue, b.Mem, 1, 0, (nuint)(bits.Length * 2), p, 0, IntPtr.Zero, IntPtr.Zero), "clEnqueueWriteBuffer");
-        return b;
-    }
-
-    public IDeviceBuffer Allocate(long length)
-    {
-        var b = NewBuffer(length);
-        Zero(b, length);
-        return b;
-    }
-
-    public void Download(IDeviceBuffer src, long offset, Span<float> dst)
+    public override void Download(IDeviceBuffer src, long offset, Span<float> dst)
     {
         if (dst.Length == 0) return;
         lock (_lock) fixed (float* p = dst)
             Check(clEnqueueReadBuffer(_queue, M(src), 1, (nuint)(offset * 4), (nuint)(dst.Length * 4), p, 0, IntPtr.Zero, IntPtr.Zero), "clEnqueueReadBuffer");
     }
 
-    public void Copy(IDeviceBuffer src, long srcOffset, IDeviceBuffer dst, long dstOffset, long count) =>
-        Launch("copy_floats", count, 64, M(src), (int)srcOffset, M(dst), (int)dstOffset, (int)count);
+    public override void Copy(IDeviceBuffer src, long srcOffset, IDeviceBuffer dst, long dstOffset, long count) =>
+        Run("copy_floats", IKernelRunner.Groups(count, 64), 1, 64, 1, src, (int)srcOffset, dst, (int)dstOffset, (int)count);
 
-    // ---- kernels -------------------------------------------------------------------------------------
-
-    public void Embedding(ReadOnlySpan<int> ids, int startPosition, IDeviceBuffer wte, IDeviceBuffer wpe, IDeviceBuffer x, int dim)
-    {
-        using var idBuf = NewBuffer(ids.Length);
-        Write(idBuf, System.Runtime.InteropServices.MemoryMarshal.Cast<int, float>(ids));
-        Launch("embedding", (long)ids.Length * dim, 64, idBuf.Mem, startPosition, ids.Length, M(wte), Fmt(wte), M(wpe), M(x), ids.Length, dim);
-    }
-
-    public void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim, float eps) =>
-        Launch("layernorm", (long)rows * 128, 128, M(x), M(gamma), M(beta), M(y), M(y), M(y), 0, dim, eps);
-
-    public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim,
-        MatMulEpilogue epilogue = MatMulEpilogue.Store)
-    {
-        IntPtr b = bias is null ? M(w) : M(bias);   // any valid buffer when there is no bias
-        if (rows == 1) Launch("matvec", (long)outDim * 64, 64, M(x), M(w), Fmt(w), b, bias is null ? 0 : 1, M(y), inDim, outDim, (int)epilogue);
-        else Launch2D("matmul_tiled", RoundUp(outDim, 16), RoundUp(rows, 16), 16, 16, M(x), M(w), Fmt(w), b, bias is null ? 0 : 1, M(y), rows, inDim, outDim, (int)epilogue);
-    }
-
-    public void Gelu(IDeviceBuffer x, long count) => Launch("gelu", count, 64, M(x), (int)count);
-
-    public void Add(IDeviceBuffer x, IDeviceBuffer y, long count) => Launch("add_inplace", count, 64, M(x), M(y), (int)count);
-
-    public void Attention(IDeviceBuffer qkv, IDeviceBuffer kCache, IDeviceBuffer vCache, IDeviceBuffer y, IDeviceBuffer? probs,
-        int rows, int past, int nHead, int headDim)
-    {
-        if (headDim > 128) throw new BackendException($"OpenCL attention: head_dim {headDim} is larger than the kernel's MAX_HEAD_DIM (128)");
-        int E = nHead * headDim;
-        Launch("kv_store", (long)rows * E, 64, M(qkv), M(kCache), M(vCache), rows, past, E);
-        Launch("attention", (long)rows * nHead, 32, M(qkv), M(kCache), M(vCache), M(y), probs is null ? M(y) : M(probs), probs is null ? 0 : 1,
-            rows, past, nHead, headDim);
-    }
-
-    /// <summary>Index of the largest of the first <paramref name="n"/> values, computed on the device.</summary>
-    public int Argmax(IDeviceBuffer x, int n)
-    {
-        using var outBuf = NewBuffer(1);
-        Launch("argmax", 256, 256, M(x), n, outBuf.Mem);
-        int result;
-        lock (_lock) Check(clEnqueueReadBuffer(_queue, outBuf.Mem, 1, 0, 4, &result, 0, IntPtr.Zero, IntPtr.Zero), "clEnqueueReadBuffer");
-        return result;
-    }
-
-    // ---- IKernelRunner ----------------------------------------------------------------------------------
-
-    public void Run(string name, long groupsX, long groupsY, int localX, int localY, params object[] args) =>
-        Launch2D(name, groupsX * localX, groupsY * localY, localX, localY,
-            args.Select(a => a is IDeviceBuffer b ? M(b) : a).ToArray());
-
-    public void Zero(IDeviceBuffer buffer, long count)
+    public override void Zero(IDeviceBuffer buffer, long count)
     {
         float zero = 0;
         if (count > 0)
             lock (_lock) Check(clEnqueueFillBuffer(_queue, M(buffer), &zero, 4, 0, (nuint)(count * 4), 0, IntPtr.Zero, IntPtr.Zero), "clEnqueueFillBuffer");
     }
 
-    public void Write(IDeviceBuffer dst, ReadOnlySpan<float> src)
-    {
-        if (src.Length > dst.Length) throw new ArgumentException($"writing {src.Length} floats into a buffer of {dst.Length}");
-        if (src.Length > 0)
-            lock (_lock) fixed (float* p = src) Check(clEnqueueWriteBuffer(_queue, M(dst), 1, 0, (nuint)(src.Length * 4), p, 0, IntPtr.Zero, IntPtr.Zero), "clEnqueueWriteBuffer");
-    }
-
-    private static long RoundUp(long n, long m) => (n + m - 1) / m * m;
-
-    private void Launch(string name, long items, int local, params object[] args) => Launch2D(name, RoundUp(Math.Max(items, 1), local), 1, local, 1, args);
-
-    private void Launch2D(string name, long globalX, long globalY, int localX, int localY, params object[] args)
+    /// <summary>clSetKernelArg for each argument (a buffer as its cl_mem), then one clEnqueueNDRangeKernel.</summary>
+    public override void Run(string name, long groupsX, long groupsY, int localX, int localY, params object[] args)
     {
         lock (_lock)
         {
@@ -239,20 +160,22 @@ public sealed unsafe class OpenClBackend : IKernelRunner
             {
                 int st = args[i] switch
                 {
-                    IntPtr mem => clSetKernelArg(k, i, (nuint)sizeof(IntPtr), &mem),
+                    IDeviceBuffer b => SetMem(k, i, M(b)),
                     int v => clSetKernelArg(k, i, 4, &v),
                     float f => clSetKernelArg(k, i, 4, &f),
                     _ => throw new ArgumentException($"unsupported kernel argument type {args[i].GetType()}"),
                 };
                 Check(st, $"clSetKernelArg({name}, {i})");
             }
-            nuint* global = stackalloc nuint[2] { (nuint)globalX, (nuint)globalY };
+            nuint* global = stackalloc nuint[2] { (nuint)(groupsX * localX), (nuint)(groupsY * localY) };
             nuint* localSize = stackalloc nuint[2] { (nuint)localX, (nuint)localY };
             Check(clEnqueueNDRangeKernel(_queue, k, 2, null, global, localSize, 0, IntPtr.Zero, IntPtr.Zero), $"clEnqueueNDRangeKernel({name})");
         }
     }
 
-    public void Dispose()
+    private static int SetMem(IntPtr kernel, uint index, IntPtr mem) => clSetKernelArg(kernel, index, (nuint)sizeof(IntPtr), &mem);
+
+    public override void Dispose()
     {
         clFinish(_queue);
         foreach (var k in _kernels.Values) clReleaseKernel(k);
