@@ -1,61 +1,94 @@
 // Causal self-attention over a KV cache.
-//   qkv: [rows, 3E] (q | k | v per row), k_cache / v_cache: [n_positions, E], y: [rows, E], E = n_head * head_dim.
+//   qkv: [rows, 3E] (q | k | v per row), y: [rows, E], E = n_head * head_dim.
+//   k_cache / v_cache: [n_head, capacity, head_dim], head-major, so that one head's keys (and values) are one
+//   contiguous block: a decode step reads it front to back instead of one 256-byte piece per position.
 //   Row r is absolute position p = past + r and attends to positions 0..p.
 
 // kv_store: copy the new rows' k and v into the cache at positions past .. past + rows - 1.
-KERNEL void kv_store(GLOBAL const float* qkv, GLOBAL float* k_cache, GLOBAL float* v_cache, int rows, int past, int E)
+KERNEL void kv_store(GLOBAL const float* qkv, GLOBAL float* k_cache, GLOBAL float* v_cache,
+                     int rows, int past, int n_head, int head_dim, int capacity)
 {
-    int g = GLOBAL_ID_X;
+    int g = GLOBAL_ID_X, E = n_head * head_dim;
     if (g >= rows * E) return;
-    int r = g / E, i = g % E;
-    k_cache[(past + r) * E + i] = qkv[r * 3 * E + E + i];
-    v_cache[(past + r) * E + i] = qkv[r * 3 * E + 2 * E + i];
+    int r = g / E, i = g % E, h = i / head_dim, d = i % head_dim;
+    int at = (h * capacity + past + r) * head_dim + d;     // cache[h, past + r, d]
+    k_cache[at] = qkv[r * 3 * E + E + i];
+    v_cache[at] = qkv[r * 3 * E + 2 * E + i];
 }
 
-// attention: one work-item per (row, head). Flash-style online softmax: a running max m and sum l,
-// rescaling the accumulated output whenever m grows, so scores are never stored. If want_probs, a
-// second pass writes softmax weights to probs [n_head, rows, past + rows] (future positions = 0).
+// attention: one work-group of ATT_THREADS per (row, head), walking the positions 0..p in chunks of
+// ATT_THREADS with an online softmax (a running max m and sum l; the output so far is rescaled by
+// exp(m_old - m_new) whenever m grows), so no score array of the sequence's length is needed:
+//   1. work-item i scores position t0 + i:            s = q . k_t / sqrt(head_dim)
+//   2. every work-item reads the chunk's scores:       m_new = max(m, s...), w_t = exp(s_t - m_new)
+//   3. work-item i owns output dims i, i + ATT_THREADS: acc_d = acc_d * exp(m - m_new) + sum_t w_t v_t[d]
+//      (consecutive work-items read consecutive values of a row of v: coalesced)
+// If want_probs, a last pass writes the softmax weights to probs [n_head, rows, past + rows] (future = 0).
+#define ATT_THREADS 64
 #define MAX_HEAD_DIM 128
 
 KERNEL void attention(GLOBAL const float* qkv, GLOBAL const float* k_cache, GLOBAL const float* v_cache,
                       GLOBAL float* y, GLOBAL float* probs, int want_probs,
-                      int rows, int past, int n_head, int head_dim)
+                      int rows, int past, int n_head, int head_dim, int capacity)
 {
-    int g = GLOBAL_ID_X;
-    if (g >= rows * n_head) return;
+    LOCAL_ARRAY(float, q, MAX_HEAD_DIM);       // this row's query for head h
+    LOCAL_ARRAY(float, w, ATT_THREADS);        // the chunk's scores, then their weights
+    int g = GROUP_ID_X, tid = LOCAL_ID_X;
     int r = g / n_head, h = g % n_head;
     int E = n_head * head_dim, p = past + r, total = past + rows;
-    GLOBAL const float* q = qkv + r * 3 * E + h * head_dim;
+    GLOBAL const float* k_h = k_cache + h * capacity * head_dim;   // [capacity, head_dim]
+    GLOBAL const float* v_h = v_cache + h * capacity * head_dim;
     float scale = sqrt((float)head_dim);
+    for (int d = tid; d < head_dim; d += ATT_THREADS) q[d] = qkv[r * 3 * E + h * head_dim + d];
+    SYNC_THREADS;
 
-    float acc[MAX_HEAD_DIM];
-    for (int d = 0; d < head_dim; d++) acc[d] = 0.0f;
+    float acc[MAX_HEAD_DIM / ATT_THREADS];
+    for (int i = 0; i < MAX_HEAD_DIM / ATT_THREADS; i++) acc[i] = 0.0f;
     float m = -INFINITY, l = 0.0f;
-    for (int t = 0; t <= p; t++) {
-        GLOBAL const float* k = k_cache + t * E + h * head_dim;
-        float s = 0.0f;
-        for (int d = 0; d < head_dim; d++) s += q[d] * k[d];
-        s /= scale;
-        float m_new = fmax(m, s);
-        float correction = exp(m - m_new), w = exp(s - m_new);
-        GLOBAL const float* v = v_cache + t * E + h * head_dim;
-        for (int d = 0; d < head_dim; d++) acc[d] = acc[d] * correction + w * v[d];
-        l = l * correction + w;
+    for (int t0 = 0; t0 <= p; t0 += ATT_THREADS) {
+        int n = p + 1 - t0 < ATT_THREADS ? p + 1 - t0 : ATT_THREADS;
+        if (tid < n) {
+            GLOBAL const float* k = k_h + (t0 + tid) * head_dim;
+            float s = 0.0f;
+            for (int d = 0; d < head_dim; d++) s += q[d] * k[d];
+            w[tid] = s / scale;
+        }
+        SYNC_THREADS;
+        float m_new = m;
+        for (int t = 0; t < n; t++) m_new = fmax(m_new, w[t]);
+        float correction = exp(m - m_new);     // 0 on the first chunk (m = -inf)
+        SYNC_THREADS;                          // all have read the scores before they become weights
+        if (tid < n) w[tid] = exp(w[tid] - m_new);
+        SYNC_THREADS;
+        l *= correction;
+        for (int t = 0; t < n; t++) l += w[t];
+        for (int i = 0; i < MAX_HEAD_DIM / ATT_THREADS; i++) {
+            int d = tid + i * ATT_THREADS;
+            if (d < head_dim) {
+                float a = acc[i] * correction;
+                for (int t = 0; t < n; t++) a += w[t] * v_h[(t0 + t) * head_dim + d];
+                acc[i] = a;
+            }
+        }
         m = m_new;
+        SYNC_THREADS;                          // all are done with w before the next chunk's scores
     }
-    for (int d = 0; d < head_dim; d++) y[r * E + h * head_dim + d] = acc[d] / l;
+    for (int i = 0; i < MAX_HEAD_DIM / ATT_THREADS; i++) {
+        int d = tid + i * ATT_THREADS;
+        if (d < head_dim) y[r * E + h * head_dim + d] = acc[i] / l;
+    }
 
     if (want_probs) {
         GLOBAL float* pr = probs + (h * rows + r) * total;
-        for (int t = 0; t < total; t++) {
-            float w = 0.0f;
+        for (int t = tid; t < total; t += ATT_THREADS) {
+            float weight = 0.0f;
             if (t <= p) {
-                GLOBAL const float* k = k_cache + t * E + h * head_dim;
+                GLOBAL const float* k = k_h + t * head_dim;
                 float s = 0.0f;
                 for (int d = 0; d < head_dim; d++) s += q[d] * k[d];
-                w = exp(s / scale - m) / l;
+                weight = exp(s / scale - m) / l;
             }
-            pr[t] = w;
+            pr[t] = weight;
         }
     }
 }

@@ -75,6 +75,27 @@ public class ForwardTests
     }
 
     [Fact]
+    public void A_copied_session_continues_like_the_original_even_at_another_capacity()
+    {
+        // The KV cache is head-major [n_head, capacity, head_dim]: a copy into a session of another capacity must
+        // move each head's block to that head's place, or the copy attends to the wrong keys.
+        var model = Fixtures.Load("tiny-gpt2");
+        int[] ids = model.Tokenizer!.Encode("ROMEO:\nBut soft, what light through yonder window breaks?");
+        using var original = model.CreateSession(40);
+        using var copy = model.CreateSession(64);
+        var expected = new float[model.VocabSize];
+        var actual = new float[model.VocabSize];
+        original.Append(ids.AsSpan(0, ids.Length - 1), expected);
+        copy.CopyFrom(original);
+        Assert.Equal(original.Length, copy.Length);
+        original.Append(ids.AsSpan(ids.Length - 1), expected);
+        copy.Append(ids.AsSpan(ids.Length - 1), actual);
+        Assert.Equal(expected, actual);
+        using var small = model.CreateSession(ids.Length - 2);
+        Assert.Throws<ArgumentException>(() => small.CopyFrom(original));
+    }
+
+    [Fact]
     public void Float16_checkpoint_is_read_and_matches_float32_closely()
     {
         // Write the float32 fixture as float16 and compare against the float32 model on the same weights.

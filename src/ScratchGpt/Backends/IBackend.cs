@@ -57,10 +57,13 @@ public interface IBackend : IDisposable
     /// <summary>
     /// Causal multi-head self-attention over a KV cache.
     /// qkv [rows, 3·E] holds q | k | v for the new positions past .. past+rows−1. Their k and v are first
-    /// written into kCache / vCache [nPositions, E] at those positions; then for each head h and row r
+    /// written into kCache / vCache at those positions; then for each head h and row r
     /// (absolute position p = past + r): w = softmax(q·kᵀ / √headDim over positions 0..p), y = w·v.
     /// y is [rows, E] with heads side by side. If <paramref name="probs"/> is given, w is stored there as
     /// [nHead, rows, past+rows] (future positions exactly 0), as output_attentions returns it.
+    /// The caches are head-major, [nHead, capacity, headDim] with capacity = length / E (see
+    /// <see cref="CacheCapacity"/>): one head's keys are one contiguous block, read front to back at every
+    /// decode step, where the [capacity, E] layout made every position a separate 256-byte read.
     /// </summary>
     /// <summary>Index of the largest of the first <paramref name="n"/> values of <paramref name="x"/> (the lowest
     /// index on ties, as torch.argmax), computed where the data lives: a greedy step brings back one int.</summary>
@@ -68,6 +71,9 @@ public interface IBackend : IDisposable
 
     void Attention(IDeviceBuffer qkv, IDeviceBuffer kCache, IDeviceBuffer vCache, IDeviceBuffer y, IDeviceBuffer? probs,
         int rows, int past, int nHead, int headDim);
+
+    /// <summary>How many positions a KV-cache buffer [nHead, capacity, headDim] holds.</summary>
+    static int CacheCapacity(IDeviceBuffer cache, int nHead, int headDim) => (int)(cache.Length / ((long)nHead * headDim));
 }
 
 /// <summary>What a matmul does with its result r = x·Wᵀ + b (the codes of kernels/matmul.cl's EPILOGUE_*).</summary>

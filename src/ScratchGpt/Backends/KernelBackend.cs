@@ -93,10 +93,11 @@ public abstract unsafe class KernelBackend : IKernelRunner
         int rows, int past, int nHead, int headDim)
     {
         if (headDim > 128) throw new BackendException($"{Kind} attention: head_dim {headDim} is larger than the kernel's MAX_HEAD_DIM (128)");
-        int E = nHead * headDim;
-        Run("kv_store", IKernelRunner.Groups((long)rows * E, 256), 1, 256, 1, qkv, kCache, vCache, rows, past, E);
-        Run("attention", IKernelRunner.Groups((long)rows * nHead, 32), 1, 32, 1, qkv, kCache, vCache, y, probs ?? y, probs is null ? 0 : 1,
-            rows, past, nHead, headDim);
+        int E = nHead * headDim, capacity = IBackend.CacheCapacity(kCache, nHead, headDim);
+        Run("kv_store", IKernelRunner.Groups((long)rows * E, 256), 1, 256, 1, qkv, kCache, vCache, rows, past, nHead, headDim, capacity);
+        // one work-group of 64 (kernels/attention.cl's ATT_THREADS) per (row, head)
+        Run("attention", rows * nHead, 1, 64, 1, qkv, kCache, vCache, y, probs ?? y, probs is null ? 0 : 1,
+            rows, past, nHead, headDim, capacity);
     }
 
     /// <summary>Index of the largest of the first <paramref name="n"/> values, computed on the device: one int comes back.</summary>

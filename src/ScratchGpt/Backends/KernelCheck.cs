@@ -87,7 +87,7 @@ public static class KernelCheck
                     return Read(be, x);
                 });
         }
-        foreach (var (rows, past, heads, hd) in new[] { (1, 0, 1, 7), (7, 0, 4, 16), (1, 33, 4, 16), (5, 12, 3, 64), (33, 0, 2, 33) })
+        foreach (var (rows, past, heads, hd) in new[] { (1, 0, 1, 7), (7, 0, 4, 16), (1, 33, 4, 16), (5, 12, 3, 64), (33, 0, 2, 33), (1, 130, 2, 64), (3, 70, 2, 80), (70, 0, 1, 16) })
         {
             int E = heads * hd, cap = past + rows;
             float[] qkv = Rand((long)rows * 3 * E), kc = Rand((long)cap * E), vc = Rand((long)cap * E);

@@ -5,7 +5,7 @@ namespace ScratchGpt.Model;
 
 /// <summary>
 /// One sequence being processed: its KV cache (per layer, K and V of every position seen so far,
-/// [capacity, n_embd]) and its activation workspace. Appending tokens costs only the new positions.
+/// [n_head, capacity, head_dim]) and its activation workspace. Appending tokens costs only the new positions.
 /// </summary>
 public sealed class Gpt2Session : ILanguageModelState
 {
@@ -51,14 +51,21 @@ public sealed class Gpt2Session : ILanguageModelState
         return _model.Backend.Argmax(Work!.Logits, _model.VocabSize);
     }
 
+    /// <summary>Takes over another session's positions (beam search reorders its beams this way). The caches are
+    /// head-major [nHead, capacity, headDim], so each head's first Length positions are one block to copy.</summary>
     public void CopyFrom(ILanguageModelState other)
     {
         var o = (Gpt2Session)other;
-        long n = (long)o.Length * _model.Config.NEmbd;
-        for (int l = 0; l < K.Length; l++)
-        {
-            if (n > 0) { _model.Backend.Copy(o.K[l], 0, K[l], 0, n); _model.Backend.Copy(o.V[l], 0, V[l], 0, n); }
-        }
+        if (o.Length > Capacity) throw new ArgumentException($"a session of capacity {Capacity} cannot take {o.Length} positions");
+        var c = _model.Config;
+        long n = (long)o.Length * c.HeadDim;
+        for (int l = 0; l < K.Length && n > 0; l++)
+            for (int h = 0; h < c.NHead; h++)
+            {
+                long from = (long)h * o.Capacity * c.HeadDim, to = (long)h * Capacity * c.HeadDim;
+                _model.Backend.Copy(o.K[l], from, K[l], to, n);
+                _model.Backend.Copy(o.V[l], from, V[l], to, n);
+            }
         Length = o.Length;
     }
 

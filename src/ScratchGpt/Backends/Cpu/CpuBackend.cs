@@ -125,16 +125,18 @@ public sealed class CpuBackend : IBackend
         int rows, int past, int nHead, int headDim)
     {
         float[] q = F(qkv), k = F(kCache), v = F(vCache), ys = F(y), ps = probs is null ? [] : F(probs);
-        int E = nHead * headDim;
+        int E = nHead * headDim, capacity = IBackend.CacheCapacity(kCache, nHead, headDim);
         for (int r = 0; r < rows; r++)
-        {
-            q.AsSpan(r * 3 * E + E, E).CopyTo(k.AsSpan((past + r) * E, E));
-            q.AsSpan(r * 3 * E + 2 * E, E).CopyTo(v.AsSpan((past + r) * E, E));
-        }
+            for (int h = 0; h < nHead; h++)
+            {
+                int at = (h * capacity + past + r) * headDim;   // k_cache[h, past + r, :]
+                q.AsSpan(r * 3 * E + E + h * headDim, headDim).CopyTo(k.AsSpan(at, headDim));
+                q.AsSpan(r * 3 * E + 2 * E + h * headDim, headDim).CopyTo(v.AsSpan(at, headDim));
+            }
         void Head(int h)
         {
             Span<float> scores = past + rows <= 4096 ? stackalloc float[past + rows] : new float[past + rows];
-            CpuKernels.AttentionHead(q, k, v, ys, ps, rows, past, nHead, headDim, h, scores);
+            CpuKernels.AttentionHead(q, k, v, ys, ps, rows, past, nHead, headDim, capacity, h, scores);
         }
         // Heads in parallel once there is enough work to pay for it: a decode step over a 128-token cache already
         // is (the KV cache read is ~1 MB a layer for gpt2).

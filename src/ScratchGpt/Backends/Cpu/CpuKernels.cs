@@ -264,21 +264,24 @@ public static class CpuKernels
 
     /// <summary>
     /// One head of causal attention for the new rows (see <see cref="IBackend.Attention"/>):
-    /// scores over positions 0..p, softmax, weighted sum of v. The cache already holds k and v.
+    /// scores over positions 0..p, softmax, weighted sum of v. The cache already holds k and v, head-major
+    /// ([nHead, capacity, headDim]), so this head's keys and values are two contiguous [capacity, headDim] blocks.
     /// </summary>
     public static void AttentionHead(ReadOnlySpan<float> qkv, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache, Span<float> y,
-        Span<float> probs, int rows, int past, int nHead, int headDim, int h, Span<float> scores)
+        Span<float> probs, int rows, int past, int nHead, int headDim, int capacity, int h, Span<float> scores)
     {
         int E = nHead * headDim, total = past + rows;
         float scale = MathF.Sqrt(headDim);
+        var kh = kCache.Slice(h * capacity * headDim, capacity * headDim);   // k of head h   [capacity, headDim]
+        var vh = vCache.Slice(h * capacity * headDim, capacity * headDim);   // v of head h   [capacity, headDim]
         for (int r = 0; r < rows; r++)
         {
             int p = past + r;
             var q = qkv.Slice(r * 3 * E + h * headDim, headDim);
             var w = scores[..(p + 1)];
-            for (int t = 0; t <= p; t++) w[t] = Dot(q, kCache.Slice(t * E + h * headDim, headDim)) / scale;
+            for (int t = 0; t <= p; t++) w[t] = Dot(q, kh.Slice(t * headDim, headDim)) / scale;
             Softmax(w);
-            WeightedSum(w, vCache, t0: h * headDim, stride: E, y.Slice(r * E + h * headDim, headDim));
+            WeightedSum(w, vh, t0: 0, stride: headDim, y.Slice(r * E + h * headDim, headDim));
             if (!probs.IsEmpty)
             {
                 var pr = probs.Slice((h * rows + r) * total, total);
