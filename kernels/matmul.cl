@@ -12,29 +12,50 @@ void store_output(GLOBAL float* y, int i, float r, int epilogue)
     y[i] = r;
 }
 
-// Prefill variant: TILE x TILE output tiles; both operands staged through local memory in TILE-wide
-// slices of k, so each value read from global memory serves TILE multiply-adds.
-#define TILE 16
+// Prefill variant (rows > 1, compute-bound): each work-group computes a BM x BN = 64 x 64 block of y with
+// 16 x 16 work-items, and each work-item keeps a 4 x 4 sub-block in registers (rows ty + 16a, columns tx + 16b).
+// x and w are staged through local memory in slices BK = 16 wide, stored k-major (xs[k][row], ws[k][col]) so
+// the inner loop reads 4 + 4 values and does 16 multiply-adds: each value fetched from global memory serves
+// 64 multiply-adds (a 16 x 16 tile with one output per work-item gets 16). Rows of the k-major arrays are
+// padded to 65 floats so the transposing stores do not all land in one memory bank.
+#define BM 64
+#define BN 64
+#define BK 16
+#define PADDED 65
 
 KERNEL void matmul_tiled(GLOBAL const float* x, GLOBAL const float* w, int w_format, GLOBAL const float* bias, int has_bias,
                          GLOBAL float* y, int rows, int in_dim, int out_dim, int epilogue)
 {
-    LOCAL_ARRAY(float, xs, TILE * TILE);
-    LOCAL_ARRAY(float, ws, TILE * TILE);
-    int lj = LOCAL_ID_X, lr = LOCAL_ID_Y;           // x: output column, y: row
-    int j = GROUP_ID_X * TILE + lj, r = GROUP_ID_Y * TILE + lr;
-    float acc = 0.0f;
-    for (int k0 = 0; k0 < in_dim; k0 += TILE) {
-        // xs[lr][c] = x[r, k0 + c];  ws[lj][c] = w[j_of_row(lr... )]: each work-item loads one of each.
-        int xr = r, xk = k0 + lj;
-        xs[lr * TILE + lj] = (xr < rows && xk < in_dim) ? x[xr * in_dim + xk] : 0.0f;
-        int wj = GROUP_ID_X * TILE + lr, wk = k0 + lj;
-        ws[lr * TILE + lj] = (wj < out_dim && wk < in_dim) ? load_weight(w, w_format, wj * in_dim + wk) : 0.0f;
+    LOCAL_ARRAY(float, xs, BK * PADDED);       // xs[k][row] = x[r0 + row, k0 + k]
+    LOCAL_ARRAY(float, ws, BK * PADDED);       // ws[k][col] = w[j0 + col, k0 + k]
+    int tx = LOCAL_ID_X, ty = LOCAL_ID_Y, tid = ty * 16 + tx;
+    int r0 = GROUP_ID_Y * BM, j0 = GROUP_ID_X * BN;
+    float acc[4][4];
+    for (int a = 0; a < 4; a++) for (int b = 0; b < 4; b++) acc[a][b] = 0.0f;
+    for (int k0 = 0; k0 < in_dim; k0 += BK) {
+        // 256 work-items load the 64 x 16 slices, 4 values of each: element e is (row e / BK, k e % BK), so
+        // consecutive work-items read consecutive addresses of a row.
+        for (int i = 0; i < 4; i++) {
+            int e = tid + 256 * i, row = e / BK, kk = e % BK, k = k0 + kk;
+            xs[kk * PADDED + row] = (r0 + row < rows && k < in_dim) ? x[(r0 + row) * in_dim + k] : 0.0f;
+            ws[kk * PADDED + row] = (j0 + row < out_dim && k < in_dim) ? load_weight(w, w_format, (j0 + row) * in_dim + k) : 0.0f;
+        }
         SYNC_THREADS;
-        for (int c = 0; c < TILE; c++) acc += xs[lr * TILE + c] * ws[lj * TILE + c];
+        for (int kk = 0; kk < BK; kk++) {
+            float xa[4], wb[4];
+            for (int a = 0; a < 4; a++) xa[a] = xs[kk * PADDED + ty + 16 * a];
+            for (int b = 0; b < 4; b++) wb[b] = ws[kk * PADDED + tx + 16 * b];
+            for (int a = 0; a < 4; a++) for (int b = 0; b < 4; b++) acc[a][b] += xa[a] * wb[b];
+        }
         SYNC_THREADS;
     }
-    if (r < rows && j < out_dim) store_output(y, r * out_dim + j, acc + (has_bias ? bias[j] : 0.0f), epilogue);
+    for (int a = 0; a < 4; a++) {
+        int r = r0 + ty + 16 * a;
+        for (int b = 0; b < 4; b++) {
+            int j = j0 + tx + 16 * b;
+            if (r < rows && j < out_dim) store_output(y, r * out_dim + j, acc[a][b] + (has_bias ? bias[j] : 0.0f), epilogue);
+        }
+    }
 }
 
 // Decode variant (rows = 1, bandwidth-bound): one work-group of MV_THREADS per output column j; the
@@ -61,6 +82,8 @@ KERNEL void matvec(GLOBAL const float* x, GLOBAL const float* w, int w_format, G
 //   A(i, k) = a[i * a_row + k * a_col],  B(k, j) = b[k * b_row + j * b_col]
 // The strides let one tiled kernel serve the three products of a linear layer y = x W^T + b
 // (x: [N, in], W: [out, in]):  forward y = x W^T,  dx = dy W,  dW += dy^T x  (see DeviceTrainingModel).
+#define TILE 16
+
 KERNEL void gemm(GLOBAL const float* a, int a_row, int a_col, GLOBAL const float* b, int b_row, int b_col,
                  GLOBAL float* c, int m, int n, int k, int accumulate)
 {

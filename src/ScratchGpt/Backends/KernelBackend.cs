@@ -82,7 +82,8 @@ public abstract unsafe class KernelBackend : IKernelRunner
         var b = bias ?? w;   // any valid buffer when there is no bias
         int hasBias = bias is null ? 0 : 1;
         if (rows == 1) Run("matvec", outDim, 1, 64, 1, x, w, FormatOf(w), b, hasBias, y, inDim, outDim, (int)epilogue);
-        else Run("matmul_tiled", IKernelRunner.Groups(outDim, 16), IKernelRunner.Groups(rows, 16), 16, 16, x, w, FormatOf(w), b, hasBias, y, rows, inDim, outDim, (int)epilogue);
+        // rows > 1: 64 x 64 blocks of y, 16 x 16 work-items each (kernels/matmul.cl)
+        else Run("matmul_tiled", IKernelRunner.Groups(outDim, 64), IKernelRunner.Groups(rows, 64), 16, 16, x, w, FormatOf(w), b, hasBias, y, rows, inDim, outDim, (int)epilogue);
     }
 
     public void Gelu(IDeviceBuffer x, long count) => Run("gelu", IKernelRunner.Groups(count, 256), 1, 256, 1, x, (int)count);

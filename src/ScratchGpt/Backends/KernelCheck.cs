@@ -21,7 +21,7 @@ public static class KernelCheck
 
         KernelCheckResult Compare(string kernel, string shape, Func<IBackend, float[]> run) => Measure(kernel, shape, run(cpu), run(device));
 
-        var matmulShapes = new List<(int R, int I, int O)> { (1, 7, 1), (1, 769, 33), (7, 33, 769), (33, 769, 7), (1, 64, 50257) };
+        var matmulShapes = new List<(int R, int I, int O)> { (1, 7, 1), (1, 769, 33), (7, 33, 769), (33, 769, 7), (130, 100, 129), (1, 64, 50257) };
         if (large) matmulShapes.Add((7, 769, 50257));
         foreach (var (R, I, O) in matmulShapes)
         {
@@ -36,7 +36,7 @@ public static class KernelCheck
         }
         // The fused epilogues: gelu_new of the result, and adding it to what y holds (a residual).
         foreach (var epilogue in new[] { MatMulEpilogue.Gelu, MatMulEpilogue.AddToOutput })
-            foreach (var (R, I, O) in new[] { (1, 769, 33), (7, 33, 769) })
+            foreach (var (R, I, O) in new[] { (1, 769, 33), (7, 33, 769), (70, 33, 65) })
             {
                 float[] x = Rand((long)R * I), w = Rand((long)O * I), b = Rand(O), y0 = Rand((long)R * O);
                 yield return Compare(epilogue == MatMulEpilogue.Gelu ? "matmul+bias → gelu" : "matmul+bias → += y", $"[{R}×{I}]·[{O}×{I}]ᵀ", be =>
@@ -48,7 +48,7 @@ public static class KernelCheck
             }
         // 16-bit weights, kept 16-bit on the device and widened in the kernel (the CPU widens them its own way).
         foreach (var precision in new[] { WeightPrecision.Float16, WeightPrecision.BFloat16 })
-            foreach (var (R, I, O) in new[] { (1, 769, 33), (7, 33, 769), (1, 64, 50257) })
+            foreach (var (R, I, O) in new[] { (1, 769, 33), (7, 33, 769), (70, 33, 65), (1, 64, 50257) })
             {
                 float[] x = Rand((long)R * I), w = Rand((long)O * I), b = Rand(O);
                 yield return Compare($"matmul+bias ({(precision == WeightPrecision.Float16 ? "f16" : "bf16")} weights)", $"[{R}×{I}]·[{O}×{I}]ᵀ", be =>
