@@ -79,6 +79,7 @@ public class OpenClTests
     {
         var model = Fixtures.Load("tiny-gpt2", "opencl");
         var be = (OpenClBackend)model.Backend;
+        new Decoding.Generator(model).Generate([464, 2068], new Decoding.GenerationConfig { MaxNewTokens = 3, EosTokenId = 50256 });   // the backend's reused id/argmax buffers now exist
         long before = be.LiveBuffers;
         for (int i = 0; i < 20; i++)
             new Decoding.Generator(model).Generate([464, 2068], new Decoding.GenerationConfig { MaxNewTokens = 3, EosTokenId = 50256 });

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 
 namespace ScratchGpt.Backends;
@@ -30,7 +31,33 @@ public abstract unsafe class KernelBackend : IKernelRunner
     public abstract void Copy(IDeviceBuffer src, long srcOffset, IDeviceBuffer dst, long dstOffset, long count);
     public abstract void Zero(IDeviceBuffer buffer, long count);
     public abstract void Run(string name, long groupsX, long groupsY, int localX, int localY, params object[] args);
-    public abstract void Dispose();
+
+    /// <summary>Releases the context and whatever else the API holds; the buffers are already released.</summary>
+    protected abstract void DisposeDevice();
+
+    public void Dispose()
+    {
+        while (_scratch.TryTake(out var b)) b.Dispose();
+        DisposeDevice();
+    }
+
+    // Small buffers for the token ids going in and the argmax coming out, reused from call to call so that a decode
+    // step neither allocates nor frees device memory (cuMemFree waits for the whole device to finish). A bag rather
+    // than one buffer because sessions on several threads may share a backend. Reuse is safe because every
+    // command goes into one in-order queue: a later write into a returned buffer runs after the kernel that read it.
+    private readonly ConcurrentBag<IDeviceBuffer> _scratch = new();
+
+    private IDeviceBuffer RentScratch(int length)
+    {
+        if (_scratch.TryTake(out var b))
+        {
+            if (b.Length >= length) return b;
+            b.Dispose();
+        }
+        return NewBuffer(Math.Max(length, 64));
+    }
+
+    private void ReturnScratch(IDeviceBuffer b) => _scratch.Add(b);
 
     // ---- memory ------------------------------------------------------------------------------------
 
@@ -68,9 +95,10 @@ public abstract unsafe class KernelBackend : IKernelRunner
 
     public void Embedding(ReadOnlySpan<int> ids, int startPosition, IDeviceBuffer wte, IDeviceBuffer wpe, IDeviceBuffer x, int dim)
     {
-        using var idBuf = NewBuffer(ids.Length);
+        var idBuf = RentScratch(ids.Length);
         Write(idBuf, MemoryMarshal.Cast<int, float>(ids));   // the ids' bits, read as ints by the kernel
         Run("embedding", IKernelRunner.Groups((long)ids.Length * dim, 64), 1, 64, 1, idBuf, startPosition, ids.Length, wte, FormatOf(wte), wpe, x, ids.Length, dim);
+        ReturnScratch(idBuf);
     }
 
     public void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim, float eps) =>
@@ -104,10 +132,11 @@ public abstract unsafe class KernelBackend : IKernelRunner
     /// <summary>Index of the largest of the first <paramref name="n"/> values, computed on the device: one int comes back.</summary>
     public int Argmax(IDeviceBuffer x, int n)
     {
-        using var outBuf = NewBuffer(1);
+        var outBuf = RentScratch(1);
         Run("argmax", 1, 1, 256, 1, x, n, outBuf);
         Span<float> result = stackalloc float[1];
         Download(outBuf, 0, result);
+        ReturnScratch(outBuf);
         return BitConverter.SingleToInt32Bits(result[0]);   // the kernel wrote an int
     }
 }

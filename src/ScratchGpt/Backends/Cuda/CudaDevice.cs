@@ -200,7 +200,7 @@ public sealed unsafe class CudaDevice : KernelBackend
         }
     }
 
-    public override void Dispose()
+    protected override void DisposeDevice()
     {
         lock (_lock)
         {

@@ -175,7 +175,7 @@ public sealed unsafe class OpenClBackend : KernelBackend
 
     private static int SetMem(IntPtr kernel, uint index, IntPtr mem) => clSetKernelArg(kernel, index, (nuint)sizeof(IntPtr), &mem);
 
-    public override void Dispose()
+    protected override void DisposeDevice()
     {
         clFinish(_queue);
         foreach (var k in _kernels.Values) clReleaseKernel(k);
