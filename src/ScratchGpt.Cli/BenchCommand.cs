@@ -17,7 +17,7 @@ public static class BenchCommand
 {
     static readonly Option<int> PromptTokens = new("--prompt-tokens") { DefaultValueFactory = _ => 128 };
     static readonly Option<int> NewTokens = new("--new-tokens") { DefaultValueFactory = _ => 128 };
-    static readonly Option<int> Batch = new("--batch") { Description = "sequences decoded side by side (one after another per step)", DefaultValueFactory = _ => 1 };
+    static readonly Option<int> Batch = new("--batch") { Description = "sequences decoded together: each step is one batched pass (Gpt2Model.AppendEach), the weights read once for all", DefaultValueFactory = _ => 1 };
     static readonly Option<int> Runs = new("--runs") { Description = "timed runs after one warm-up (median reported)", DefaultValueFactory = _ => 3 };
     static readonly Option<bool> Profile = new("--profile") { Description = "time every backend call of the last run's decode: where a token's time goes (exact on the CPU)" };
 
@@ -57,9 +57,21 @@ public static class BenchCommand
                 double first = t0.Elapsed.TotalSeconds;
                 profiler?.Reset();   // the profile covers the decode steps of the last run
                 var t1 = Stopwatch.StartNew();
-                var one = new int[1];
-                for (int i = 0; i < N - 1; i++)
-                    foreach (var s in sessions) { one[0] = next; s.Append(one, logits); next = TokenMath.Argmax(logits); }
+                if (B == 1)
+                {
+                    var one = new int[1];   // batch 1 decodes as generate does, through the session alone
+                    for (int i = 0; i < N - 1; i++) { one[0] = next; sessions[0].Append(one, logits); next = TokenMath.Argmax(logits); }
+                }
+                else
+                {
+                    var nexts = Enumerable.Repeat(next, B).ToArray();
+                    var batchLogits = new float[B * model.VocabSize];
+                    for (int i = 0; i < N - 1; i++)
+                    {
+                        model.AppendEach(sessions, nexts, batchLogits);
+                        for (int b = 0; b < B; b++) nexts[b] = TokenMath.Argmax(batchLogits.AsSpan(b * model.VocabSize, model.VocabSize));
+                    }
+                }
                 double dec = t1.Elapsed.TotalSeconds;
                 lastDecodeMsPerToken = dec * 1000 / (B * (N - 1));
                 foreach (var s in sessions) s.Dispose();

@@ -30,6 +30,16 @@ public class OpenClTests
     }
 
     [Fact]
+    public void A_batched_decode_step_matches_the_cpu_one_sequence_at_a_time()
+    {
+        // Rows of different positions through one pass: each row's attention must read its own session's cache.
+        var expected = BatchedDecodeTests.OneByOne(Fixtures.Load("tiny-gpt2"), 4, 2);
+        var actual = BatchedDecodeTests.Batched(Fixtures.Load("tiny-gpt2", "opencl"), 4, 2);
+        for (int step = 0; step < 2; step++)
+            Assert.True(Fixtures.MaxAbsDiff(expected[step], actual[step]) <= 1e-4f, $"step {step}: {Fixtures.MaxAbsDiff(expected[step], actual[step])}");
+    }
+
+    [Fact]
     public void Argmax_runs_on_the_device()
     {
         var rng = new Random(5);

@@ -13,6 +13,13 @@ public interface ILanguageModel
 
     /// <summary>A new, empty sequence with room for <paramref name="capacity"/> tokens.</summary>
     ILanguageModelState CreateState(int capacity);
+
+    /// <summary>One token more for each of several sequences: appends ids[b] to states[b] and writes its next-token
+    /// logits to nextLogits[b·VocabSize ..]. The same as an Append per sequence; a model may run them as one batch.</summary>
+    void AppendEach(IReadOnlyList<ILanguageModelState> states, ReadOnlySpan<int> ids, Span<float> nextLogits)
+    {
+        for (int b = 0; b < states.Count; b++) states[b].Append(ids.Slice(b, 1), nextLogits.Slice(b * VocabSize, VocabSize));
+    }
 }
 
 /// <summary>One sequence and its cache.</summary>

@@ -43,10 +43,24 @@ public sealed class Gpt2Block : IDisposable
     /// adds and the GELU ride on the matmuls before them (one launch each on a GPU: 8 per block instead of 11).</summary>
     public void Forward(IBackend be, Gpt2Config c, Workspace s, IDeviceBuffer kCache, IDeviceBuffer vCache, int T, int past, IDeviceBuffer? probs)
     {
-        int E = c.NEmbd, M = c.MlpWidth;
+        QueryKeyValue(be, c, s, T);                                                     // qkv = c_attn(ln_1(x)) [T, 3E]
+        be.Attention(s.Qkv, kCache, vCache, s.A, probs, T, past, c.NHead, c.HeadDim);  // a   = attention      [T, E]
+        ProjectionAndMlp(be, c, s, T);                                                  // x  += c_proj(a); x += mlp(ln_2(x))
+    }
+
+    /// <summary>The half before attention: qkv = ln_1(x)·W + b. (A batched decode step runs the two halves over
+    /// all its sequences' rows at once and attention per sequence, each over its own cache; see Gpt2Model.)</summary>
+    public void QueryKeyValue(IBackend be, Gpt2Config c, Workspace s, int T)
+    {
+        int E = c.NEmbd;
         be.LayerNorm(s.X, Ln1Weight, Ln1Bias, s.A, T, E, c.LayerNormEpsilon);          // a   = ln_1(x)        [T, E]
         be.MatMul(s.A, AttnWeight, AttnBias, s.Qkv, T, E, 3 * E);                      // qkv = a·W + b        [T, 3E]
-        be.Attention(s.Qkv, kCache, vCache, s.A, probs, T, past, c.NHead, c.HeadDim);  // a   = attention      [T, E]
+    }
+
+    /// <summary>The half after attention (its output in s.A): the projection with its residual, then the MLP with its.</summary>
+    public void ProjectionAndMlp(IBackend be, Gpt2Config c, Workspace s, int T)
+    {
+        int E = c.NEmbd, M = c.MlpWidth;
         be.MatMul(s.A, AttnProjWeight, AttnProjBias, s.X, T, E, E, Residual);          // x  += a·W + b        [T, E]
         be.LayerNorm(s.X, Ln2Weight, Ln2Bias, s.A, T, E, c.LayerNormEpsilon);          // m   = ln_2(x)        [T, E]
         be.MatMul(s.A, FcWeight, FcBias, s.Hidden, T, E, M, MatMulEpilogue.Gelu);      // h   = gelu_new(m·W + b) [T, 4E]

@@ -109,6 +109,74 @@ public sealed class Gpt2Model : ILanguageModel, IDisposable
         return new ForwardResult(logits, rows, c.VocabSize, attentions, hidden);
     }
 
+    /// <summary>How many sequences one batched decode step takes at a time (<see cref="AppendEach"/>): on the CPU,
+    /// up to this many rows get exactly the single-row dot products (CpuKernels.DecodeRows).</summary>
+    public const int MaxDecodeBatch = Backends.Cpu.CpuKernels.DecodeRows;
+
+    /// <summary>
+    /// One decode step for several sequences at once: appends ids[b] to states[b] and writes each one's
+    /// next-token logits to nextLogits[b·V .. (b+1)·V]. The layer norms and matmuls run over all the rows
+    /// together, so each weight is read from memory once per step instead of once per sequence (reading the
+    /// weights is what a decode step costs); attention runs per sequence, over its own cache. Up to
+    /// <see cref="MaxDecodeBatch"/> sequences go through each pass; on the CPU every row's logits are bit for bit
+    /// those of <see cref="Gpt2Session.Append"/>, so beam search gives the same beams batched or not.
+    /// </summary>
+    public void AppendEach(IReadOnlyList<ILanguageModelState> states, ReadOnlySpan<int> ids, Span<float> nextLogits)
+    {
+        int B = states.Count, V = VocabSize;
+        if (ids.Length != B) throw new ArgumentException($"{ids.Length} token ids for {B} sequences", nameof(ids));
+        if (nextLogits.Length < (long)B * V) throw new ArgumentException($"room for {nextLogits.Length} logits, {B} sequences need {(long)B * V}", nameof(nextLogits));
+        for (int b = 0; b < B; b++)
+        {
+            if (states[b] is not Gpt2Session s || s.Model != this) throw new ArgumentException($"sequence {b} is not a session of this model", nameof(states));
+            if (s.Length + 1 > s.Capacity) throw new ArgumentException($"sequence {b} is full ({s.Capacity} positions)", nameof(states));
+            if ((uint)ids[b] >= (uint)V) throw new ArgumentException($"token id {ids[b]} is outside the vocabulary (0..{V - 1})", nameof(ids));
+            for (int o = 0; o < b; o++)
+                if (ReferenceEquals(states[o], s)) throw new ArgumentException($"sequences {o} and {b} are the same session", nameof(states));
+        }
+        for (int b0 = 0; b0 < B; b0 += MaxDecodeBatch)
+        {
+            int n = Math.Min(MaxDecodeBatch, B - b0);
+            DecodeStep(states, b0, n, ids.Slice(b0, n));
+            var w = ((Gpt2Session)states[b0]).BatchWork!;
+            Backend.Download(w.Logits, 0, nextLogits.Slice(b0 * V, n * V));
+        }
+    }
+
+    /// <summary>The batched step for sequences b0 .. b0+n−1; the logits stay in the first one's batch workspace.</summary>
+    private void DecodeStep(IReadOnlyList<ILanguageModelState> states, int b0, int n, ReadOnlySpan<int> ids)
+    {
+        var c = Config;
+        int E = c.NEmbd;
+        Gpt2Session S(int b) => (Gpt2Session)states[b0 + b];
+        var owner = S(0);
+        if (owner.BatchWork is null || owner.BatchWork.Rows < n)
+        {
+            owner.BatchWork?.Dispose();
+            owner.BatchWork = new Workspace(Backend, c, n, allLogits: true);
+        }
+        var w = owner.BatchWork;
+        for (int b = 0; b < n; b++)                                                   // x[b] = wte[id_b] + wpe[pos_b]   [n, E]
+        {
+            Backend.Embedding(ids.Slice(b, 1), S(b).Length, _wte, _wpe, w.RowA, E);
+            Backend.Copy(w.RowA, 0, w.X, (long)b * E, E);
+        }
+        for (int l = 0; l < c.NLayer; l++)
+        {
+            _blocks[l].QueryKeyValue(Backend, c, w, n);                                // qkv = c_attn(ln_1(x))   [n, 3E]
+            for (int b = 0; b < n; b++)                                               // a[b] = attention over sequence b's cache
+            {
+                Backend.Copy(w.Qkv, (long)b * 3 * E, w.RowQkv, 0, 3 * E);
+                Backend.Attention(w.RowQkv, S(b).K[l], S(b).V[l], w.RowA, null, 1, S(b).Length, c.NHead, c.HeadDim);
+                Backend.Copy(w.RowA, 0, w.A, (long)b * E, E);
+            }
+            _blocks[l].ProjectionAndMlp(Backend, c, w, n);                             // x += c_proj(a); x += mlp(ln_2(x))
+        }
+        Backend.LayerNorm(w.X, _lnFWeight, _lnFBias, w.A, n, E, c.LayerNormEpsilon);   // x = ln_f(x)   [n, E]
+        Backend.MatMul(w.A, _wte, null, w.Logits, n, E, c.VocabSize);                 // logits = x · wteᵀ   [n, V]
+        for (int b = 0; b < n; b++) S(b).Length++;
+    }
+
     private float[] DownloadRows(IDeviceBuffer b, long count)
     {
         var a = new float[count];

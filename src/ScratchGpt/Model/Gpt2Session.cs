@@ -12,6 +12,9 @@ public sealed class Gpt2Session : ILanguageModelState
     private readonly Gpt2Model _model;
     internal readonly IDeviceBuffer[] K, V;
     internal Workspace? Work;
+    /// <summary>Activations of a batched decode step this session leads (see Gpt2Model.AppendEach).</summary>
+    internal Workspace? BatchWork;
+    internal Gpt2Model Model => _model;
     private bool _disposed;
 
     public int Capacity { get; }
@@ -78,5 +81,6 @@ public sealed class Gpt2Session : ILanguageModelState
         foreach (var b in K) b.Dispose();
         foreach (var b in V) b.Dispose();
         Work?.Dispose();
+        BatchWork?.Dispose();
     }
 }

@@ -12,6 +12,9 @@ public sealed class Workspace : IDisposable
     public int Rows { get; }
     public int LogitRows { get; }
     public IDeviceBuffer X, A, Qkv, Proj, Hidden, Logits;   // [T,E] [T,E] [T,3E] [T,E] [T,M] [T,V]
+    /// <summary>One row's qkv and attention output: a batched decode step stages each sequence's row here, since
+    /// attention runs per sequence over its own cache and reads/writes from the start of its buffers.</summary>
+    public IDeviceBuffer RowQkv, RowA;                      // [3E] [E]
 
     public Workspace(IBackend be, Gpt2Config c, int rows, bool allLogits)
     {
@@ -23,10 +26,12 @@ public sealed class Workspace : IDisposable
         Proj = be.Allocate((long)rows * c.NEmbd);
         Hidden = be.Allocate((long)rows * c.MlpWidth);
         Logits = be.Allocate((long)LogitRows * c.VocabSize);
+        RowQkv = be.Allocate(3L * c.NEmbd);
+        RowA = be.Allocate(c.NEmbd);
     }
 
     public void Dispose()
     {
-        X.Dispose(); A.Dispose(); Qkv.Dispose(); Proj.Dispose(); Hidden.Dispose(); Logits.Dispose();
+        X.Dispose(); A.Dispose(); Qkv.Dispose(); Proj.Dispose(); Hidden.Dispose(); Logits.Dispose(); RowQkv.Dispose(); RowA.Dispose();
     }
 }

@@ -98,13 +98,19 @@ public sealed class CpuBackend : IBackend
         // while all the input rows pass over them.
         int blocks = Math.Min(outDim, Math.Max(Environment.ProcessorCount * 8, outDim / 64));
         if ((long)rows * inDim * outDim < 32_768) blocks = 1;
+        // float16 decode: the input rows are put in the order the widening dot product reads them once, here.
+        float[]? paired = wb.Half16 is not null && rows <= CpuKernels.DecodeRows ? System.Buffers.ArrayPool<float>.Shared.Rent(rows * inDim) : null;
+        if (paired is not null)
+            for (int r = 0; r < rows; r++) CpuKernels.PairForHalfDot(xs.AsSpan(r * inDim, inDim), paired.AsSpan(r * inDim, inDim));
         Parallel.For(0, blocks, blk =>
         {
             int j0 = (int)((long)outDim * blk / blocks), j1 = (int)((long)outDim * (blk + 1) / blocks);
-            if (wb.Half16 is { } h) CpuKernels.MatMulColumns(xs, h, bs, ys, rows, inDim, outDim, j0, j1);
+            if (paired is not null) CpuKernels.MatMulColumnsHalfPaired(paired, wb.Half16, bs, ys, rows, inDim, outDim, j0, j1);
+            else if (wb.Half16 is { } h) CpuKernels.MatMulColumns(xs, h, bs, ys, rows, inDim, outDim, j0, j1);
             else if (wb.BFloat16 is { } bf) CpuKernels.MatMulColumns(xs, bf, bs, ys, rows, inDim, outDim, j0, j1);
             else CpuKernels.MatMulColumns(xs, wb.Data, bs, ys, rows, inDim, outDim, j0, j1);
         });
+        if (paired is not null) System.Buffers.ArrayPool<float>.Shared.Return(paired);
     }
 
     public void Gelu(IDeviceBuffer x, long count)

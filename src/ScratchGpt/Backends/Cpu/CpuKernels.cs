@@ -14,25 +14,47 @@ public static class CpuKernels
 {
     // ---- matmul: y[r, j] = bias[j] + dot(x[r, :], w[j, :]) -------------------------------------------
 
-    /// <summary>Output columns j0..j1 of the matmul, for all rows. Rows go four at a time so each
-    /// weight row, read once from memory, serves four dot products.</summary>
+    /// <summary>Up to this many rows count as a decode step (one new token for each of several sequences): every row
+    /// gets exactly the dot product a single row would, so a sequence decoded in a batch gets the same bits as alone.</summary>
+    public const int DecodeRows = 8;
+
+    /// <summary>Output columns j0..j1 of the matmul, for all rows. A decode step (≤ <see cref="DecodeRows"/> rows) takes
+    /// each weight row once from memory and dots it with every input row while it is in L1; more rows go four at a
+    /// time through <see cref="Dot4"/>.</summary>
     public static void MatMulColumns(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y,
         int rows, int inDim, int outDim, int j0, int j1)
     {
-        int r = 0;
-        for (; r + 4 <= rows; r += 4)
+        if (rows <= DecodeRows)
         {
-            var x0 = x.Slice(r * inDim, inDim); var x1 = x.Slice((r + 1) * inDim, inDim);
-            var x2 = x.Slice((r + 2) * inDim, inDim); var x3 = x.Slice((r + 3) * inDim, inDim);
+            for (int j = j0; j < j1; j++)
+            {
+                float b = bias.IsEmpty ? 0f : bias[j];
+                var wj = w.Slice(j * inDim, inDim);
+                int r = 0;
+                for (; r + 4 <= rows; r += 4)
+                {
+                    DotRows4(wj, x.Slice(r * inDim, 4 * inDim), out float s0, out float s1, out float s2, out float s3);
+                    y[r * outDim + j] = s0 + b; y[(r + 1) * outDim + j] = s1 + b;
+                    y[(r + 2) * outDim + j] = s2 + b; y[(r + 3) * outDim + j] = s3 + b;
+                }
+                for (; r < rows; r++) y[r * outDim + j] = Dot(wj, x.Slice(r * inDim, inDim)) + b;
+            }
+            return;
+        }
+        int r0 = 0;
+        for (; r0 + 4 <= rows; r0 += 4)
+        {
+            var x0 = x.Slice(r0 * inDim, inDim); var x1 = x.Slice((r0 + 1) * inDim, inDim);
+            var x2 = x.Slice((r0 + 2) * inDim, inDim); var x3 = x.Slice((r0 + 3) * inDim, inDim);
             for (int j = j0; j < j1; j++)
             {
                 Dot4(w.Slice(j * inDim, inDim), x0, x1, x2, x3, out float s0, out float s1, out float s2, out float s3);
                 float b = bias.IsEmpty ? 0f : bias[j];
-                y[r * outDim + j] = s0 + b; y[(r + 1) * outDim + j] = s1 + b;
-                y[(r + 2) * outDim + j] = s2 + b; y[(r + 3) * outDim + j] = s3 + b;
+                y[r0 * outDim + j] = s0 + b; y[(r0 + 1) * outDim + j] = s1 + b;
+                y[(r0 + 2) * outDim + j] = s2 + b; y[(r0 + 3) * outDim + j] = s3 + b;
             }
         }
-        for (; r < rows; r++)
+        for (int r = r0; r < rows; r++)
         {
             var xr = x.Slice(r * inDim, inDim);
             for (int j = j0; j < j1; j++)
@@ -40,28 +62,37 @@ public static class CpuKernels
         }
     }
 
-    /// <summary>The same with float16 weights. Decode (one to three rows) widens inside the dot product, so each
-    /// weight is read once as 2 bytes; prefill widens each weight row once and reuses it for every input row.</summary>
+    /// <summary>The same with float16 weights, for more than <see cref="DecodeRows"/> rows: each weight row is widened
+    /// once and reused for every input row. (A decode step goes through <see cref="MatMulColumnsHalfPaired"/>.)</summary>
     public static void MatMulColumns(ReadOnlySpan<float> x, ReadOnlySpan<Half> w, ReadOnlySpan<float> bias, Span<float> y,
         int rows, int inDim, int outDim, int j0, int j1)
     {
-        if (rows < 4)
-        {
-            Span<float> paired = rows * inDim <= 8192 ? stackalloc float[rows * inDim] : new float[rows * inDim];
-            for (int r = 0; r < rows; r++) PairForHalfDot(x.Slice(r * inDim, inDim), paired.Slice(r * inDim, inDim));
-            for (int j = j0; j < j1; j++)
-            {
-                float b = bias.IsEmpty ? 0f : bias[j];
-                for (int r = 0; r < rows; r++) y[r * outDim + j] = DotHalfPaired(w.Slice(j * inDim, inDim), paired.Slice(r * inDim, inDim)) + b;
-            }
-            return;
-        }
         Span<float> wRow = inDim <= 4096 ? stackalloc float[inDim] : new float[inDim];
         for (int j = j0; j < j1; j++)
         {
             System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(w.Slice(j * inDim, inDim), wRow);
             float b = bias.IsEmpty ? 0f : bias[j];
             for (int r = 0; r < rows; r++) y[r * outDim + j] = Dot(wRow, x.Slice(r * inDim, inDim)) + b;
+        }
+    }
+
+    /// <summary>A decode step (≤ <see cref="DecodeRows"/> rows) with float16 weights: the rows come already in
+    /// <see cref="PairForHalfDot"/> order (paired once per matmul, not once per block of columns) and each weight is
+    /// widened inside the dot product, read once from memory as 2 bytes and used for two rows at a time.</summary>
+    public static void MatMulColumnsHalfPaired(ReadOnlySpan<float> paired, ReadOnlySpan<Half> w, ReadOnlySpan<float> bias, Span<float> y,
+        int rows, int inDim, int outDim, int j0, int j1)
+    {
+        for (int j = j0; j < j1; j++)
+        {
+            float b = bias.IsEmpty ? 0f : bias[j];
+            var wj = w.Slice(j * inDim, inDim);
+            int r = 0;
+            for (; r + 2 <= rows; r += 2)
+            {
+                DotHalfPairedRows2(wj, paired.Slice(r * inDim, 2 * inDim), out float s0, out float s1);
+                y[r * outDim + j] = s0 + b; y[(r + 1) * outDim + j] = s1 + b;
+            }
+            if (r < rows) y[r * outDim + j] = DotHalfPaired(wj, paired.Slice(r * inDim, inDim)) + b;
         }
     }
 
@@ -143,6 +174,40 @@ public static class CpuKernels
         return s;
     }
 
+    /// <summary><see cref="DotHalfPaired"/> for two rows x = [x0 | x1] at once: each 32 weights are widened once and used
+    /// twice. Per row the same operations in the same order, so each sum has exactly the bits of DotHalfPaired.</summary>
+    public static void DotHalfPairedRows2(ReadOnlySpan<Half> w, ReadOnlySpan<float> x, out float s0, out float s1)
+    {
+        int n = w.Length, k = 0;
+        ref uint pw = ref Unsafe.As<Half, uint>(ref MemoryMarshal.GetReference(w));
+        ref float p0 = ref MemoryMarshal.GetReference(x);
+        ref float p1 = ref Unsafe.Add(ref p0, n);
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;   // row 0's four accumulators
+        Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;   // row 1's
+        var mask = Vector256.Create(unchecked((int)0x8FFFE000));
+        for (; k + 32 <= n; k += 32)
+        {
+            var u = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2)).AsInt32();
+            var v = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2) + 8).AsInt32();
+            var w0 = HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask); var w1 = HalfInTopBitsToScaledFloat(u, mask);
+            var w2 = HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(v, 16), mask); var w3 = HalfInTopBitsToScaledFloat(v, mask);
+            a0 = MulAdd(w0, Vector256.LoadUnsafe(ref p0, (nuint)k), a0); b0 = MulAdd(w0, Vector256.LoadUnsafe(ref p1, (nuint)k), b0);
+            a1 = MulAdd(w1, Vector256.LoadUnsafe(ref p0, (nuint)k + 8), a1); b1 = MulAdd(w1, Vector256.LoadUnsafe(ref p1, (nuint)k + 8), b1);
+            a2 = MulAdd(w2, Vector256.LoadUnsafe(ref p0, (nuint)k + 16), a2); b2 = MulAdd(w2, Vector256.LoadUnsafe(ref p1, (nuint)k + 16), b2);
+            a3 = MulAdd(w3, Vector256.LoadUnsafe(ref p0, (nuint)k + 24), a3); b3 = MulAdd(w3, Vector256.LoadUnsafe(ref p1, (nuint)k + 24), b3);
+        }
+        for (; k + 16 <= n; k += 16)
+        {
+            var u = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2)).AsInt32();
+            var w0 = HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask); var w1 = HalfInTopBitsToScaledFloat(u, mask);
+            a0 = MulAdd(w0, Vector256.LoadUnsafe(ref p0, (nuint)k), a0); b0 = MulAdd(w0, Vector256.LoadUnsafe(ref p1, (nuint)k), b0);
+            a1 = MulAdd(w1, Vector256.LoadUnsafe(ref p0, (nuint)k + 8), a1); b1 = MulAdd(w1, Vector256.LoadUnsafe(ref p1, (nuint)k + 8), b1);
+        }
+        s0 = Vector256.Sum((a0 + a1) + (a2 + a3)) * XScale;
+        s1 = Vector256.Sum((b0 + b1) + (b2 + b3)) * XScale;
+        for (; k < n; k++) { s0 += (float)w[k] * x[k]; s1 += (float)w[k] * x[n + k]; }
+    }
+
     /// <summary>The half in the top 16 bits of each lane as a float × 2^-112 (low bits ignored).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> HalfInTopBitsToScaledFloat(Vector256<int> v, Vector256<int> mask) =>
@@ -162,6 +227,29 @@ public static class CpuKernels
         float s = Vector256.Sum(acc0 + acc1);
         for (; k < n; k++) s += a[k] * b[k];
         return s;
+    }
+
+    /// <summary><see cref="Dot"/> of w with four rows x = [x0 | x1 | x2 | x3] at once: each 16 weights are loaded once and
+    /// used four times. Per row the same operations in the same order, so each sum has exactly the bits of Dot.</summary>
+    public static void DotRows4(ReadOnlySpan<float> w, ReadOnlySpan<float> x, out float s0, out float s1, out float s2, out float s3)
+    {
+        int n = w.Length, k = 0;
+        ref float pw = ref MemoryMarshal.GetReference(w);
+        ref float p0 = ref MemoryMarshal.GetReference(x);
+        ref float p1 = ref Unsafe.Add(ref p0, n); ref float p2 = ref Unsafe.Add(ref p0, 2 * n); ref float p3 = ref Unsafe.Add(ref p0, 3 * n);
+        Vector256<float> a0 = default, b0 = default, c0 = default, d0 = default;   // lanes k..k+7 of rows 0..3
+        Vector256<float> a1 = default, b1 = default, c1 = default, d1 = default;   // lanes k+8..k+15
+        for (; k + 16 <= n; k += 16)
+        {
+            var lo = Vector256.LoadUnsafe(ref pw, (nuint)k);
+            var hi = Vector256.LoadUnsafe(ref pw, (nuint)k + 8);
+            a0 = MulAdd(lo, Vector256.LoadUnsafe(ref p0, (nuint)k), a0); a1 = MulAdd(hi, Vector256.LoadUnsafe(ref p0, (nuint)k + 8), a1);
+            b0 = MulAdd(lo, Vector256.LoadUnsafe(ref p1, (nuint)k), b0); b1 = MulAdd(hi, Vector256.LoadUnsafe(ref p1, (nuint)k + 8), b1);
+            c0 = MulAdd(lo, Vector256.LoadUnsafe(ref p2, (nuint)k), c0); c1 = MulAdd(hi, Vector256.LoadUnsafe(ref p2, (nuint)k + 8), c1);
+            d0 = MulAdd(lo, Vector256.LoadUnsafe(ref p3, (nuint)k), d0); d1 = MulAdd(hi, Vector256.LoadUnsafe(ref p3, (nuint)k + 8), d1);
+        }
+        s0 = Vector256.Sum(a0 + a1); s1 = Vector256.Sum(b0 + b1); s2 = Vector256.Sum(c0 + c1); s3 = Vector256.Sum(d0 + d1);
+        for (; k < n; k++) { s0 += w[k] * x[k]; s1 += w[k] * x[n + k]; s2 += w[k] * x[2 * n + k]; s3 += w[k] * x[3 * n + k]; }
     }
 
     private static void Dot4(ReadOnlySpan<float> w, ReadOnlySpan<float> x0, ReadOnlySpan<float> x1, ReadOnlySpan<float> x2,

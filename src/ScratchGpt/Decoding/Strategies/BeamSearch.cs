@@ -29,7 +29,7 @@ public sealed class BeamSearch(ILanguageModel model, GenerationConfig config, To
         // Every beam starts as the prompt; the prompt runs once and its cache is copied.
         var states = new ILanguageModelState[B];
         var spare = new ILanguageModelState[B];
-        var logits = new float[B][];
+        var logits = new float[B * V];   // beam b's next-token logits at [b·V, (b+1)·V)
         var beamIds = new List<int>[B];
         var beamScores = new float[B];
         try
@@ -38,12 +38,11 @@ public sealed class BeamSearch(ILanguageModel model, GenerationConfig config, To
             {
                 states[b] = model.CreateState(maxLength);
                 spare[b] = model.CreateState(maxLength);
-                logits[b] = new float[V];
                 beamIds[b] = [.. prompt];
                 beamScores[b] = b == 0 ? 0f : -1e9f;
             }
-            states[0].Append(prompt, logits[0]);
-            for (int b = 1; b < B; b++) { states[b].CopyFrom(states[0]); logits[0].CopyTo(logits[b], 0); }
+            states[0].Append(prompt, logits.AsSpan(0, V));
+            for (int b = 1; b < B; b++) { states[b].CopyFrom(states[0]); logits.AsSpan(0, V).CopyTo(logits.AsSpan(b * V, V)); }
 
             var scores = new float[(long)B * V];
             int curLen = P, steps = 0;
@@ -54,7 +53,7 @@ public sealed class BeamSearch(ILanguageModel model, GenerationConfig config, To
                 for (int b = 0; b < B; b++)
                 {
                     var row = scores.AsSpan(b * V, V);
-                    TokenMath.LogSoftmax(logits[b], row);
+                    TokenMath.LogSoftmax(logits.AsSpan(b * V, V), row);
                     var ids = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(beamIds[b]);
                     list.ApplyProcessors(ids, row);
                     if (config.DoSample) list.ApplyWarpers(ids, row);
@@ -98,8 +97,10 @@ public sealed class BeamSearch(ILanguageModel model, GenerationConfig config, To
                 beamIds = newIds;
                 curLen = newLen;
                 if (done || curLen >= maxLength) break;
-                var one = new int[1];
-                for (int i = 0; i < B; i++) { one[0] = next[i].Token; states[i].Append(one, logits[i]); }
+                // All beams take their next token in one batched step: the weights are read once, not once per beam.
+                var tokens = new int[B];
+                for (int i = 0; i < B; i++) tokens[i] = next[i].Token;
+                model.AppendEach(states, tokens, logits);
             }
 
             if (!done)

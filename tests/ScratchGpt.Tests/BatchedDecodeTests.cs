@@ -1,0 +1,113 @@
+using ScratchGpt.Backends;
+using ScratchGpt.Decoding;
+using ScratchGpt.Loading;
+using ScratchGpt.Model;
+
+namespace ScratchGpt.Tests;
+
+/// <summary>Gpt2Model.AppendEach: one decode step for several sequences, the weights read once.</summary>
+public class BatchedDecodeTests
+{
+    private static readonly string[] Prompts =
+        ["ROMEO:", "The quick brown fox jumped over", "It is the east, and Juliet", "En un lugar de la Mancha", "A", "What light"];
+
+    /// <summary>Sessions holding prompts of different lengths (so every row has its own position), then a few batched
+    /// steps; returns each step's logits, [step][b·V ..].</summary>
+    internal static List<float[]> Batched(Gpt2Model model, int count, int steps)
+    {
+        var sessions = Enumerable.Range(0, count).Select(_ => (ILanguageModelState)model.CreateSession(64)).ToList();
+        try
+        {
+            var scratch = new float[model.VocabSize];
+            for (int b = 0; b < count; b++) sessions[b].Append(Fixtures.Tokenizer.Encode(Prompts[b % Prompts.Length]), scratch);
+            var result = new List<float[]>();
+            for (int step = 0; step < steps; step++)
+            {
+                int[] ids = Enumerable.Range(0, count).Select(b => (b * 7919 + step * 104729) % model.VocabSize).ToArray();
+                var logits = new float[count * model.VocabSize];
+                model.AppendEach(sessions, ids, logits);
+                result.Add(logits);
+            }
+            return result;
+        }
+        finally { foreach (var s in sessions) s.Dispose(); }
+    }
+
+    /// <summary>The same steps, one sequence at a time through Append.</summary>
+    internal static List<float[]> OneByOne(Gpt2Model model, int count, int steps)
+    {
+        var result = Enumerable.Range(0, steps).Select(_ => new float[count * model.VocabSize]).ToList();
+        for (int b = 0; b < count; b++)
+        {
+            using var s = model.CreateSession(64);
+            var scratch = new float[model.VocabSize];
+            s.Append(Fixtures.Tokenizer.Encode(Prompts[b % Prompts.Length]), scratch);
+            for (int step = 0; step < steps; step++)
+                s.Append([(b * 7919 + step * 104729) % model.VocabSize], result[step].AsSpan(b * model.VocabSize, model.VocabSize));
+        }
+        return result;
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    [InlineData(11)]   // more than MaxDecodeBatch: two passes
+    public void A_batched_step_gives_each_sequence_exactly_its_own_logits_on_the_cpu(int count)
+    {
+        var model = Fixtures.Load("tiny-gpt2");
+        var expected = OneByOne(model, count, 3);
+        var actual = Batched(model, count, 3);
+        for (int step = 0; step < 3; step++) Assert.Equal(expected[step], actual[step]);
+    }
+
+    [Fact]
+    public void A_batched_step_with_float16_weights_is_bit_for_bit_too()
+    {
+        using var model = Gpt2Model.Load(Fixtures.Model("tiny-gpt2"),
+            new ModelLoadOptions { TokenizerDirectory = Fixtures.TokenizerDir, Precision = WeightPrecision.Float16 });
+        Assert.Equal(WeightPrecision.Float16, model.Precision);
+        var expected = OneByOne(model, 5, 2);
+        var actual = Batched(model, 5, 2);
+        for (int step = 0; step < 2; step++) Assert.Equal(expected[step], actual[step]);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(15)]
+    [InlineData(16)]
+    [InlineData(33)]
+    [InlineData(100)]
+    [InlineData(769)]
+    public void The_several_row_dot_products_give_the_single_row_bits(int n)
+    {
+        var rng = new Random(n);
+        float[] w = Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        float[] x = Enumerable.Range(0, 4 * n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        Backends.Cpu.CpuKernels.DotRows4(w, x, out float s0, out float s1, out float s2, out float s3);
+        Assert.Equal([Dot(0), Dot(1), Dot(2), Dot(3)], new[] { s0, s1, s2, s3 });
+        float Dot(int r) => Backends.Cpu.CpuKernels.Dot(w, x.AsSpan(r * n, n));
+
+        Half[] wh = w.Select(v => (Half)v).ToArray();
+        float[] paired = new float[2 * n];
+        for (int r = 0; r < 2; r++) Backends.Cpu.CpuKernels.PairForHalfDot(x.AsSpan(r * n, n), paired.AsSpan(r * n, n));
+        Backends.Cpu.CpuKernels.DotHalfPairedRows2(wh, paired, out float h0, out float h1);
+        Assert.Equal(Backends.Cpu.CpuKernels.DotHalfPaired(wh, paired.AsSpan(0, n)), h0);
+        Assert.Equal(Backends.Cpu.CpuKernels.DotHalfPaired(wh, paired.AsSpan(n, n)), h1);
+    }
+
+    [Fact]
+    public void Bad_batches_are_refused_before_any_work()
+    {
+        var model = Fixtures.Load("tiny-gpt2");
+        using var a = model.CreateSession(8);
+        using var full = model.CreateSession(1);
+        var logits = new float[2 * model.VocabSize];
+        full.Append([464], logits.AsSpan(0, model.VocabSize));
+
+        Assert.Contains("same session", Assert.Throws<ArgumentException>(() => model.AppendEach([a, a], [1, 2], logits)).Message);
+        Assert.Contains("2 token ids for 1", Assert.Throws<ArgumentException>(() => model.AppendEach([a], [1, 2], logits)).Message);
+        Assert.Contains("full", Assert.Throws<ArgumentException>(() => model.AppendEach([a, full], [1, 2], logits)).Message);
+        Assert.Contains("outside the vocabulary", Assert.Throws<ArgumentException>(() => model.AppendEach([a], [model.VocabSize], logits)).Message);
+        Assert.Equal(0, a.Length);   // nothing was appended to the good session either
+    }
+}
