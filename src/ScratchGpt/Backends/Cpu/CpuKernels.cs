@@ -18,47 +18,24 @@ public static class CpuKernels
     /// gets exactly the dot product a single row would, so a sequence decoded in a batch gets the same bits as alone.</summary>
     public const int DecodeRows = 8;
 
-    /// <summary>Output columns j0..j1 of the matmul, for all rows. A decode step (≤ <see cref="DecodeRows"/> rows) takes
-    /// each weight row once from memory and dots it with every input row while it is in L1; more rows go four at a
-    /// time through <see cref="Dot4"/>.</summary>
+    /// <summary>Output columns j0..j1 of the matmul, for a few rows (a decode step, or a short prompt; longer ones go
+    /// through <see cref="Gemm"/>): each weight row is taken once from memory and dotted with every input row, four
+    /// at a time, while it is in L1. Every row gets exactly the bits a single row would (see <see cref="DotRows4"/>).</summary>
     public static void MatMulColumns(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y,
         int rows, int inDim, int outDim, int j0, int j1)
     {
-        if (rows <= DecodeRows)
+        for (int j = j0; j < j1; j++)
         {
-            for (int j = j0; j < j1; j++)
+            float b = bias.IsEmpty ? 0f : bias[j];
+            var wj = w.Slice(j * inDim, inDim);
+            int r = 0;
+            for (; r + 4 <= rows; r += 4)
             {
-                float b = bias.IsEmpty ? 0f : bias[j];
-                var wj = w.Slice(j * inDim, inDim);
-                int r = 0;
-                for (; r + 4 <= rows; r += 4)
-                {
-                    DotRows4(wj, x.Slice(r * inDim, 4 * inDim), out float s0, out float s1, out float s2, out float s3);
-                    y[r * outDim + j] = s0 + b; y[(r + 1) * outDim + j] = s1 + b;
-                    y[(r + 2) * outDim + j] = s2 + b; y[(r + 3) * outDim + j] = s3 + b;
-                }
-                for (; r < rows; r++) y[r * outDim + j] = Dot(wj, x.Slice(r * inDim, inDim)) + b;
+                DotRows4(wj, x.Slice(r * inDim, 4 * inDim), out float s0, out float s1, out float s2, out float s3);
+                y[r * outDim + j] = s0 + b; y[(r + 1) * outDim + j] = s1 + b;
+                y[(r + 2) * outDim + j] = s2 + b; y[(r + 3) * outDim + j] = s3 + b;
             }
-            return;
-        }
-        int r0 = 0;
-        for (; r0 + 4 <= rows; r0 += 4)
-        {
-            var x0 = x.Slice(r0 * inDim, inDim); var x1 = x.Slice((r0 + 1) * inDim, inDim);
-            var x2 = x.Slice((r0 + 2) * inDim, inDim); var x3 = x.Slice((r0 + 3) * inDim, inDim);
-            for (int j = j0; j < j1; j++)
-            {
-                Dot4(w.Slice(j * inDim, inDim), x0, x1, x2, x3, out float s0, out float s1, out float s2, out float s3);
-                float b = bias.IsEmpty ? 0f : bias[j];
-                y[r0 * outDim + j] = s0 + b; y[(r0 + 1) * outDim + j] = s1 + b;
-                y[(r0 + 2) * outDim + j] = s2 + b; y[(r0 + 3) * outDim + j] = s3 + b;
-            }
-        }
-        for (int r = r0; r < rows; r++)
-        {
-            var xr = x.Slice(r * inDim, inDim);
-            for (int j = j0; j < j1; j++)
-                y[r * outDim + j] = Dot(w.Slice(j * inDim, inDim), xr) + (bias.IsEmpty ? 0f : bias[j]);
+            for (; r < rows; r++) y[r * outDim + j] = Dot(wj, x.Slice(r * inDim, inDim)) + b;
         }
     }
 
@@ -250,26 +227,6 @@ public static class CpuKernels
         }
         s0 = Vector256.Sum(a0 + a1); s1 = Vector256.Sum(b0 + b1); s2 = Vector256.Sum(c0 + c1); s3 = Vector256.Sum(d0 + d1);
         for (; k < n; k++) { s0 += w[k] * x[k]; s1 += w[k] * x[n + k]; s2 += w[k] * x[2 * n + k]; s3 += w[k] * x[3 * n + k]; }
-    }
-
-    private static void Dot4(ReadOnlySpan<float> w, ReadOnlySpan<float> x0, ReadOnlySpan<float> x1, ReadOnlySpan<float> x2,
-        ReadOnlySpan<float> x3, out float s0, out float s1, out float s2, out float s3)
-    {
-        int n = w.Length, k = 0;
-        ref float pw = ref MemoryMarshal.GetReference(w);
-        ref float p0 = ref MemoryMarshal.GetReference(x0); ref float p1 = ref MemoryMarshal.GetReference(x1);
-        ref float p2 = ref MemoryMarshal.GetReference(x2); ref float p3 = ref MemoryMarshal.GetReference(x3);
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (; k + 8 <= n; k += 8)
-        {
-            var wv = Vector256.LoadUnsafe(ref pw, (nuint)k);
-            a0 = MulAdd(wv, Vector256.LoadUnsafe(ref p0, (nuint)k), a0);
-            a1 = MulAdd(wv, Vector256.LoadUnsafe(ref p1, (nuint)k), a1);
-            a2 = MulAdd(wv, Vector256.LoadUnsafe(ref p2, (nuint)k), a2);
-            a3 = MulAdd(wv, Vector256.LoadUnsafe(ref p3, (nuint)k), a3);
-        }
-        s0 = Vector256.Sum(a0); s1 = Vector256.Sum(a1); s2 = Vector256.Sum(a2); s3 = Vector256.Sum(a3);
-        for (; k < n; k++) { s0 += w[k] * x0[k]; s1 += w[k] * x1[k]; s2 += w[k] * x2[k]; s3 += w[k] * x3[k]; }
     }
 
     // ---- element-wise and per-row kernels ----------------------------------------------------------
