@@ -48,6 +48,36 @@ public class BatchTests
         }
     }
 
+    /// <summary>Delegates to the model and counts the batched steps.</summary>
+    private sealed class CountingModel(ILanguageModel inner) : ILanguageModel
+    {
+        public List<int> BatchSizes { get; } = [];
+        public int VocabSize => inner.VocabSize;
+        public int MaxPositions => inner.MaxPositions;
+        public ILanguageModelState CreateState(int capacity) => inner.CreateState(capacity);
+        public void AppendEach(IReadOnlyList<ILanguageModelState> states, ReadOnlySpan<int> ids, Span<float> nextLogits)
+        {
+            BatchSizes.Add(states.Count);
+            inner.AppendEach(states, ids, nextLogits);
+        }
+    }
+
+    [Fact]
+    public void Prompts_without_beams_decode_in_lockstep_and_rows_drop_out_when_they_finish()
+    {
+        var counting = new CountingModel(Fixtures.Load("tiny-gpt2"));
+        var prompts = Texts.Select(Fixtures.Tokenizer.Encode).ToList();
+        // max_length (not max_new_tokens) ends the prompts at different steps: the longest prompt finishes first.
+        var config = new GenerationConfig { MaxLength = prompts.Max(p => p.Length) + 3, EosTokenId = 50256, PadTokenId = 50256 };
+        var batch = new Generator(counting).GenerateBatch(prompts, config);
+        int[] newTokens = batch.PerPrompt.Select(r => r.Sequences[0].NewIds.Length).ToArray();
+        Assert.Equal(prompts.Select(p => config.MaxLength!.Value - p.Length).ToArray(), newTokens);
+        // step s appends a token for every row that still needs one after it
+        int[] expected = Enumerable.Range(1, newTokens.Max() - 1).Select(s => newTokens.Count(n => n > s)).ToArray();
+        Assert.Equal(expected, counting.BatchSizes);
+        Assert.Equal(prompts.Count, counting.BatchSizes[0]);
+    }
+
     [Fact]
     public void Cli_takes_several_prompts_and_prints_the_padded_batch()
     {

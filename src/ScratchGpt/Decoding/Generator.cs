@@ -51,11 +51,16 @@ public sealed class Generator(ILanguageModel model)
     /// Several prompts at once (transformers' left-padded batch). Each prompt is decoded with its own
     /// cache, and sampling gets its own generator seeded with <c>seed</c>, so every row is exactly what
     /// that prompt gives alone; the rows are then laid out as a left-padded batch with its attention mask.
+    /// With one row per prompt and no beams the prompts decode in lock-step (<see cref="LockstepDecoder"/>):
+    /// one batched model step per token for all of them.
     /// </summary>
     public BatchGenerationResult GenerateBatch(IReadOnlyList<int[]> prompts, GenerationConfig config, CancellationToken ct = default)
     {
         if (prompts.Count == 0) throw new GenerationConfigException("a batch needs at least one prompt");
-        var results = prompts.Select(p => Generate(p, config, ct)).ToList();
+        // One row per prompt without beams: the prompts decode in lock-step, one batched model step for all.
+        var results = config.NumBeams == 1 && config.NumReturnSequences == 1 && prompts.Count > 1
+            ? GenerateLockstep(prompts, config, ct)
+            : prompts.Select(p => Generate(p, config, ct)).ToList();
         int longestPrompt = prompts.Max(p => p.Length);
         int width = results.Max(r => longestPrompt + r.Sequences.Max(s => s.NewIds.Length));
         int pad = config.PadTokenId ?? config.EosTokenId ?? 0;
@@ -72,6 +77,32 @@ public sealed class Generator(ILanguageModel model)
                 rows.Add(row); masks.Add(mask);
             }
         return new BatchGenerationResult(results, rows.ToArray(), masks.ToArray());
+    }
+
+    private List<GenerationResult> GenerateLockstep(IReadOnlyList<int[]> prompts, GenerationConfig config, CancellationToken ct)
+    {
+        foreach (var p in prompts) Prepare(p, config);
+        int B = prompts.Count, V = model.VocabSize;
+        var states = new List<ILanguageModelState>(B);
+        try
+        {
+            var logits = new float[B * V];
+            var steppers = new List<SequenceStepper>(B);
+            for (int b = 0; b < B; b++)
+            {
+                states.Add(model.CreateState(config.EffectiveMaxLength(prompts[b].Length)));
+                states[b].Append(prompts[b], logits.AsSpan(b * V, V));   // each prompt's own prefill
+                steppers.Add(new SequenceStepper(model, config, new TokenSampler(config.Seed), [.. prompts[b]], prompts[b].Length)
+                    { Trace = TraceChoices > 0 ? [] : null, TraceChoices = TraceChoices });
+            }
+            new LockstepDecoder(model).Decode(states, steppers, logits, ct);
+            return prompts.Select((p, b) =>
+            {
+                var ids = steppers[b].Ids.ToArray();
+                return new GenerationResult(p, [new GeneratedSequence(ids, ids[p.Length..])], ids.Length - p.Length, steppers[b].Trace ?? []);
+            }).ToList();
+        }
+        finally { foreach (var s in states) s.Dispose(); }
     }
 
     /// <summary>Streams the new tokens of one sequence as they are chosen (num_beams = 1, one return sequence).</summary>
