@@ -169,3 +169,40 @@ public class SamplingTests
         Assert.True(config.DoSample);
     }
 }
+
+public class StableArgsortTests
+{
+    /// <summary>The plain reference: a comparison sort, then equal keys put back in index order.</summary>
+    private static int[] Reference(float[] scores)
+    {
+        var keys = (float[])scores.Clone();
+        var order = Enumerable.Range(0, scores.Length).ToArray();
+        Array.Sort(keys, order);
+        for (int i = 0; i < keys.Length;)
+        {
+            int j = i + 1;
+            while (j < keys.Length && keys[j].Equals(keys[i])) j++;
+            Array.Sort(order, i, j - i);
+            i = j;
+        }
+        return order;
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(2, 37)]
+    [InlineData(3, 50257)]
+    public void Radix_argsort_equals_a_stable_comparison_sort(int seed, int n)
+    {
+        var rng = new Random(seed);
+        // logits-like values, many exact ties, −∞ (top-k's leftovers), both zeros, negatives and huge magnitudes
+        float[] pool = [float.NegativeInfinity, 0f, -0f, 1e-30f, -1e-30f, 3.5f, -3.5f, 1e30f, -1e30f];
+        var scores = Enumerable.Range(0, n).Select(_ => rng.Next(4) == 0 ? pool[rng.Next(pool.Length)] : (float)Math.Round(rng.NextDouble() * 40 - 20, 2)).ToArray();
+        var order = new int[n];
+        var sorter = new Decoding.StableArgsort();
+        sorter.Sort(scores, order);
+        Assert.Equal(Reference(scores), order);
+        sorter.Sort(scores.Select(v => -v).ToArray(), order);   // reused buffers, another row
+        Assert.Equal(Reference(scores.Select(v => -v).ToArray()), order);
+    }
+}

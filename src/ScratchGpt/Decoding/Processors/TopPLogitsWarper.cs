@@ -17,40 +17,32 @@ public sealed class TopPLogitsWarper : ILogitsProcessor
         MinTokensToKeep = Math.Max(1, minTokensToKeep);
     }
 
+    // Reused from step to step (a warper belongs to one generation): the sort's buffers and the probabilities.
+    private readonly StableArgsort _argsort = new();
+    private int[] _order = [];
+    private float[] _p = [];
+
     public void Process(ReadOnlySpan<int> inputIds, Span<float> scores)
     {
         int n = scores.Length;
-        // Ascending order of scores (ties in index order).
-        var order = new int[n];
-        var keys = scores.ToArray();
-        for (int i = 0; i < n; i++) order[i] = i;
-        Array.Sort(keys, order);
-        StableTies(keys, order);
+        if (_order.Length < n) { _order = new int[n]; _p = new float[n]; }
+        var order = _order.AsSpan(0, n);
+        _argsort.Sort(scores, order);   // ascending, ties in index order
 
         // softmax over the sorted scores, then the running sum.
-        float max = keys[n - 1];
+        float max = scores[order[n - 1]];
         double sumExp = 0;
-        var p = new float[n];
-        for (int i = 0; i < n; i++) { p[i] = MathF.Exp(keys[i] - max); sumExp += p[i]; }
+        var p = _p.AsSpan(0, n);
+        for (int i = 0; i < n; i++) { p[i] = MathF.Exp(scores[order[i]] - max); sumExp += p[i]; }
         float cut = (float)(1.0 - (double)TopP);
         double acc = 0;
+        int removed = 0;
         for (int i = 0; i < n - MinTokensToKeep; i++)
         {
             acc += p[i] / (float)sumExp;
-            if ((float)acc <= cut) scores[order[i]] = float.NegativeInfinity;
+            if ((float)acc <= cut) removed++;
             else break;   // the cumulative sum only grows
         }
-    }
-
-    /// <summary>Array.Sort is not stable; put equal keys back in index order.</summary>
-    private static void StableTies(float[] keys, int[] order)
-    {
-        for (int i = 0; i < keys.Length;)
-        {
-            int j = i + 1;
-            while (j < keys.Length && keys[j].Equals(keys[i])) j++;
-            if (j - i > 1) Array.Sort(order, i, j - i);
-            i = j;
-        }
+        for (int i = 0; i < removed; i++) scores[order[i]] = float.NegativeInfinity;   // after reading: order indexes scores
     }
 }
