@@ -6,7 +6,7 @@
 #   there:  device run, carry [".gpu"], command "bash scripts/gpu-session.sh run"
 #
 # `run` writes its logs and JSON under $OUT: the kernel table on CUDA, the default model's greedy and beam text
-# on the CPU and on CUDA (they must be equal), bench rows for gpt2 f32/f16 and gpt2-xl f16, a short training run.
+# on the CPU and on CUDA (they must be equal), bench rows for gpt2 f32/f16 (batch 1 and 8, 128 and 896 cached positions) and gpt2-xl f16, a short training run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +46,8 @@ run() {
     step "bench-$m" bash -c 'dotnet .gpu/app/ScratchGpt.Cli.dll bench --model /tmp/$1 --device cuda --prompt-tokens 128 --new-tokens 128 --runs 3 --profile --json > "$0/bench-$1.json"' "$out" "$m"
   done
   step bench-xl bash -c 'dotnet .gpu/app/ScratchGpt.Cli.dll bench --model /tmp/gpt2xl-f16 --device cuda --prompt-tokens 128 --new-tokens 64 --runs 3 --json > "$0/bench-gpt2xl-f16.json"' "$out"
+  step bench-batch8 bash -c 'dotnet .gpu/app/ScratchGpt.Cli.dll bench --model /tmp/gpt2-f16 --device cuda --prompt-tokens 128 --new-tokens 64 --runs 3 --batch 8 --json > "$0/bench-gpt2-f16-batch8.json"' "$out"
+  step bench-long bash -c 'dotnet .gpu/app/ScratchGpt.Cli.dll bench --model /tmp/gpt2-f16 --device cuda --prompt-tokens 896 --new-tokens 64 --runs 3 --profile --json > "$0/bench-gpt2-f16-896.json"' "$out"
   step bench-prefill bash -c 'dotnet .gpu/app/ScratchGpt.Cli.dll bench --model /tmp/gpt2-f32 --device cuda --prompt-tokens 1000 --new-tokens 2 --runs 3 --json > "$0/bench-prefill-1000.json"' "$out"
   for i in $(seq 40); do cat README.md; done > /tmp/train-text.txt
   step train-cuda bash -c 'dotnet .gpu/app/ScratchGpt.Cli.dll train --config gpt2 --n-layer 4 --n-head 4 --n-embd 256 --n-positions 256 --data /tmp/train-text.txt --block-size 256 --batch-size 16 --max-steps 20 --eval-split 0.1 --device cuda --out /tmp/train-cuda > "$0/train-cuda.txt" 2>&1' "$out"
