@@ -80,27 +80,43 @@ KERNEL void matvec(GLOBAL const float* x, GLOBAL const float* w, int w_format, G
 
 // gemm, for training: c[i, j] = (accumulate ? c[i, j] : 0) + sum_k A(i, k) * B(k, j), c: [m, n]
 //   A(i, k) = a[i * a_row + k * a_col],  B(k, j) = b[k * b_row + j * b_col]
-// The strides let one tiled kernel serve the three products of a linear layer y = x W^T + b
+// The strides let one kernel serve the three products of a linear layer y = x W^T + b
 // (x: [N, in], W: [out, in]):  forward y = x W^T,  dx = dy W,  dW += dy^T x  (see DeviceTrainingModel).
-#define TILE 16
-
+// Blocked as matmul_tiled: 64 x 64 blocks of c, a 4 x 4 register block per work-item, BK-wide slices of A and B
+// in local memory. Each c[i, j] still sums k in order 0, 1, 2, ...: a step gives the same numbers on every run.
 KERNEL void gemm(GLOBAL const float* a, int a_row, int a_col, GLOBAL const float* b, int b_row, int b_col,
                  GLOBAL float* c, int m, int n, int k, int accumulate)
 {
-    LOCAL_ARRAY(float, at, TILE * TILE);
-    LOCAL_ARRAY(float, bt, TILE * TILE);
-    int lj = LOCAL_ID_X, li = LOCAL_ID_Y;
-    int j = GROUP_ID_X * TILE + lj, i = GROUP_ID_Y * TILE + li;
-    float acc = 0.0f;
-    for (int k0 = 0; k0 < k; k0 += TILE) {
-        int ka = k0 + lj, kb = k0 + li;       // at[li][lj] = A(i, k0 + lj);  bt[li][lj] = B(k0 + li, j)
-        at[li * TILE + lj] = (i < m && ka < k) ? a[i * a_row + ka * a_col] : 0.0f;
-        bt[li * TILE + lj] = (kb < k && j < n) ? b[kb * b_row + j * b_col] : 0.0f;
+    LOCAL_ARRAY(float, at, BK * PADDED);       // at[kk][row] = A(i0 + row, k0 + kk)
+    LOCAL_ARRAY(float, bt, BK * PADDED);       // bt[kk][col] = B(k0 + kk, j0 + col)
+    int tx = LOCAL_ID_X, ty = LOCAL_ID_Y, tid = ty * 16 + tx;
+    int i0 = GROUP_ID_Y * BM, j0 = GROUP_ID_X * BN;
+    float acc[4][4];
+    for (int u = 0; u < 4; u++) for (int v = 0; v < 4; v++) acc[u][v] = 0.0f;
+    for (int k0 = 0; k0 < k; k0 += BK) {
+        for (int l = 0; l < 4; l++) {
+            int e = tid + 256 * l;
+            int row = e / BK, ka = e % BK;          // A's slice: consecutive work-items along k
+            at[ka * PADDED + row] = (i0 + row < m && k0 + ka < k) ? a[(i0 + row) * a_row + (k0 + ka) * a_col] : 0.0f;
+            int kb = e / BN, col = e % BN;          // B's slice: consecutive work-items along j
+            bt[kb * PADDED + col] = (k0 + kb < k && j0 + col < n) ? b[(k0 + kb) * b_row + (j0 + col) * b_col] : 0.0f;
+        }
         SYNC_THREADS;
-        for (int t = 0; t < TILE; t++) acc += at[li * TILE + t] * bt[t * TILE + lj];
+        for (int kk = 0; kk < BK; kk++) {
+            float av[4], bv[4];
+            for (int u = 0; u < 4; u++) av[u] = at[kk * PADDED + ty + 16 * u];
+            for (int v = 0; v < 4; v++) bv[v] = bt[kk * PADDED + tx + 16 * v];
+            for (int u = 0; u < 4; u++) for (int v = 0; v < 4; v++) acc[u][v] += av[u] * bv[v];
+        }
         SYNC_THREADS;
     }
-    if (i < m && j < n) c[i * n + j] = accumulate ? c[i * n + j] + acc : acc;
+    for (int u = 0; u < 4; u++) {
+        int i = i0 + ty + 16 * u;
+        for (int v = 0; v < 4; v++) {
+            int j = j0 + tx + 16 * v;
+            if (i < m && j < n) c[i * n + j] = accumulate ? c[i * n + j] + acc[u][v] : acc[u][v];
+        }
+    }
 }
 
 // column_sums: db[j] += sum_r dy[r, j]   (a bias's gradient; one work-item per column, rows in order)

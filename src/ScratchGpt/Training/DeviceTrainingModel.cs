@@ -291,9 +291,14 @@ public sealed class DeviceTrainingModel : ITrainingEngine
 
     // ---- launches and buffers -------------------------------------------------------------------------------
 
-    /// <summary>c[m, n] (+)= A·B with A(i, k) = a[i·aRow + k·aCol], B(k, j) = b[k·bRow + j·bCol]; 16×16 tiles.</summary>
+    /// <summary>c[m, n] (+)= A·B with A(i, k) = a[i·aRow + k·aCol], B(k, j) = b[k·bRow + j·bCol].</summary>
     private void Gemm(IDeviceBuffer a, int aRow, int aCol, IDeviceBuffer b, int bRow, int bCol, IDeviceBuffer c, int m, int n, int k, bool accumulate) =>
-        _gpu.Run("gemm", IKernelRunner.Groups(n, 16), IKernelRunner.Groups(m, 16), 16, 16, a, aRow, aCol, b, bRow, bCol, c, m, n, k, accumulate ? 1 : 0);
+        LaunchGemm(_gpu, a, aRow, aCol, b, bRow, bCol, c, m, n, k, accumulate);
+
+    /// <summary>kernels/matmul.cl's gemm: 64 × 64 blocks of c, a work-group of 16 × 16 each.</summary>
+    internal static void LaunchGemm(IKernelRunner gpu, IDeviceBuffer a, int aRow, int aCol, IDeviceBuffer b, int bRow, int bCol,
+        IDeviceBuffer c, int m, int n, int k, bool accumulate) =>
+        gpu.Run("gemm", IKernelRunner.Groups(n, 64), IKernelRunner.Groups(m, 64), 16, 16, a, aRow, aCol, b, bRow, bCol, c, m, n, k, accumulate ? 1 : 0);
 
     /// <summary>A kernel with one work-item per element of <paramref name="items"/>.</summary>
     private void Each(string kernel, long items, params object[] args) => _gpu.Run(kernel, IKernelRunner.Groups(items, 64), 1, 64, 1, args);

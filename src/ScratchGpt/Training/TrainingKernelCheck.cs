@@ -22,7 +22,7 @@ public static class TrainingKernelCheck
         IDeviceBuffer UpInts(int[] a) => gpu.Upload(MemoryMarshal.Cast<int, float>(a.AsSpan()));
 
         // gemm in its three uses, each accumulating into a non-zero c: x·Wᵀ, dy·W, dyᵀ·x.
-        foreach (var (m, k, n) in new[] { (1, 7, 1), (7, 33, 769), (33, 769, 7), (17, 50, 257) })
+        foreach (var (m, k, n) in new[] { (1, 7, 1), (7, 33, 769), (33, 769, 7), (17, 50, 257), (70, 40, 130) })
         {
             float[] x = Rand((long)m * k), w = Rand((long)n * k), dy = Rand((long)m * n), c0 = Rand((long)m * n);
             var cases = new (string Name, float[] A, int ARow, int ACol, float[] B, int BRow, int BCol, int M, int N, int K)[]
@@ -43,7 +43,7 @@ public static class TrainingKernelCheck
                         expected[i * g.N + j] += (float)s;
                     }
                 using var a = Up(g.A); using var b = Up(g.B); using var cb = Up(c);
-                gpu.Run("gemm", IKernelRunner.Groups(g.N, 16), IKernelRunner.Groups(g.M, 16), 16, 16, a, g.ARow, g.ACol, b, g.BRow, g.BCol, cb, g.M, g.N, g.K, 1);
+                DeviceTrainingModel.LaunchGemm(gpu, a, g.ARow, g.ACol, b, g.BRow, g.BCol, cb, g.M, g.N, g.K, accumulate: true);
                 yield return Compare(g.Name, $"[{g.M}×{g.K}]·[{g.K}×{g.N}] (+=)", expected, Read(cb));
             }
             {
