@@ -146,6 +146,23 @@ public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
 
     // ---- config.json --------------------------------------------------------------------------------
 
+    [Theory]
+    [InlineData("scale_attn_weights", false, "scale_attn_weights=false is not supported")]
+    [InlineData("scale_attn_by_inverse_layer_idx", true, "scale_attn_by_inverse_layer_idx=true is not supported")]
+    [InlineData("tie_word_embeddings", false, "tie_word_embeddings=false is not supported")]
+    public void Configs_asking_for_a_different_model_are_refused_not_run_wrongly(string key, bool value, string message)
+    {
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(Fixtures.Model("tiny-gpt2"), "config.json")))!.AsObject();
+        json[key] = value;
+        string path = Path.Combine(_dir, "config.json");
+        File.WriteAllText(path, json.ToJsonString());
+        var e = Assert.Throws<ModelLoadException>(() => Gpt2Config.Load(path));
+        Assert.Equal($"{path}: {message}", e.Message[..(path.Length + 2 + message.Length)]);
+        json[key] = !value;   // GPT-2's own setting loads
+        File.WriteAllText(path, json.ToJsonString());
+        Assert.Equal(2, Gpt2Config.Load(path).NLayer);
+    }
+
     [Fact]
     public void Mutated_config_files_load_or_are_refused_cleanly()
     {

@@ -21,6 +21,12 @@ public sealed record Gpt2Config
     public int EosTokenId { get; init; } = 50256;
     public bool TieWordEmbeddings { get; init; } = true;
 
+    /// <summary>transformers' attention-scaling switches. GPT-2 checkpoints divide the scores by √head_dim and by
+    /// nothing else; the kernels do exactly that, so other settings (some research checkpoints set
+    /// scale_attn_by_inverse_layer_idx) are refused at load rather than run with the wrong scale.</summary>
+    public bool ScaleAttnWeights { get; init; } = true;
+    public bool ScaleAttnByInverseLayerIdx { get; init; }
+
     /// <summary>Dropout probabilities, used only when training (transformers' defaults: 0.1 each).</summary>
     public float ResidPdrop { get; init; } = 0.1f;
     public float EmbdPdrop { get; init; } = 0.1f;
@@ -91,6 +97,8 @@ public sealed record Gpt2Config
             BosTokenId = o["bos_token_id"] is null ? 50256 : Int("bos_token_id", 50256),
             EosTokenId = o["eos_token_id"] is null ? 50256 : Int("eos_token_id", 50256),
             TieWordEmbeddings = o["tie_word_embeddings"] is not JsonValue tw || !tw.TryGetValue(out bool tie) || tie,
+            ScaleAttnWeights = o["scale_attn_weights"] is not JsonValue sw || !sw.TryGetValue(out bool scale) || scale,
+            ScaleAttnByInverseLayerIdx = o["scale_attn_by_inverse_layer_idx"] is JsonValue si && si.TryGetValue(out bool inverse) && inverse,
             ResidPdrop = Probability("resid_pdrop"),
             EmbdPdrop = Probability("embd_pdrop"),
             AttnPdrop = Probability("attn_pdrop"),
@@ -115,6 +123,9 @@ public sealed record Gpt2Config
         foreach (var (name, value) in new[] { ("resid_pdrop", ResidPdrop), ("embd_pdrop", EmbdPdrop), ("attn_pdrop", AttnPdrop) })
             if (!(value >= 0 && value < 1)) throw new ModelLoadException($"{path}: {name} must be in [0, 1), got {value}");
         if (!TieWordEmbeddings) throw new ModelLoadException($"{path}: tie_word_embeddings=false is not supported (GPT-2 ties lm_head to wte)");
+        if (!ScaleAttnWeights) throw new ModelLoadException($"{path}: scale_attn_weights=false is not supported (GPT-2 divides attention scores by √head_dim)");
+        if (ScaleAttnByInverseLayerIdx)
+            throw new ModelLoadException($"{path}: scale_attn_by_inverse_layer_idx=true is not supported (GPT-2 does not scale attention by layer)");
     }
 
     /// <summary>config.json as save_pretrained writes it for GPT2LMHeadModel.</summary>
