@@ -108,6 +108,9 @@ public class BatchedDecodeTests
         Assert.Contains("2 token ids for 1", Assert.Throws<ArgumentException>(() => model.AppendEach([a], [1, 2], logits)).Message);
         Assert.Contains("full", Assert.Throws<ArgumentException>(() => model.AppendEach([a, full], [1, 2], logits)).Message);
         Assert.Contains("outside the vocabulary", Assert.Throws<ArgumentException>(() => model.AppendEach([a], [model.VocabSize], logits)).Message);
+        var closed = model.CreateSession(8);
+        closed.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => model.AppendEach([a, closed], [1, 2], logits));
         Assert.Equal(0, a.Length);   // nothing was appended to the good session either
     }
 }

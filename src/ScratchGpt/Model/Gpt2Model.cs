@@ -129,6 +129,7 @@ public sealed class Gpt2Model : ILanguageModel, IDisposable
         for (int b = 0; b < B; b++)
         {
             if (states[b] is not Gpt2Session s || s.Model != this) throw new ArgumentException($"sequence {b} is not a session of this model", nameof(states));
+            ObjectDisposedException.ThrowIf(s.IsDisposed, s);
             if (s.Length + 1 > s.Capacity) throw new ArgumentException($"sequence {b} is full ({s.Capacity} positions)", nameof(states));
             if ((uint)ids[b] >= (uint)V) throw new ArgumentException($"token id {ids[b]} is outside the vocabulary (0..{V - 1})", nameof(ids));
             for (int o = 0; o < b; o++)

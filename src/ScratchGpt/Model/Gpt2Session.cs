@@ -15,6 +15,7 @@ public sealed class Gpt2Session : ILanguageModelState
     /// <summary>Activations of a batched decode step this session leads (see Gpt2Model.AppendEach).</summary>
     internal Workspace? BatchWork;
     internal Gpt2Model Model => _model;
+    internal bool IsDisposed => _disposed;
     private bool _disposed;
 
     public int Capacity { get; }
