@@ -27,19 +27,37 @@ public sealed class Generator(ILanguageModel model)
         promptState.Append(promptIds, promptLogits);
 
         var rows = new List<GeneratedSequence>();
-        int steps = 0;
         int rowCount = config.NumReturnSequences;
-        for (int r = 0; r < rowCount; r++)
+        if (rowCount == 1)
         {
-            // Each returned sequence continues its own copy of the prompt's cache.
-            using var state = model.CreateState(config.EffectiveMaxLength(P));
-            state.CopyFrom(promptState);
             var ids = new List<int>(promptIds);
-            var decoder = new SingleSequenceDecoder(model, config, sampler) { Trace = r == 0 ? trace : null, TraceChoices = TraceChoices };
-            int n = decoder.Decode(state, ids, (float[])promptLogits.Clone(), P, ct).Count();
-            steps = Math.Max(steps, n);
+            new SingleSequenceDecoder(model, config, sampler) { Trace = trace, TraceChoices = TraceChoices }.Decode(promptState, ids, promptLogits, P, ct).Count();
             rows.Add(new GeneratedSequence(ids.ToArray(), ids.Skip(P).ToArray()));
         }
+        else
+        {
+            // Several return sequences: each continues its own copy of the prompt's cache, all in lock-step (one
+            // batched model step per token). They share the generator and draw from it in row order at each step,
+            // as generate() draws each step's tokens for all rows from one torch generator.
+            int V = model.VocabSize;
+            var states = new List<ILanguageModelState>(rowCount);
+            try
+            {
+                var logits = new float[rowCount * V];
+                var steppers = new List<SequenceStepper>(rowCount);
+                for (int r = 0; r < rowCount; r++)
+                {
+                    states.Add(model.CreateState(config.EffectiveMaxLength(P)));
+                    states[r].CopyFrom(promptState);
+                    promptLogits.CopyTo(logits, r * V);
+                    steppers.Add(new SequenceStepper(model, config, sampler, [.. promptIds], P) { Trace = r == 0 ? trace : null, TraceChoices = TraceChoices });
+                }
+                new LockstepDecoder(model).Decode(states, steppers, logits, ct);
+                rows.AddRange(steppers.Select(st => new GeneratedSequence(st.Ids.ToArray(), st.Ids.Skip(P).ToArray())));
+            }
+            finally { foreach (var st in states) st.Dispose(); }
+        }
+        int steps = rows.Max(r => r.NewIds.Length);
         // Rows of different lengths are padded to the longest, as a batch would be.
         int width = rows.Max(s => s.Ids.Length);
         int pad = config.PadTokenId ?? config.EosTokenId ?? 0;
