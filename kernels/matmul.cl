@@ -23,6 +23,19 @@ void store_output(GLOBAL float* y, int i, float r, int epilogue)
 #define BK 16
 #define PADDED 65
 
+// The heart of matmul_tiled and gemm: one BK-wide slice of the product for work-item (tx, ty)'s 4 x 4 register
+// block, from the slices staged k-major in local memory: acc[u][v] += sum_kk a[kk][ty + 16u] * b[kk][tx + 16v].
+// Four values of each slice per kk give sixteen multiply-adds.
+void multiply_slice(LOCAL_PTR const float* a, LOCAL_PTR const float* b, int tx, int ty, float acc[4][4])
+{
+    for (int kk = 0; kk < BK; kk++) {
+        float av[4], bv[4];
+        for (int u = 0; u < 4; u++) av[u] = a[kk * PADDED + ty + 16 * u];
+        for (int v = 0; v < 4; v++) bv[v] = b[kk * PADDED + tx + 16 * v];
+        for (int u = 0; u < 4; u++) for (int v = 0; v < 4; v++) acc[u][v] += av[u] * bv[v];
+    }
+}
+
 KERNEL void matmul_tiled(GLOBAL const float* x, GLOBAL const float* w, int w_format, GLOBAL const float* bias, int has_bias,
                          GLOBAL float* y, int rows, int in_dim, int out_dim, int epilogue)
 {
@@ -41,12 +54,7 @@ KERNEL void matmul_tiled(GLOBAL const float* x, GLOBAL const float* w, int w_for
             ws[kk * PADDED + row] = (j0 + row < out_dim && k < in_dim) ? load_weight(w, w_format, (j0 + row) * in_dim + k) : 0.0f;
         }
         SYNC_THREADS;
-        for (int kk = 0; kk < BK; kk++) {
-            float xa[4], wb[4];
-            for (int a = 0; a < 4; a++) xa[a] = xs[kk * PADDED + ty + 16 * a];
-            for (int b = 0; b < 4; b++) wb[b] = ws[kk * PADDED + tx + 16 * b];
-            for (int a = 0; a < 4; a++) for (int b = 0; b < 4; b++) acc[a][b] += xa[a] * wb[b];
-        }
+        multiply_slice(xs, ws, tx, ty, acc);
         SYNC_THREADS;
     }
     for (int a = 0; a < 4; a++) {
@@ -102,12 +110,7 @@ KERNEL void gemm(GLOBAL const float* a, int a_row, int a_col, GLOBAL const float
             bt[kb * PADDED + col] = (k0 + kb < k && j0 + col < n) ? b[(k0 + kb) * b_row + (j0 + col) * b_col] : 0.0f;
         }
         SYNC_THREADS;
-        for (int kk = 0; kk < BK; kk++) {
-            float av[4], bv[4];
-            for (int u = 0; u < 4; u++) av[u] = at[kk * PADDED + ty + 16 * u];
-            for (int v = 0; v < 4; v++) bv[v] = bt[kk * PADDED + tx + 16 * v];
-            for (int u = 0; u < 4; u++) for (int v = 0; v < 4; v++) acc[u][v] += av[u] * bv[v];
-        }
+        multiply_slice(at, bt, tx, ty, acc);
         SYNC_THREADS;
     }
     for (int u = 0; u < 4; u++) {

@@ -2,6 +2,7 @@
 #define KERNEL extern "C" __global__
 #define GLOBAL
 #define LOCAL_ARRAY(type, name, n) __shared__ type name[n]
+#define LOCAL_PTR
 #define GLOBAL_ID_X (blockIdx.x * blockDim.x + threadIdx.x)
 #define GLOBAL_ID_Y (blockIdx.y * blockDim.y + threadIdx.y)
 #define LOCAL_ID_X threadIdx.x

@@ -2,6 +2,7 @@
 #define KERNEL __kernel
 #define GLOBAL __global
 #define LOCAL_ARRAY(type, name, n) __local type name[n]
+#define LOCAL_PTR __local
 #define GLOBAL_ID_X get_global_id(0)
 #define GLOBAL_ID_Y get_global_id(1)
 #define LOCAL_ID_X get_local_id(0)
