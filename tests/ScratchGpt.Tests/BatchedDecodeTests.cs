@@ -95,6 +95,37 @@ public class BatchedDecodeTests
         Assert.Equal(Backends.Cpu.CpuKernels.DotHalfPaired(wh, paired.AsSpan(n, n)), h1);
     }
 
+    [Theory]
+    [InlineData(7, 5, 3, 64)]
+    [InlineData(9, 0, 2, 20)]
+    public void Prompt_attention_gives_each_row_the_bits_of_one_row_at_a_time(int rows, int past, int heads, int headDim)
+    {
+        // Prompts take the four-rows-at-a-time path (DotRows4); decoding, one row at a time (Dot).
+        var be = new Backends.Cpu.CpuBackend();
+        var rng = new Random(rows);
+        int E = heads * headDim, capacity = past + rows + 3;
+        float[] R(int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        float[] qkv = R(rows * 3 * E), k0 = R(capacity * E), v0 = R(capacity * E);
+        using var q = be.Upload(qkv); using var k = be.Upload(k0); using var v = be.Upload(v0);
+        using var y = be.Allocate(rows * E); using var probs = be.Allocate(heads * rows * (past + rows));
+        be.Attention(q, k, v, y, probs, rows, past, heads, headDim);
+
+        using var k1 = be.Upload(k0); using var v1 = be.Upload(v0);
+        using var q1 = be.Allocate(3 * E); using var y1 = be.Allocate(E); using var p1 = be.Allocate(heads * (past + rows));
+        var yAll = new float[rows * E]; be.Download(y, 0, yAll);
+        var pAll = new float[heads * rows * (past + rows)]; be.Download(probs, 0, pAll);
+        for (int r = 0; r < rows; r++)
+        {
+            be.Copy(q, r * 3 * E, q1, 0, 3 * E);
+            be.Attention(q1, k1, v1, y1, p1, 1, past + r, heads, headDim);
+            var yRow = new float[E]; be.Download(y1, 0, yRow);
+            Assert.Equal(yAll.AsSpan(r * E, E).ToArray(), yRow);
+            var pRow = new float[heads * (past + r + 1)]; be.Download(p1, 0, pRow);
+            for (int h = 0; h < heads; h++)
+                Assert.Equal(pAll.AsSpan((h * rows + r) * (past + rows), past + r + 1).ToArray(), pRow.AsSpan(h * (past + r + 1), past + r + 1).ToArray());
+        }
+    }
+
     [Fact]
     public void Bad_batches_are_refused_before_any_work()
     {

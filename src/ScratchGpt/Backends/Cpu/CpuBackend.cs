@@ -141,7 +141,8 @@ public sealed class CpuBackend : IBackend
             }
         void Head(int h)
         {
-            Span<float> scores = past + rows <= 4096 ? stackalloc float[past + rows] : new float[past + rows];
+            int n = 4 * (past + rows);   // room for four rows' scores
+            Span<float> scores = n <= 8192 ? stackalloc float[n] : new float[n];
             CpuKernels.AttentionHead(q, k, v, ys, ps, rows, past, nHead, headDim, capacity, h, scores);
         }
         // Heads in parallel once there is enough work to pay for it: a decode step over a 128-token cache already

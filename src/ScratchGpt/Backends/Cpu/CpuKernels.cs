@@ -289,21 +289,41 @@ public static class CpuKernels
         System.Numerics.Tensors.TensorPrimitives.Divide(x, sum, x);
     }
 
-    /// <summary>y = Σ_t w[t] · v[t0 + t·stride ..][..y.Length], inlined (a call per position cost more than its
-    /// arithmetic). Positions outer, eight lanes at a time inner: the lane groups are independent FMA chains.</summary>
-    private static void WeightedSum(ReadOnlySpan<float> w, ReadOnlySpan<float> v, int t0, int stride, Span<float> y)
+    /// <summary>y = Σ_t w[t] · v[t·stride ..][..y.Length], positions in order for every output. 64 outputs at a time
+    /// stay in eight registers while the rows of v stream past, so y is written once (not loaded and stored at every
+    /// position); the same FMAs in the same order as accumulating in memory, so the same bits.</summary>
+    private static void WeightedSum(ReadOnlySpan<float> w, ReadOnlySpan<float> v, int stride, Span<float> y)
     {
-        int n = y.Length, vec = n & ~7;
-        y.Clear();
+        int n = y.Length, d = 0;
         ref float pv = ref MemoryMarshal.GetReference(v);
         ref float py = ref MemoryMarshal.GetReference(y);
-        for (int t = 0; t < w.Length; t++)
+        for (; d + 64 <= n; d += 64)
         {
-            var wt = Vector256.Create(w[t]);
-            nuint row = (nuint)(t0 + t * stride);
-            for (int d = 0; d < vec; d += 8)
-                MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + (nuint)d), Vector256.LoadUnsafe(ref py, (nuint)d)).StoreUnsafe(ref py, (nuint)d);
-            for (int d = vec; d < n; d++) y[d] += w[t] * v[(int)row + d];
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+            for (int t = 0; t < w.Length; t++)
+            {
+                var wt = Vector256.Create(w[t]);
+                nuint row = (nuint)(t * stride + d);
+                a0 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row), a0); a1 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 8), a1);
+                a2 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 16), a2); a3 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 24), a3);
+                a4 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 32), a4); a5 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 40), a5);
+                a6 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 48), a6); a7 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 56), a7);
+            }
+            nuint o = (nuint)d;
+            a0.StoreUnsafe(ref py, o); a1.StoreUnsafe(ref py, o + 8); a2.StoreUnsafe(ref py, o + 16); a3.StoreUnsafe(ref py, o + 24);
+            a4.StoreUnsafe(ref py, o + 32); a5.StoreUnsafe(ref py, o + 40); a6.StoreUnsafe(ref py, o + 48); a7.StoreUnsafe(ref py, o + 56);
+        }
+        for (; d + 8 <= n; d += 8)
+        {
+            Vector256<float> acc = default;
+            for (int t = 0; t < w.Length; t++) acc = MulAdd(Vector256.Create(w[t]), Vector256.LoadUnsafe(ref pv, (nuint)(t * stride + d)), acc);
+            acc.StoreUnsafe(ref py, (nuint)d);
+        }
+        for (; d < n; d++)
+        {
+            float sum = 0f;
+            for (int t = 0; t < w.Length; t++) sum += w[t] * v[t * stride + d];
+            y[d] = sum;
         }
     }
 
@@ -311,28 +331,50 @@ public static class CpuKernels
     /// One head of causal attention for the new rows (see <see cref="IBackend.Attention"/>):
     /// scores over positions 0..p, softmax, weighted sum of v. The cache already holds k and v, head-major
     /// ([nHead, capacity, headDim]), so this head's keys and values are two contiguous [capacity, headDim] blocks.
+    /// Rows go four at a time where they can (a prompt): each key row is loaded once for the four rows' scores
+    /// (<see cref="DotRows4"/>, the same bits as a Dot per row). <paramref name="scores"/> holds 4 × (past + rows).
     /// </summary>
     public static void AttentionHead(ReadOnlySpan<float> qkv, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache, Span<float> y,
         Span<float> probs, int rows, int past, int nHead, int headDim, int capacity, int h, Span<float> scores)
     {
-        int E = nHead * headDim, total = past + rows;
+        int E = nHead * headDim, total = past + rows, D = headDim;
         float scale = MathF.Sqrt(headDim);
-        var kh = kCache.Slice(h * capacity * headDim, capacity * headDim);   // k of head h   [capacity, headDim]
-        var vh = vCache.Slice(h * capacity * headDim, capacity * headDim);   // v of head h   [capacity, headDim]
-        for (int r = 0; r < rows; r++)
+        var kh = kCache.Slice(h * capacity * D, capacity * D);   // k of head h   [capacity, headDim]
+        var vh = vCache.Slice(h * capacity * D, capacity * D);   // v of head h   [capacity, headDim]
+        Span<float> q4 = D <= 256 ? stackalloc float[4 * D] : new float[4 * D];
+        int r0 = 0;
+        for (; r0 + 4 <= rows; r0 += 4)
+        {
+            for (int i = 0; i < 4; i++) qkv.Slice((r0 + i) * 3 * E + h * D, D).CopyTo(q4.Slice(i * D, D));   // four queries side by side
+            int shared = past + r0;   // positions 0..shared are visible to all four rows
+            for (int t = 0; t <= shared; t++)
+            {
+                DotRows4(kh.Slice(t * D, D), q4, out float s0, out float s1, out float s2, out float s3);
+                scores[t] = s0 / scale; scores[total + t] = s1 / scale; scores[2 * total + t] = s2 / scale; scores[3 * total + t] = s3 / scale;
+            }
+            for (int i = 1; i < 4; i++)
+                for (int t = shared + 1; t <= shared + i; t++) scores[i * total + t] = Dot(q4.Slice(i * D, D), kh.Slice(t * D, D)) / scale;
+            for (int i = 0; i < 4; i++)
+                FinishRow(scores.Slice(i * total, shared + i + 1), vh, y.Slice((r0 + i) * E + h * D, D), probs.IsEmpty ? probs : probs.Slice((h * rows + r0 + i) * total, total));
+        }
+        for (int r = r0; r < rows; r++)
         {
             int p = past + r;
-            var q = qkv.Slice(r * 3 * E + h * headDim, headDim);
             var w = scores[..(p + 1)];
-            for (int t = 0; t <= p; t++) w[t] = Dot(q, kh.Slice(t * headDim, headDim)) / scale;
-            Softmax(w);
-            WeightedSum(w, vh, t0: 0, stride: headDim, y.Slice(r * E + h * headDim, headDim));
-            if (!probs.IsEmpty)
-            {
-                var pr = probs.Slice((h * rows + r) * total, total);
-                w.CopyTo(pr);
-                pr[(p + 1)..].Clear();
-            }
+            var q = qkv.Slice(r * 3 * E + h * D, D);
+            for (int t = 0; t <= p; t++) w[t] = Dot(q, kh.Slice(t * D, D)) / scale;
+            FinishRow(w, vh, y.Slice(r * E + h * D, D), probs.IsEmpty ? probs : probs.Slice((h * rows + r) * total, total));
         }
+    }
+
+    /// <summary>The rest of one row of attention from its scores w over positions 0..p: softmax, the weighted sum of
+    /// v into yRow, and (if asked) the weights into probsRow [past + rows] for output_attentions (future = 0).</summary>
+    private static void FinishRow(Span<float> w, ReadOnlySpan<float> vh, Span<float> yRow, Span<float> probsRow)
+    {
+        Softmax(w);
+        WeightedSum(w, vh, stride: yRow.Length, yRow);
+        if (probsRow.IsEmpty) return;
+        w.CopyTo(probsRow);
+        probsRow[w.Length..].Clear();
     }
 }
