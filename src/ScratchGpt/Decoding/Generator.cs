@@ -39,23 +39,15 @@ public sealed class Generator(ILanguageModel model)
             // Several return sequences: each continues its own copy of the prompt's cache, all in lock-step (one
             // batched model step per token). They share the generator and draw from it in row order at each step,
             // as generate() draws each step's tokens for all rows from one torch generator.
-            int V = model.VocabSize;
-            var states = new List<ILanguageModelState>(rowCount);
-            try
+            var steppers = Enumerable.Range(0, rowCount)
+                .Select(r => new SequenceStepper(model, config, sampler, [.. promptIds], P) { Trace = r == 0 ? trace : null, TraceChoices = TraceChoices })
+                .ToList();
+            new LockstepDecoder(model).Decode(steppers, _ => config.EffectiveMaxLength(P), (_, state, next) =>
             {
-                var logits = new float[rowCount * V];
-                var steppers = new List<SequenceStepper>(rowCount);
-                for (int r = 0; r < rowCount; r++)
-                {
-                    states.Add(model.CreateState(config.EffectiveMaxLength(P)));
-                    states[r].CopyFrom(promptState);
-                    promptLogits.CopyTo(logits, r * V);
-                    steppers.Add(new SequenceStepper(model, config, sampler, [.. promptIds], P) { Trace = r == 0 ? trace : null, TraceChoices = TraceChoices });
-                }
-                new LockstepDecoder(model).Decode(states, steppers, logits, ct);
-                rows.AddRange(steppers.Select(st => new GeneratedSequence(st.Ids.ToArray(), st.Ids.Skip(P).ToArray())));
-            }
-            finally { foreach (var st in states) st.Dispose(); }
+                state.CopyFrom(promptState);
+                promptLogits.CopyTo(next);
+            }, ct);
+            rows.AddRange(steppers.Select(st => new GeneratedSequence(st.Ids.ToArray(), st.Ids.Skip(P).ToArray())));
         }
         int steps = rows.Max(r => r.NewIds.Length);
         // Rows of different lengths are padded to the longest, as a batch would be.
@@ -100,27 +92,15 @@ public sealed class Generator(ILanguageModel model)
     private List<GenerationResult> GenerateLockstep(IReadOnlyList<int[]> prompts, GenerationConfig config, CancellationToken ct)
     {
         foreach (var p in prompts) Prepare(p, config);
-        int B = prompts.Count, V = model.VocabSize;
-        var states = new List<ILanguageModelState>(B);
-        try
+        var steppers = prompts.Select(p => new SequenceStepper(model, config, new TokenSampler(config.Seed), [.. p], p.Length)
+            { Trace = TraceChoices > 0 ? [] : null, TraceChoices = TraceChoices }).ToList();
+        new LockstepDecoder(model).Decode(steppers, b => config.EffectiveMaxLength(prompts[b].Length),
+            (b, state, next) => state.Append(prompts[b], next), ct);   // each prompt's own prefill
+        return prompts.Select((p, b) =>
         {
-            var logits = new float[B * V];
-            var steppers = new List<SequenceStepper>(B);
-            for (int b = 0; b < B; b++)
-            {
-                states.Add(model.CreateState(config.EffectiveMaxLength(prompts[b].Length)));
-                states[b].Append(prompts[b], logits.AsSpan(b * V, V));   // each prompt's own prefill
-                steppers.Add(new SequenceStepper(model, config, new TokenSampler(config.Seed), [.. prompts[b]], prompts[b].Length)
-                    { Trace = TraceChoices > 0 ? [] : null, TraceChoices = TraceChoices });
-            }
-            new LockstepDecoder(model).Decode(states, steppers, logits, ct);
-            return prompts.Select((p, b) =>
-            {
-                var ids = steppers[b].Ids.ToArray();
-                return new GenerationResult(p, [new GeneratedSequence(ids, ids[p.Length..])], ids.Length - p.Length, steppers[b].Trace ?? []);
-            }).ToList();
-        }
-        finally { foreach (var s in states) s.Dispose(); }
+            var ids = steppers[b].Ids.ToArray();
+            return new GenerationResult(p, [new GeneratedSequence(ids, ids[p.Length..])], ids.Length - p.Length, steppers[b].Trace ?? []);
+        }).ToList();
     }
 
     /// <summary>Streams the new tokens of one sequence as they are chosen (num_beams = 1, one return sequence).</summary>

@@ -141,7 +141,7 @@ public sealed class CpuBackend : IBackend
             }
         void Head(int h)
         {
-            int n = 4 * (past + rows);   // room for four rows' scores
+            int n = Math.Min(rows, 4) * (past + rows);   // room for up to four rows' scores (a prompt takes four at a time)
             Span<float> scores = n <= 8192 ? stackalloc float[n] : new float[n];
             CpuKernels.AttentionHead(q, k, v, ys, ps, rows, past, nHead, headDim, capacity, h, scores);
         }

@@ -255,23 +255,21 @@ public static class CpuKernels
     }
 
     /// <summary>gelu_new: 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))).</summary>
-    public static float Gelu(float x)
-    {
-        const float sqrt2OverPi = 0.7978845608028654f;
-        return 0.5f * x * (1f + MathF.Tanh(sqrt2OverPi * (x + 0.044715f * x * x * x)));
-    }
+    public static float Gelu(float x) => 0.5f * x * (1f + MathF.Tanh(GeluTanhArgument(x)));
+
+    /// <summary>The argument of gelu_new's tanh: √(2/π) (x + 0.044715 x³).</summary>
+    private static float GeluTanhArgument(float x) => 0.7978845608028654f * (x + 0.044715f * x * x * x);
 
     /// <summary>gelu_new over a span, 256 values at a time: the cubic in one pass, tanh by TensorPrimitives
     /// (vectorised; a scalar MathF.Tanh per value cost more than the matmuls around it), then 0.5·x·(1 + t).</summary>
     public static void Gelu(Span<float> x)
     {
-        const float sqrt2OverPi = 0.7978845608028654f;
         Span<float> t = stackalloc float[256];
         for (int i0 = 0; i0 < x.Length; i0 += t.Length)
         {
             var xs = x.Slice(i0, Math.Min(t.Length, x.Length - i0));
             var ts = t[..xs.Length];
-            for (int i = 0; i < xs.Length; i++) ts[i] = sqrt2OverPi * (xs[i] + 0.044715f * xs[i] * xs[i] * xs[i]);
+            for (int i = 0; i < xs.Length; i++) ts[i] = GeluTanhArgument(xs[i]);
             System.Numerics.Tensors.TensorPrimitives.Tanh(ts, ts);
             for (int i = 0; i < xs.Length; i++) xs[i] = 0.5f * xs[i] * (1f + ts[i]);
         }
@@ -332,7 +330,7 @@ public static class CpuKernels
     /// scores over positions 0..p, softmax, weighted sum of v. The cache already holds k and v, head-major
     /// ([nHead, capacity, headDim]), so this head's keys and values are two contiguous [capacity, headDim] blocks.
     /// Rows go four at a time where they can (a prompt): each key row is loaded once for the four rows' scores
-    /// (<see cref="DotRows4"/>, the same bits as a Dot per row). <paramref name="scores"/> holds 4 × (past + rows).
+    /// (<see cref="DotRows4"/>, the same bits as a Dot per row). <paramref name="scores"/> holds min(rows, 4) × (past + rows).
     /// </summary>
     public static void AttentionHead(ReadOnlySpan<float> qkv, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache, Span<float> y,
         Span<float> probs, int rows, int past, int nHead, int headDim, int capacity, int h, Span<float> scores)

@@ -32,6 +32,7 @@ public sealed class BeamSearch(ILanguageModel model, GenerationConfig config, To
         var logits = new float[B * V];   // beam b's next-token logits at [b·V, (b+1)·V)
         var beamIds = new List<int>[B];
         var beamScores = new float[B];
+        var tokens = new int[B];   // each step's chosen token per beam
         try
         {
             for (int b = 0; b < B; b++)
@@ -61,7 +62,7 @@ public sealed class BeamSearch(ILanguageModel model, GenerationConfig config, To
                     {
                         var probs = new float[V];
                         TokenMath.Softmax(row, probs);
-                        Trace.Add(new StepTrace(ids.ToArray(), SingleSequenceDecoder.TopChoices(probs, TraceChoices), -1));
+                        Trace.Add(new StepTrace(ids.ToArray(), SequenceStepper.TopChoices(probs, TraceChoices), -1));
                     }
                     for (int v = 0; v < V; v++) row[v] += beamScores[b];
                 }
@@ -98,7 +99,6 @@ public sealed class BeamSearch(ILanguageModel model, GenerationConfig config, To
                 curLen = newLen;
                 if (done || curLen >= maxLength) break;
                 // All beams take their next token in one batched step: the weights are read once, not once per beam.
-                var tokens = new int[B];
                 for (int i = 0; i < B; i++) tokens[i] = next[i].Token;
                 model.AppendEach(states, tokens, logits);
             }

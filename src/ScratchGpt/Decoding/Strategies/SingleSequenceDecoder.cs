@@ -27,6 +27,4 @@ public sealed class SingleSequenceDecoder(ILanguageModel model, GenerationConfig
             else state.Append(next, logits);
         }
     }
-
-    internal static (int, float)[] TopChoices(ReadOnlySpan<float> probs, int k) => SequenceStepper.TopChoices(probs, k);
 }
