@@ -36,24 +36,38 @@ public static class Common
     public static string? ResolveModel(ParseResult p, string? value)
     {
         if (value is null || Directory.Exists(value)) return value;
-        if (!Loading.Hub.HubModelId.IsValid(value))
+        if (LooksLikePath(value) || !Loading.Hub.HubModelId.IsValid(value))
             throw new ModelLoadException($"{value}: model folder not found");
         var settings = Loading.Hub.HubSettings.FromEnvironment(p.GetValue(CacheDir), p.GetValue(Offline));
         using var hub = new Loading.Hub.HubDownloader(settings);
-        return DownloadCommand.RunWithProgress(hub, value, p.GetValue(Revision) ?? "main", CancellationToken.None);
+        try { return DownloadCommand.RunWithProgress(hub, value, p.GetValue(Revision) ?? "main", CancellationToken.None); }
+        catch (Loading.Hub.HubException e)
+        {
+            throw new ModelLoadException($"no folder '{value}'; as a Hub id: {e.Message.ReplaceLineEndings(" ")}", e);
+        }
     }
 
-    /// <summary>Loads the model on the chosen device and says which device it got (on stderr, so --json stays clean).</summary>
+    /// <summary>A value that can only be meant as a path (absolute, relative with ./ or ../, ~, a backslash, more
+    /// than one separator, or an org/ part that is a local folder): never sent to the Hub.</summary>
+    public static bool LooksLikePath(string value) =>
+        value.StartsWith('.') || value.StartsWith('~') || Path.IsPathRooted(value) || value.Contains('\\')
+        || value.Count(c => c == '/') > 1 || value.EndsWith('/')
+        || (value.Contains('/') && Directory.Exists(value[..value.IndexOf('/')]));
+
+    /// <summary>Loads the model on the chosen device. Quiet but for notes a user must see (a borrowed tokenizer);
+    /// with --verbose, device selection and the device it got (on stderr, so --json stays clean).</summary>
     public static Gpt2Model LoadModel(ParseResult p, Func<Backends.IBackend, Backends.IBackend>? wrapBackend = null)
     {
+        bool verbose = p.GetValue(Verbose);
         var model = Gpt2Model.Load(ModelDir(p), new ModelLoadOptions
         {
             Device = p.GetValue(Device)!,
             TokenizerDirectory = p.GetValue(Tokenizer),
-            Log = m => Console.Error.WriteLine(m),
+            Log = verbose ? m => Console.Error.WriteLine(m) : null,
+            Note = m => Console.Error.WriteLine("note: " + m),
             WrapBackend = wrapBackend,
         });
-        Console.Error.WriteLine($"Device: {model.Backend.Kind} — {model.Backend.DeviceName}");
+        if (verbose) Console.Error.WriteLine($"Device: {model.Backend.Kind} — {model.Backend.DeviceName}");
         return model;
     }
 

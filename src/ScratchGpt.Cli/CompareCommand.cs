@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json.Nodes;
 using ScratchGpt.Decoding;
 using Spectre.Console;
 
@@ -31,7 +32,7 @@ public static class CompareCommand
     {
         var c = new Command("compare", "The notebooks' comparison: greedy, beam, beam + no-repeat, temperature 2.0 / 0.5, top-k and top-p on one prompt, each with its log-probability.");
         Common.AddModelOptions(c);
-        foreach (var o in new Option[] { Common.Prompt, MaxNewTokens, Seed, Markdown }) c.Options.Add(o);
+        foreach (var o in new Option[] { Common.Prompt, MaxNewTokens, Seed, Markdown, Common.Json }) c.Options.Add(o);
         Common.Action(c, p =>
         {
             using var model = Common.LoadModel(p);
@@ -46,6 +47,18 @@ public static class CompareCommand
                 var s = new Generator(model).Generate(prompt, config).Sequences[0];
                 var lp = GenerateCommand.Score(model, s, prompt.Length);
                 rows.Add((options, tok.Decode(s.NewIds), lp.SumLogprobAllGeneratedTokens));
+            }
+            if (p.GetValue(Common.Json))
+            {
+                Console.WriteLine(new JsonObject
+                {
+                    ["prompt_ids"] = new JsonArray(prompt.Select(i => (JsonNode)i).ToArray()),
+                    ["rows"] = new JsonArray(rows.Select(r => (JsonNode)new JsonObject
+                    {
+                        ["options"] = r.Options, ["new_text"] = r.Text, ["sum_logprob"] = r.LogProb,
+                    }).ToArray()),
+                }.ToJsonString(StepsCommand.JsonOut));
+                return 0;
             }
             if (p.GetValue(Markdown))
             {

@@ -95,112 +95,135 @@ public static class GenerateCommand
 
     private static async Task<int> Run(ParseResult p, CancellationToken ct)
     {
+        // Everything is checked before the first byte of output: options, config, prompts and their lengths.
         using var model = Common.LoadModel(p);
         var config = BuildConfig(p, model);
         config.Validate();
+        WarnAboutFlagsWithoutSampling(p, config);
         string[] texts = p.GetValue(Prompts)!;
-        if (texts.Length > 1) return await RunBatch(p, model, config, texts, ct);
-        int[] prompt = Common.EncodePrompt(model, texts.Length == 0 ? "" : texts[0]);
-        prompt = TruncateLeft(p.GetValue(Truncate)!, prompt, config, model.Config.NPositions);
-        if (p.GetValue(Common.Verbose))
-            foreach (var (name, value) in config.Describe(prompt.Length)) Console.Error.WriteLine($"  {name} = {value}");
-
         int traceChoices = p.GetValue(Trace) ?? 0;
-        bool json = p.GetValue(Common.Json);
-        bool stream = !json && traceChoices == 0 && config.NumBeams == 1 && config.NumReturnSequences == 1;
-        var tok = model.Tokenizer!;
-        if (stream)
-        {
-            // Print text as tokens arrive; decode the whole tail so multi-byte characters come out whole.
-            Console.Write(tok.Decode(prompt));
-            var generated = new List<int>();
-            string shown = "";
-            await foreach (int id in new Generator(model).StreamAsync(prompt, config, ct))
-            {
-                generated.Add(id);
-                string text = tok.Decode(generated);
-                if (!text.EndsWith('\uFFFD')) { Console.Write(text[shown.Length..]); shown = text; }
-            }
-            string final = tok.Decode(generated);
-            if (final.Length > shown.Length) Console.Write(final[shown.Length..]);
-            Console.WriteLine();
-            return 0;
-        }
+        if (texts.Length > 1 && traceChoices > 0) throw new ArgumentException("--trace shows one sequence's steps; give a single --prompt");
+        var prompts = (texts.Length == 0 ? [""] : texts)
+            .Select(t => TruncateLeft(p.GetValue(Truncate)!, Common.EncodePrompt(model, t), config, model.Config.NPositions)).ToList();
+        var generator = new Generator(model) { TraceChoices = traceChoices };
+        foreach (var prompt in prompts) generator.Check(prompt, config);
+        if (p.GetValue(Common.Verbose))
+            foreach (var (name, value) in config.Describe(prompts[0].Length)) Console.Error.WriteLine($"  {name} = {value}");
 
-        var result = await Task.Run(() => new Generator(model) { TraceChoices = traceChoices }.Generate(prompt, config, ct), ct);
-        if (traceChoices > 0 && !json) StepsCommand.PrintTable(tok, result.Trace);
-        if (json)
+        bool json = p.GetValue(Common.Json);
+        if (!json && traceChoices == 0 && prompts.Count == 1 && config.NumBeams == 1 && config.NumReturnSequences == 1)
+            return await Stream(model, generator, prompts[0], config, ct);
+
+        // Not streamed (JSON, beams, several rows or prompts, the step table): one batch call; a cancelled run
+        // returns the tokens so far.
+        var batch = await Task.Run(() => generator.GenerateBatch(prompts, config, ct));
+        var tok = model.Tokenizer!;
+        if (json) Console.WriteLine(ToJson(model, batch).ToJsonString(StepsCommand.JsonOut));
+        else
         {
-            Console.WriteLine(ToJson(model, result).ToJsonString(new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
-            return 0;
+            if (traceChoices > 0) StepsCommand.PrintTable(tok, batch.PerPrompt[0].Trace);
+            bool labelled = batch.PerPrompt.Count > 1 || batch.PerPrompt[0].Sequences.Count > 1;
+            for (int b = 0; b < batch.PerPrompt.Count; b++)
+                for (int i = 0; i < batch.PerPrompt[b].Sequences.Count; i++)
+                {
+                    var s = batch.PerPrompt[b].Sequences[i];
+                    if (labelled)
+                    {
+                        string label = batch.PerPrompt.Count > 1 ? $"prompt {b + 1}" : $"sequence {i + 1}";
+                        double lp = Score(model, s, prompts[b].Length).SumLogprobAllGeneratedTokens;
+                        AnsiConsole.MarkupLine($"[grey]── {label} · log-prob {lp:F2}" + (s.SequenceScore is double sc ? $" · beam score {sc:F4}" : "") + " ──[/]");
+                    }
+                    Console.WriteLine(tok.Decode(s.Ids));
+                }
         }
-        for (int i = 0; i < result.Sequences.Count; i++)
-        {
-            var s = result.Sequences[i];
-            var lp = Score(model, s, prompt.Length);
-            if (result.Sequences.Count > 1) AnsiConsole.MarkupLine($"[grey]── sequence {i + 1} · log-prob {lp.SumLogprobAllGeneratedTokens:F2}" + (s.SequenceScore is double sc ? $" · beam score {sc:F4}" : "") + " ──[/]");
-            Console.WriteLine(tok.Decode(s.Ids));
-        }
-        return 0;
+        return batch.Stopped ? Stopped("printed what was generated so far") : 0;
     }
 
-    /// <summary>Several prompts: one result per prompt, and the left-padded batch layout in --json.</summary>
-    private static async Task<int> RunBatch(ParseResult p, Gpt2Model model, GenerationConfig config, string[] texts, CancellationToken ct)
+    /// <summary>Prints the text as tokens arrive, decoding the whole tail so multi-byte characters come out whole.</summary>
+    private static async Task<int> Stream(Gpt2Model model, Generator generator, int[] prompt, GenerationConfig config, CancellationToken ct)
     {
-        if ((p.GetValue(Trace) ?? 0) > 0) throw new ArgumentException("--trace shows one sequence's steps; give a single --prompt");
-        var prompts = texts.Select(t => TruncateLeft(p.GetValue(Truncate)!, Common.EncodePrompt(model, t), config, model.Config.NPositions)).ToList();
-        var batch = await Task.Run(() => new Generator(model).GenerateBatch(prompts, config, ct), ct);
         var tok = model.Tokenizer!;
-        if (p.GetValue(Common.Json))
+        Console.Write(tok.Decode(prompt));
+        var generated = new List<int>();
+        string shown = "";
+        await foreach (int id in generator.StreamAsync(prompt, config, ct))
         {
-            var o = new JsonObject
-            {
-                ["batch"] = new JsonArray(batch.PerPrompt.Select(r => (JsonNode)ToJson(model, r)).ToArray()),
-                ["padded_sequences"] = new JsonArray(batch.Sequences.Select(r => (JsonNode)new JsonArray(r.Select(i => (JsonNode)i).ToArray())).ToArray()),
-                ["attention_mask"] = new JsonArray(batch.AttentionMask.Select(r => (JsonNode)new JsonArray(r.Select(i => (JsonNode)i).ToArray())).ToArray()),
-                ["device"] = model.Backend.Kind,
-            };
-            Console.WriteLine(o.ToJsonString(new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
-            return 0;
+            generated.Add(id);
+            string text = tok.Decode(generated);
+            if (!text.EndsWith('\uFFFD')) { Console.Write(text[shown.Length..]); shown = text; }
         }
-        for (int b = 0; b < batch.PerPrompt.Count; b++)
-            foreach (var s in batch.PerPrompt[b].Sequences)
-            {
-                AnsiConsole.MarkupLine($"[grey]── prompt {b + 1} · log-prob {Score(model, s, prompts[b].Length).SumLogprobAllGeneratedTokens:F2} ──[/]");
-                Console.WriteLine(tok.Decode(s.Ids));
-            }
-        return 0;
+        string final = tok.Decode(generated);
+        if (final.Length > shown.Length) Console.Write(final[shown.Length..]);
+        Console.WriteLine();
+        return ct.IsCancellationRequested ? Stopped($"after {generated.Count} new tokens") : 0;
+    }
+
+    /// <summary>The one line a cancelled run leaves on stderr, and its exit code (128 + SIGINT).</summary>
+    private static int Stopped(string what)
+    {
+        Console.Error.WriteLine($"stopped (interrupted): {what}");
+        return 130;
+    }
+
+    /// <summary>transformers warns when sampling flags come without do_sample; so does this.</summary>
+    private static void WarnAboutFlagsWithoutSampling(ParseResult p, GenerationConfig config)
+    {
+        if (config.DoSample) return;
+        var given = new (Option Option, bool Given)[]
+        {
+            (Temperature, p.GetValue(Temperature) is not null), (TopK, p.GetValue(TopK) is not null), (TopP, p.GetValue(TopP) is not null),
+        }.Where(x => x.Given).Select(x => x.Option.Name).ToList();
+        if (given.Count > 0)
+            Console.Error.WriteLine($"warning: {string.Join(", ", given)} {(given.Count == 1 ? "has" : "have")} no effect without --do-sample " +
+                $"({(config.NumBeams > 1 ? "beam search" : "greedy decoding")} runs); add --do-sample to sample");
     }
 
     internal static SequenceLogProb Score(Gpt2Model model, GeneratedSequence s, int promptLength) =>
         SequenceScorer.Score(ids => model.Forward(ids).Logits, model.VocabSize, s.Ids, promptLength);
 
-    public static JsonObject ToJson(Gpt2Model model, GenerationResult result)
+    private static JsonArray Ints(IEnumerable<int> ids) => new(ids.Select(i => (JsonNode)i).ToArray());
+
+    /// <summary>The one JSON shape of generate, for one prompt or several (README, "JSON output").</summary>
+    public static JsonObject ToJson(Gpt2Model model, BatchGenerationResult batch)
     {
         var tok = model.Tokenizer!;
-        var rows = new JsonArray();
-        foreach (var s in result.Sequences)
+        var prompts = new JsonArray();
+        foreach (var result in batch.PerPrompt)
         {
-            var lp = Score(model, s, result.PromptIds.Length);
-            var row = new JsonObject
+            var rows = new JsonArray();
+            foreach (var s in result.Sequences)
             {
-                ["ids"] = new JsonArray(s.Ids.Select(i => (JsonNode)i).ToArray()),
-                ["text"] = tok.Decode(s.NewIds),
-                ["score"] = lp.SequenceLogprob,
-                ["sum_logprob"] = lp.SumLogprobAllGeneratedTokens,
-                ["per_token_logprob"] = new JsonArray(lp.PerTokenLogprob.Select(x => (JsonNode)x).ToArray()),
+                var lp = Score(model, s, result.PromptIds.Length);
+                var row = new JsonObject
+                {
+                    ["ids"] = Ints(s.Ids),
+                    ["text"] = tok.Decode(s.Ids),
+                    ["new_ids"] = Ints(s.NewIds),
+                    ["new_text"] = tok.Decode(s.NewIds),
+                    ["score"] = lp.SequenceLogprob,
+                    ["sum_logprob"] = lp.SumLogprobAllGeneratedTokens,
+                    ["per_token_logprob"] = new JsonArray(lp.PerTokenLogprob.Select(x => (JsonNode)x).ToArray()),
+                };
+                if (s.SequenceScore is double sc) row["sequences_score"] = sc;
+                rows.Add(row);
+            }
+            var o = new JsonObject
+            {
+                ["prompt"] = tok.Decode(result.PromptIds),
+                ["prompt_ids"] = Ints(result.PromptIds),
+                ["sequences"] = rows,
+                ["num_steps"] = result.NumSteps,
             };
-            if (s.SequenceScore is double sc) row["sequences_score"] = sc;
-            rows.Add(row);
+            if (result.Trace.Count > 0) o["steps"] = StepsCommand.TraceJson(tok, result.Trace)["steps"]!.DeepClone();
+            prompts.Add(o);
         }
-        var o = new JsonObject
+        return new JsonObject
         {
-            ["prompt_ids"] = new JsonArray(result.PromptIds.Select(i => (JsonNode)i).ToArray()),
-            ["sequences"] = rows,
-            ["num_steps"] = result.NumSteps,
+            ["prompts"] = prompts,
+            ["padded_sequences"] = new JsonArray(batch.Sequences.Select(r => (JsonNode)Ints(r)).ToArray()),
+            ["attention_mask"] = new JsonArray(batch.AttentionMask.Select(r => (JsonNode)Ints(r)).ToArray()),
             ["device"] = model.Backend.Kind,
+            ["stopped"] = batch.Stopped,
         };
-        if (result.Trace.Count > 0) o["steps"] = StepsCommand.TraceJson(tok, result.Trace)["steps"]!.DeepClone();
-        return o;
     }
 }

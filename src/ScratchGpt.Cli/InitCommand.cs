@@ -34,6 +34,7 @@ public static class InitCommand
             string dir = p.GetValue(Out)!;
             Directory.CreateDirectory(dir);
             RandomCheckpoint.Write(cfg, dir, dtype, p.GetValue(Seed));
+            Trainer.CopyTokenizerFiles(Loading.ModelFolder.BundledWeightsDirectory, dir);   // as save_pretrained writes the tokenizer too
             Console.Error.WriteLine($"wrote {dir}: {cfg.NLayer} layers, {cfg.NHead} heads, n_embd {cfg.NEmbd}, {dtype}");
             return 0;
         });

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text;
+using System.Text.Json.Nodes;
 using ScratchGpt.Decoding;
 using ScratchGpt.Loading;
 using ScratchGpt.Model;
@@ -15,7 +16,7 @@ public static class InspectCommands
     {
         var c = new Command("predict", "For every position: the sequence so far and the model's top next-token prediction.");
         Common.AddModelOptions(c);
-        c.Options.Add(Common.Prompt);
+        c.Options.Add(Common.Prompt); c.Options.Add(Common.Json);
         Common.Action(c, p =>
         {
             using var model = Common.LoadModel(p);
@@ -24,6 +25,7 @@ public static class InspectCommands
             Common.CheckLength(model, ids.Length);
             var r = model.Forward(ids);
             var table = new Table().AddColumn("Sequence").AddColumn("Predicted next token").AddColumn("p");
+            var rows = new JsonArray();
             var probs = new float[model.VocabSize];
             for (int t = 0; t < ids.Length; t++)
             {
@@ -31,8 +33,14 @@ public static class InspectCommands
                 int best = TokenMath.Argmax(probs);
                 table.AddRow(Markup.Escape(StepsCommand.Visible(tok.Decode(ids[..(t + 1)]))),
                     Markup.Escape(StepsCommand.Visible(tok.Decode([best]))), $"{probs[best]:P2}");
+                rows.Add(new JsonObject
+                {
+                    ["position"] = t, ["token_id"] = ids[t], ["sequence"] = tok.Decode(ids[..(t + 1)]),
+                    ["predicted_id"] = best, ["predicted_token"] = tok.Decode([best]), ["prob"] = Math.Round(probs[best], 6),
+                });
             }
-            AnsiConsole.Write(table);
+            if (p.GetValue(Common.Json)) Console.WriteLine(new JsonObject { ["positions"] = rows }.ToJsonString(StepsCommand.JsonOut));
+            else AnsiConsole.Write(table);
             return 0;
         });
         return c;
@@ -49,6 +57,7 @@ public static class InspectCommands
         var c = new Command("attention", "The attention matrix of one layer and head, labelled with the tokens; --layer all --head all summarises every head.");
         Common.AddModelOptions(c);
         c.Options.Add(Common.Prompt); c.Options.Add(Layer); c.Options.Add(Head); c.Options.Add(Round); c.Options.Add(Csv); c.Options.Add(Html);
+        c.Options.Add(Common.Json);
         Common.Action(c, p =>
         {
             string prompt = p.GetValue(Common.Prompt)!;
@@ -72,15 +81,28 @@ public static class InspectCommands
                 return 0;
             }
 
+            bool json = p.GetValue(Common.Json);
             if (layer is int l && head is int h)
             {
                 var m = AttentionMatrix(r.Attentions![l], h, T);
+                if (json)
+                {
+                    var weights = new JsonArray(Enumerable.Range(0, T).Select(i => (JsonNode)new JsonArray(
+                        Enumerable.Range(0, T).Select(j => (JsonNode)Math.Round(m[i, j], decimals)).ToArray())).ToArray());
+                    Console.WriteLine(new JsonObject
+                    {
+                        ["tokens"] = new JsonArray(labels.Select(x => (JsonNode)x!).ToArray()), ["layer"] = l, ["head"] = h, ["weights"] = weights,
+                    }.ToJsonString(StepsCommand.JsonOut));
+                }
                 var table = new Table().AddColumn("");
                 foreach (var lab in labels) table.AddColumn(Markup.Escape(lab));
                 for (int i = 0; i < T; i++)
                     table.AddRow(new[] { Markup.Escape(labels[i]) }.Concat(Enumerable.Range(0, T).Select(j => m[i, j].ToString("F" + decimals, CultureInfo.InvariantCulture))).ToArray());
-                AnsiConsole.MarkupLine($"[bold]layer {l}, head {h}[/] (row = query token, column = key token)");
-                AnsiConsole.Write(table);
+                if (!json)
+                {
+                    AnsiConsole.MarkupLine($"[bold]layer {l}, head {h}[/] (row = query token, column = key token)");
+                    AnsiConsole.Write(table);
+                }
                 if (p.GetValue(Csv) is string csv)
                 {
                     var sb = new StringBuilder("token," + string.Join(",", labels.Select(Q)) + "\n");
@@ -93,6 +115,7 @@ public static class InspectCommands
             // Summary: per layer × head, the mean entropy of the attention rows and the mean max weight.
             var summary = new Table().AddColumn("layer").AddColumn("head").AddColumn("mean entropy (nats)").AddColumn("mean max weight").AddColumn("attends most to");
             var csvOut = new StringBuilder("layer,head,mean_entropy,mean_max\n");
+            var heads = new JsonArray();
             for (int li = 0; li < cfg.NLayer; li++)
             {
                 if (layer is int only && only != li) continue;
@@ -117,9 +140,17 @@ public static class InspectCommands
                     int top = Array.IndexOf(colSum, colSum.Max());
                     summary.AddRow(li.ToString(), hi.ToString(), (ent / T).ToString("F" + decimals), (max / T).ToString("F" + decimals), Markup.Escape(labels[top]));
                     csvOut.Append(CultureInfo.InvariantCulture, $"{li},{hi},{ent / T:R},{max / T:R}\n");
+                    heads.Add(new JsonObject
+                    {
+                        ["layer"] = li, ["head"] = hi, ["mean_entropy"] = Math.Round(ent / T, 6), ["mean_max_weight"] = Math.Round(max / T, 6),
+                        ["attends_most_to"] = labels[top],
+                    });
                 }
             }
-            AnsiConsole.Write(summary);
+            if (json)
+                Console.WriteLine(new JsonObject { ["tokens"] = new JsonArray(labels.Select(x => (JsonNode)x!).ToArray()), ["heads"] = heads }
+                    .ToJsonString(StepsCommand.JsonOut));
+            else AnsiConsole.Write(summary);
             if (p.GetValue(Csv) is string path) AtomicFile.WriteAllText(path, csvOut.ToString());
             return 0;
         });
@@ -148,34 +179,52 @@ public static class InspectCommands
     {
         var c = new Command("summary", "The module tree with shapes and parameter counts, total size and the device.");
         Common.AddModelOptions(c);
+        c.Options.Add(Common.Json);
         Common.Action(c, p =>
         {
             using var model = Common.LoadModel(p);
             var cfg = model.Config;
-            var tree = new Tree($"GPT2LMHeadModel ({Markup.Escape(Common.ModelDir(p))})");
-            long Count(long[] s) => s.Aggregate(1L, (a, b) => a * b);
-            string Shape(long[] s) => "[" + string.Join(", ", s) + "]";
-            var shapes = model.ParameterShapes().ToDictionary(x => x.Name, x => x.Shape);
-            var transformer = tree.AddNode("transformer");
-            foreach (var n in new[] { "wte", "wpe" })
-                transformer.AddNode($"{n}  {Shape(shapes[n + ".weight"])}  {Count(shapes[n + ".weight"]):N0} params");
-            var blocks = transformer.AddNode($"h  ({cfg.NLayer} × Gpt2Block)");
-            for (int l = 0; l < cfg.NLayer; l++)
-            {
-                var names = shapes.Keys.Where(k => k.StartsWith($"h.{l}.")).ToList();
-                var node = blocks.AddNode($"h.{l}  {names.Sum(n => Count(shapes[n])):N0} params");
-                foreach (var module in new[] { "ln_1", "attn.c_attn", "attn.c_proj", "ln_2", "mlp.c_fc", "mlp.c_proj" })
-                {
-                    var w = shapes[$"h.{l}.{module}.weight"];
-                    var b = shapes[$"h.{l}.{module}.bias"];
-                    node.AddNode($"{module}  weight {Shape(w)}  bias {Shape(b)}  {Count(w) + Count(b):N0}");
-                }
-            }
-            transformer.AddNode($"ln_f  weight {Shape(shapes["ln_f.weight"])}  bias {Shape(shapes["ln_f.bias"])}");
-            tree.AddNode($"lm_head  [{cfg.VocabSize}, {cfg.NEmbd}]  (tied to wte: no extra parameters)");
-            AnsiConsole.Write(tree);
             long total = model.ParameterCount;
             int bytesPer = model.Precision == Backends.WeightPrecision.Float32 ? 4 : 2;
+            var shapes = model.ParameterShapes().ToList();
+            if (p.GetValue(Common.Json))
+            {
+                Console.WriteLine(new JsonObject
+                {
+                    ["model"] = Common.ModelDir(p),
+                    ["parameters"] = new JsonArray(shapes.Select(x => (JsonNode)new JsonObject
+                    {
+                        ["name"] = x.Name, ["shape"] = new JsonArray(x.Shape.Select(d => (JsonNode)d).ToArray()),
+                    }).ToArray()),
+                    ["total_parameters"] = total, ["checkpoint_dtype"] = model.CheckpointDType, ["precision"] = model.Precision.ToString(),
+                    ["device"] = model.Backend.Kind, ["device_name"] = model.Backend.DeviceName,
+                }.ToJsonString(StepsCommand.JsonOut));
+                return 0;
+            }
+            // Every text here goes through Markup.Escape: shapes such as [50257, 256] and folder names are not markup.
+            var byName = shapes.ToDictionary(x => x.Name, x => x.Shape);
+            static string E(string s) => Markup.Escape(s);
+            var tree = new Tree(E($"GPT2LMHeadModel ({Common.ModelDir(p)})"));
+            long Count(long[] s) => s.Aggregate(1L, (a, b) => a * b);
+            string Shape(long[] s) => "[" + string.Join(", ", s) + "]";
+            var transformer = tree.AddNode("transformer");
+            foreach (var n in new[] { "wte", "wpe" })
+                transformer.AddNode(E($"{n}  {Shape(byName[n + ".weight"])}  {Count(byName[n + ".weight"]):N0} params"));
+            var blocks = transformer.AddNode(E($"h  ({cfg.NLayer} × Gpt2Block)"));
+            for (int l = 0; l < cfg.NLayer; l++)
+            {
+                var names = byName.Keys.Where(k => k.StartsWith($"h.{l}.")).ToList();
+                var node = blocks.AddNode(E($"h.{l}  {names.Sum(n => Count(byName[n])):N0} params"));
+                foreach (var module in new[] { "ln_1", "attn.c_attn", "attn.c_proj", "ln_2", "mlp.c_fc", "mlp.c_proj" })
+                {
+                    var w = byName[$"h.{l}.{module}.weight"];
+                    var b = byName[$"h.{l}.{module}.bias"];
+                    node.AddNode(E($"{module}  weight {Shape(w)}  bias {Shape(b)}  {Count(w) + Count(b):N0}"));
+                }
+            }
+            transformer.AddNode(E($"ln_f  weight {Shape(byName["ln_f.weight"])}  bias {Shape(byName["ln_f.bias"])}"));
+            tree.AddNode(E($"lm_head  [{cfg.VocabSize}, {cfg.NEmbd}]  (tied to wte: no extra parameters)"));
+            AnsiConsole.Write(tree);
             Console.WriteLine($"total parameters: {total:N0}");
             Console.WriteLine($"checkpoint dtype: {model.CheckpointDType}; in memory: {model.Precision} matrices (~{total * bytesPer / 1e6:F1} MB)");
             Console.WriteLine($"device: {model.Backend.Kind} — {model.Backend.DeviceName}");

@@ -45,6 +45,7 @@ public static class StepsCommand
         ["steps"] = new JsonArray(trace.Select(s => (JsonNode)new JsonObject
         {
             ["input_text"] = tok.Decode(s.InputIds),
+            ["chosen"] = s.ChosenId < 0 ? null : new JsonObject { ["id"] = s.ChosenId, ["token"] = tok.Decode([s.ChosenId]) },
             ["choices"] = new JsonArray(s.Choices.Select(ch => (JsonNode)new JsonObject
             {
                 ["id"] = ch.Id, ["token"] = tok.Decode([ch.Id]), ["prob"] = Math.Round(ch.Prob, 6),
@@ -68,12 +69,17 @@ public static class StepsCommand
     public static void PrintTable(Gpt2Tokenizer tok, IReadOnlyList<StepTrace> trace)
     {
         int k = trace.Count == 0 ? 0 : trace.Max(s => s.Choices.Length);
+        // The token actually taken gets its own column: with sampling or epsilon-greedy it is often not in the top K.
+        bool chosen = trace.Any(s => s.ChosenId >= 0);
         var table = new Table().AddColumn("Input");
         for (int i = 1; i <= k; i++) table.AddColumn($"Choice {i}");
+        if (chosen) table.AddColumn("Chosen");
         foreach (var s in trace)
         {
             var cells = new List<string> { Markup.Escape(Visible(tok.Decode(s.InputIds))) };
             cells.AddRange(s.Choices.Select(ch => Markup.Escape($"{Visible(tok.Decode([ch.Id]))} ({100 * ch.Prob:F2}%)")));
+            while (cells.Count <= k) cells.Add("");
+            if (chosen) cells.Add(s.ChosenId < 0 ? "" : Markup.Escape(Visible(tok.Decode([s.ChosenId]))));
             table.AddRow(cells.ToArray());
         }
         AnsiConsole.Write(table);

@@ -47,7 +47,7 @@ public static class TrainCommand
     {
         // The device first, so a bad or missing one fails before any work. auto takes CUDA, then an OpenCL GPU,
         // then the CPU; opencl / cuda name a device explicitly.
-        using var backend = BackendFactory.Create(p.GetValue(Common.Device)!, m => Console.Error.WriteLine(m));
+        using var backend = BackendFactory.Create(p.GetValue(Common.Device)!, p.GetValue(Common.Verbose) ? m => Console.Error.WriteLine(m) : null);
         string? modelDir = Common.ResolveModel(p, p.GetValue(Model)), preset = p.GetValue(Config), resume = p.GetValue(Resume);
         if ((modelDir is null) == (preset is null) && resume is null)
             throw new ArgumentException("give exactly one of --model DIR (fine-tune) or --config SIZE (from scratch)");
@@ -96,7 +96,6 @@ public static class TrainCommand
 
         string outDir = p.GetValue(Out)!;
         Directory.CreateDirectory(outDir);
-        Trainer.CopyTokenizerFiles(tokenizerDir, outDir);
         RunWithProgress(trainer, outDir, ct);
 
         var table = new Table().AddColumns("Epoch", "Training Loss", "Validation Loss");

@@ -86,7 +86,7 @@ public class BatchTests
         Assert.True(code == 0, err);
         var j = JsonNode.Parse(stdout)!;
         var greedy = GenerationTests.Find("greedy_p1_20");
-        Assert.Equal(Fixtures.Ints(greedy["sequences"]![0]), Fixtures.Ints(j["batch"]![0]!["sequences"]![0]!["ids"]));
+        Assert.Equal(Fixtures.Ints(greedy["sequences"]![0]), Fixtures.Ints(j["prompts"]![0]!["sequences"]![0]!["ids"]));
         var padded = j["padded_sequences"]!.AsArray();
         Assert.Equal(2, padded.Count);
         int p0 = Fixtures.Tokenizer.Encode(Texts[0]).Length, p1 = Fixtures.Tokenizer.Encode(Texts[1]).Length;

@@ -33,9 +33,13 @@ public class CliTests
         var (code, stdout, _) = Run("generate", "--model", Model, "--device", "cpu", "--prompt", "Transformers are the", "--max-new-tokens", "20", "--json");
         Assert.Equal(0, code);
         var j = JsonNode.Parse(stdout)!;
-        Assert.Equal(Fixtures.Ints(c["sequences"]![0]), Fixtures.Ints(j["sequences"]![0]!["ids"]));
-        Assert.Equal(c["texts"]![0]!.GetValue<string>(), j["sequences"]![0]!["text"]!.GetValue<string>());
-        Assert.Equal(c["sequence_logprob"]![0]!["sequence_logprob"]!.GetValue<double>(), j["sequences"]![0]!["score"]!.GetValue<double>(), 1e-3);
+        var row = j["prompts"]![0]!["sequences"]![0]!;
+        Assert.Equal(Fixtures.Ints(c["sequences"]![0]), Fixtures.Ints(row["ids"]));                 // prompt + new
+        Assert.Equal(Fixtures.Ints(c["new_tokens"]![0]), Fixtures.Ints(row["new_ids"]));
+        Assert.Equal(c["texts"]![0]!.GetValue<string>(), row["new_text"]!.GetValue<string>());
+        Assert.Equal("Transformers are the" + c["texts"]![0]!.GetValue<string>(), row["text"]!.GetValue<string>());
+        Assert.Equal(c["sequence_logprob"]![0]!["sequence_logprob"]!.GetValue<double>(), row["score"]!.GetValue<double>(), 1e-3);
+        Assert.False(j["stopped"]!.GetValue<bool>());
         Assert.Equal("cpu", j["device"]!.GetValue<string>());
     }
 

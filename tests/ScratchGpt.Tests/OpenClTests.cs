@@ -201,11 +201,9 @@ public class OpenClFaultTests
         long before = be.LiveBuffers;
         using var cts = new CancellationTokenSource();
         int tokens = 0;
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
-        {
-            await foreach (var _ in new Decoding.Generator(model).StreamAsync([464, 2068], new Decoding.GenerationConfig { MaxNewTokens = 100, EosTokenId = null }, cts.Token))
-                if (++tokens == 3) cts.Cancel();
-        });
+        // Cancelling ends the stream after the step in flight (no exception: the tokens so far stand).
+        await foreach (var _ in new Decoding.Generator(model).StreamAsync([464, 2068], new Decoding.GenerationConfig { MaxNewTokens = 100, EosTokenId = null }, cts.Token))
+            if (++tokens == 3) cts.Cancel();
         Assert.Equal(3, tokens);   // stopped within one step of the cancel
         Assert.Equal(before, be.LiveBuffers);
     }

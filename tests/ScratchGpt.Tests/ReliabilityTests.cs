@@ -102,7 +102,7 @@ public class ReliabilityTests(ITestOutputHelper output)
         Assert.True(code == 0, err);
         Assert.Contains($"dropped the first {n + 30 - 256} of {n} prompt tokens", err);
         var j = System.Text.Json.Nodes.JsonNode.Parse(stdout)!;
-        Assert.Equal(256, j["sequences"]![0]!["ids"]!.AsArray().Count);
+        Assert.Equal(256, j["prompts"]![0]!["sequences"]![0]!["ids"]!.AsArray().Count);
     }
 
     [Fact]
@@ -111,6 +111,6 @@ public class ReliabilityTests(ITestOutputHelper output)
         var (code, stdout, err) = CliTests.RunCli("generate", "--model", Fixtures.Model("tiny-gpt2"), "--device", "cpu", "--prompt", "", "--max-new-tokens", "5", "--json");
         Assert.True(code == 0, err);
         Assert.Contains("starting from the BOS token (50256)", err);
-        Assert.Equal(50256, System.Text.Json.Nodes.JsonNode.Parse(stdout)!["sequences"]![0]!["ids"]![0]!.GetValue<int>());
+        Assert.Equal(50256, System.Text.Json.Nodes.JsonNode.Parse(stdout)!["prompts"]![0]!["sequences"]![0]!["ids"]![0]!.GetValue<int>());
     }
 }

@@ -9,4 +9,7 @@ namespace ScratchGpt.Decoding;
 public sealed record BatchGenerationResult(IReadOnlyList<GenerationResult> PerPrompt, int[][] Sequences, int[][] AttentionMask)
 {
     public int Width => Sequences.Length == 0 ? 0 : Sequences[0].Length;
+
+    /// <summary>Cancelled before the end: the rows hold what was generated until then.</summary>
+    public bool Stopped => PerPrompt.Any(r => r.Stopped);
 }

@@ -6,5 +6,7 @@ public sealed record GeneratedSequence(int[] Ids, int[] NewIds, double? Sequence
 /// <summary>One decoding step for the step table: the ids so far and the top candidates with their probabilities.</summary>
 public sealed record StepTrace(int[] InputIds, (int Id, float Prob)[] Choices, int ChosenId);
 
-/// <summary>What generate() returns: one or more rows and the number of decoding steps performed.</summary>
-public sealed record GenerationResult(int[] PromptIds, IReadOnlyList<GeneratedSequence> Sequences, int NumSteps, IReadOnlyList<StepTrace> Trace);
+/// <summary>What generate() returns: one or more rows and the number of decoding steps performed.
+/// <paramref name="Stopped"/>: cancelled before the end; the rows hold what was generated until then.</summary>
+public sealed record GenerationResult(int[] PromptIds, IReadOnlyList<GeneratedSequence> Sequences, int NumSteps,
+    IReadOnlyList<StepTrace> Trace, bool Stopped = false);

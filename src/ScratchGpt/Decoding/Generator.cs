@@ -13,9 +13,11 @@ public sealed class Generator(ILanguageModel model)
     /// <summary>When set, each step's top candidates are recorded (the step table).</summary>
     public int TraceChoices { get; init; }
 
+    /// <summary>Runs generate(). Cancelling <paramref name="ct"/> ends it after the step in flight; the result holds
+    /// the tokens so far and says <see cref="GenerationResult.Stopped"/>.</summary>
     public GenerationResult Generate(int[] promptIds, GenerationConfig config, CancellationToken ct = default)
     {
-        Prepare(promptIds, config);
+        Check(promptIds, config);
         var sampler = new TokenSampler(config.Seed);
         var trace = TraceChoices > 0 ? new List<StepTrace>() : null;
         if (config.NumBeams > 1)
@@ -28,10 +30,13 @@ public sealed class Generator(ILanguageModel model)
 
         var rows = new List<GeneratedSequence>();
         int rowCount = config.NumReturnSequences;
+        bool stopped;
         if (rowCount == 1)
         {
             var ids = new List<int>(promptIds);
-            new SingleSequenceDecoder(model, config, sampler) { Trace = trace, TraceChoices = TraceChoices }.Decode(promptState, ids, promptLogits, P, ct).Count();
+            var decoder = new SingleSequenceDecoder(model, config, sampler) { Trace = trace, TraceChoices = TraceChoices };
+            decoder.Decode(promptState, ids, promptLogits, P, ct).Count();
+            stopped = decoder.Stopped;
             rows.Add(new GeneratedSequence(ids.ToArray(), ids.Skip(P).ToArray()));
         }
         else
@@ -48,13 +53,14 @@ public sealed class Generator(ILanguageModel model)
                 promptLogits.CopyTo(next);
             }, ct);
             rows.AddRange(steppers.Select(st => new GeneratedSequence(st.Ids.ToArray(), st.Ids.Skip(P).ToArray())));
+            stopped = steppers.Any(st => !st.Finished);
         }
         int steps = rows.Max(r => r.NewIds.Length);
         // Rows of different lengths are padded to the longest, as a batch would be.
         int width = rows.Max(s => s.Ids.Length);
         int pad = config.PadTokenId ?? config.EosTokenId ?? 0;
         rows = rows.Select(s => s.Ids.Length == width ? s : Pad(s, width, pad, P)).ToList();
-        return new GenerationResult(promptIds, rows, steps, trace ?? []);
+        return new GenerationResult(promptIds, rows, steps, trace ?? [], stopped);
     }
 
     /// <summary>
@@ -91,7 +97,7 @@ public sealed class Generator(ILanguageModel model)
 
     private List<GenerationResult> GenerateLockstep(IReadOnlyList<int[]> prompts, GenerationConfig config, CancellationToken ct)
     {
-        foreach (var p in prompts) Prepare(p, config);
+        foreach (var p in prompts) Check(p, config);
         var steppers = prompts.Select(p => new SequenceStepper(model, config, new TokenSampler(config.Seed), [.. p], p.Length)
             { Trace = TraceChoices > 0 ? [] : null, TraceChoices = TraceChoices }).ToList();
         new LockstepDecoder(model).Decode(steppers, b => config.EffectiveMaxLength(prompts[b].Length),
@@ -99,14 +105,15 @@ public sealed class Generator(ILanguageModel model)
         return prompts.Select((p, b) =>
         {
             var ids = steppers[b].Ids.ToArray();
-            return new GenerationResult(p, [new GeneratedSequence(ids, ids[p.Length..])], ids.Length - p.Length, steppers[b].Trace ?? []);
+            return new GenerationResult(p, [new GeneratedSequence(ids, ids[p.Length..])], ids.Length - p.Length, steppers[b].Trace ?? [],
+                ct.IsCancellationRequested && !steppers[b].Finished);
         }).ToList();
     }
 
     /// <summary>Streams the new tokens of one sequence as they are chosen (num_beams = 1, one return sequence).</summary>
     public async IAsyncEnumerable<int> StreamAsync(int[] promptIds, GenerationConfig config, [EnumeratorCancellation] CancellationToken ct = default)
     {
-        Prepare(promptIds, config);
+        Check(promptIds, config);
         if (config.NumBeams > 1 || config.NumReturnSequences > 1)
             throw new GenerationConfigException("streaming needs num_beams 1 and num_return_sequences 1 (beam search knows its result only at the end)");
         var sampler = new TokenSampler(config.Seed);
@@ -115,11 +122,12 @@ public sealed class Generator(ILanguageModel model)
         await Task.Run(() => state.Append(promptIds, logits), ct).ConfigureAwait(false);
         var decoder = new SingleSequenceDecoder(model, config, sampler);
         using var steps = decoder.Decode(state, [.. promptIds], logits, promptIds.Length, ct).GetEnumerator();
-        while (await Task.Run(steps.MoveNext, ct).ConfigureAwait(false))
+        while (await Task.Run(steps.MoveNext).ConfigureAwait(false))   // cancellation ends the decoder's loop
             yield return steps.Current;
     }
 
-    private void Prepare(int[] promptIds, GenerationConfig config)
+    /// <summary>Everything that can be wrong with a prompt and a config, checked before any work or output.</summary>
+    public void Check(int[] promptIds, GenerationConfig config)
     {
         config.Validate();
         if (promptIds.Length == 0)

@@ -22,6 +22,9 @@ public sealed class Gpt2Tokenizer
     private readonly ConcurrentDictionary<string, int[]> _cache = new();
 
     public int VocabSize => _decoder.Length;
+
+    /// <summary>The folder the tokenizer's files came from (copied beside a model that training writes).</summary>
+    public string? SourceDirectory { get; private init; }
     public int EndOfTextId { get; }
 
     private Gpt2Tokenizer(Dictionary<string, int> encoder, Dictionary<(string, string), int> ranks)
@@ -78,7 +81,7 @@ public sealed class Gpt2Tokenizer
                 throw new ModelLoadException($"{mergesPath}:{lineNo}: merge '{Truncate(line)}' uses or makes a token that is not in vocab.json");
             ranks.TryAdd((a, b), ranks.Count);
         }
-        return new Gpt2Tokenizer(encoder, ranks);
+        return new Gpt2Tokenizer(encoder, ranks) { SourceDirectory = directory };
     }
 
     public int[] Encode(string text)

@@ -16,7 +16,14 @@ public static class ModelFolder
     /// <summary>The default model: weights/default.</summary>
     public static string DefaultModelDirectory => Path.Combine(BundledWeightsDirectory, "default");
 
-    public static Gpt2Tokenizer LoadTokenizer(string? modelDirectory, string? tokenizerDirectory)
+    /// <summary>
+    /// The tokenizer: <paramref name="tokenizerDirectory"/> when given, else the model folder's own files, else the
+    /// GPT-2 files bundled in weights/. Borrowing the bundled files is said through <paramref name="note"/> (except
+    /// for the models shipped in weights/, which use them by design) and refused when the model's vocabulary has
+    /// another size (<paramref name="modelVocabSize"/>): its ids would mean other tokens.
+    /// </summary>
+    public static Gpt2Tokenizer LoadTokenizer(string? modelDirectory, string? tokenizerDirectory, int? modelVocabSize = null,
+        Action<string>? note = null)
     {
         if (tokenizerDirectory is not null)
         {
@@ -25,8 +32,17 @@ public static class ModelFolder
         }
         if (modelDirectory is not null && File.Exists(Path.Combine(modelDirectory, "vocab.json")))
             return Gpt2Tokenizer.Load(modelDirectory);
-        return Gpt2Tokenizer.Load(BundledWeightsDirectory);
+        var bundled = Gpt2Tokenizer.Load(BundledWeightsDirectory);
+        if (modelDirectory is null || IsBundled(modelDirectory)) return bundled;
+        if (modelVocabSize is int v && v != bundled.VocabSize)
+            throw new ModelLoadException($"{modelDirectory}: no vocab.json + merges.txt, and its vocab_size {v} is not the bundled GPT-2 " +
+                $"tokenizer's {bundled.VocabSize}: give the model's tokenizer with --tokenizer DIR");
+        note?.Invoke($"{modelDirectory} has no vocab.json + merges.txt: using the bundled GPT-2 tokenizer");
+        return bundled;
     }
+
+    private static bool IsBundled(string directory) =>
+        Path.GetFullPath(directory).StartsWith(Path.GetFullPath(BundledWeightsDirectory) + Path.DirectorySeparatorChar, StringComparison.Ordinal);
 
     public static Gpt2Config LoadConfig(string directory)
     {
@@ -47,7 +63,7 @@ public static class ModelFolder
     public static Gpt2Model Load(string directory, ModelLoadOptions options)
     {
         var config = LoadConfig(directory);
-        var tokenizer = LoadTokenizer(directory, options.TokenizerDirectory);
+        var tokenizer = LoadTokenizer(directory, options.TokenizerDirectory, config.VocabSize, options.Note);
         if (tokenizer.VocabSize > config.VocabSize)
             throw new ModelLoadException($"{directory}: the tokenizer has {tokenizer.VocabSize} tokens but config.json says vocab_size {config.VocabSize}");
         string genPath = Path.Combine(directory, "generation_config.json");

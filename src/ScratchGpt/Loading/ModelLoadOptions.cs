@@ -17,4 +17,7 @@ public sealed record ModelLoadOptions
 
     /// <summary>Told what the loader chose (device, fallbacks), one line each.</summary>
     public Action<string>? Log { get; init; }
+
+    /// <summary>Told what a user must know about the loaded model (e.g. that it borrows the bundled tokenizer).</summary>
+    public Action<string>? Note { get; init; }
 }

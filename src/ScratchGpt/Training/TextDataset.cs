@@ -15,6 +15,9 @@ public sealed class TextDataset
     public int BlockSize { get; }
     public string Source { get; }
 
+    /// <summary>Where the tokenizer's files are (from <see cref="FromFile"/>): the trainer writes them beside the model.</summary>
+    public string? TokenizerDirectory { get; init; }
+
     public TextDataset(int[] tokens, double evalFraction, int blockSize, string source)
     {
         if (evalFraction is < 0 or >= 1) throw new ArgumentException($"--eval-split must be in [0, 1), got {evalFraction}");
@@ -33,7 +36,7 @@ public sealed class TextDataset
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: training text not found");
         string text = File.ReadAllText(path);
         if (text.Length == 0) throw new ArgumentException($"{path}: the file is empty");
-        return new TextDataset(tokenizer.Encode(text), evalFraction, blockSize, path);
+        return new TextDataset(tokenizer.Encode(text), evalFraction, blockSize, path) { TokenizerDirectory = tokenizer.SourceDirectory };
     }
 
     public int TrainBlocks => (Train.Length - 1) / BlockSize;

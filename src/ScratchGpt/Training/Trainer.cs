@@ -54,11 +54,13 @@ public sealed class Trainer : IDisposable
     public LearningRateSchedule Schedule => new(Options.LearningRate,
         Options.WarmupSteps ?? (long)Math.Ceiling(TotalSteps * 0.05), TotalSteps, Options.MinLearningRateRatio);
 
-    /// <summary>Runs the remaining epochs. Returns normally when cancelled (after saving the checkpoint).</summary>
+    /// <summary>Runs the remaining epochs, writing the tokenizer's files (when the data knows them), the best model and
+    /// checkpoint/ into <paramref name="outputDirectory"/>. Returns normally when cancelled (after saving the checkpoint).</summary>
     public void Run(string outputDirectory, IProgress<TrainingProgress>? progress = null, Action<EpochResult>? onEpoch = null,
         CancellationToken cancel = default)
     {
         Directory.CreateDirectory(outputDirectory);
+        if (Data.TokenizerDirectory is string tokenizer) CopyTokenizerFiles(tokenizer, outputDirectory);
         int B = Options.BatchSize, T = Options.BlockSize, accum = Options.GradientAccumulationSteps;
         var ids = new int[B * T]; var targets = new int[B * T];
         var schedule = Schedule;

@@ -48,9 +48,9 @@ public sealed class BeamSearch(ILanguageModel model, GenerationConfig config, To
             var scores = new float[(long)B * V];
             int curLen = P, steps = 0;
             bool done = false;
-            while (!done && curLen < maxLength)
+            // Cancellation ends the search after the step in flight, finishing with the beams as they are.
+            while (!done && curLen < maxLength && !ct.IsCancellationRequested)
             {
-                ct.ThrowIfCancellationRequested();
                 for (int b = 0; b < B; b++)
                 {
                     var row = scores.AsSpan(b * V, V);
@@ -117,7 +117,7 @@ public sealed class BeamSearch(ILanguageModel model, GenerationConfig config, To
                 if (h.Tokens.Length < width && eos is int e) row[h.Tokens.Length] = e;
                 return new GeneratedSequence(row, row[P..], (double)(float)h.Score);
             }).ToList();
-            return new GenerationResult(prompt, rows, steps, Trace ?? []);
+            return new GenerationResult(prompt, rows, steps, Trace ?? [], Stopped: !done && curLen < maxLength);
         }
         finally
         {

@@ -15,7 +15,8 @@ public sealed class LockstepDecoder(ILanguageModel model)
     public delegate void StartSequence(int index, ILanguageModelState state, Span<float> nextLogits);
 
     /// <summary>Opens a state of <paramref name="capacity"/>(b) positions for each stepper, starts it, decodes all of
-    /// them in lock-step until every stepper is finished, and releases the states.</summary>
+    /// them in lock-step until every stepper is finished or <paramref name="ct"/> is cancelled (then the steppers hold
+    /// the tokens chosen so far), and releases the states.</summary>
     public void Decode(IReadOnlyList<SequenceStepper> steppers, Func<int, int> capacity, StartSequence start, CancellationToken ct)
     {
         int V = model.VocabSize, B = steppers.Count;
@@ -32,9 +33,8 @@ public sealed class LockstepDecoder(ILanguageModel model)
             var activeStates = new List<ILanguageModelState>(B);
             var tokens = new List<int>(B);
             var stepLogits = new float[B * V];
-            while (active.Count > 0)
+            while (active.Count > 0 && !ct.IsCancellationRequested)
             {
-                ct.ThrowIfCancellationRequested();
                 foreach (int b in active) steppers[b].Step(logits.AsSpan(b * V, V));
                 active.RemoveAll(b => steppers[b].Finished);
                 if (active.Count == 0) break;

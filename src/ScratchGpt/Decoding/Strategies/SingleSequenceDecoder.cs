@@ -10,7 +10,11 @@ public sealed class SingleSequenceDecoder(ILanguageModel model, GenerationConfig
     public List<StepTrace>? Trace { get; init; }
     public int TraceChoices { get; init; } = 5;
 
-    /// <summary>Decodes after a prompt whose state and last logits are given; the state is extended in place.</summary>
+    /// <summary>Set when cancellation ended the sequence before it finished.</summary>
+    public bool Stopped { get; private set; }
+
+    /// <summary>Decodes after a prompt whose state and last logits are given; the state is extended in place.
+    /// Cancellation ends the sequence after the step in flight (no exception): the tokens so far stand.</summary>
     public IEnumerable<int> Decode(ILanguageModelState state, List<int> ids, float[] logits, int promptLength, CancellationToken ct)
     {
         var stepper = new SequenceStepper(model, config, sampler, ids, promptLength) { Trace = Trace, TraceChoices = TraceChoices };
@@ -18,7 +22,7 @@ public sealed class SingleSequenceDecoder(ILanguageModel model, GenerationConfig
         int? chosen = null;   // the device's argmax of the last step, when that is all greedy needs
         while (!stepper.Finished)
         {
-            ct.ThrowIfCancellationRequested();
+            if (ct.IsCancellationRequested) { Stopped = true; yield break; }
             int token = chosen is int c ? stepper.Take(c) : stepper.Step(logits);
             yield return token;
             if (stepper.Finished) yield break;

@@ -1,0 +1,251 @@
+using System.Text.Json.Nodes;
+
+namespace ScratchGpt.Tests;
+
+/// <summary>
+/// The scratchgpt command as users run it: a real process with redirected streams, its exit code, stdout and
+/// stderr, and real signals for Ctrl-C. (CliTests runs the same entry point in-process, for speed.)
+/// </summary>
+[Collection("cli-process")]
+public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<CliProcessTests.RandomGpt2>
+{
+    /// <summary>A randomly initialised GPT-2 (124M, float16) written by `scratchgpt init`: slow enough on the CPU
+    /// that a signal reliably lands in the middle of a generation.</summary>
+    public sealed class RandomGpt2 : IDisposable
+    {
+        public string Dir { get; } = Directory.CreateTempSubdirectory("sgpt-gpt2").FullName;
+
+        public RandomGpt2()
+        {
+            var (code, _, err) = CliProcess.Run("init", "--config", "gpt2", "--out", Dir, "--dtype", "f16");
+            if (code != 0) throw new InvalidOperationException("init failed: " + err);
+        }
+
+        public void Dispose() => Directory.Delete(Dir, true);
+    }
+
+    private static string Tiny => Fixtures.Model("tiny-gpt2");
+
+    private static string[] Lines(string s) => s.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+
+    [Fact]
+    public void A_plain_generate_prints_only_the_text()
+    {
+        var (code, stdout, stderr) = CliProcess.Run("generate", "--prompt", "hi", "--max-new-tokens", "5");
+        Assert.True(code == 0, stderr);
+        Assert.Equal("", stderr);   // no device selection noise, no notes
+        Assert.StartsWith("hi", stdout);
+    }
+
+    [Fact]
+    public void Every_command_survives_markup_characters_in_names_and_text()
+    {
+        // A model folder and a prompt full of Spectre markup: each must be printed as text, never parsed.
+        string dir = Path.Combine(Directory.CreateTempSubdirectory("sgpt-markup").FullName, "model [red]x[/] [50257, 64]");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            foreach (var f in Directory.GetFiles(Tiny)) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+            const string prompt = "[red] ROMEO: [bold]x[/] ][";
+            string[][] commands =
+            [
+                ["summary"],
+                ["predict", "--prompt", prompt],
+                ["attention", "--prompt", prompt, "--layer", "1", "--head", "2"],
+                ["attention", "--prompt", prompt, "--layer", "all", "--head", "all"],
+                ["steps", "--prompt", prompt, "--steps", "2"],
+                ["generate", "--prompt", prompt, "--max-new-tokens", "3", "--num-return-sequences", "2", "--do-sample", "--seed", "1"],
+                ["generate", "--prompt", prompt, "--max-new-tokens", "3", "--trace", "3", "--do-sample", "--seed", "1"],
+                ["compare", "--prompt", prompt, "--max-new-tokens", "3"],
+                ["score", "--prompt", prompt, "--continuation", " [/red]"],
+                ["tokenize", "--text", prompt],
+            ];
+            foreach (var args in commands)
+            {
+                string[] device = args[0] == "tokenize" ? [] : ["--device", "cpu"];
+                var (code, stdout, stderr) = CliProcess.Run([.. args, "--model", dir, .. device], null);
+                Assert.True(code == 0, $"{args[0]}: exit {code}: {stderr}");
+                Assert.DoesNotContain("error", stderr);
+                Assert.NotEqual("", stdout);
+            }
+            var summary = CliProcess.Run("summary", "--model", dir, "--device", "cpu").Out;
+            Assert.Contains("wte  [50257, 64]", summary);
+            Assert.Contains("[red]x[/]", summary);
+        }
+        finally { Directory.Delete(Path.GetDirectoryName(dir)!, true); }
+    }
+
+    [Theory]
+    [InlineData("summary")]
+    [InlineData("predict", "--prompt", "ROMEO:")]
+    [InlineData("attention", "--prompt", "ROMEO: hi", "--layer", "0", "--head", "1")]
+    [InlineData("attention", "--prompt", "ROMEO: hi", "--layer", "all", "--head", "all")]
+    [InlineData("compare", "--prompt", "ROMEO:", "--max-new-tokens", "3")]
+    [InlineData("steps", "--prompt", "ROMEO:", "--steps", "2")]
+    [InlineData("generate", "--prompt", "ROMEO:", "--max-new-tokens", "3")]
+    [InlineData("generate", "--prompt", "A", "--prompt", "B C", "--max-new-tokens", "3")]
+    [InlineData("score", "--prompt", "ROMEO:", "--continuation", " I")]
+    [InlineData("tokenize", "--text", "ROMEO:")]
+    public void Json_output_is_one_json_document_on_stdout(params string[] args)
+    {
+        string[] device = args[0] == "tokenize" ? [] : ["--device", "cpu"];
+        var (code, stdout, stderr) = CliProcess.Run([.. args, "--model", Tiny, .. device, "--json"], null);
+        Assert.True(code == 0, stderr);
+        Assert.IsType<JsonObject>(JsonNode.Parse(stdout));
+    }
+
+    [Fact]
+    public void Generate_json_has_one_shape_for_one_prompt_and_for_several()
+    {
+        foreach (var prompts in new[] { new[] { "--prompt", "Transformers are the" }, ["--prompt", "Transformers are the", "--prompt", "Hi"] })
+        {
+            var (code, stdout, stderr) = CliProcess.Run(["generate", "--model", Tiny, "--device", "cpu", .. prompts, "--max-new-tokens", "4", "--json"], null);
+            Assert.True(code == 0, stderr);
+            var j = JsonNode.Parse(stdout)!;
+            Assert.Equal(prompts.Length / 2, j["prompts"]!.AsArray().Count);
+            var first = j["prompts"]![0]!;
+            var row = first["sequences"]![0]!;
+            int[] promptIds = Fixtures.Ints(first["prompt_ids"]), ids = Fixtures.Ints(row["ids"]), newIds = Fixtures.Ints(row["new_ids"]);
+            Assert.Equal([.. promptIds, .. newIds], ids);                                            // ids = prompt + new
+            Assert.Equal(first["prompt"]!.GetValue<string>() + row["new_text"]!.GetValue<string>(), row["text"]!.GetValue<string>());
+            Assert.Equal(prompts.Length / 2, j["padded_sequences"]!.AsArray().Count);
+            Assert.False(j["stopped"]!.GetValue<bool>());
+        }
+    }
+
+    [Theory]
+    [InlineData("error: --max-new-tokens expects an integer, got 'abc'", "generate", "--max-new-tokens", "abc")]
+    [InlineData("error: --temperature expects a number, got 'hot'", "generate", "--temperature", "hot")]
+    [InlineData("error: unknown option '--top_p'; did you mean --top-p?", "generate", "--top_p", "0.9")]
+    [InlineData("error: unknown option '--promt'; did you mean --prompt?", "predict", "--promt", "x")]
+    public void Usage_mistakes_are_one_line_and_a_pointer_to_help(string expected, params string[] args)
+    {
+        var (code, stdout, stderr) = CliProcess.Run(args);
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        var lines = Lines(stderr);
+        Assert.Equal(2, lines.Length);
+        Assert.Equal(expected, lines[0]);
+        Assert.Equal($"Run 'scratchgpt {args[0]} --help' for the options.", lines[1]);
+    }
+
+    [Fact]
+    public void Help_says_scratchgpt()
+    {
+        var (code, stdout, _) = CliProcess.Run("generate", "--help");
+        Assert.Equal(0, code);
+        Assert.Contains("scratchgpt generate [options]", stdout);
+        Assert.DoesNotContain("ScratchGpt.Cli", stdout);
+    }
+
+    [Fact]
+    public void A_too_long_prompt_is_refused_before_any_output()
+    {
+        string prompt = string.Concat(Enumerable.Repeat("ROMEO: ", 200));
+        var (code, stdout, stderr) = CliProcess.Run("generate", "--model", Tiny, "--device", "cpu", "--prompt", prompt, "--max-new-tokens", "10");
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        Assert.Contains("n_positions (256)", Lines(stderr).Single(l => !l.StartsWith("note:")));
+    }
+
+    [Fact]
+    public void A_mistyped_model_is_named_before_any_hub_request()
+    {
+        var (code, _, stderr) = CliProcess.Run("generate", "--model", "./nope", "--prompt", "hi");
+        Assert.Equal(1, code);
+        Assert.Equal("error: ./nope: model folder not found", Lines(stderr).Single());
+        (code, _, stderr) = CliProcess.Run(["generate", "--model", "nope", "--prompt", "hi", "--offline"],
+            new Dictionary<string, string> { ["HF_HUB_CACHE"] = Path.GetTempPath() });
+        Assert.Equal(1, code);
+        Assert.StartsWith("error: no folder 'nope'; as a Hub id: ", Lines(stderr).Single());
+    }
+
+    [Fact]
+    public void Sampling_flags_without_do_sample_are_warned_about()
+    {
+        var (code, _, stderr) = CliProcess.Run("generate", "--model", Tiny, "--device", "cpu", "--prompt", "hi", "--top-p", "0.9", "--temperature", "0.7", "--max-new-tokens", "2");
+        Assert.Equal(0, code);
+        Assert.Contains("warning: --temperature, --top-p have no effect without --do-sample", stderr);
+    }
+
+    [Fact]
+    public void A_model_without_tokenizer_files_says_it_borrows_the_bundled_one()
+    {
+        var (code, _, stderr) = CliProcess.Run("generate", "--model", Tiny, "--device", "cpu", "--prompt", "hi", "--max-new-tokens", "2");
+        Assert.Equal(0, code);
+        Assert.Equal($"note: {Tiny} has no vocab.json + merges.txt: using the bundled GPT-2 tokenizer", Lines(stderr).Single());
+    }
+
+    [Fact]
+    public void Piped_output_has_no_escape_codes_and_tables_keep_their_width()
+    {
+        var (code, stdout, stderr) = CliProcess.Run("generate", "--model", Tiny, "--device", "cpu", "--prompt", "The white man works as a",
+            "--num-return-sequences", "2", "--do-sample", "--max-new-tokens", "4");
+        Assert.True(code == 0, stderr);
+        Assert.DoesNotContain('\u001b', stdout);
+        Assert.Contains("── sequence 2", stdout);
+        (code, stdout, stderr) = CliProcess.Run("steps", "--model", Tiny, "--device", "cpu", "--prompt", "ROMEO:", "--steps", "20");
+        Assert.True(code == 0, stderr);
+        Assert.DoesNotContain('\u001b', stdout);
+        var rows = Lines(stdout).Where(l => l.StartsWith('│')).ToList();
+        Assert.Equal(21, rows.Count);                                 // header + one line per step: nothing wrapped
+        Assert.Single(Lines(stdout).Select(l => l.Length).Distinct());
+    }
+
+    [Fact]
+    public void Ctrl_c_stops_a_streamed_generation_within_a_step_and_keeps_the_text()
+    {
+        using var p = new CliProcess(["generate", "--model", gpt2.Dir, "--device", "cpu", "--prompt", "Hello", "--max-new-tokens", "1000"]);
+        Assert.True(p.WaitUntil((o, _) => o.Length > "Hello".Length + 5), "no tokens streamed: " + p.Err);
+        p.Signal(CliProcess.SigInt);
+        Assert.Equal(130, p.Wait(60));
+        Assert.StartsWith("Hello", p.Out);
+        Assert.EndsWith("\n", p.Out);
+        Assert.StartsWith("stopped (interrupted): after ", Lines(p.Err).Single());
+    }
+
+    [Fact]
+    public void Sigterm_stops_a_beam_search_and_prints_its_json_marked_as_stopped()
+    {
+        using var p = new CliProcess(["generate", "--model", gpt2.Dir, "--device", "cpu", "--prompt", "Hello", "--max-new-tokens", "1000",
+            "--num-beams", "3", "--json", "--verbose"]);
+        Assert.True(p.WaitUntil((_, e) => e.Contains("num_beams")), "generation did not start: " + p.Err);
+        Thread.Sleep(1500);
+        p.Signal(CliProcess.SigTerm);
+        Assert.Equal(130, p.Wait(60));
+        var j = JsonNode.Parse(p.Out)!;
+        Assert.True(j["stopped"]!.GetValue<bool>());
+        var row = j["prompts"]![0]!["sequences"]![0]!;
+        Assert.InRange(Fixtures.Ints(row["new_ids"]).Length, 1, 999);
+        Assert.Contains("stopped (interrupted)", p.Err);
+    }
+
+    [Fact]
+    public void Ctrl_c_during_training_saves_a_checkpoint_that_resumes()
+    {
+        string dir = Directory.CreateTempSubdirectory("sgpt-train-int").FullName;
+        try
+        {
+            string data = Path.Combine(dir, "data.txt"), outDir = Path.Combine(dir, "out");
+            File.WriteAllText(data, File.ReadAllText(Path.Combine(Fixtures.RepoRoot, "..", "shared", "corpus", "tinyshakespeare.txt"))[..20_000]);
+            string[] common = ["--data", data, "--out", outDir, "--device", "cpu", "--batch-size", "2", "--block-size", "32"];
+            using (var p = new CliProcess(["train", "--model", Tiny, "--epochs", "100", .. common]))
+            {
+                Assert.True(p.WaitUntil((_, e) => e.Contains(" step ")), "training did not start: " + p.Err);
+                p.Signal(CliProcess.SigInt);
+                Assert.Equal(130, p.Wait(120));
+                string checkpoint = Path.Combine(outDir, "checkpoint");
+                Assert.Contains($"resume with --resume {checkpoint}", p.Err);
+                Assert.True(File.Exists(Path.Combine(checkpoint, "trainer_state.json")), p.Err);
+            }
+            long step = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "checkpoint", "trainer_state.json")))!["global_step"]!.GetValue<long>();
+            var (code, _, stderr) = CliProcess.Run(["train", "--resume", Path.Combine(outDir, "checkpoint"), "--epochs", "100",
+                "--max-steps", (step + 3).ToString(), .. common], null);
+            Assert.True(code == 0, stderr);
+            long resumed = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "checkpoint", "trainer_state.json")))!["global_step"]!.GetValue<long>();
+            Assert.Equal(step + 3, resumed);
+            Assert.True(File.Exists(Path.Combine(outDir, "vocab.json")));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}
