@@ -17,7 +17,7 @@ pack() {
   grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
   dotnet build -c Release src/ScratchGpt.Cli >/dev/null
   local bin=src/ScratchGpt.Cli/bin/Release/net10.0
-  cp "$bin"/*.dll "$bin"/*.json .gpu/app/ && cp -r "$bin"/kernels .gpu/app/
+  cp "$bin"/*.dll "$bin"/*.json .gpu/app/
   cp weights/vocab.json weights/merges.txt .gpu/app/weights/
   (cd "$dotnet_root" && tar cf - dotnet host "shared/Microsoft.NETCore.App/$(basename "$runtime")") | xz -T0 -6 > .gpu/dotnet.tar.xz
   du -sh .gpu
@@ -26,15 +26,14 @@ pack() {
 run() {
   mkdir -p /tmp/dotnet && tar xJf .gpu/dotnet.tar.xz -C /tmp/dotnet
   export DOTNET_ROOT=/tmp/dotnet PATH=/tmp/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1
-  # NVRTC: the toolkit's, else the one PyTorch's wheels bring.
-  local nvrtc; nvrtc=$(python3 -c 'import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))' 2>/dev/null || true)
-  [ -n "$nvrtc" ] && export LD_LIBRARY_PATH="$(find "$nvrtc" -name 'libnvrtc.so*' -printf '%h\n' | sort -u | tr '\n' ':')${LD_LIBRARY_PATH:-}"
+  # ILGPU needs only the driver (libcuda.so.1); it compiles the C# kernels to PTX itself.
   local out=${OUT:-/tmp/gpu-out}; mkdir -p "$out"
   sg() { dotnet .gpu/app/ScratchGpt.Cli.dll "$@"; }
   # Each step runs even if one before it failed; failures are listed in $out/failures.txt.
   step() { local name=$1; shift; echo "== $name"; "$@" || echo "$name (exit $?)" >> "$out/failures.txt"; }
   step devices sg devices
   step kernels-cuda bash -c 'dotnet .gpu/app/ScratchGpt.Cli.dll kernels test --device cuda > "$0/kernels-cuda.txt" 2>&1' "$out"
+  step ptx bash -c 'dotnet .gpu/app/ScratchGpt.Cli.dll kernels compile --target ptx --arch sm_90 --out "$0/ptx"' "$out"
   for d in cpu cuda; do
     step "greedy-$d" bash -c 'dotnet .gpu/app/ScratchGpt.Cli.dll generate --model weights/default --device "$1" --prompt "ROMEO:" --max-new-tokens 40 --json > "$0/greedy-$1.json"' "$out" "$d"
     step "beam-$d" bash -c 'dotnet .gpu/app/ScratchGpt.Cli.dll generate --model weights/default --device "$1" --prompt "ROMEO:" --max-new-tokens 40 --num-beams 5 --no-repeat-ngram-size 2 --json > "$0/beam-$1.json"' "$out" "$d"
@@ -51,8 +50,8 @@ run() {
   step bench-prefill bash -c 'dotnet .gpu/app/ScratchGpt.Cli.dll bench --model /tmp/gpt2-f32 --device cuda --prompt-tokens 1000 --new-tokens 2 --runs 3 --json > "$0/bench-prefill-1000.json"' "$out"
   for i in $(seq 40); do cat README.md; done > /tmp/train-text.txt
   step train-cuda bash -c 'dotnet .gpu/app/ScratchGpt.Cli.dll train --config gpt2 --n-layer 4 --n-head 4 --n-embd 256 --n-positions 256 --data /tmp/train-text.txt --block-size 256 --batch-size 16 --max-steps 20 --eval-split 0.1 --device cuda --out /tmp/train-cuda > "$0/train-cuda.txt" 2>&1' "$out"
-  cmp <(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sequences"][0]["text"])' "$out/greedy-cpu.json") \
-      <(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sequences"][0]["text"])' "$out/greedy-cuda.json") \
+  cmp <(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["prompts"][0]["sequences"][0]["text"])' "$out/greedy-cpu.json") \
+      <(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["prompts"][0]["sequences"][0]["text"])' "$out/greedy-cuda.json") \
     && echo "greedy: same text on cpu and cuda" | tee -a "$out/summary.txt" || echo "greedy: cpu and cuda DIFFER" | tee -a "$out/summary.txt"
   cat "$out/failures.txt" 2>/dev/null || echo "no step failed"
 }

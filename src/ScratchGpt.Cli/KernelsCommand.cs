@@ -1,37 +1,68 @@
 using System.CommandLine;
 using ScratchGpt.Backends;
+using ScratchGpt.Backends.Ilgpu;
+using ScratchGpt.Loading;
 using Spectre.Console;
 
 namespace ScratchGpt.Cli;
 
-/// <summary>scratchgpt kernels test: every kernel of a backend (forward and training) against the CPU reference, with a table of errors.</summary>
+/// <summary>
+/// scratchgpt kernels test: every kernel of a backend (forward and training) against the reference backend, as a
+/// table of errors. scratchgpt kernels compile: the PTX or OpenCL C that ILGPU generates for every kernel.
+/// </summary>
 public static class KernelsCommand
 {
+    static readonly Option<string?> Op = new("--op") { Description = "only the cases whose kernel name contains this" };
+    static readonly Option<string> Target = new("--target") { Description = "ptx | opencl", Required = true };
+    static readonly Option<string> Arch = new("--arch") { Description = "CUDA architecture for --target ptx", DefaultValueFactory = _ => "sm_90" };
+    static readonly Option<string> Out = new("--out") { Description = "folder for one file per kernel", Required = true };
+
     public static Command Create()
     {
-        var test = new Command("test", "Run every kernel against the CPU reference on random inputs of awkward sizes.");
-        test.Options.Add(Common.Device); test.Options.Add(Common.Verbose);
+        var test = new Command("test", "Run every kernel against the reference backend on random inputs of awkward sizes.");
+        test.Options.Add(Common.Device); test.Options.Add(Op); test.Options.Add(Common.Verbose); test.Options.Add(Common.Json);
         Common.Action(test, p =>
         {
             string device = p.GetValue(Common.Device)!;
-            using var be = BackendFactory.Create(device == "auto" ? "opencl" : device, m => Console.Error.WriteLine(m));
+            using var be = BackendFactory.Create(device == "auto" ? "ilgpu-cpu" : device, p.GetValue(Common.Verbose) ? Console.Error.WriteLine : null);
             Console.Error.WriteLine($"Device: {be.Kind} — {be.DeviceName}");
+            // The forward pass's kernels, then (on ILGPU devices) the training kernels. ILGPU's CPU accelerator
+            // runs a thread per GPU thread: it gets the small shapes.
+            bool small = be.Kind == "ilgpu-cpu";
+            var checks = KernelCheck.Run(be, large: !small);
+            if (be is IlgpuBackend gpu) checks = checks.Concat(Training.TrainingKernelCheck.Run(gpu, small: small));
+            if (p.GetValue(Op) is string op) checks = checks.Where(r => r.Kernel.Contains(op, StringComparison.OrdinalIgnoreCase));
             var table = new Table().AddColumn("kernel").AddColumn("shape").AddColumn("max abs error").AddColumn("relative").AddColumn("");
             bool ok = true;
-            // The forward pass's kernels, then (on OpenCL and CUDA) the training kernels.
-            var checks = KernelCheck.Run(be);
-            if (be is IKernelRunner gpu) checks = checks.Concat(Training.TrainingKernelCheck.Run(gpu));
+            int count = 0;
             foreach (var r in checks)
             {
-                bool pass = r.RelativeError < 1e-4;
+                bool pass = r.RelativeError < KernelCheck.Tolerance;
                 ok &= pass;
-                table.AddRow(r.Kernel, Markup.Escape(r.Shape), r.MaxAbsError.ToString("E2"), r.RelativeError.ToString("E2"), pass ? "[green]ok[/]" : "[red]FAIL[/]");
+                count++;
+                table.AddRow(Markup.Escape(r.Kernel), Markup.Escape(r.Shape), r.MaxAbsError.ToString("E2"), r.RelativeError.ToString("E2"),
+                    pass ? "[green]ok[/]" : "[red]FAIL[/]");
             }
             AnsiConsole.Write(table);
+            Console.WriteLine($"{count} cases on {be.Kind}: {(ok ? "all within" : "NOT all within")} {KernelCheck.Tolerance:E0} relative");
             return ok ? 0 : 1;
         });
+
+        var compile = new Command("compile", "Write the PTX or OpenCL C that ILGPU generates for every kernel, one file each.");
+        compile.Options.Add(Target); compile.Options.Add(Arch); compile.Options.Add(Out); compile.Options.Add(Common.Verbose);
+        Common.Action(compile, p =>
+        {
+            string target = p.GetValue(Target)!, dir = p.GetValue(Out)!;
+            var sources = KernelCompiler.Compile(target, p.GetValue(Arch)!).ToList();   // everything compiles before a file is written
+            Directory.CreateDirectory(dir);
+            foreach (var (name, source) in sources) AtomicFile.WriteAllText(Path.Combine(dir, name + (target == "ptx" ? ".ptx" : ".cl")), source);
+            Console.Error.WriteLine($"wrote {sources.Count} kernels to {dir}");
+            return 0;
+        });
+
         var c = new Command("kernels", "Kernel tools for people who port or tune a kernel.");
         c.Subcommands.Add(test);
+        c.Subcommands.Add(compile);
         return c;
     }
 }

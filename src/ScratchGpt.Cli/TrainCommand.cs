@@ -85,7 +85,7 @@ public static class TrainCommand
         if (!File.Exists(dataPath)) throw new ArgumentException($"--data {dataPath}: training text not found");
         var data = TextDataset.FromFile(dataPath, tokenizer, options.EvalSplit, options.BlockSize);
         Console.Error.WriteLine($"{dataPath}: {data.Train.Length:N0} training tokens, {data.Validation.Length:N0} validation tokens");
-        using var trainer = new Trainer(parameters, data, options, backend as IKernelRunner);
+        using var trainer = new Trainer(parameters, data, options, backend as Backends.Ilgpu.IlgpuBackend);
         Console.Error.WriteLine($"Device: {trainer.Engine.Device}");
         if (resume is not null) trainer.RestoreState(resume);
         var cfgUsed = trainer.Parameters.Config;   // the config the run uses (--dropout may override the file's)

@@ -108,7 +108,7 @@ public sealed class TrainerTests : IDisposable
     [InlineData("training text not found", "--data", "/no/such/file.txt")]
     [InlineData("--block-size 128 is larger than the model's n_positions 64", "--block-size", "128")]
     [InlineData("--device: unknown device 'tpu'", "--device", "tpu")]
-    [InlineData("--device opencl:9: only", "--device", "opencl:9")]
+    [InlineData("--device ilgpu-cpu:9: only 1 device(s) found", "--device", "ilgpu-cpu:9")]
     [InlineData("--lr must be a positive number", "--lr", "-1")]
     [InlineData("--eval-split must be in [0, 1)", "--eval-split", "1.5")]
     public void Bad_training_input_is_one_clear_line(string expected, string option, string value)

@@ -1,10 +1,18 @@
 using ScratchGpt.Backends.Cpu;
+using ScratchGpt.Backends.Ilgpu;
+using ScratchGpt.Backends.Reference;
 
 namespace ScratchGpt.Backends;
 
-/// <summary>Turns a --device value (auto | cpu | opencl[:N] | cuda[:N]) into a backend.</summary>
+/// <summary>
+/// Turns a --device value into a backend: auto | cpu | reference | cuda[:N] | opencl[:N] | ilgpu-cpu.
+/// auto takes a CUDA GPU, then an OpenCL device ILGPU can use, then the SIMD CPU backend, silently (what it tried
+/// goes to <c>log</c>, which the CLI shows with --verbose).
+/// </summary>
 public static class BackendFactory
 {
+    public const string Expected = "auto, cpu, reference, cuda[:N], opencl[:N] or ilgpu-cpu";
+
     public static IBackend Create(string device, Action<string>? log = null)
     {
         var (kind, index) = Parse(device);
@@ -12,27 +20,18 @@ public static class BackendFactory
         {
             case "cpu":
                 return new CpuBackend();
+            case "reference":
+                return new ReferenceBackend();
             case "auto":
-                foreach (var (name, make) in GpuCandidates(index))
+                foreach (var gpu in new[] { "cuda", "opencl" })
                 {
-                    try { return make(); }
-                    catch (Exception e) when (e is BackendException or DllNotFoundException or EntryPointNotFoundException)
-                    { log?.Invoke($"{name} unavailable: {e.Message}; trying the next device"); }
+                    try { return IlgpuDevices.Open(gpu, index ?? 0); }
+                    catch (BackendException e) { log?.Invoke($"{gpu} unavailable: {e.Message}; trying the next device"); }
                 }
                 return new CpuBackend();
-            case "opencl":
-                return OpenCl.OpenClBackend.Create(index ?? 0, gpuOnly: false);
-            case "cuda":
-                return Cuda.CudaBackend.Create(index ?? 0);
-            default:
-                throw new ArgumentException($"--device: unknown device '{device}' (expected auto, cpu, opencl[:N] or cuda[:N])");
+            default:   // cuda, opencl, ilgpu-cpu: an explicit device that cannot be had is an error naming why
+                return IlgpuDevices.Open(kind, index ?? 0);
         }
-    }
-
-    private static IEnumerable<(string, Func<IBackend>)> GpuCandidates(int? index)
-    {
-        yield return ("cuda", () => Cuda.CudaBackend.Create(index ?? 0));
-        yield return ("opencl GPU", () => OpenCl.OpenClBackend.Create(index ?? 0, gpuOnly: true));
     }
 
     public static (string Kind, int? Index) Parse(string device)
@@ -44,16 +43,16 @@ public static class BackendFactory
         if (colon >= 0)
         {
             if (!int.TryParse(d[(colon + 1)..], out int i) || i < 0)
-                throw new ArgumentException($"--device: '{device}' has an invalid device index (expected e.g. opencl:0)");
+                throw new ArgumentException($"--device: '{device}' has an invalid device index (expected e.g. cuda:0)");
             index = i;
         }
-        if (kind is not ("auto" or "cpu" or "opencl" or "cuda"))
-            throw new ArgumentException($"--device: unknown device '{device}' (expected auto, cpu, opencl[:N] or cuda[:N])");
+        if (kind is not ("auto" or "cpu" or "reference" or "opencl" or "cuda" or "ilgpu-cpu"))
+            throw new ArgumentException($"--device: unknown device '{device}' (expected {Expected})");
         return (kind, index);
     }
 }
 
-/// <summary>A GPU runtime call failed; the message names the call and its status.</summary>
+/// <summary>A device could not be opened or a runtime call failed; the message names the device and the reason.</summary>
 public sealed class BackendException : Exception
 {
     public BackendException(string message) : base(message) { }

@@ -1,30 +1,32 @@
+using ScratchGpt.Backends.Ilgpu;
+
 namespace ScratchGpt.Backends;
 
 /// <summary>One row of `scratchgpt devices`.</summary>
 public sealed record DeviceInfo(string Id, string Name, string Status);
 
-/// <summary>Probes each backend for the devices it can use; never throws.</summary>
+/// <summary>What each backend can use here, and why a kind of device cannot be used; never throws.</summary>
 public static class DeviceList
 {
     public static IReadOnlyList<DeviceInfo> Probe()
     {
-        var list = new List<DeviceInfo> { new("cpu", new Cpu.CpuBackend().DeviceName, "available") };
-        try
+        var list = new List<DeviceInfo>
         {
-            var devices = OpenCl.OpenClNative.Devices(gpuOnly: false);
-            if (devices.Count == 0) list.Add(new("opencl", "-", "no OpenCL device (install an ICD, e.g. pocl-opencl-icd)"));
-            for (int i = 0; i < devices.Count; i++)
-                list.Add(new($"opencl:{i}", OpenCl.OpenClNative.DeviceString(devices[i].Device, OpenCl.OpenClNative.DeviceName),
-                    "available (" + OpenCl.OpenClNative.PlatformString(devices[i].Platform, OpenCl.OpenClNative.PlatformName) + ")"));
-        }
-        catch (Exception e) when (e is DllNotFoundException or BackendException or EntryPointNotFoundException)
-        { list.Add(new("opencl", "-", "unavailable: " + (e is DllNotFoundException ? "libOpenCL.so.1 not found" : e.Message))); }
-        try
+            new("cpu", new Cpu.CpuBackend().DeviceName, "available (SIMD)"),
+            new("reference", "plain float32 loops", "available (the oracle the tests compare with)"),
+        };
+        foreach (var kind in new[] { "cuda", "opencl", "ilgpu-cpu" })
         {
-            foreach (var (id, name) in Cuda.CudaBackend.ListDevices()) list.Add(new(id, name, "available"));
+            try
+            {
+                var devices = IlgpuDevices.Of(kind);
+                if (devices.Count == 0) list.Add(new(kind, "-", "unavailable: " + IlgpuDevices.WhyNone(kind)));
+                for (int i = 0; i < devices.Count; i++)
+                    list.Add(new(kind == "ilgpu-cpu" ? kind : $"{kind}:{i}", devices[i].Name,
+                        kind == "ilgpu-cpu" ? "available (ILGPU's CPU accelerator: every kernel, slowly, debuggable)" : "available"));
+            }
+            catch (Exception e) { list.Add(new(kind, "-", "unavailable: " + e.Message.ReplaceLineEndings(" "))); }
         }
-        catch (Exception e) when (e is DllNotFoundException or BackendException or EntryPointNotFoundException)
-        { list.Add(new("cuda", "-", "unavailable: " + e.Message)); }
         return list;
     }
 }

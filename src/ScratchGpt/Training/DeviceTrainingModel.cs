@@ -1,28 +1,30 @@
 using System.Runtime.InteropServices;
 using ScratchGpt.Backends;
+using ScratchGpt.Backends.Ilgpu;
+using ScratchGpt.Kernels;
 using ScratchGpt.Loading;
 
 namespace ScratchGpt.Training;
 
 /// <summary>
-/// GPT-2 training on an OpenCL or CUDA device: the same forward and backward as <see cref="Gpt2TrainingModel"/>
-/// (read that class for the math), each op a kernel from kernels/, launched through <see cref="IKernelRunner"/>.
+/// GPT-2 training on an ILGPU device (CUDA, OpenCL, or ILGPU's CPU accelerator): the same forward and backward as
+/// <see cref="Gpt2TrainingModel"/> (read that class for the math), each op a kernel from kernels/, launched through
+/// <see cref="IlgpuBackend"/>.
 /// Weights, gradients, AdamW's moments and every activation live on the device; per step only the token ids
 /// (and dropout masks, when dropping) go up, and the per-row losses and the gradient norm's partial sums come back.
 ///
 /// The linear layers y = x·Wᵀ + b (x [N, in], W [out, in]) use the forward matmul and, backward, one strided
-/// <c>gemm</c> kernel twice: dx = dy·W and dW += dyᵀ·x; db += Σ_rows dy is <c>column_sums</c>. Every kernel that
+/// gemm kernel twice: dx = dy·W and dW += dyᵀ·x; db += Σ_rows dy is the column-sums kernel. Every kernel that
 /// sums over rows walks them in order, so a step gives the same numbers on every run.
 /// </summary>
 public sealed class DeviceTrainingModel : ITrainingEngine
 {
     private const int HeadChunkRows = 256;   // rows of [rows, V] logits held at once by the loss
-    private const int SumSquaresGroups = 64; // SS_GROUPS in kernels/optimizer.cl
 
     /// <summary>A parameter tensor's value, gradient and Adam moments on the device.</summary>
     private sealed record Slot(ParameterTensor Tensor, IDeviceBuffer Value, IDeviceBuffer Grad, IDeviceBuffer M, IDeviceBuffer V);
 
-    private readonly IKernelRunner _gpu;
+    private readonly IlgpuBackend _gpu;
     private readonly Gpt2Parameters _parameters;
     private readonly AdamW _optimizer;
     private readonly Gpt2Config _c;
@@ -48,7 +50,7 @@ public sealed class DeviceTrainingModel : ITrainingEngine
 
     public string Device => $"{_gpu.Kind} — {_gpu.DeviceName}";
 
-    public DeviceTrainingModel(IKernelRunner gpu, Gpt2Parameters parameters, AdamW optimizer, (float Embd, float Attn, float Resid) dropout)
+    public DeviceTrainingModel(IlgpuBackend gpu, Gpt2Parameters parameters, AdamW optimizer, (float Embd, float Attn, float Resid) dropout)
     {
         _gpu = gpu; _parameters = parameters; _optimizer = optimizer; _dropout = dropout;
         _c = parameters.Config;
@@ -57,7 +59,7 @@ public sealed class DeviceTrainingModel : ITrainingEngine
             var values = t.Of(parameters.Values);
             _slots[t] = new Slot(t, gpu.Upload(values), gpu.Allocate(t.Length), gpu.Upload(t.Of(optimizer.M)), gpu.Upload(t.Of(optimizer.V)));
         }
-        _partials = gpu.Allocate((long)parameters.Tensors.Count * SumSquaresGroups);
+        _partials = gpu.Allocate((long)parameters.Tensors.Count * Optimizer.SumSquaresGroups);
     }
 
     private IDeviceBuffer W(ParameterTensor t) => _slots[t].Value;
@@ -95,8 +97,8 @@ public sealed class DeviceTrainingModel : ITrainingEngine
         // Σ g² per tensor into SS_GROUPS partial sums each, added here in double: the global norm.
         int slot = 0;
         foreach (var s in _slots.Values)
-            _gpu.Run("sum_squares", SumSquaresGroups, 1, 256, 1, s.Grad, s.Tensor.Length, _partials, slot++);
-        var partials = new float[slot * SumSquaresGroups];
+            _gpu.SumSquares(s.Grad, s.Tensor.Length, _partials, slot++);
+        var partials = new float[slot * Optimizer.SumSquaresGroups];
         _gpu.Download(_partials, 0, partials);
         double sum = 0;
         foreach (float p in partials) sum += p;
@@ -113,8 +115,11 @@ public sealed class DeviceTrainingModel : ITrainingEngine
         foreach (var s in _slots.Values)
         {
             float decay = s.Tensor.Decays ? 1f - learningRate * o.WeightDecay : 1f;
-            _gpu.Run("adamw", IKernelRunner.Groups(s.Tensor.Length, 64), 1, 64, 1, s.Value, s.Grad, s.M, s.V, s.Tensor.Length,
-                learningRate, o.Beta1, o.Beta2, o.Epsilon, decay, c1, c2, _gradScale);
+            _gpu.AdamW(s.Value, s.Grad, s.M, s.V, s.Tensor.Length, new AdamWStep
+            {
+                LearningRate = learningRate, Beta1 = o.Beta1, Beta2 = o.Beta2, Epsilon = o.Epsilon, Decay = decay,
+                Correction1 = c1, Correction2 = c2, GradScale = _gradScale,
+            });
         }
     }
 
@@ -182,31 +187,30 @@ public sealed class DeviceTrainingModel : ITrainingEngine
     {
         int E = _c.NEmbd, M = _c.MlpWidth, H = _c.NHead, D = _c.HeadDim, N = batch * seq;
         var p = _parameters;
-        Each("embedding", (long)N * E, _ids, 0, seq, W(p.Wte), WeightFormat.Float32, W(p.Wpe), _resid[0], N, E);   // x = wte[ids] + wpe[t]
-        if (_dropping) Each("mul_inplace", (long)N * E, _resid[0], _embdMask!, N * E);
+        _gpu.Embedding(_ids, 0, seq, W(p.Wte), W(p.Wpe), _resid[0], N, E);                                      // x = wte[ids] + wpe[t]
+        if (_dropping) _gpu.Multiply(_resid[0], _embdMask!, N * E);
         for (int l = 0; l < _c.NLayer; l++)
         {
             var b = p.Blocks[l];
             LayerNorm(_resid[l], b.Ln1Weight, b.Ln1Bias, _ln1[l], _ln1Mean[l], _ln1Rstd[l], N);                  // [N, E]
             _gpu.MatMul(_ln1[l], W(b.AttnWeight), W(b.AttnBias), _qkv[l], N, E, 3 * E);                          // [N, 3E]
-            Each("attention_train", (long)batch * H * seq, _qkv[l], _attnY[l], _probs[l],
-                _dropping ? _attnMask[l] : _probs[l], _dropping ? 1 : 0, batch, seq, H, D);                       // [N, E]
+            _gpu.AttentionTrain(_qkv[l], _attnY[l], _probs[l], _dropping ? _attnMask[l] : null, batch, seq, H, D);   // [N, E]
             _gpu.MatMul(_attnY[l], W(b.ProjWeight), W(b.ProjBias), _xMid[l], N, E, E);                          // [N, E]
-            if (_dropping) Each("mul_inplace", (long)N * E, _xMid[l], _attnResidMask[l], N * E);
+            if (_dropping) _gpu.Multiply(_xMid[l], _attnResidMask[l], N * E);
             _gpu.Add(_xMid[l], _resid[l], (long)N * E);                                                          // x_mid = x + attn
             LayerNorm(_xMid[l], b.Ln2Weight, b.Ln2Bias, _ln2[l], _ln2Mean[l], _ln2Rstd[l], N);
             _gpu.MatMul(_ln2[l], W(b.FcWeight), W(b.FcBias), _fcPre[l], N, E, M);                                // [N, M]
             _gpu.Copy(_fcPre[l], 0, _fcAct[l], 0, (long)N * M);
             _gpu.Gelu(_fcAct[l], (long)N * M);
             _gpu.MatMul(_fcAct[l], W(b.FcProjWeight), W(b.FcProjBias), _resid[l + 1], N, M, E);                  // [N, E]
-            if (_dropping) Each("mul_inplace", (long)N * E, _resid[l + 1], _mlpResidMask[l], N * E);
+            if (_dropping) _gpu.Multiply(_resid[l + 1], _mlpResidMask[l], N * E);
             _gpu.Add(_resid[l + 1], _xMid[l], (long)N * E);                                                      // x = x_mid + mlp
         }
         LayerNorm(_resid[_c.NLayer], p.LnFWeight, p.LnFBias, _lnF, _lnFMean, _lnFRstd, N);
     }
 
     private void LayerNorm(IDeviceBuffer x, ParameterTensor gamma, ParameterTensor beta, IDeviceBuffer y, IDeviceBuffer mean, IDeviceBuffer rstd, int rows) =>
-        _gpu.Run("layernorm", rows, 1, 128, 1, x, W(gamma), W(beta), y, mean, rstd, 1, _c.NEmbd, _c.LayerNormEpsilon);
+        _gpu.LayerNorm(x, W(gamma), W(beta), y, mean, rstd, rows, _c.NEmbd, _c.LayerNormEpsilon);
 
     /// <summary>
     /// The tied head and the loss, <see cref="HeadChunkRows"/> rows at a time: logits = x·wteᵀ [rows, V];
@@ -223,7 +227,7 @@ public sealed class DeviceTrainingModel : ITrainingEngine
             int n = Math.Min(HeadChunkRows, rows - r0);
             _gpu.Copy(_lnF, (long)r0 * E, _chunkX, 0, (long)n * E);
             Gemm(_chunkX, E, 1, wte, 1, E, _logits, n, V, E, accumulate: false);                 // x·wteᵀ
-            _gpu.Run("cross_entropy", n, 1, 256, 1, _logits, _targets, _rowLoss, r0, V, gradWeight, backward ? 1 : 0);
+            _gpu.CrossEntropy(_logits, _targets, _rowLoss, n, r0, V, gradWeight);
             if (!backward) continue;
             Gemm(_logits, V, 1, wte, E, 1, _chunkDx, n, E, V, accumulate: false);                 // dlogits·wte
             _gpu.Copy(_chunkDx, 0, _dLnF, (long)r0 * E, (long)n * E);
@@ -248,20 +252,17 @@ public sealed class DeviceTrainingModel : ITrainingEngine
             var b = p.Blocks[l];
             // x_out = x_mid + fcproj(gelu(fc(ln_2(x_mid)))): _dx flows to x_mid unchanged and through the branch.
             LinearBackward(Masked(_dx, _mlpResidMask, l, N * E), _fcAct[l], b.FcProjWeight, b.FcProjBias, _dFc, N, M, E);
-            Each("gelu_backward", (long)N * M, _fcPre[l], _dFc, N * M);
+            _gpu.GeluBackward(_fcPre[l], _dFc, N * M);
             LinearBackward(_dFc, _ln2[l], b.FcWeight, b.FcBias, _dTmpE, N, E, M);
             LayerNormBackward(_dTmpE, _xMid[l], b.Ln2Weight, b.Ln2Bias, _ln2Mean[l], _ln2Rstd[l], N, accumulate: true);
             // x_mid = x_in + proj(attention(ln_1(x_in))).
             LinearBackward(Masked(_dx, _attnResidMask, l, N * E), _attnY[l], b.ProjWeight, b.ProjBias, _dTmpE, N, E, E);
-            var mask = _dropping ? _attnMask[l] : _probs[l];
-            int hasMask = _dropping ? 1 : 0;
-            Each("attention_backward_query", (long)batch * H * seq, _qkv[l], _probs[l], mask, hasMask, _dTmpE, _dScores, _dQkv, batch, seq, H, D);
-            Each("attention_backward_key_value", (long)batch * H * seq, _qkv[l], _probs[l], mask, hasMask, _dTmpE, _dScores, _dQkv, batch, seq, H, D);
+            _gpu.AttentionBackward(_qkv[l], _probs[l], _dropping ? _attnMask[l] : null, _dTmpE, _dScores, _dQkv, batch, seq, H, D);
             LinearBackward(_dQkv, _ln1[l], b.AttnWeight, b.AttnBias, _dTmpE, N, E, 3 * E);
             LayerNormBackward(_dTmpE, _resid[l], b.Ln1Weight, b.Ln1Bias, _ln1Mean[l], _ln1Rstd[l], N, accumulate: true);
         }
-        if (_dropping) Each("mul_inplace", (long)N * E, _dx, _embdMask!, N * E);
-        Each("embedding_backward", E, _ids, _dx, G(p.Wte), G(p.Wpe), N, seq, E);
+        if (_dropping) _gpu.Multiply(_dx, _embdMask!, N * E);
+        _gpu.EmbeddingBackward(_ids, _dx, G(p.Wte), G(p.Wpe), N, seq, E);
     }
 
     /// <summary>For y = x·Wᵀ + b (x [n, in], W [out, in]): dx = dy·W (overwritten), dW += dyᵀ·x, db += Σ_rows dy.</summary>
@@ -269,15 +270,15 @@ public sealed class DeviceTrainingModel : ITrainingEngine
     {
         Gemm(dy, outDim, 1, W(w), inDim, 1, dx, n, inDim, outDim, accumulate: false);
         Gemm(dy, 1, outDim, x, inDim, 1, G(w), outDim, inDim, n, accumulate: true);
-        Each("column_sums", outDim, dy, G(bias), n, outDim);
+        _gpu.ColumnSums(dy, G(bias), n, outDim);
     }
 
     /// <summary>dx (+)= LayerNorm's input gradient (one work-group per row); dγ, dβ += their column sums.</summary>
     private void LayerNormBackward(IDeviceBuffer dy, IDeviceBuffer x, ParameterTensor gamma, ParameterTensor beta,
         IDeviceBuffer mean, IDeviceBuffer rstd, int rows, bool accumulate)
     {
-        _gpu.Run("layernorm_backward", rows, 1, 128, 1, dy, x, W(gamma), mean, rstd, _dx, _c.NEmbd, accumulate ? 1 : 0);
-        Each("layernorm_param_grads", _c.NEmbd, dy, x, mean, rstd, G(gamma), G(beta), rows, _c.NEmbd);
+        _gpu.LayerNormBackward(dy, x, W(gamma), mean, rstd, _dx, rows, _c.NEmbd, accumulate);
+        _gpu.LayerNormParameterGradients(dy, x, mean, rstd, G(gamma), G(beta), rows, _c.NEmbd);
     }
 
     /// <summary>dy ⊙ mask (into scratch) when dropping, else dy itself: a dropped branch passes no gradient.</summary>
@@ -285,7 +286,7 @@ public sealed class DeviceTrainingModel : ITrainingEngine
     {
         if (!_dropping) return dy;
         _gpu.Copy(dy, 0, _dMasked, 0, n);
-        Each("mul_inplace", n, _dMasked, masks[layer], n);
+        _gpu.Multiply(_dMasked, masks[layer], n);
         return _dMasked;
     }
 
@@ -293,16 +294,7 @@ public sealed class DeviceTrainingModel : ITrainingEngine
 
     /// <summary>c[m, n] (+)= A·B with A(i, k) = a[i·aRow + k·aCol], B(k, j) = b[k·bRow + j·bCol].</summary>
     private void Gemm(IDeviceBuffer a, int aRow, int aCol, IDeviceBuffer b, int bRow, int bCol, IDeviceBuffer c, int m, int n, int k, bool accumulate) =>
-        LaunchGemm(_gpu, a, aRow, aCol, b, bRow, bCol, c, m, n, k, accumulate);
-
-    /// <summary>kernels/matmul.cl's gemm: 64 × 64 blocks of c, a work-group of 16 × 16 each.</summary>
-    internal static void LaunchGemm(IKernelRunner gpu, IDeviceBuffer a, int aRow, int aCol, IDeviceBuffer b, int bRow, int bCol,
-        IDeviceBuffer c, int m, int n, int k, bool accumulate) =>
-        gpu.Run("gemm", IKernelRunner.Groups(n, 64), IKernelRunner.Groups(m, 64), 16, 16, a, aRow, aCol, b, bRow, bCol, c, m, n, k, accumulate ? 1 : 0);
-
-    /// <summary>A kernel with one work-item per element of <paramref name="items"/>.</summary>
-    private void Each(string kernel, long items, params object[] args) => _gpu.Run(kernel, IKernelRunner.Groups(items, 64), 1, 64, 1, args);
-
+        _gpu.Gemm(a, aRow, aCol, b, bRow, bCol, c, m, n, k, accumulate);
 
     private IDeviceBuffer Alloc(long length)
     {

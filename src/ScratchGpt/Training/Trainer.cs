@@ -25,7 +25,7 @@ public sealed class Trainer : IDisposable
     public double? BestValidationLoss { get; private set; }
     public double TokensPerSecond { get; private set; }
 
-    /// <summary>Where the steps run (CPU, or an OpenCL/CUDA device).</summary>
+    /// <summary>Where the steps run (the CPU, or an ILGPU device).</summary>
     public ITrainingEngine Engine { get; }
     private readonly AdamW _optimizer;
     private int _startEpoch, _startBlock;
@@ -33,8 +33,8 @@ public sealed class Trainer : IDisposable
     public long StepsPerEpoch => (Data.TrainBlocks / Options.BatchSize) / Options.GradientAccumulationSteps;
     public long TotalSteps => Math.Min(Options.MaxSteps ?? long.MaxValue, StepsPerEpoch * Options.Epochs);
 
-    /// <param name="device">An OpenCL or CUDA backend to train on (the weights are copied there); null trains on the CPU.</param>
-    public Trainer(Gpt2Parameters parameters, TextDataset data, TrainingOptions options, Backends.IKernelRunner? device = null)
+    /// <param name="device">An ILGPU backend to train on (the weights are copied there); null trains on the CPU.</param>
+    public Trainer(Gpt2Parameters parameters, TextDataset data, TrainingOptions options, Backends.Ilgpu.IlgpuBackend? device = null)
     {
         options.Validate();
         if (options.BlockSize > parameters.Config.NPositions)

@@ -1,19 +1,20 @@
 using System.Runtime.InteropServices;
 using ScratchGpt.Backends;
 using ScratchGpt.Backends.Cpu;
+using ScratchGpt.Backends.Ilgpu;
 using ScratchGpt.Training.Kernels;
 
 namespace ScratchGpt.Training;
 
 /// <summary>
-/// The training kernels of kernels/ (what <see cref="DeviceTrainingModel"/> launches) against their CPU
+/// The training kernels of kernels/ (what <see cref="DeviceTrainingModel"/> launches through <see cref="IlgpuBackend"/>) against their CPU
 /// references (<see cref="Gemm"/>, <see cref="LayerNormOp"/>, <see cref="GeluOp"/>, <see cref="AttentionOp"/>, and
 /// plain loops for the rest), on random inputs of sizes that are no multiple of a tile. The forward-pass kernels
 /// are <see cref="KernelCheck"/>'s; `scratchgpt kernels test` prints both tables.
 /// </summary>
 public static class TrainingKernelCheck
 {
-    public static IEnumerable<KernelCheckResult> Run(IKernelRunner gpu, int seed = 0)
+    public static IEnumerable<KernelCheckResult> Run(IlgpuBackend gpu, int seed = 0, bool small = false)
     {
         var rng = new Random(seed);
         float[] Rand(long n, float scale = 1f) { var a = new float[n]; for (long i = 0; i < n; i++) a[i] = (float)(rng.NextDouble() * 2 - 1) * scale; return a; }
@@ -43,14 +44,14 @@ public static class TrainingKernelCheck
                         expected[i * g.N + j] += (float)s;
                     }
                 using var a = Up(g.A); using var b = Up(g.B); using var cb = Up(c);
-                DeviceTrainingModel.LaunchGemm(gpu, a, g.ARow, g.ACol, b, g.BRow, g.BCol, cb, g.M, g.N, g.K, accumulate: true);
+                gpu.Gemm(a, g.ARow, g.ACol, b, g.BRow, g.BCol, cb, g.M, g.N, g.K, accumulate: true);
                 yield return Compare(g.Name, $"[{g.M}×{g.K}]·[{g.K}×{g.N}] (+=)", expected, Read(cb));
             }
             {
                 var db = Rand(n); var expected = (float[])db.Clone();
                 Gemm.AddColumnSums(dy, expected, m, n);
                 using var d = Up(dy); using var bb = Up(db);
-                gpu.Run("column_sums", IKernelRunner.Groups(n, 64), 1, 64, 1, d, bb, m, n);
+                gpu.ColumnSums(d, bb, m, n);
                 yield return Compare("column_sums", $"[{m}×{n}]", expected, Read(bb));
             }
         }
@@ -65,12 +66,12 @@ public static class TrainingKernelCheck
             LayerNormOp.Backward(dy, x, gamma, mean, rstd, dx, dGamma, dBeta, rows, dim, accumulate: true);
             using var xb = Up(x); using var gb = Up(gamma); using var bb = Up(beta); using var yb = gpu.Allocate(rows * dim);
             using var mb = gpu.Allocate(rows); using var rb = gpu.Allocate(rows);
-            gpu.Run("layernorm", rows, 1, 128, 1, xb, gb, bb, yb, mb, rb, 1, dim, 1e-5f);
+            gpu.LayerNorm(xb, gb, bb, yb, mb, rb, rows, dim, 1e-5f);
             yield return Compare("layernorm (saving mean, rstd)", $"[{rows}×{dim}]", [.. y, .. mean, .. rstd], [.. Read(yb), .. Read(mb), .. Read(rb)]);
             using var dyb = Up(dy); using var dxb = Up(dx0); using var dgb = gpu.Allocate(dim); using var dbb = gpu.Allocate(dim);
-            gpu.Run("layernorm_backward", rows, 1, 128, 1, dyb, xb, gb, mb, rb, dxb, dim, 1);
+            gpu.LayerNormBackward(dyb, xb, gb, mb, rb, dxb, rows, dim, accumulate: true);
             yield return Compare("layernorm_backward (+=)", $"[{rows}×{dim}]", dx, Read(dxb));
-            gpu.Run("layernorm_param_grads", IKernelRunner.Groups(dim, 64), 1, 64, 1, dyb, xb, mb, rb, dgb, dbb, rows, dim);
+            gpu.LayerNormParameterGradients(dyb, xb, mb, rb, dgb, dbb, rows, dim);
             yield return Compare("layernorm_param_grads", $"[{rows}×{dim}]", [.. dGamma, .. dBeta], [.. Read(dgb), .. Read(dbb)]);
         }
 
@@ -81,12 +82,12 @@ public static class TrainingKernelCheck
             GeluOp.Backward(x, d, expected);
             using (var xb = Up(x)) using (var db = Up(d))
             {
-                gpu.Run("gelu_backward", IKernelRunner.Groups(n, 64), 1, 64, 1, xb, db, n);
+                gpu.GeluBackward(xb, db, n);
                 yield return Compare("gelu_backward", $"[{n}]", expected, Read(db));
             }
             using (var db = Up(d)) using (var mb = Up(mask))
             {
-                gpu.Run("mul_inplace", IKernelRunner.Groups(n, 64), 1, 64, 1, db, mb, n);
+                gpu.Multiply(db, mb, n);
                 yield return Compare("mul_inplace", $"[{n}]", d.Zip(mask, (a, b) => a * b).ToArray(), Read(db));
             }
         }
@@ -103,12 +104,10 @@ public static class TrainingKernelCheck
                 AttentionOp.Backward(qkv, probs, dy, dqkv, batch, seq, heads, hd, mask);
                 using var qb = Up(qkv); using var yb = gpu.Allocate(N * E); using var pb = gpu.Allocate(S); using var mb = Up(masked ? mask : [0f]);
                 using var dyb = Up(dy); using var dsb = gpu.Allocate(S); using var dqb = gpu.Allocate((long)N * 3 * E);
-                long items = (long)batch * heads * seq;
                 string shape = $"{batch}×{seq}, {heads}×{hd}{(masked ? ", dropout mask" : "")}";
-                gpu.Run("attention_train", IKernelRunner.Groups(items, 64), 1, 64, 1, qb, yb, pb, mb, masked ? 1 : 0, batch, seq, heads, hd);
+                gpu.AttentionTrain(qb, yb, pb, masked ? mb : null, batch, seq, heads, hd);
                 yield return Compare("attention_train", shape, [.. y, .. probs], [.. Read(yb), .. Read(pb)]);
-                gpu.Run("attention_backward_query", IKernelRunner.Groups(items, 64), 1, 64, 1, qb, pb, mb, masked ? 1 : 0, dyb, dsb, dqb, batch, seq, heads, hd);
-                gpu.Run("attention_backward_key_value", IKernelRunner.Groups(items, 64), 1, 64, 1, qb, pb, mb, masked ? 1 : 0, dyb, dsb, dqb, batch, seq, heads, hd);
+                gpu.AttentionBackward(qb, pb, masked ? mb : null, dyb, dsb, dqb, batch, seq, heads, hd);
                 yield return Compare("attention_backward (q, k, v)", shape, dqkv, Read(dqb));
             }
 
@@ -120,11 +119,11 @@ public static class TrainingKernelCheck
             for (int t = 0; t < rows; t++)
                 for (int i = 0; i < dim; i++) { eWte[ids[t] * dim + i] += dx[t * dim + i]; eWpe[t % seq * dim + i] += dx[t * dim + i]; }
             using var ib = UpInts(ids); using var xb = Up(dx); using var wb = Up(dwte); using var pb = Up(dwpe);
-            gpu.Run("embedding_backward", IKernelRunner.Groups(dim, 64), 1, 64, 1, ib, xb, wb, pb, rows, seq, dim);
+            gpu.EmbeddingBackward(ib, xb, wb, pb, rows, seq, dim);
             yield return Compare("embedding_backward", $"{rows} ids (repeating), dim {dim}", [.. eWte, .. eWpe], [.. Read(wb), .. Read(pb)]);
         }
 
-        foreach (var (rows, vocab) in new[] { (1, 7), (5, 769), (3, 50257) })
+        foreach (var (rows, vocab) in new[] { (1, 7), (5, 769), (3, small ? 2053 : 50257) })
         {
             float[] logits = Rand((long)rows * vocab, 4);
             int[] targets = Enumerable.Range(0, rows).Select(r => r == 1 ? -100 : rng.Next(vocab)).ToArray();
@@ -140,11 +139,11 @@ public static class TrainingKernelCheck
                 for (int v = 0; v < vocab; v++) grad[r * vocab + v] = (float)(Math.Exp(row[v] - max) / sum * weight) - (v == targets[r] ? weight : 0f);
             }
             using var lb = Up(logits); using var tb = UpInts(targets); using var lossb = gpu.Allocate(rows);
-            gpu.Run("cross_entropy", rows, 1, 256, 1, lb, tb, lossb, 0, vocab, weight, 1);
+            gpu.CrossEntropy(lb, tb, lossb, rows, 0, vocab, weight);
             yield return Compare("cross_entropy (loss, dlogits)", $"[{rows}×{vocab}], one row without target", [.. loss, .. grad], [.. Read(lossb), .. Read(lb)]);
         }
 
-        foreach (int n in new[] { 1, 7, 769, 100_003 })
+        foreach (int n in new[] { 1, 7, 769, small ? 20_003 : 100_003 })
         {
             float[] p = Rand(n), g = Rand(n), m = Rand(n, 0.1f), v = Rand(n, 0.01f).Select(Math.Abs).ToArray();
             const float lr = 1e-3f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f, decay = 0.9999f, c1 = 0.271f, c2 = 0.00399f, scale = 0.5f;
@@ -157,10 +156,10 @@ public static class TrainingKernelCheck
                 ep[i] = ep[i] * decay - lr * (em[i] / c1) / (MathF.Sqrt(ev[i] / c2) + eps);
             }
             using var pb = Up(p); using var gb = Up(g); using var mb = Up(m); using var vb = Up(v);
-            gpu.Run("adamw", IKernelRunner.Groups(n, 64), 1, 64, 1, pb, gb, mb, vb, n, lr, b1, b2, eps, decay, c1, c2, scale);
+            gpu.AdamW(pb, gb, mb, vb, n, new ScratchGpt.Kernels.AdamWStep { LearningRate = lr, Beta1 = b1, Beta2 = b2, Epsilon = eps, Decay = decay, Correction1 = c1, Correction2 = c2, GradScale = scale });
             yield return Compare("adamw (p, m, v)", $"[{n}]", [.. ep, .. em, .. ev], [.. Read(pb), .. Read(mb), .. Read(vb)]);
             using var partial = gpu.Allocate(2 * 64);
-            gpu.Run("sum_squares", 64, 1, 256, 1, gb, n, partial, 1);
+            gpu.SumSquares(gb, n, partial, 1);
             double expected = g.Sum(x => (double)x * x);
             yield return Compare("sum_squares", $"[{n}]", [(float)expected], [Read(partial).Skip(64).Sum()]);
         }
