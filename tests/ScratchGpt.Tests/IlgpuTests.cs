@@ -71,7 +71,7 @@ public class IlgpuTests
         var results = KernelCheck.Run(gpu, seed: 1, large: device != "ilgpu-cpu").ToList();
         // Both decode matvecs: the group-reduction one GPUs use, and the thread-per-column one of the CPU accelerator.
         gpu.ThreadPerColumn = !gpu.ThreadPerColumn;
-        try { results.AddRange(KernelCheck.Run(gpu, seed: 4, large: false).Where(r => r.Kernel.StartsWith("matmul") && r.Shape.StartsWith("[1×"))); }
+        try { results.AddRange(KernelCheck.Run(gpu, seed: 4, large: false).Where(r => r.Kernel.StartsWith("matmul"))); }
         finally { gpu.ThreadPerColumn = !gpu.ThreadPerColumn; }
         Assert.True(results.Count >= 70, $"only {results.Count} kernel checks ran");
         foreach (var r in results) Assert.True(r.RelativeError < KernelCheck.Tolerance, $"{device} {r.Kernel} {r.Shape}: relative error {r.RelativeError:E2}");
@@ -99,6 +99,7 @@ public class IlgpuTests
 
     [Theory]
     [InlineData("a_fox", "tiny-gpt2", "ilgpu-cpu")]
+    [InlineData("a_romeo", "tiny-gpt2-hub", "ilgpu-cpu")]
     [InlineData("bf16_fox", "tiny-gpt2-bf16", "ilgpu-cpu")]
     [InlineData("a_fox", "tiny-gpt2", "reference")]
     [InlineData("a_romeo", "tiny-gpt2-hub", "reference")]
@@ -107,9 +108,9 @@ public class IlgpuTests
         ForwardTests.CheckForward(caseName, model, device);
 
     /// <summary>
-    /// A GPT-2 with a 500-token vocabulary (random weights, head_dim 16 and 64): decoding reads the LM head one row
-    /// at a time, which on ILGPU's CPU accelerator costs seconds per token with GPT-2's 50,257 rows, so the decode
-    /// paths (matvec with its epilogues, attention over the cache, argmax, batched steps) are checked on this one.
+    /// A GPT-2 with a 500-token vocabulary (random weights, head_dim 16 and 64): small enough that ILGPU's CPU
+    /// accelerator runs a hundred decode steps (matvec with its epilogues, attention over the cache past one chunk,
+    /// argmax, batched beam steps) in seconds.
     /// </summary>
     private static Model.Gpt2Model SmallVocabulary(string device, int nHead, WeightPrecision precision = WeightPrecision.Float32)
     {
@@ -163,6 +164,13 @@ public class IlgpuTests
         for (int i = 0; i < 10; i++) new Decoding.Generator(model).Generate([1, 2], config with { NumBeams = 1 + i % 2 });
         Assert.Equal(before, be.LiveBuffers);
     }
+
+    [Theory]
+    [InlineData("greedy_p3_40")]
+    [InlineData("greedy_p1_nrng3")]
+    [InlineData("beam3_eos_min_new10")]
+    [InlineData("grid_v_nb3_lp1.0_esF")]
+    public void Generation_matches_transformers_on_ilgpu_cpu(string name) => GenerationTests.Check(name, "ilgpu-cpu");
 
     [Fact]
     public void Sixteen_bit_weights_stay_sixteen_bit_on_the_device_and_match_the_reference()

@@ -25,9 +25,13 @@ public sealed class IlgpuBackend : IBackend
     public string Kind { get; }
     public string DeviceName => _accelerator.Name;
 
-    /// <summary>Decode matvecs with a thread per column and no barrier (<see cref="Kernels.MatMul.VectorPerThread"/>):
-    /// the default on ILGPU's CPU accelerator, where a group barrier costs about a millisecond.</summary>
+    /// <summary>Matmuls of up to <see cref="PerThreadRows"/> rows as one barrier-free matvec per row
+    /// (<see cref="Kernels.MatMul.VectorPerThread"/>, a thread per column): the default on ILGPU's CPU accelerator,
+    /// where a group barrier costs about a millisecond.</summary>
     public bool ThreadPerColumn { get; set; }
+
+    /// <summary>The most rows <see cref="ThreadPerColumn"/> covers: a batched decode step (Gpt2Model's 8 sequences).</summary>
+    public const int PerThreadRows = 8;
 
     /// <summary>Device buffers alive now, and their bytes (tests check that nothing leaks).</summary>
     public long LiveBuffers => Interlocked.Read(ref _liveBuffers);
@@ -183,7 +187,10 @@ public sealed class IlgpuBackend : IBackend
 
         void Launch<TWeight>(WeightKernels<TWeight> k, ArrayView<TWeight> wv) where TWeight : unmanaged, IWeight
         {
-            if (rows == 1 && ThreadPerColumn) k.MatVecPerThread(Each(outDim), B(x).View, wv, b, hasBias, B(y).View, inDim, outDim, code);
+            if (ThreadPerColumn && rows <= PerThreadRows)
+                for (int r = 0; r < rows; r++)
+                    k.MatVecPerThread(Each(outDim), B(x).Slice((long)r * inDim, inDim), wv, b, hasBias, B(y).Slice((long)r * outDim, outDim),
+                        inDim, outDim, code);
             else if (rows == 1) k.MatVec(PerGroup(outDim, Kernels.MatMul.VectorThreads), B(x).View, wv, b, hasBias, B(y).View, inDim, outDim, code);
             else k.MatMulTiled(Blocks(outDim, rows), B(x).View, wv, b, hasBias, B(y).View, rows, inDim, outDim, code);
         }
