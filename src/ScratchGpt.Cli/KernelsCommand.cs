@@ -13,6 +13,7 @@ namespace ScratchGpt.Cli;
 public static class KernelsCommand
 {
     static readonly Option<string?> Op = new("--op") { Description = "only the cases whose kernel name contains this" };
+    static readonly Option<bool> Perf = new("--perf") { Description = "also time each case on the device: µs per op (best of 3) and its inputs + outputs in GB/s" };
     static readonly Option<string> Target = new("--target") { Description = "ptx | opencl", Required = true };
     static readonly Option<string> Arch = new("--arch") { Description = "CUDA architecture for --target ptx", DefaultValueFactory = _ => "sm_90" };
     static readonly Option<string> Out = new("--out") { Description = "folder for one file per kernel", Required = true };
@@ -20,7 +21,7 @@ public static class KernelsCommand
     public static Command Create()
     {
         var test = new Command("test", "Run every kernel against the reference backend on random inputs of awkward sizes.");
-        test.Options.Add(Common.Device); test.Options.Add(Op); test.Options.Add(Common.Verbose); test.Options.Add(Common.Json);
+        test.Options.Add(Common.Device); test.Options.Add(Op); test.Options.Add(Perf); test.Options.Add(Common.Verbose);
         Common.Action(test, p =>
         {
             string device = p.GetValue(Common.Device)!;
@@ -29,10 +30,12 @@ public static class KernelsCommand
             // The forward pass's kernels, then (on ILGPU devices) the training kernels. ILGPU's CPU accelerator
             // runs a thread per GPU thread: it gets the small shapes.
             bool small = be.Kind == "ilgpu-cpu";
-            var checks = KernelCheck.Run(be, large: !small);
+            bool perf = p.GetValue(Perf);
+            var checks = KernelCheck.Run(be, large: !small, perf: perf);
             if (be is IlgpuBackend gpu) checks = checks.Concat(Training.TrainingKernelCheck.Run(gpu, small: small));
             if (p.GetValue(Op) is string op) checks = checks.Where(r => r.Kernel.Contains(op, StringComparison.OrdinalIgnoreCase));
             var table = new Table().AddColumn("kernel").AddColumn("shape").AddColumn("max abs error").AddColumn("relative").AddColumn("");
+            if (perf) table.AddColumn(new TableColumn("µs").RightAligned()).AddColumn(new TableColumn("GB/s").RightAligned());
             bool ok = true;
             int count = 0;
             foreach (var r in checks)
@@ -40,8 +43,10 @@ public static class KernelsCommand
                 bool pass = r.RelativeError < KernelCheck.Tolerance;
                 ok &= pass;
                 count++;
-                table.AddRow(Markup.Escape(r.Kernel), Markup.Escape(r.Shape), r.MaxAbsError.ToString("E2"), r.RelativeError.ToString("E2"),
-                    pass ? "[green]ok[/]" : "[red]FAIL[/]");
+                var cells = new List<string> { Markup.Escape(r.Kernel), Markup.Escape(r.Shape), r.MaxAbsError.ToString("E2"),
+                    r.RelativeError.ToString("E2"), pass ? "[green]ok[/]" : "[red]FAIL[/]" };
+                if (perf) cells.AddRange([r.Microseconds?.ToString("F1") ?? "", r.GigabytesPerSecond?.ToString("F2") ?? ""]);
+                table.AddRow(cells.ToArray());
             }
             AnsiConsole.Write(table);
             Console.WriteLine($"{count} cases on {be.Kind}: {(ok ? "all within" : "NOT all within")} {KernelCheck.Tolerance:E0} relative");

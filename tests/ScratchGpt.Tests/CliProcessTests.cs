@@ -130,6 +130,39 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
     }
 
     [Fact]
+    public void Kernels_test_prints_the_op_table_with_timings()
+    {
+        var (code, stdout, stderr) = CliProcess.Run("kernels", "test", "--device", "cpu", "--op", "layernorm", "--perf");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("GB/s", stdout);
+        Assert.Contains("4 cases on cpu: all within 1E-004 relative", stdout);
+        var rows = Lines(stdout).Where(l => l.StartsWith("│ layernorm")).ToList();
+        Assert.Equal(4, rows.Count);
+        Assert.All(rows, r => Assert.Contains(" ok ", r));
+    }
+
+    [Fact]
+    public void Kernels_compile_writes_one_file_per_kernel_or_one_clear_error()
+    {
+        string dir = Directory.CreateTempSubdirectory("sgpt-compile").FullName;
+        try
+        {
+            var (code, _, stderr) = CliProcess.Run("kernels", "compile", "--target", "opencl", "--out", dir);
+            Assert.True(code == 0, stderr);
+            var files = Directory.GetFiles(dir, "*.cl");
+            Assert.Equal(Kernels.DeviceKernels.EntryPoints().Count, files.Length);
+            Assert.Contains("kernel void", File.ReadAllText(Path.Combine(dir, "matmul_tiled_f16.cl")));
+            (code, _, stderr) = CliProcess.Run("kernels", "compile", "--target", "metal", "--out", dir);
+            Assert.Equal(1, code);
+            Assert.Equal("error: --target must be ptx or opencl, got 'metal'", Lines(stderr).Single());
+            (code, _, stderr) = CliProcess.Run("kernels", "compile", "--target", "ptx", "--arch", "90", "--out", dir);
+            Assert.Equal(1, code);
+            Assert.Equal("error: --arch must look like sm_90, got '90'", Lines(stderr).Single());
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void Help_says_scratchgpt()
     {
         var (code, stdout, _) = CliProcess.Run("generate", "--help");

@@ -55,6 +55,15 @@ public class IlgpuTests
     }
 
     [Fact]
+    public void Perf_mode_times_every_case_and_keeps_its_check()
+    {
+        var results = KernelCheck.Run(new CpuBackend(), seed: 6, large: false, perf: true).ToList();
+        Assert.All(results, r => Assert.True(r.RelativeError < KernelCheck.Tolerance, $"{r.Kernel} {r.Shape}"));
+        Assert.All(results, r => Assert.True(r.Microseconds > 0 && r.GigabytesPerSecond > 0, $"{r.Kernel} {r.Shape}: no timing"));
+        Assert.All(KernelCheck.Run(new CpuBackend(), seed: 6, large: false), r => Assert.Null(r.Microseconds));
+    }
+
+    [Fact]
     public void A_write_past_an_output_buffer_fails_its_case()
     {
         var results = KernelCheck.Run(new OverrunningGelu(new CpuBackend()), large: false).ToList();

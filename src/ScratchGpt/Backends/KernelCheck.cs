@@ -2,8 +2,10 @@ using ScratchGpt.Backends.Reference;
 
 namespace ScratchGpt.Backends;
 
-/// <summary>One kernel run on one shape: the largest error against the CPU reference, relative to the reference's largest magnitude.</summary>
-public sealed record KernelCheckResult(string Kernel, string Shape, double MaxAbsError, double RelativeError);
+/// <summary>One kernel run on one shape: the largest error against the reference, relative to the reference's largest
+/// magnitude; with perf, the op's time (best of three, launches waited for) and its inputs + outputs per second.</summary>
+public sealed record KernelCheckResult(string Kernel, string Shape, double MaxAbsError, double RelativeError,
+    double? Microseconds = null, double? GigabytesPerSecond = null);
 
 /// <summary>
 /// One table of op cases, run on any backend against the plain <see cref="ReferenceBackend"/> (ggml's
@@ -20,7 +22,7 @@ public static class KernelCheck
     private const float Sentinel = -7.77e33f;
     private const int Guard = 32;
 
-    public static IEnumerable<KernelCheckResult> Run(IBackend device, int seed = 0, bool large = true)
+    public static IEnumerable<KernelCheckResult> Run(IBackend device, int seed = 0, bool large = true, bool perf = false)
     {
         var cpu = new ReferenceBackend();
         var rng = new Random(seed);
@@ -44,7 +46,28 @@ public static class KernelCheck
             return intact ? a[..n] : Enumerable.Repeat(float.NaN, n).ToArray();
         }
 
-        KernelCheckResult Compare(string kernel, string shape, Func<IBackend, float[]> run) => Measure(kernel, shape, run(cpu), run(device));
+        KernelCheckResult Compare(string kernel, string shape, Func<IBackend, float[]> run)
+        {
+            var result = Measure(kernel, shape, run(cpu), run(device));
+            return perf ? Time(result, run) : result;
+        }
+
+        // The device's op calls timed through a ProfilingBackend (waiting for each launch), best of three runs.
+        KernelCheckResult Time(KernelCheckResult result, Func<IBackend, float[]> run)
+        {
+            Action? wait = device is Ilgpu.IlgpuBackend g ? g.Synchronize : null;
+            double best = double.PositiveInfinity;
+            long bytes = 0;
+            for (int i = 0; i < 3; i++)
+            {
+                var timed = new ProfilingBackend(device, wait);
+                run(timed);
+                // 0.1 µs is the profile's resolution: a faster op shows as that.
+                best = Math.Min(best, Math.Max(1e-7, timed.Entries().Where(e => e.Operation != "download").Sum(e => e.Time.TotalSeconds)));
+                bytes = timed.BytesMoved;
+            }
+            return result with { Microseconds = best * 1e6, GigabytesPerSecond = bytes / best / 1e9 };
+        }
 
         var matmulShapes = new List<(int R, int I, int O)> { (1, 7, 1), (1, 769, 33), (7, 33, 769), (33, 769, 7), (130, 100, 129), (1, 64, 2053) };
         if (large) { matmulShapes.Add((1, 64, 50257)); matmulShapes.Add((7, 769, 50257)); }

@@ -6,9 +6,10 @@ namespace ScratchGpt.Backends;
 /// Wraps a backend and times each of its calls, grouped by operation and shape (each matmul by its
 /// in → out size, so its achieved bandwidth can be read off). `scratchgpt bench --profile` uses it to show
 /// where a decoded token's time goes. On the CPU every call is synchronous, so the times are exact; on
-/// OpenCL/CUDA a launch returns before the kernel finishes and the time lands on the next call that waits.
+/// an ILGPU device a launch returns before the kernel finishes, so the time lands on the next call that waits,
+/// unless <paramref name="waitForDevice"/> is given: it is called at the end of every timed call.
 /// </summary>
-public sealed class ProfilingBackend(IBackend inner) : IBackend
+public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = null) : IBackend
 {
     /// <summary>Time and number of calls of one group of operations.</summary>
     public sealed record Entry(string Operation, TimeSpan Time, long Calls, long WeightBytesPerCall);
@@ -34,6 +35,7 @@ public sealed class ProfilingBackend(IBackend inner) : IBackend
     /// <summary>Adds the time since <paramref name="start"/> (a Stopwatch timestamp) to <paramref name="operation"/>.</summary>
     private void Record(string operation, long start, long weightBytes = 0)
     {
+        waitForDevice?.Invoke();
         long ticks = Stopwatch.GetTimestamp() - start;
         lock (_entries)
         {
@@ -42,10 +44,20 @@ public sealed class ProfilingBackend(IBackend inner) : IBackend
         }
     }
 
-    public IDeviceBuffer Upload(ReadOnlySpan<float> data) => inner.Upload(data);
+    private long _bytesMoved;
+
+    /// <summary>Bytes uploaded and downloaded through this wrapper: the inputs and outputs of what it ran.</summary>
+    public long BytesMoved => Interlocked.Read(ref _bytesMoved);
+
+    public IDeviceBuffer Upload(ReadOnlySpan<float> data)
+    {
+        Interlocked.Add(ref _bytesMoved, data.Length * 4L);
+        return inner.Upload(data);
+    }
 
     public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision)
     {
+        Interlocked.Add(ref _bytesMoved, data.Length * (precision == WeightPrecision.Float32 ? 4L : 2L));
         var b = inner.UploadWeight(data, precision);
         lock (_bytesPerWeight) _bytesPerWeight[b] = precision == WeightPrecision.Float32 ? 4 : 2;
         return b;
@@ -55,6 +67,7 @@ public sealed class ProfilingBackend(IBackend inner) : IBackend
 
     public void Download(IDeviceBuffer src, long offset, Span<float> dst)
     {
+        Interlocked.Add(ref _bytesMoved, dst.Length * 4L);
         long t = Stopwatch.GetTimestamp(); inner.Download(src, offset, dst); Record("download", t);
     }
 

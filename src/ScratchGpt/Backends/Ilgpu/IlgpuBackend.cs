@@ -280,6 +280,9 @@ public sealed class IlgpuBackend : IBackend
     public void SumSquares(IDeviceBuffer x, int n, IDeviceBuffer partial, int slot) =>
         _k.SumSquares(PerGroup(Optimizer.SumSquaresGroups, Optimizer.SumSquaresThreads), B(x).View, n, B(partial).View, slot);
 
+    /// <summary>Waits until every launch and copy made so far has finished (for timing).</summary>
+    public void Synchronize() => _accelerator.Synchronize();
+
     public void Dispose()
     {
         while (_scratch.TryTake(out var b)) b.Dispose();
