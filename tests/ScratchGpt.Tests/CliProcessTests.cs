@@ -163,6 +163,26 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
     }
 
     [Fact]
+    public void Devices_lists_every_backend_and_why_one_is_unavailable()
+    {
+        var (code, stdout, stderr) = CliProcess.Run("devices");
+        Assert.True(code == 0, stderr);
+        foreach (var id in new[] { "cpu", "reference", "ilgpu-cpu", "cuda", "opencl" }) Assert.Contains($"│ {id}", stdout);
+        if (!File.Exists("/usr/lib/x86_64-linux-gnu/libcuda.so.1")) Assert.Contains("no CUDA driver: libcuda.so.1 not found", stdout);
+    }
+
+    [Fact]
+    public void Init_writes_a_model_folder_with_its_tokenizer()
+    {
+        foreach (var f in new[] { "config.json", "generation_config.json", "model.safetensors", "vocab.json", "merges.txt" })
+            Assert.True(File.Exists(Path.Combine(gpt2.Dir, f)), f);
+        var (code, stdout, stderr) = CliProcess.Run("summary", "--model", gpt2.Dir, "--device", "cpu");
+        Assert.True(code == 0, stderr);
+        Assert.Equal("", stderr);   // its own tokenizer: no note about borrowing the bundled one
+        Assert.Contains("total parameters: 124,439,808", stdout);
+    }
+
+    [Fact]
     public void Help_says_scratchgpt()
     {
         var (code, stdout, _) = CliProcess.Run("generate", "--help");
