@@ -75,9 +75,7 @@ public static class TrainCommand
             cfg.Validate("--config");
             parameters = Gpt2Parameters.Initialize(cfg, options.Seed);
         }
-        string tokenizerDir = p.GetValue(Common.Tokenizer)
-            ?? (modelDir is not null && File.Exists(Path.Combine(modelDir, "vocab.json")) ? modelDir : ModelFolder.BundledWeightsDirectory);
-        var tokenizer = ModelFolder.LoadTokenizer(null, tokenizerDir);
+        var tokenizer = ModelFolder.LoadTokenizer(modelDir, p.GetValue(Common.Tokenizer));   // --tokenizer, the model's own, else bundled
         if (tokenizer.VocabSize > parameters.Config.VocabSize)
             throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} tokens but the model's vocab_size is {parameters.Config.VocabSize}");
 

@@ -28,7 +28,7 @@ public static class KernelCheck
         var rng = new Random(seed);
         float[] Rand(long n, float scale = 1f) { var a = new float[n]; for (long i = 0; i < n; i++) a[i] = (float)(rng.NextDouble() * 2 - 1) * scale; return a; }
         // Outputs carry Guard sentinel values past their end; a kernel that writes there fails its case (all NaN).
-        var logical = new System.Runtime.CompilerServices.ConditionalWeakTable<IDeviceBuffer, object>();
+        var logical = new Dictionary<IDeviceBuffer, int>(ReferenceEqualityComparer.Instance);   // output → its length
         IDeviceBuffer Output(IBackend be, float[] initial)
         {
             var b = be.Upload([.. initial, .. Enumerable.Repeat(Sentinel, Guard)]);
@@ -40,9 +40,8 @@ public static class KernelCheck
         {
             var a = new float[b.Length];
             be.Download(b, 0, a);
-            if (!logical.TryGetValue(b, out var boxed)) return a;
-            int n = (int)boxed;
-            bool intact = a.AsSpan(n).ToArray().All(v => v.Equals(Sentinel));
+            if (!logical.TryGetValue(b, out int n)) return a;
+            bool intact = a.AsSpan(n).IndexOfAnyExcept(Sentinel) < 0;
             return intact ? a[..n] : Enumerable.Repeat(float.NaN, n).ToArray();
         }
 

@@ -106,7 +106,7 @@ public sealed class Generator(ILanguageModel model)
         {
             var ids = steppers[b].Ids.ToArray();
             return new GenerationResult(p, [new GeneratedSequence(ids, ids[p.Length..])], ids.Length - p.Length, steppers[b].Trace ?? [],
-                ct.IsCancellationRequested && !steppers[b].Finished);
+                Stopped: !steppers[b].Finished);   // only cancellation leaves a stepper unfinished
         }).ToList();
     }
 
