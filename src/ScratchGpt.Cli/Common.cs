@@ -13,7 +13,7 @@ public static class Common
     public static readonly Option<string?> CacheDir = new("--cache-dir") { Description = "Hub cache folder (default: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub)" };
     public static readonly Option<string> Revision = new("--revision") { Description = "Hub branch, tag or commit", DefaultValueFactory = _ => "main" };
     public static readonly Option<bool> Offline = new("--offline") { Description = "use only the Hub cache (also HF_HUB_OFFLINE=1)" };
-    public static readonly Option<string?> Tokenizer = new("--tokenizer") { Description = "folder with vocab.json + merges.txt (default: the model's, else the bundled GPT-2 files)" };
+    public static readonly Option<string?> Tokenizer = new("--tokenizer") { Description = "folder with vocab.json + merges.txt or tokenizer.json (default: the model's, else the bundled GPT-2 files)" };
     public static readonly Option<string> Device = new("--device") { Description = "auto | cpu | opencl[:N] | cuda[:N]", DefaultValueFactory = _ => "auto" };
     public static readonly Option<bool> Verbose = new("--verbose") { Description = "print settings, and stack traces on errors" };
     public static readonly Option<string> Prompt = new("--prompt") { Description = "the input text", DefaultValueFactory = _ => "" };

@@ -1,3 +1,4 @@
+using ScratchGpt.Tokenization;
 using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -139,23 +140,21 @@ public static class GenerateCommand
         return batch.Stopped ? Stopped("printed what was generated so far") : 0;
     }
 
-    /// <summary>Prints the text as tokens arrive, decoding the whole tail so multi-byte characters come out whole.</summary>
+    /// <summary>Prints the text as tokens arrive; <see cref="StreamingDetokenizer"/> holds back a character split
+    /// over tokens and text the clean-up may still change, so the output equals the decoded whole.</summary>
     private static async Task<int> Stream(Gpt2Model model, Generator generator, int[] prompt, GenerationConfig config, CancellationToken ct)
     {
         var tok = model.Tokenizer!;
         Console.Write(tok.Decode(prompt));
-        var generated = new List<int>();
-        string shown = "";
+        var text = new StreamingDetokenizer(tok);
+        int generated = 0;
         await foreach (int id in generator.StreamAsync(prompt, config, ct))
         {
-            generated.Add(id);
-            string text = tok.Decode(generated);
-            if (!text.EndsWith('\uFFFD')) { Console.Write(text[shown.Length..]); shown = text; }
+            generated++;
+            Console.Write(text.Push(id));
         }
-        string final = tok.Decode(generated);
-        if (final.Length > shown.Length) Console.Write(final[shown.Length..]);
-        Console.WriteLine();
-        return ct.IsCancellationRequested ? Stopped($"after {generated.Count} new tokens") : 0;
+        Console.WriteLine(text.Flush());
+        return ct.IsCancellationRequested ? Stopped($"after {generated} new tokens") : 0;
     }
 
     /// <summary>The one line a cancelled run leaves on stderr, and its exit code (128 + SIGINT).</summary>

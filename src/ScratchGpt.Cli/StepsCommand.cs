@@ -1,3 +1,4 @@
+using ScratchGpt.Tokenization;
 using System.CommandLine;
 using System.Globalization;
 using System.Text;

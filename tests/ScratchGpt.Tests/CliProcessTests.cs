@@ -222,11 +222,36 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
     }
 
     [Fact]
+    public void A_model_folder_with_only_tokenizer_json_uses_it()
+    {
+        // GPT-2's tokens as tokenizer.json with "Hello" moved to another id: the output shows which file was read.
+        string dir = Directory.CreateTempSubdirectory("sgpt-tokjson").FullName;
+        try
+        {
+            foreach (var f in Directory.GetFiles(Tiny)) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+            var vocab = JsonNode.Parse(File.ReadAllText(Path.Combine(Fixtures.TokenizerDir, "vocab.json")))!.AsObject()
+                .ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<int>());
+            (vocab["Hello"], vocab["!"]) = (vocab["!"], vocab["Hello"]);
+            var merges = File.ReadLines(Path.Combine(Fixtures.TokenizerDir, "merges.txt")).Skip(1).Where(l => l.Length > 0);
+            File.WriteAllText(Path.Combine(dir, "tokenizer.json"), TokenizerJson.Build(vocab, merges, true, []).ToJsonString());
+            var (code, stdout, stderr) = CliProcess.Run("tokenize", "--model", dir, "--text", "Hello world!", "--json");
+            Assert.Equal(0, code);
+            Assert.Equal("", stderr);
+            Assert.Equal([0, 995, 15496], JsonNode.Parse(stdout)!["ids"]!.AsArray().Select(i => i!.GetValue<int>()));
+            (code, stdout, stderr) = CliProcess.Run("generate", "--model", dir, "--device", "cpu", "--prompt", "Hello", "--max-new-tokens", "2", "--json");
+            Assert.Equal(0, code);
+            Assert.Equal("", stderr);
+            Assert.Equal([0], JsonNode.Parse(stdout)!["prompts"]![0]!["prompt_ids"]!.AsArray().Select(i => i!.GetValue<int>()));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void A_model_without_tokenizer_files_says_it_borrows_the_bundled_one()
     {
         var (code, _, stderr) = CliProcess.Run("generate", "--model", Tiny, "--device", "cpu", "--prompt", "hi", "--max-new-tokens", "2");
         Assert.Equal(0, code);
-        Assert.Equal($"note: {Tiny} has no vocab.json + merges.txt: using the bundled GPT-2 tokenizer", Lines(stderr).Single());
+        Assert.Equal($"note: {Tiny} has no vocab.json + merges.txt or tokenizer.json: using the bundled GPT-2 tokenizer", Lines(stderr).Single());
     }
 
     [Fact]

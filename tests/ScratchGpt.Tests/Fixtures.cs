@@ -1,3 +1,4 @@
+using ScratchGpt.Tokenization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using ScratchGpt.Loading;

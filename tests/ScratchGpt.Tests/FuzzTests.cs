@@ -1,3 +1,4 @@
+using ScratchGpt.Tokenization;
 using System.Text;
 using System.Text.Json.Nodes;
 using ScratchGpt.Loading;
@@ -257,5 +258,73 @@ public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
         foreach (var (what, m) in new[] { ("one token", "a\n"), ("three tokens", "a b c\n"), ("unknown tokens", "zzz qqq\nĠt he\n"), ("merge makes unknown token", "Ġ !\n") })
             Try($"merges {what}", vocabBytes, Encoding.UTF8.GetBytes("#version: 0.2\n" + m));
         Report("tokenizer", results);
+    }
+
+    [Fact]
+    public void Mutated_tokenizer_json_loads_or_is_refused_cleanly_and_never_breaks_encoding()
+    {
+        // The same small GPT-2 tokenizer as one tokenizer.json (pair-form merges, one added token).
+        var vocab = JsonNode.Parse(File.ReadAllText(Path.Combine(Fixtures.TokenizerDir, "vocab.json")))!.AsObject();
+        var keep = vocab.Where(kv => kv.Value!.GetValue<int>() < 700).ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<int>());
+        var merges = File.ReadLines(Path.Combine(Fixtures.TokenizerDir, "merges.txt")).Skip(1)
+            .Where(l => l.Split(' ') is [var a, var b] && keep.ContainsKey(a) && keep.ContainsKey(b) && keep.ContainsKey(a + b)).ToList();
+        var doc = TokenizerJson.Build(keep, merges, pairForm: true, addedTokens: [("<|endoftext|>", 700)]);
+        string original = doc.ToJsonString();
+        string text = "ROMEO: But soft<|endoftext|>, what light? ¿Qué tal? 日本 \0\u0007 \uD800 tab\tend";
+        var results = new List<(string, string)>();
+        string path = Path.Combine(_dir, "tokenizer.json");
+        File.Delete(Path.Combine(_dir, "vocab.json"));
+        void Try(string name, byte[] bytes)
+        {
+            File.WriteAllBytes(path, bytes);
+            Gpt2Tokenizer? tok = null;
+            string outcome = Outcome(() => tok = Gpt2Tokenizer.Load(_dir));
+            if (tok is not null)
+            {
+                try { tok.Decode(tok.Encode(text)); tok.ConvertIdsToTokens(tok.Encode(text)); }
+                catch (Exception e) { outcome = $"BUG: loaded, then encoding threw {e.GetType().Name}: {e.Message}"; }
+            }
+            results.Add((name, outcome));
+        }
+        void TryText(string name, string json) => Try(name, Encoding.UTF8.GetBytes(json));
+        TryText("clean", original);
+        Assert.Equal("ok", results[0].Item2);
+        byte[] bytes = Encoding.UTF8.GetBytes(original);
+        var rng = new Random(17);
+        for (int i = 0; i < 300 * Scale; i++) { int n = rng.Next(bytes.Length); Try($"truncated at {n}", bytes[..n]); }
+        for (int i = 0; i < 600 * Scale; i++)
+        {
+            var b = (byte[])bytes.Clone(); b[rng.Next(b.Length)] = (byte)rng.Next(256);
+            Try($"random byte #{i}", b);
+        }
+        JsonNode Edit(Action<JsonObject> change) { var d = JsonNode.Parse(original)!.AsObject(); change(d); return d; }
+        foreach (var (what, d) in new (string, JsonNode)[]
+        {
+            ("unigram model", Edit(d => d["model"]!["type"] = "Unigram")),
+            ("no vocab", Edit(d => d["model"]!.AsObject().Remove("vocab"))),
+            ("merges not an array", Edit(d => d["model"]!["merges"] = "a b")),
+            ("merge of three", Edit(d => d["model"]!["merges"]!.AsArray().Add(new JsonArray("a", "b", "c")))),
+            ("merge of numbers", Edit(d => d["model"]!["merges"]!.AsArray().Add(new JsonArray(1, 2)))),
+            ("merge of unknown tokens", Edit(d => d["model"]!["merges"]!.AsArray().Insert(0, new JsonArray("zzz", "qqq")))),
+            ("merge making an unknown token", Edit(d => d["model"]!["merges"]!.AsArray().Insert(0, new JsonArray("Ġ", "!")))),
+            ("negative id", Edit(d => d["model"]!["vocab"]!["!"] = -1)),
+            ("duplicate id", Edit(d => d["model"]!["vocab"]!["!"] = 1)),
+            ("missing byte token", Edit(d => d["model"]!["vocab"]!.AsObject().Remove("!"))),
+            ("added token id clash", Edit(d => d["added_tokens"]![0]!["id"] = 5)),
+            ("added token without content", Edit(d => d["added_tokens"]![0]!.AsObject().Remove("content"))),
+            ("added tokens not an array", Edit(d => d["added_tokens"] = 3)),
+            ("lowercase normalizer", Edit(d => d["normalizer"] = new JsonObject { ["type"] = "Lowercase" })),
+            ("whitespace pre-tokenizer", Edit(d => d["pre_tokenizer"] = new JsonObject { ["type"] = "Whitespace" })),
+            ("prefix space", Edit(d => d["pre_tokenizer"]!["add_prefix_space"] = true)),
+            ("another split regex", Edit(d => d["pre_tokenizer"] = new JsonObject { ["type"] = "Sequence", ["pretokenizers"] = new JsonArray(
+                new JsonObject { ["type"] = "Split" }, new JsonObject { ["type"] = "ByteLevel", ["use_regex"] = false }) })),
+            ("metaspace decoder", Edit(d => d["decoder"] = new JsonObject { ["type"] = "Metaspace" })),
+            ("model is a string", Edit(d => d["model"] = "BPE")),
+        })
+            TryText(what, d.ToJsonString());
+        foreach (var (what, json) in new[] { ("array", "[" + original + "]"), ("empty", ""), ("nesting bomb", "{\"model\":" + new string('[', 50_000) + "}") })
+            TryText(what, json);
+        Assert.All(results.Skip(results.Count - 22), r => Assert.Equal("refused", r.Item2));
+        Report("tokenizer.json", results);
     }
 }

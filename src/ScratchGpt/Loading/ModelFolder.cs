@@ -1,3 +1,4 @@
+using ScratchGpt.Tokenization;
 using ScratchGpt.Backends;
 using ScratchGpt.Decoding;
 using ScratchGpt.Model;
@@ -6,7 +7,8 @@ namespace ScratchGpt.Loading;
 
 /// <summary>
 /// A Hugging Face model folder: config.json, model.safetensors, optional generation_config.json,
-/// and the tokenizer files (vocab.json, merges.txt), which fall back to the GPT-2 files bundled in weights/.
+/// and the tokenizer files (vocab.json + merges.txt, or tokenizer.json), which fall back to the GPT-2 files
+/// bundled in weights/.
 /// </summary>
 public static class ModelFolder
 {
@@ -17,10 +19,11 @@ public static class ModelFolder
     public static string DefaultModelDirectory => Path.Combine(BundledWeightsDirectory, "default");
 
     /// <summary>
-    /// The tokenizer: <paramref name="tokenizerDirectory"/> when given, else the model folder's own files, else the
-    /// GPT-2 files bundled in weights/. Borrowing the bundled files is said through <paramref name="note"/> (except
-    /// for the models shipped in weights/, which use them by design) and refused when the model's vocabulary has
-    /// another size (<paramref name="modelVocabSize"/>): its ids would mean other tokens.
+    /// The tokenizer, from the first of: <paramref name="tokenizerDirectory"/>; the model folder's vocab.json +
+    /// merges.txt; its tokenizer.json; the GPT-2 files bundled in weights/. Borrowing the bundled files is said
+    /// through <paramref name="note"/> (except for the models shipped in weights/, which use them by design) and
+    /// refused when the model's vocabulary (<paramref name="modelVocabSize"/>) is smaller than GPT-2's: its ids
+    /// would reach past the embedding table.
     /// </summary>
     public static Gpt2Tokenizer LoadTokenizer(string? modelDirectory, string? tokenizerDirectory, int? modelVocabSize = null,
         Action<string>? note = null)
@@ -30,14 +33,14 @@ public static class ModelFolder
             if (!Directory.Exists(tokenizerDirectory)) throw new ModelLoadException($"{tokenizerDirectory}: tokenizer folder not found");
             return Gpt2Tokenizer.Load(tokenizerDirectory);
         }
-        if (modelDirectory is not null && File.Exists(Path.Combine(modelDirectory, "vocab.json")))
+        if (modelDirectory is not null && BpeModelFiles.ExistIn(modelDirectory))
             return Gpt2Tokenizer.Load(modelDirectory);
         var bundled = Gpt2Tokenizer.Load(BundledWeightsDirectory);
         if (modelDirectory is null || IsBundled(modelDirectory)) return bundled;
-        if (modelVocabSize is int v && v != bundled.VocabSize)
-            throw new ModelLoadException($"{modelDirectory}: no vocab.json + merges.txt, and its vocab_size {v} is not the bundled GPT-2 " +
-                $"tokenizer's {bundled.VocabSize}: give the model's tokenizer with --tokenizer DIR");
-        note?.Invoke($"{modelDirectory} has no vocab.json + merges.txt: using the bundled GPT-2 tokenizer");
+        if (modelVocabSize is int v && v < bundled.VocabSize)
+            throw new ModelLoadException($"{modelDirectory}: no vocab.json + merges.txt or tokenizer.json, and its vocab_size {v} is " +
+                $"smaller than the bundled GPT-2 tokenizer's {bundled.VocabSize}: give the model's tokenizer with --tokenizer DIR");
+        note?.Invoke($"{modelDirectory} has no vocab.json + merges.txt or tokenizer.json: using the bundled GPT-2 tokenizer");
         return bundled;
     }
 

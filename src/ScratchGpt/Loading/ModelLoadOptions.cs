@@ -6,7 +6,7 @@ public sealed record ModelLoadOptions
     /// <summary>auto | cpu | opencl[:N] | cuda[:N]. auto takes CUDA, then an OpenCL GPU, then the CPU.</summary>
     public string Device { get; init; } = "cpu";
 
-    /// <summary>A folder with vocab.json + merges.txt; default: the model folder, else the bundled GPT-2 files.</summary>
+    /// <summary>A folder with vocab.json + merges.txt or tokenizer.json; default: the model folder, else the bundled GPT-2 files.</summary>
     public string? TokenizerDirectory { get; init; }
 
     /// <summary>Weight storage: null keeps the checkpoint's precision (F16/BF16 stay 16-bit, widened in the kernels).</summary>

@@ -1,3 +1,4 @@
+using ScratchGpt.Tokenization;
 using ScratchGpt.Backends;
 using ScratchGpt.Decoding;
 using ScratchGpt.Loading;

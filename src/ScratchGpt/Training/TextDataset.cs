@@ -1,3 +1,4 @@
+using ScratchGpt.Tokenization;
 using ScratchGpt.Loading;
 
 namespace ScratchGpt.Training;

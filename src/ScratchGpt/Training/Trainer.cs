@@ -11,7 +11,7 @@ namespace ScratchGpt.Training;
 /// validation split at the end of each epoch and keep the best model.
 ///
 /// Output folder:
-///   config.json, generation_config.json, model.safetensors, vocab.json, merges.txt — the best model (by
+///   config.json, generation_config.json, model.safetensors, the tokenizer files — the best model (by
 ///       validation loss; the last one when there is no validation split), loadable by transformers and by us;
 ///   training_results.json — the table, losses, unigram baseline, speed;
 ///   checkpoint/ — the latest state (float32 weights, AdamW moments, trainer_state.json) for --resume.
@@ -135,12 +135,14 @@ public sealed class Trainer : IDisposable
         AtomicFile.WriteAllText(Path.Combine(dir, "generation_config.json"), Parameters.Config.GenerationConfigJson());
     }
 
-    /// <summary>Copies the tokenizer files beside the model so the folder is complete on its own.</summary>
+    /// <summary>Copies the tokenizer files (vocab.json + merges.txt, and tokenizer.json where there is one) beside the
+    /// model so the folder is complete on its own.</summary>
     public static void CopyTokenizerFiles(string fromDirectory, string outputDirectory)
     {
-        foreach (string name in new[] { "vocab.json", "merges.txt" })
+        foreach (string name in new[] { "vocab.json", "merges.txt", "tokenizer.json" })
         {
-            AtomicFile.Copy(Path.Combine(fromDirectory, name), Path.Combine(outputDirectory, name));
+            string from = Path.Combine(fromDirectory, name);
+            if (File.Exists(from)) AtomicFile.Copy(from, Path.Combine(outputDirectory, name));
         }
     }
 

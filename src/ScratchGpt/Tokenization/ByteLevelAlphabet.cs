@@ -1,4 +1,4 @@
-namespace ScratchGpt.Loading;
+namespace ScratchGpt.Tokenization;
 
 /// <summary>
 /// GPT-2's reversible map from the 256 byte values to printable Unicode characters, so that BPE can
