@@ -99,15 +99,14 @@ public static class GenerateCommand
         // Everything is checked before the first byte of output: options, config, prompts and their lengths.
         using var model = Common.LoadModel(p);
         var config = BuildConfig(p, model);
-        config.Validate();
-        WarnAboutFlagsWithoutSampling(p, config);
         string[] texts = p.GetValue(Prompts)!;
         int traceChoices = p.GetValue(Trace) ?? 0;
         if (texts.Length > 1 && traceChoices > 0) throw new ArgumentException("--trace shows one sequence's steps; give a single --prompt");
         var prompts = (texts.Length == 0 ? [""] : texts)
             .Select(t => TruncateLeft(p.GetValue(Truncate)!, Common.EncodePrompt(model, t), config, model.Config.NPositions)).ToList();
         var generator = new Generator(model) { TraceChoices = traceChoices };
-        foreach (var prompt in prompts) generator.Check(prompt, config);
+        foreach (var prompt in prompts) generator.Check(prompt, config);      // the config and each prompt, once
+        WarnAboutFlagsWithoutSampling(p, config);
         if (p.GetValue(Common.Verbose))
             foreach (var (name, value) in config.Describe(prompts[0].Length)) Console.Error.WriteLine($"  {name} = {value}");
 

@@ -186,7 +186,8 @@ public static class InspectCommands
             var cfg = model.Config;
             long total = model.ParameterCount;
             int bytesPer = model.Precision == Backends.WeightPrecision.Float32 ? 4 : 2;
-            var shapes = model.ParameterShapes().ToList();
+            var shapes = Loading.Gpt2Layout.For(cfg).All()   // the checkpoint's names and shapes (Conv1D as [in, out])
+                .Select(t => (t.Name, Shape: t.CheckpointShape.Select(d => (long)d).ToArray())).ToList();
             if (p.GetValue(Common.Json))
             {
                 Console.WriteLine(new JsonObject

@@ -56,7 +56,6 @@ public static class StepsCommand
 
     public static string ToCsv(Gpt2Tokenizer tok, IReadOnlyList<StepTrace> trace)
     {
-        static string Q(string s) => "\"" + s.Replace("\"", "\"\"") + "\"";
         var sb = new StringBuilder("step,input_text,rank,id,token,prob\n");
         for (int i = 0; i < trace.Count; i++)
             for (int k = 0; k < trace[i].Choices.Length; k++)
@@ -87,5 +86,8 @@ public static class StepsCommand
     }
 
     /// <summary>Newlines and tabs shown as \n and \t so a table row stays one line.</summary>
+    /// <summary>A CSV field in double quotes (quotes inside doubled).</summary>
+    public static string Q(string s) => "\"" + s.Replace("\"", "\"\"") + "\"";
+
     public static string Visible(string s) => s.Replace("\n", "\\n").Replace("\t", "\\t");
 }

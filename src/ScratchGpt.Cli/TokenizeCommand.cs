@@ -1,3 +1,4 @@
+using ScratchGpt.Tokenization;
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using ScratchGpt.Loading;
@@ -20,7 +21,7 @@ public static class TokenizeCommand
         {
             string? modelDir = Common.ResolveModel(p, p.GetValue(Common.Model));
             if (modelDir is not null && !Directory.Exists(modelDir)) throw new ModelLoadException($"{modelDir}: model folder not found");
-            var tok = ModelFolder.LoadTokenizer(modelDir ?? ModelFolder.DefaultModelDirectory, p.GetValue(Common.Tokenizer));
+            var tok = Gpt2Tokenizer.ForModel(modelDir ?? ModelFolder.DefaultModelDirectory, p.GetValue(Common.Tokenizer));
             int[] ids = tok.Encode(p.GetValue(Text)!);
             string[] tokens = tok.ConvertIdsToTokens(ids);
             if (p.GetValue(Common.Json))

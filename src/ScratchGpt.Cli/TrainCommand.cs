@@ -1,3 +1,4 @@
+using ScratchGpt.Tokenization;
 using System.CommandLine;
 using ScratchGpt.Backends;
 using ScratchGpt.Loading;
@@ -75,7 +76,7 @@ public static class TrainCommand
             cfg.Validate("--config");
             parameters = Gpt2Parameters.Initialize(cfg, options.Seed);
         }
-        var tokenizer = ModelFolder.LoadTokenizer(modelDir, p.GetValue(Common.Tokenizer));   // --tokenizer, the model's own, else bundled
+        var tokenizer = Gpt2Tokenizer.ForModel(modelDir, p.GetValue(Common.Tokenizer));   // --tokenizer, the model's own, else bundled
         if (tokenizer.VocabSize > parameters.Config.VocabSize)
             throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} tokens but the model's vocab_size is {parameters.Config.VocabSize}");
 

@@ -222,6 +222,66 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
     }
 
     [Fact]
+    public void Lens_ablate_probe_and_forward_cache_run_as_users_run_them()
+    {
+        const string prompt = "ROMEO: But soft, what light";
+        var (code, stdout, stderr) = CliProcess.Run("lens", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir, "--device", "cpu", "--prompt", prompt, "--json");
+        Assert.Equal(0, code);
+        Assert.Equal("", stderr);
+        var lens = JsonNode.Parse(stdout)!;
+        int T = lens["tokens"]!.AsArray().Count;
+        Assert.Equal(3, lens["layers"]!.AsArray().Count);                                  // embeddings + 2 blocks
+        Assert.All(lens["layers"]!.AsArray(), l => Assert.Equal(T, l!["top_ids"]!.AsArray().Count));
+
+        (code, stdout, stderr) = CliProcess.Run("lens", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir, "--device", "cpu", "--prompt", prompt, "--top", "2");
+        Assert.Equal(0, code);
+        Assert.Contains("block 1", stdout);
+
+        (code, stdout, stderr) = CliProcess.Run("ablate", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir, "--device", "cpu", "--prompt", prompt, "--target", " through", "--json");
+        Assert.Equal(0, code);
+        var ablate = JsonNode.Parse(stdout)!;
+        Assert.True(ablate["baseline_logprob"]!.GetValue<double>() < 0);
+        Assert.Equal(2, ablate["delta_logprob"]!.AsArray().Count);                          // layers × heads
+        Assert.All(ablate["delta_logprob"]!.AsArray(), r => Assert.Equal(4, r!.AsArray().Count));
+
+        (code, _, stderr) = CliProcess.Run("ablate", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir, "--device", "cpu", "--prompt", prompt, "--target", " through the");
+        Assert.Equal(1, code);
+        Assert.StartsWith("error: --target ' through the' is 2 tokens", stderr);
+
+        (code, stdout, stderr) = CliProcess.Run("probe", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir, "--device", "cpu", "--template", "The {} earns money working as a",
+            "--fill", "white man", "--fill", "black woman", "--targets", " doctor", " nurse", "--generate", "--seed", "1", "--json");
+        Assert.Equal(0, code);
+        var rows = JsonNode.Parse(stdout)!["rows"]!.AsArray();
+        Assert.Equal(["white man", "black woman"], rows.Select(r => r!["fill"]!.GetValue<string>()));
+        Assert.Equal("The black woman earns money working as a", rows[1]!["prompt"]!.GetValue<string>());
+        Assert.All(rows, r => Assert.Equal(5, r!["top"]!.AsArray().Count));
+        Assert.All(rows, r => Assert.Equal(5, r!["generated"]!.AsArray().Count));
+        Assert.All(rows, r => Assert.Equal(2, r!["targets"]!.AsObject().Count));
+
+        (code, _, stderr) = CliProcess.Run("probe", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir, "--device", "cpu", "--template", "no slot", "--fill", "x");
+        Assert.Equal(1, code);
+        Assert.Contains("--template must hold '{}' exactly once", stderr);
+
+        string dir = Directory.CreateTempSubdirectory("sgpt-cache").FullName;
+        try
+        {
+            string path = Path.Combine(dir, "cache.safetensors");
+            (code, _, stderr) = CliProcess.Run("forward", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir, "--device", "cpu", "--prompt", prompt, "--cache", path);
+            Assert.Equal(0, code);
+            Assert.StartsWith($"wrote {path}: ", stderr);
+            using var f = Loading.SafetensorsFile.Open(path);
+            Assert.Equal(2 + 2 * 15 + 1 + 1, f.Tensors.Count);                                // hooks + input_ids
+            T = (int)f.Tensors["input_ids"].Shape[1];
+            Assert.Equal([1L, T, 4, 16], f.Tensors["blocks.1.attn.hook_z"].Shape);
+            Assert.Equal([1L, 4, T, T], f.Tensors["blocks.0.attn.hook_attn_scores"].Shape);
+            (code, _, stderr) = CliProcess.Run("forward", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir, "--device", "cpu", "--prompt", prompt);
+            Assert.Equal(1, code);
+            Assert.Contains("give --out FILE.safetensors, --cache FILE.safetensors, or both", stderr);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void A_model_folder_with_only_tokenizer_json_uses_it()
     {
         // GPT-2's tokens as tokenizer.json with "Hello" moved to another id: the output shows which file was read.

@@ -1,3 +1,4 @@
+using ScratchGpt.Model;
 using ScratchGpt.Backends;
 using ScratchGpt.Backends.Cpu;
 using ScratchGpt.Backends.Ilgpu;
@@ -185,7 +186,7 @@ public class IlgpuTests
     public void Sixteen_bit_weights_stay_sixteen_bit_on_the_device_and_match_the_reference()
     {
         Model.Gpt2Model Load(string device, WeightPrecision p) => Model.Gpt2Model.Load(Fixtures.Model("tiny-gpt2"),
-            new Loading.ModelLoadOptions { Device = device, Precision = p, TokenizerDirectory = Fixtures.TokenizerDir });
+            new Model.ModelLoadOptions { Device = device, Precision = p, TokenizerDirectory = Fixtures.TokenizerDir });
         using var gpu = Load("ilgpu-cpu", WeightPrecision.Float16);
         using var reference = Load("reference", WeightPrecision.Float16);
         using var f32 = Load("reference", WeightPrecision.Float32);

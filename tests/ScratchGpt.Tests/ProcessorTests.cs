@@ -127,8 +127,7 @@ public class SamplingTests
         Assert.True(Fixtures.MaxAbsDiff(tensors.ReadFloat32("logits"), logits) <= 1e-4f);
         var list = LogitsProcessorList.From(config, prompt.Length);
         Assert.Equal(c["hf_logits_warpers"]!.AsArray().Select(w => w!["class"]!.GetValue<string>()), list.Warpers.Select(w => w.GetType().Name));
-        list.ApplyProcessors(prompt, logits);
-        list.ApplyWarpers(prompt, logits);
+        list.Apply(prompt, logits);
         var probs = new float[logits.Length];
         TokenMath.Softmax(logits, probs);
         return (probs, tensors.ReadFloat32(c["probs_tensor"]!.GetValue<string>()), config);

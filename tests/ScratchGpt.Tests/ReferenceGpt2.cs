@@ -23,7 +23,7 @@ public static class ReferenceGpt2
             foreach (var blk in p.Blocks)
             {
                 var a = LayerNorm(x, blk.Ln1Weight, blk.Ln1Bias, W, seq, E, c.LayerNormEpsilon);
-                var qkv = Linear(a, blk.AttnWeight, blk.AttnBias, W, seq, E, 3 * E);
+                var qkv = Linear(a, blk.CAttnWeight, blk.CAttnBias, W, seq, E, 3 * E);
                 var y = new double[seq, E];
                 for (int h = 0; h < H; h++)
                     for (int t = 0; t < seq; t++)
@@ -38,12 +38,12 @@ public static class ReferenceGpt2
                         for (int u = 0; u <= t; u++)
                             for (int d = 0; d < D; d++) y[t, h * D + d] += Math.Exp(s[u] - max) / sum * qkv[u, 2 * E + h * D + d];
                     }
-                var proj = Linear(y, blk.ProjWeight, blk.ProjBias, W, seq, E, E);
+                var proj = Linear(y, blk.AttnCProjWeight, blk.AttnCProjBias, W, seq, E, E);
                 for (int t = 0; t < seq; t++) for (int i = 0; i < E; i++) x[t, i] += proj[t, i];
                 var m = LayerNorm(x, blk.Ln2Weight, blk.Ln2Bias, W, seq, E, c.LayerNormEpsilon);
-                var h1 = Linear(m, blk.FcWeight, blk.FcBias, W, seq, E, M);
+                var h1 = Linear(m, blk.CFcWeight, blk.CFcBias, W, seq, E, M);
                 for (int t = 0; t < seq; t++) for (int i = 0; i < M; i++) h1[t, i] = Gelu(h1[t, i]);
-                var h2 = Linear(h1, blk.FcProjWeight, blk.FcProjBias, W, seq, M, E);
+                var h2 = Linear(h1, blk.MlpCProjWeight, blk.MlpCProjBias, W, seq, M, E);
                 for (int t = 0; t < seq; t++) for (int i = 0; i < E; i++) x[t, i] += h2[t, i];
             }
             var f = LayerNorm(x, p.LnFWeight, p.LnFBias, W, seq, E, c.LayerNormEpsilon);
@@ -60,6 +60,109 @@ public static class ReferenceGpt2
             }
         }
         return total / count;
+    }
+
+    /// <summary>
+    /// One sequence through the same plain float64 GPT-2, recording every activation under TransformerLens' names,
+    /// flattened in its shape ([T, E], [T, H, D] and [H, T, T] without the batch of one), and "logits" [T, V].
+    /// <paramref name="zeroHead"/> zeroes one head's slice of hook_z (layer, head) before c_proj.
+    /// </summary>
+    public static Dictionary<string, double[]> Activations(Gpt2Parameters p, int[] ids, (int Layer, int Head)? zeroHead = null)
+    {
+        var c = p.Config;
+        double[] v = p.Values.Select(x => (double)x).ToArray();
+        double W(ParameterTensor t, int i) => v[t.Offset + i];
+        int T = ids.Length, E = c.NEmbd, M = c.MlpWidth, H = c.NHead, D = c.HeadDim;
+        var acts = new Dictionary<string, double[]>();
+        double[] Flat(double[,] a) { var f = new double[a.Length]; Buffer.BlockCopy(a, 0, f, 0, a.Length * sizeof(double)); return f; }
+        double[,] Normalized(double[,] x)
+        {
+            var y = new double[T, E];
+            for (int t = 0; t < T; t++)
+            {
+                double mean = 0, var = 0;
+                for (int i = 0; i < E; i++) mean += x[t, i];
+                mean /= E;
+                for (int i = 0; i < E; i++) var += (x[t, i] - mean) * (x[t, i] - mean);
+                for (int i = 0; i < E; i++) y[t, i] = (x[t, i] - mean) / Math.Sqrt(var / E + c.LayerNormEpsilon);
+            }
+            return y;
+        }
+        var embed = new double[T, E];
+        var pos = new double[T, E];
+        var x = new double[T, E];
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < E; i++)
+            {
+                embed[t, i] = W(p.Wte, ids[t] * E + i);
+                pos[t, i] = W(p.Wpe, t * E + i);
+                x[t, i] = embed[t, i] + pos[t, i];
+            }
+        acts["hook_embed"] = Flat(embed);
+        acts["hook_pos_embed"] = Flat(pos);
+        for (int l = 0; l < c.NLayer; l++)
+        {
+            var blk = p.Blocks[l];
+            string at = $"blocks.{l}.";
+            acts[at + "hook_resid_pre"] = Flat(x);
+            acts[at + "ln1.hook_normalized"] = Flat(Normalized(x));
+            var a = LayerNorm(x, blk.Ln1Weight, blk.Ln1Bias, W, T, E, c.LayerNormEpsilon);
+            var qkv = Linear(a, blk.CAttnWeight, blk.CAttnBias, W, T, E, 3 * E);
+            var q = new double[T * E]; var k = new double[T * E]; var vv = new double[T * E];
+            for (int t = 0; t < T; t++)
+                for (int i = 0; i < E; i++) { q[t * E + i] = qkv[t, i]; k[t * E + i] = qkv[t, E + i]; vv[t * E + i] = qkv[t, 2 * E + i]; }
+            acts[at + "attn.hook_q"] = q; acts[at + "attn.hook_k"] = k; acts[at + "attn.hook_v"] = vv;
+            var scores = new double[H * T * T];
+            var pattern = new double[H * T * T];
+            var z = new double[T, E];
+            for (int h = 0; h < H; h++)
+                for (int t = 0; t < T; t++)
+                {
+                    for (int u = 0; u < T; u++)
+                    {
+                        double s = 0;
+                        for (int d = 0; d < D; d++) s += q[t * E + h * D + d] * k[u * E + h * D + d];
+                        scores[(h * T + t) * T + u] = u <= t ? s / Math.Sqrt(D) : double.NegativeInfinity;
+                    }
+                    double max = Enumerable.Range(0, t + 1).Max(u => scores[(h * T + t) * T + u]);
+                    double sum = Enumerable.Range(0, t + 1).Sum(u => Math.Exp(scores[(h * T + t) * T + u] - max));
+                    for (int u = 0; u <= t; u++)
+                    {
+                        double w = Math.Exp(scores[(h * T + t) * T + u] - max) / sum;
+                        pattern[(h * T + t) * T + u] = w;
+                        for (int d = 0; d < D; d++) z[t, h * D + d] += w * vv[u * E + h * D + d];
+                    }
+                }
+            if (zeroHead is (int zl, int zh) && zl == l)
+                for (int t = 0; t < T; t++) for (int d = 0; d < D; d++) z[t, zh * D + d] = 0;
+            acts[at + "attn.hook_attn_scores"] = scores; acts[at + "attn.hook_pattern"] = pattern; acts[at + "attn.hook_z"] = Flat(z);
+            var attnOut = Linear(z, blk.AttnCProjWeight, blk.AttnCProjBias, W, T, E, E);
+            acts[at + "hook_attn_out"] = Flat(attnOut);
+            for (int t = 0; t < T; t++) for (int i = 0; i < E; i++) x[t, i] += attnOut[t, i];
+            acts[at + "hook_resid_mid"] = Flat(x);
+            acts[at + "ln2.hook_normalized"] = Flat(Normalized(x));
+            var m = LayerNorm(x, blk.Ln2Weight, blk.Ln2Bias, W, T, E, c.LayerNormEpsilon);
+            var pre = Linear(m, blk.CFcWeight, blk.CFcBias, W, T, E, M);
+            acts[at + "mlp.hook_pre"] = Flat(pre);
+            for (int t = 0; t < T; t++) for (int i = 0; i < M; i++) pre[t, i] = Gelu(pre[t, i]);
+            acts[at + "mlp.hook_post"] = Flat(pre);
+            var mlpOut = Linear(pre, blk.MlpCProjWeight, blk.MlpCProjBias, W, T, M, E);
+            acts[at + "hook_mlp_out"] = Flat(mlpOut);
+            for (int t = 0; t < T; t++) for (int i = 0; i < E; i++) x[t, i] += mlpOut[t, i];
+            acts[at + "hook_resid_post"] = Flat(x);
+        }
+        acts["ln_final.hook_normalized"] = Flat(Normalized(x));
+        var f = LayerNorm(x, p.LnFWeight, p.LnFBias, W, T, E, c.LayerNormEpsilon);
+        var logits = new double[T * c.VocabSize];
+        for (int t = 0; t < T; t++)
+            for (int o = 0; o < c.VocabSize; o++)
+            {
+                double s = 0;
+                for (int i = 0; i < E; i++) s += f[t, i] * W(p.Wte, o * E + i);
+                logits[t * c.VocabSize + o] = s;
+            }
+        acts["logits"] = logits;
+        return acts;
     }
 
     public static double Gelu(double x) => 0.5 * x * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));

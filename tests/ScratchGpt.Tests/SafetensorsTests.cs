@@ -1,3 +1,4 @@
+using ScratchGpt.Model;
 using System.Text;
 using ScratchGpt.Loading;
 

@@ -85,7 +85,7 @@ public class TokenizerTests
         {
             var json = TokenizerJson.Build(vocab, FixtureMerges(), pairFormMerges, [(Gpt2Tokenizer.EndOfText, eot)]);
             File.WriteAllText(Path.Combine(dir, "tokenizer.json"), json.ToJsonString());
-            var tok = ModelFolder.LoadTokenizer(dir, null, 50257, note: n => Assert.Fail("unexpected note: " + n));
+            var tok = Gpt2Tokenizer.ForModel(dir, null, 50257, note: n => Assert.Fail("unexpected note: " + n));
             Assert.Equal(dir, tok.SourceDirectory);
             Assert.Equal(50257, tok.VocabSize);
             foreach (var c in Fixtures.Json("tokenization.json")["cases"]!.AsArray())
@@ -113,7 +113,7 @@ public class TokenizerTests
             var shuffled = vocab.ToDictionary(kv => kv.Key, kv => perm[kv.Value]);
             File.WriteAllText(Path.Combine(dir, "vocab.json"), System.Text.Json.JsonSerializer.Serialize(shuffled));
             File.Copy(Path.Combine(Fixtures.TokenizerDir, "merges.txt"), Path.Combine(dir, "merges.txt"));
-            var tok = ModelFolder.LoadTokenizer(dir, null, 50257);
+            var tok = Gpt2Tokenizer.ForModel(dir, null, 50257);
             Assert.Equal(perm[50256], tok.EndOfTextId);
             foreach (var c in Fixtures.Json("tokenization.json")["cases"]!.AsArray())
             {

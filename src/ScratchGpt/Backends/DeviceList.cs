@@ -2,9 +2,6 @@ using ScratchGpt.Backends.Ilgpu;
 
 namespace ScratchGpt.Backends;
 
-/// <summary>One row of `scratchgpt devices`.</summary>
-public sealed record DeviceInfo(string Id, string Name, string Status);
-
 /// <summary>What each backend can use here, and why a kind of device cannot be used; never throws.</summary>
 public static class DeviceList
 {

@@ -1,15 +1,9 @@
 namespace ScratchGpt.Backends;
 
-/// <summary>A block of device memory holding float32 values (or 16-bit weights, for backends that keep them).</summary>
-public interface IDeviceBuffer : IDisposable
-{
-    /// <summary>Number of elements.</summary>
-    long Length { get; }
-}
-
 /// <summary>
-/// The handful of operations a GPT-2 forward pass needs. The model (<see cref="Model.Gpt2Model"/>) is
-/// written once against this interface; the CPU, OpenCL and CUDA backends implement it.
+/// The handful of operations a GPT-2 forward pass needs. The model (Model/Gpt2Model.cs) is written once
+/// against this interface; the reference backend (plain loops, the oracle), the SIMD CPU backend and the
+/// ILGPU backend (CUDA, OpenCL, ILGPU's CPU accelerator) implement it.
 ///
 /// Every matrix is row-major. Weight matrices use the nn.Linear layout W[out, in] (the checkpoint's
 /// Conv1D weights, stored [in, out], are transposed once at load), so that every output element is
@@ -18,7 +12,7 @@ public interface IDeviceBuffer : IDisposable
 /// </summary>
 public interface IBackend : IDisposable
 {
-    /// <summary>"cpu", "opencl" or "cuda".</summary>
+    /// <summary>"reference", "cpu", "ilgpu-cpu", "opencl" or "cuda".</summary>
     string Kind { get; }
 
     /// <summary>The device's own name (e.g. "NVIDIA H100 80GB HBM3").</summary>
@@ -54,6 +48,10 @@ public interface IBackend : IDisposable
     /// <summary>In place: x += y.</summary>
     void Add(IDeviceBuffer x, IDeviceBuffer y, long count);
 
+    /// <summary>Index of the largest of the first <paramref name="n"/> values of <paramref name="x"/> (the lowest
+    /// index on ties, as torch.argmax), computed where the data lives: a greedy step brings back one int.</summary>
+    int Argmax(IDeviceBuffer x, int n);
+
     /// <summary>
     /// Causal multi-head self-attention over a KV cache.
     /// qkv [rows, 3·E] holds q | k | v for the new positions past .. past+rows−1. Their k and v are first
@@ -63,29 +61,11 @@ public interface IBackend : IDisposable
     /// [nHead, rows, past+rows] (future positions exactly 0), as output_attentions returns it.
     /// The caches are head-major, [nHead, capacity, headDim] with capacity = length / E (see
     /// <see cref="CacheCapacity"/>): one head's keys are one contiguous block, read front to back at every
-    /// decode step, where the [capacity, E] layout made every position a separate 256-byte read.
+    /// decode step.
     /// </summary>
-    /// <summary>Index of the largest of the first <paramref name="n"/> values of <paramref name="x"/> (the lowest
-    /// index on ties, as torch.argmax), computed where the data lives: a greedy step brings back one int.</summary>
-    int Argmax(IDeviceBuffer x, int n);
-
     void Attention(IDeviceBuffer qkv, IDeviceBuffer kCache, IDeviceBuffer vCache, IDeviceBuffer y, IDeviceBuffer? probs,
         int rows, int past, int nHead, int headDim);
 
     /// <summary>How many positions a KV-cache buffer [nHead, capacity, headDim] holds.</summary>
     static int CacheCapacity(IDeviceBuffer cache, int nHead, int headDim) => (int)(cache.Length / ((long)nHead * headDim));
 }
-
-/// <summary>What a matmul does with its result r = x·Wᵀ + b (the codes of kernels/matmul.cl's EPILOGUE_*).</summary>
-public enum MatMulEpilogue
-{
-    /// <summary>y = r</summary>
-    Store = 0,
-    /// <summary>y = gelu_new(r): the MLP's first layer and its activation in one launch.</summary>
-    Gelu = 1,
-    /// <summary>y += r: a projection and its residual connection in one launch.</summary>
-    AddToOutput = 2,
-}
-
-/// <summary>How a backend stores weight matrices.</summary>
-public enum WeightPrecision { Float32, Float16, BFloat16 }

@@ -2,11 +2,6 @@ using ScratchGpt.Backends.Reference;
 
 namespace ScratchGpt.Backends;
 
-/// <summary>One kernel run on one shape: the largest error against the reference, relative to the reference's largest
-/// magnitude; with perf, the op's time (best of three, launches waited for) and its inputs + outputs per second.</summary>
-public sealed record KernelCheckResult(string Kernel, string Shape, double MaxAbsError, double RelativeError,
-    double? Microseconds = null, double? GigabytesPerSecond = null);
-
 /// <summary>
 /// One table of op cases, run on any backend against the plain <see cref="ReferenceBackend"/> (ggml's
 /// test-backend-ops, llm.c's kernel checks): random inputs whose sizes are no multiple of any tile (1, 7, 33, 769,

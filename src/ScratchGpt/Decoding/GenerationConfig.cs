@@ -1,12 +1,6 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using ScratchGpt.Loading;
 
 namespace ScratchGpt.Decoding;
-
-/// <summary>early_stopping of beam search: stop as soon as num_beams hypotheses are done (True), when no
-/// better one is reachable by the current length (False), or judged at max_length (Never).</summary>
-public enum EarlyStopping { False, True, Never }
 
 /// <summary>
 /// Generation settings with Hugging Face's names and defaults (transformers 4.43), including the
@@ -82,14 +76,10 @@ public sealed record GenerationConfig
             Fail("num_return_sequences (--num-return-sequences)", NumReturnSequences, "1 for greedy search (use --do-sample or --num-beams)");
     }
 
-    /// <summary>Reads generation_config.json (the keys this record has; others are ignored).</summary>
-    public static GenerationConfig LoadFile(string path)
+    /// <summary>The settings of a generation_config.json object (the keys this record has; others are ignored).
+    /// <paramref name="source"/> names the file in errors; reading it is the loader's job.</summary>
+    public static GenerationConfig FromJson(JsonObject o, string source)
     {
-        JsonObject o;
-        try { o = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { MaxDepth = 16 }) as JsonObject
-                  ?? throw new ModelLoadException($"{path}: expected a JSON object"); }
-        catch (JsonException e) { throw new ModelLoadException($"{path}: not valid JSON: {e.Message.ReplaceLineEndings(" ")}", e); }
-
         T? Get<T>(string key) where T : struct
         {
             if (o[key] is not JsonValue v) return null;
@@ -98,7 +88,7 @@ public sealed record GenerationConfig
             {
                 if (typeof(T) == typeof(float) && v.TryGetValue(out double d)) return (T)(object)(float)d;
                 if (typeof(T) == typeof(double) && v.TryGetValue(out int i)) return (T)(object)(double)i;
-                throw new ModelLoadException($"{path}: '{key}' has an invalid value {v.ToJsonString()}");
+                throw new GenerationConfigException($"{source}: '{key}' has an invalid value {v.ToJsonString()}");
             }
         }
         int? FirstInt(string key) => o[key] switch
@@ -158,6 +148,3 @@ public sealed record GenerationConfig
         if (Epsilon is double e) yield return ("epsilon", e.ToString("R"));
     }
 }
-
-/// <summary>An invalid generation parameter; the message names it, its value and the allowed range.</summary>
-public sealed class GenerationConfigException(string message) : ArgumentException(message);

@@ -1,8 +1,5 @@
 namespace ScratchGpt.Decoding;
 
-/// <summary>The log-probabilities of a sequence's tokens, as the fixtures' sequence_logprob defines them.</summary>
-public sealed record SequenceLogProb(float SequenceLogprob, float SumLogprobAllGeneratedTokens, float[] PerTokenLogprob);
-
 /// <summary>
 /// Scores a finished row with one forward pass over it (no cache):
 ///     logp[j] = log_softmax(logits[j])[labels[j+1]]        (the probability of token j+1 given 0..j)

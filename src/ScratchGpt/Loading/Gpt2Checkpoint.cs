@@ -40,11 +40,13 @@ public sealed class Gpt2Checkpoint
         return data;
     }
 
-    /// <summary>A Conv1D weight stored [in, out], returned transposed to [out, in].</summary>
-    public float[] ReadConv1DTransposed(string name, int inDim, int outDim)
+    /// <summary>Reads one tensor of <see cref="Gpt2Layout"/> as the runtime holds it: shape checked against the
+    /// config, widened to float32, Conv1D weights transposed from [in, out] to [out, in].</summary>
+    public float[] Read(TensorSpec spec)
     {
-        // The same blocked transpose the training code uses (32×32 tiles, all cores).
-        return Backends.Cpu.Gemm.Transposed(Read(name, inDim, outDim), inDim, outDim);
+        int[] fileShape = spec.CheckpointShape;
+        float[] data = Read(spec.Name, fileShape.Select(d => (long)d).ToArray());
+        return spec.IsConv1D ? BlockedTranspose.Transposed(data, fileShape[0], fileShape[1]) : data;
     }
 
     /// <summary>NaN or ±Inf in a weight would silently turn every logit into NaN; refuse it at load,

@@ -1,7 +1,5 @@
-using ScratchGpt.Tokenization;
-using ScratchGpt.Backends;
-using ScratchGpt.Decoding;
-using ScratchGpt.Model;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 
 namespace ScratchGpt.Loading;
 
@@ -18,33 +16,8 @@ public static class ModelFolder
     /// <summary>The default model: weights/default.</summary>
     public static string DefaultModelDirectory => Path.Combine(BundledWeightsDirectory, "default");
 
-    /// <summary>
-    /// The tokenizer, from the first of: <paramref name="tokenizerDirectory"/>; the model folder's vocab.json +
-    /// merges.txt; its tokenizer.json; the GPT-2 files bundled in weights/. Borrowing the bundled files is said
-    /// through <paramref name="note"/> (except for the models shipped in weights/, which use them by design) and
-    /// refused when the model's vocabulary (<paramref name="modelVocabSize"/>) is smaller than GPT-2's: its ids
-    /// would reach past the embedding table.
-    /// </summary>
-    public static Gpt2Tokenizer LoadTokenizer(string? modelDirectory, string? tokenizerDirectory, int? modelVocabSize = null,
-        Action<string>? note = null)
-    {
-        if (tokenizerDirectory is not null)
-        {
-            if (!Directory.Exists(tokenizerDirectory)) throw new ModelLoadException($"{tokenizerDirectory}: tokenizer folder not found");
-            return Gpt2Tokenizer.Load(tokenizerDirectory);
-        }
-        if (modelDirectory is not null && BpeModelFiles.ExistIn(modelDirectory))
-            return Gpt2Tokenizer.Load(modelDirectory);
-        var bundled = Gpt2Tokenizer.Load(BundledWeightsDirectory);
-        if (modelDirectory is null || IsBundled(modelDirectory)) return bundled;
-        if (modelVocabSize is int v && v < bundled.VocabSize)
-            throw new ModelLoadException($"{modelDirectory}: no vocab.json + merges.txt or tokenizer.json, and its vocab_size {v} is " +
-                $"smaller than the bundled GPT-2 tokenizer's {bundled.VocabSize}: give the model's tokenizer with --tokenizer DIR");
-        note?.Invoke($"{modelDirectory} has no vocab.json + merges.txt or tokenizer.json: using the bundled GPT-2 tokenizer");
-        return bundled;
-    }
-
-    private static bool IsBundled(string directory) =>
+    /// <summary>True for the folders shipped in weights/ (the default model and the GPT-2 tokenizer files).</summary>
+    public static bool IsBundled(string directory) =>
         Path.GetFullPath(directory).StartsWith(Path.GetFullPath(BundledWeightsDirectory) + Path.DirectorySeparatorChar, StringComparison.Ordinal);
 
     public static Gpt2Config LoadConfig(string directory)
@@ -63,39 +36,16 @@ public static class ModelFolder
         throw new ModelLoadException($"{safetensors}: file not found (ScratchGpt reads model.safetensors, or pytorch_model.bin)");
     }
 
-    public static Gpt2Model Load(string directory, ModelLoadOptions options)
+    /// <summary>generation_config.json as a JSON object, or null when the folder has none.</summary>
+    public static JsonObject? ReadGenerationConfig(string directory)
     {
-        var config = LoadConfig(directory);
-        var tokenizer = LoadTokenizer(directory, options.TokenizerDirectory, config.VocabSize, options.Note);
-        if (tokenizer.VocabSize > config.VocabSize)
-            throw new ModelLoadException($"{directory}: the tokenizer has {tokenizer.VocabSize} tokens but config.json says vocab_size {config.VocabSize}");
-        string genPath = Path.Combine(directory, "generation_config.json");
-        var genDefaults = File.Exists(genPath) ? GenerationConfig.LoadFile(genPath) : null;
-
-        using var file = OpenWeights(directory);
-        var ckpt = new Gpt2Checkpoint(file, config);
-        var precision = options.Precision ?? ckpt.DType switch
-        {
-            SafetensorsDType.F16 => WeightPrecision.Float16,
-            SafetensorsDType.BF16 => WeightPrecision.BFloat16,
-            _ => WeightPrecision.Float32,
-        };
-        var backend = BackendFactory.Create(options.Device, options.Log);
-        if (options.WrapBackend is not null) backend = options.WrapBackend(backend);
+        string path = Path.Combine(directory, "generation_config.json");
+        if (!File.Exists(path)) return null;
         try
         {
-            return new Gpt2Model(ckpt, backend, precision)
-            {
-                Tokenizer = tokenizer,
-                GenerationDefaults = genDefaults,
-                CheckpointDType = ckpt.DType.Name(),
-                Directory = directory,
-            };
+            return JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { MaxDepth = 16 }) as JsonObject
+                ?? throw new ModelLoadException($"{path}: expected a JSON object");
         }
-        catch
-        {
-            backend.Dispose();
-            throw;
-        }
+        catch (JsonException e) { throw new ModelLoadException($"{path}: not valid JSON: {e.Message.ReplaceLineEndings(" ")}", e); }
     }
 }

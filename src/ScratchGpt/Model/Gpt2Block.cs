@@ -9,76 +9,53 @@ namespace ScratchGpt.Model;
 ///     x = x + mlp.c_proj(gelu(mlp.c_fc(ln_2(x))))
 /// Weight matrices are held as [out, in] (transposed from the checkpoint's Conv1D [in, out]).
 /// </summary>
-public sealed class Gpt2Block : IDisposable
+public sealed class Gpt2Block(Gpt2BlockTensors<IDeviceBuffer> w)
 {
-    public required IDeviceBuffer Ln1Weight, Ln1Bias;        // [E]
-    public required IDeviceBuffer AttnWeight, AttnBias;      // c_attn: [3E, E], [3E]
-    public required IDeviceBuffer AttnProjWeight, AttnProjBias; // attn.c_proj: [E, E], [E]
-    public required IDeviceBuffer Ln2Weight, Ln2Bias;        // [E]
-    public required IDeviceBuffer FcWeight, FcBias;          // mlp.c_fc: [4E, E], [4E]
-    public required IDeviceBuffer MlpProjWeight, MlpProjBias; // mlp.c_proj: [E, 4E], [E]
-
-    public static Gpt2Block Load(Gpt2Checkpoint ckpt, IBackend backend, int layer, WeightPrecision precision)
-    {
-        var c = ckpt.Config;
-        int E = c.NEmbd, M = c.MlpWidth;
-        string p = $"h.{layer}.";
-        IDeviceBuffer Vec(string name, int n) => backend.Upload(ckpt.Read(p + name, n));
-        IDeviceBuffer Mat(string name, int inDim, int outDim) =>
-            backend.UploadWeight(ckpt.ReadConv1DTransposed(p + name, inDim, outDim), precision);
-        return new Gpt2Block
-        {
-            Ln1Weight = Vec("ln_1.weight", E), Ln1Bias = Vec("ln_1.bias", E),
-            AttnWeight = Mat("attn.c_attn.weight", E, 3 * E), AttnBias = Vec("attn.c_attn.bias", 3 * E),
-            AttnProjWeight = Mat("attn.c_proj.weight", E, E), AttnProjBias = Vec("attn.c_proj.bias", E),
-            Ln2Weight = Vec("ln_2.weight", E), Ln2Bias = Vec("ln_2.bias", E),
-            FcWeight = Mat("mlp.c_fc.weight", E, M), FcBias = Vec("mlp.c_fc.bias", M),
-            MlpProjWeight = Mat("mlp.c_proj.weight", M, E), MlpProjBias = Vec("mlp.c_proj.bias", E),
-        };
-    }
+    /// <summary>This block's weights on the backend, named as in the checkpoint (see <see cref="Gpt2Layout"/>);
+    /// the model owns (and disposes) them.</summary>
+    public Gpt2BlockTensors<IDeviceBuffer> W { get; } = w;
 
     private const MatMulEpilogue Residual = MatMulEpilogue.AddToOutput;
 
-    /// <summary>Runs the block on the T new rows in s.X (in place), extending this layer's KV cache. The residual
-    /// adds and the GELU ride on the matmuls before them (one launch each on a GPU: 8 per block instead of 11).</summary>
-    public void Forward(IBackend be, Gpt2Config c, Workspace s, IDeviceBuffer kCache, IDeviceBuffer vCache, int T, int past, IDeviceBuffer? probs)
-    {
-        QueryKeyValue(be, c, s, T);                                                     // qkv = c_attn(ln_1(x)) [T, 3E]
-        be.Attention(s.Qkv, kCache, vCache, s.A, probs, T, past, c.NHead, c.HeadDim);  // a   = attention      [T, E]
-        ProjectionAndMlp(be, c, s, T);                                                  // x  += c_proj(a); x += mlp(ln_2(x))
-    }
-
-    /// <summary>The half before attention: qkv = ln_1(x)·W + b. (A batched decode step runs the two halves over
-    /// all its sequences' rows at once and attention per sequence, each over its own cache; see Gpt2Model.)</summary>
+    /// <summary>The half before attention: qkv = ln_1(x)·W + b. Attention sits between the halves and runs per
+    /// sequence, each over its own cache (see Gpt2Model.RunLayers); the halves run over all rows at once.</summary>
     public void QueryKeyValue(IBackend be, Gpt2Config c, Workspace s, int T)
     {
         int E = c.NEmbd;
-        be.LayerNorm(s.X, Ln1Weight, Ln1Bias, s.A, T, E, c.LayerNormEpsilon);          // a   = ln_1(x)        [T, E]
-        be.MatMul(s.A, AttnWeight, AttnBias, s.Qkv, T, E, 3 * E);                      // qkv = a·W + b        [T, 3E]
+        be.LayerNorm(s.X, W.Ln1Weight, W.Ln1Bias, s.A, T, E, c.LayerNormEpsilon);          // a   = ln_1(x)        [T, E]
+        be.MatMul(s.A, W.CAttnWeight, W.CAttnBias, s.Qkv, T, E, 3 * E);                      // qkv = a·W + b        [T, 3E]
     }
 
-    /// <summary>The half after attention (its output in s.A): the projection with its residual, then the MLP with its.</summary>
+    /// <summary>The half after attention (its output in s.A): the projection with its residual, then the MLP with
+    /// its. The residual adds and the GELU ride on the matmuls before them (one launch each on a GPU).</summary>
     public void ProjectionAndMlp(IBackend be, Gpt2Config c, Workspace s, int T)
     {
         int E = c.NEmbd, M = c.MlpWidth;
-        be.MatMul(s.A, AttnProjWeight, AttnProjBias, s.X, T, E, E, Residual);          // x  += a·W + b        [T, E]
-        be.LayerNorm(s.X, Ln2Weight, Ln2Bias, s.A, T, E, c.LayerNormEpsilon);          // m   = ln_2(x)        [T, E]
-        be.MatMul(s.A, FcWeight, FcBias, s.Hidden, T, E, M, MatMulEpilogue.Gelu);      // h   = gelu_new(m·W + b) [T, 4E]
-        be.MatMul(s.Hidden, MlpProjWeight, MlpProjBias, s.X, T, M, E, Residual);       // x  += h·W + b        [T, E]
+        be.MatMul(s.A, W.AttnCProjWeight, W.AttnCProjBias, s.X, T, E, E, Residual);          // x  += a·W + b        [T, E]
+        be.LayerNorm(s.X, W.Ln2Weight, W.Ln2Bias, s.A, T, E, c.LayerNormEpsilon);          // m   = ln_2(x)        [T, E]
+        be.MatMul(s.A, W.CFcWeight, W.CFcBias, s.Hidden, T, E, M, MatMulEpilogue.Gelu);      // h   = gelu_new(m·W + b) [T, 4E]
+        be.MatMul(s.Hidden, W.MlpCProjWeight, W.MlpCProjBias, s.X, T, M, E, Residual);       // x  += h·W + b        [T, E]
     }
 
-    public IEnumerable<(string Name, IDeviceBuffer Buffer)> Parameters()
-    {
-        yield return ("ln_1.weight", Ln1Weight); yield return ("ln_1.bias", Ln1Bias);
-        yield return ("attn.c_attn.weight", AttnWeight); yield return ("attn.c_attn.bias", AttnBias);
-        yield return ("attn.c_proj.weight", AttnProjWeight); yield return ("attn.c_proj.bias", AttnProjBias);
-        yield return ("ln_2.weight", Ln2Weight); yield return ("ln_2.bias", Ln2Bias);
-        yield return ("mlp.c_fc.weight", FcWeight); yield return ("mlp.c_fc.bias", FcBias);
-        yield return ("mlp.c_proj.weight", MlpProjWeight); yield return ("mlp.c_proj.bias", MlpProjBias);
-    }
 
-    public void Dispose()
+    /// <summary><see cref="ProjectionAndMlp"/> unfused, for a hooked pass: each intermediate goes through the hooks
+    /// (which may replace it) before the next step reads it.</summary>
+    internal void ProjectionAndMlpHooked(IBackend be, Gpt2Config c, Workspace s, int T, HookSite hooks, string at)
     {
-        foreach (var (_, b) in Parameters()) b.Dispose();
+        int E = c.NEmbd, M = c.MlpWidth;
+        be.MatMul(s.A, W.AttnCProjWeight, W.AttnCProjBias, s.Proj, T, E, E);              // attn_out = z·W + b     [T, E]
+        hooks.Device(at + "hook_attn_out", s.Proj, [1, T, E]);
+        be.Add(s.X, s.Proj, (long)T * E);                                               // x += attn_out
+        var mid = hooks.Device(at + "hook_resid_mid", s.X, [1, T, E], need: hooks.Wants(at + "ln2.hook_normalized"));
+        hooks.Host(at + "ln2.hook_normalized", [1, T, E], () => hooks.Normalized(mid!, c.LayerNormEpsilon));
+        be.LayerNorm(s.X, W.Ln2Weight, W.Ln2Bias, s.A, T, E, c.LayerNormEpsilon);      // m = ln_2(x)            [T, E]
+        be.MatMul(s.A, W.CFcWeight, W.CFcBias, s.Hidden, T, E, M);                      // pre = m·W + b          [T, 4E]
+        hooks.Device(at + "mlp.hook_pre", s.Hidden, [1, T, M]);
+        be.Gelu(s.Hidden, (long)T * M);                                                 // post = gelu_new(pre)
+        hooks.Device(at + "mlp.hook_post", s.Hidden, [1, T, M]);
+        be.MatMul(s.Hidden, W.MlpCProjWeight, W.MlpCProjBias, s.Proj, T, M, E);         // mlp_out = post·W + b   [T, E]
+        hooks.Device(at + "hook_mlp_out", s.Proj, [1, T, E]);
+        be.Add(s.X, s.Proj, (long)T * E);                                               // x += mlp_out
+        hooks.Device(at + "hook_resid_post", s.X, [1, T, E]);
     }
 }

@@ -27,7 +27,7 @@ public sealed class Gpt2Model : ILanguageModel, IDisposable
     public string? Directory { get; init; }
     public WeightPrecision Precision { get; }
 
-    private readonly IDeviceBuffer _wte, _wpe, _lnFWeight, _lnFBias;
+    private readonly Gpt2Tensors<IDeviceBuffer> _w;     // the checkpoint's tensors on the backend (Gpt2Layout)
     private readonly Gpt2Block[] _blocks;
 
     public int VocabSize => Config.VocabSize;
@@ -38,17 +38,15 @@ public sealed class Gpt2Model : ILanguageModel, IDisposable
         Config = ckpt.Config;
         Backend = backend;
         Precision = precision;
-        var c = Config;
-        _wte = backend.UploadWeight(ckpt.Read("wte.weight", c.VocabSize, c.NEmbd), precision);
-        _wpe = backend.Upload(ckpt.Read("wpe.weight", c.NPositions, c.NEmbd));
-        _blocks = new Gpt2Block[c.NLayer];
-        for (int l = 0; l < c.NLayer; l++) _blocks[l] = Gpt2Block.Load(ckpt, backend, l, precision);
-        _lnFWeight = backend.Upload(ckpt.Read("ln_f.weight", c.NEmbd));
-        _lnFBias = backend.Upload(ckpt.Read("ln_f.bias", c.NEmbd));
+        // Matmul weights (wte, the Conv1D weights) in the run's precision; embeddings of positions, gains, biases in float32.
+        _w = Gpt2Layout.For(Config).Select(spec => spec.IsMatMulWeight
+            ? backend.UploadWeight(ckpt.Read(spec), precision)
+            : backend.Upload(ckpt.Read(spec)));
+        _blocks = _w.H.Select(w => new Gpt2Block(w)).ToArray();
     }
 
     /// <summary>Loads config.json, model.safetensors and the tokenizer from a Hugging Face model folder.</summary>
-    public static Gpt2Model Load(string directory, ModelLoadOptions? options = null) => ModelFolder.Load(directory, options ?? new());
+    public static Gpt2Model Load(string directory, ModelLoadOptions? options = null) => Gpt2ModelLoader.Load(directory, options ?? new());
 
     public Gpt2Session CreateSession(int capacity = 0) =>
         new(this, capacity <= 0 ? Config.NPositions : Math.Min(capacity, Config.NPositions));
@@ -83,26 +81,19 @@ public sealed class Gpt2Model : ILanguageModel, IDisposable
         var s = session.Work;
         var hidden = options.HiddenStates ? new float[c.NLayer + 1][] : null;
         var attentions = options.Attentions ? new float[c.NLayer][] : null;
-        using var probs = options.Attentions ? Backend.Allocate((long)c.NHead * T * (past + T)) : null;
-
-        Backend.Embedding(ids, past, _wte, _wpe, s.X, E);                          // x = wte[ids] + wpe[pos]   [T, E]
-        if (hidden is not null) hidden[0] = DownloadRows(s.X, T * E);
-        for (int l = 0; l < c.NLayer; l++)
-        {
-            _blocks[l].Forward(Backend, c, s, session.K[l], session.V[l], T, past, probs);   // x = block_l(x)   [T, E]
-            if (attentions is not null) attentions[l] = DownloadRows(probs!, (long)c.NHead * T * (past + T));
-            if (hidden is not null && l < c.NLayer - 1) hidden[l + 1] = DownloadRows(s.X, T * E);
-        }
-        Backend.LayerNorm(s.X, _lnFWeight, _lnFBias, s.A, T, E, c.LayerNormEpsilon);   // x = ln_f(x)   [T, E]
-        if (hidden is not null) hidden[c.NLayer] = DownloadRows(s.A, T * E);
+        if (options.Hooks is not null && past > 0)
+            throw new ArgumentException("a hooked forward pass needs a fresh sequence (no cached positions)");
+        using var probs = options.Attentions || options.Hooks is not null ? Backend.Allocate((long)c.NHead * T * (past + T)) : null;
+        var hooks = options.Hooks is null ? null : new HookSite(Backend, options.Hooks, T, c.NHead, c.HeadDim);
+        RunLayers(s, [session], ids, probs, hidden, attentions, hooks);          // s.A = ln_f(blocks(embed(ids)))   [T, E]
 
         // LM head: logits = x · wteᵀ, for every row or only the last one.      [T or 1, V]
         int rows = options.AllLogits ? T : 1;
-        if (options.AllLogits) Backend.MatMul(s.A, _wte, null, s.Logits, T, E, c.VocabSize);
+        if (options.AllLogits) Backend.MatMul(s.A, _w.Wte, null, s.Logits, T, E, c.VocabSize);
         else
         {
             if (T > 1) Backend.Copy(s.A, (long)(T - 1) * E, s.Proj, 0, E);
-            Backend.MatMul(T > 1 ? s.Proj : s.A, _wte, null, s.Logits, 1, E, c.VocabSize);
+            Backend.MatMul(T > 1 ? s.Proj : s.A, _w.Wte, null, s.Logits, 1, E, c.VocabSize);
         }
         session.Length = past + T;
         if (options.LogitsStayOnDevice) return new ForwardResult([], rows, c.VocabSize, attentions, hidden);
@@ -149,34 +140,88 @@ public sealed class Gpt2Model : ILanguageModel, IDisposable
     private void DecodeStep(IReadOnlyList<ILanguageModelState> states, int b0, int n, ReadOnlySpan<int> ids)
     {
         var c = Config;
-        int E = c.NEmbd;
-        Gpt2Session S(int b) => (Gpt2Session)states[b0 + b];
-        var owner = S(0);
+        var sessions = new Gpt2Session[n];
+        for (int b = 0; b < n; b++) sessions[b] = (Gpt2Session)states[b0 + b];
+        var owner = sessions[0];
         if (owner.BatchWork is null || owner.BatchWork.Rows < n)
         {
             owner.BatchWork?.Dispose();
             owner.BatchWork = new Workspace(Backend, c, n, allLogits: true);
         }
         var w = owner.BatchWork;
-        for (int b = 0; b < n; b++)                                                   // x[b] = wte[id_b] + wpe[pos_b]   [n, E]
-        {
-            Backend.Embedding(ids.Slice(b, 1), S(b).Length, _wte, _wpe, w.RowA, E);
-            Backend.Copy(w.RowA, 0, w.X, (long)b * E, E);
-        }
+        RunLayers(w, sessions, ids, null, null, null, null);                    // w.A = ln_f(blocks(embed(ids)))   [n, E]
+        Backend.MatMul(w.A, _w.Wte, null, w.Logits, n, c.NEmbd, c.VocabSize);   // logits = x · wteᵀ   [n, V]
+        foreach (var session in sessions) session.Length++;
+    }
+
+    /// <summary>
+    /// The layer loop, written once, for one sequence of T new tokens (a forward pass, a prefill, a step) or
+    /// for n sequences of one new token each (a batched decode step): the new rows of all of them go through
+    /// the layer norms and matmuls together — each weight read once per step — and attention runs per
+    /// sequence, over its own cache. Leaves ln_f(x) in w.A. Hidden states, attention maps and hooks are for
+    /// a single sequence only.
+    /// </summary>
+    private void RunLayers(Workspace w, IReadOnlyList<Gpt2Session> seqs, ReadOnlySpan<int> ids,
+        IDeviceBuffer? probs, float[][]? hidden, float[][]? attentions, HookSite? hooks)
+    {
+        var c = Config;
+        int E = c.NEmbd, n = seqs.Count, T = n == 1 ? ids.Length : 1, N = ids.Length;   // N = all new rows
+        if (n == 1) Backend.Embedding(ids, seqs[0].Length, _w.Wte, _w.Wpe, w.X, E);     // x = wte[ids] + wpe[pos]   [N, E]
+        else
+            for (int b = 0; b < n; b++)
+            {
+                Backend.Embedding(ids.Slice(b, 1), seqs[b].Length, _w.Wte, _w.Wpe, w.RowA, E);
+                Backend.Copy(w.RowA, 0, w.X, (long)b * E, E);
+            }
+        if (hidden is not null) hidden[0] = DownloadRows(w.X, (long)N * E);
+        if (hooks is not null) HookEmbeddings(hooks, ids);
         for (int l = 0; l < c.NLayer; l++)
         {
-            _blocks[l].QueryKeyValue(Backend, c, w, n);                                // qkv = c_attn(ln_1(x))   [n, 3E]
-            for (int b = 0; b < n; b++)                                               // a[b] = attention over sequence b's cache
+            var block = _blocks[l];
+            string at = $"blocks.{l}.";
+            var residPre = hooks?.Device(at + "hook_resid_pre", w.X, [1, T, E], need: hooks.Wants(at + "ln1.hook_normalized"));
+            hooks?.Host(at + "ln1.hook_normalized", [1, T, E], () => hooks.Normalized(residPre!, c.LayerNormEpsilon));
+            block.QueryKeyValue(Backend, c, w, N);                                      // qkv = c_attn(ln_1(x))   [N, 3E]
+            var (q, k) = hooks?.QueryKeyValue(at + "attn.", w.Qkv, hooks.Wants(at + "attn.hook_attn_scores")) ?? ([], []);
+            if (n == 1)                                                                 // a = causal attention over the cache
+                Backend.Attention(w.Qkv, seqs[0].K[l], seqs[0].V[l], w.A, probs, T, seqs[0].Length, c.NHead, c.HeadDim);
+            else
+                for (int b = 0; b < n; b++)                                             // a[b] = attention over sequence b's cache
+                {
+                    Backend.Copy(w.Qkv, (long)b * 3 * E, w.RowQkv, 0, 3 * E);
+                    Backend.Attention(w.RowQkv, seqs[b].K[l], seqs[b].V[l], w.RowA, null, 1, seqs[b].Length, c.NHead, c.HeadDim);
+                    Backend.Copy(w.RowA, 0, w.A, (long)b * E, E);
+                }
+            if (attentions is not null) attentions[l] = DownloadRows(probs!, (long)c.NHead * T * (seqs[0].Length + T));
+            if (hooks is not null)
             {
-                Backend.Copy(w.Qkv, (long)b * 3 * E, w.RowQkv, 0, 3 * E);
-                Backend.Attention(w.RowQkv, S(b).K[l], S(b).V[l], w.RowA, null, 1, S(b).Length, c.NHead, c.HeadDim);
-                Backend.Copy(w.RowA, 0, w.A, (long)b * E, E);
+                hooks.Host(at + "attn.hook_attn_scores", [1, c.NHead, T, T], () => hooks.Scores(q, k));
+                hooks.Host(at + "attn.hook_pattern", [1, c.NHead, T, T], () => DownloadRows(probs!, (long)c.NHead * T * T));
+                hooks.Device(at + "attn.hook_z", w.A, [1, T, c.NHead, c.HeadDim]);
+                block.ProjectionAndMlpHooked(Backend, c, w, T, hooks, at);              // the same, unfused, each step hooked
             }
-            _blocks[l].ProjectionAndMlp(Backend, c, w, n);                             // x += c_proj(a); x += mlp(ln_2(x))
+            else block.ProjectionAndMlp(Backend, c, w, N);                              // x += c_proj(a); x += mlp(ln_2(x))
+            if (hidden is not null && l < c.NLayer - 1) hidden[l + 1] = DownloadRows(w.X, (long)N * E);
         }
-        Backend.LayerNorm(w.X, _lnFWeight, _lnFBias, w.A, n, E, c.LayerNormEpsilon);   // x = ln_f(x)   [n, E]
-        Backend.MatMul(w.A, _wte, null, w.Logits, n, E, c.VocabSize);                 // logits = x · wteᵀ   [n, V]
-        for (int b = 0; b < n; b++) S(b).Length++;
+        if (hooks is not null)
+            hooks.Host("ln_final.hook_normalized", [1, T, E],
+                () => hooks.Normalized(DownloadRows(w.X, (long)T * E), c.LayerNormEpsilon));
+        Backend.LayerNorm(w.X, _w.LnFWeight, _w.LnFBias, w.A, N, E, c.LayerNormEpsilon);  // x = ln_f(x)   [N, E]
+        if (hidden is not null) hidden[c.NLayer] = DownloadRows(w.A, (long)N * E);
+    }
+
+    /// <summary>hook_embed = wte[ids] (an embedding with a zero position table) and hook_pos_embed = wpe[0..T).</summary>
+    private void HookEmbeddings(HookSite hooks, ReadOnlySpan<int> ids)
+    {
+        int T = ids.Length, E = Config.NEmbd;
+        if (hooks.Wants("hook_embed"))
+        {
+            using var zeros = Backend.Allocate((long)T * E);
+            using var embed = Backend.Allocate((long)T * E);
+            Backend.Embedding(ids, 0, _w.Wte, zeros, embed, E);
+            hooks.Host("hook_embed", [1, T, E], () => DownloadRows(embed, (long)T * E));
+        }
+        hooks.Host("hook_pos_embed", [1, T, E], () => DownloadRows(_w.Wpe, (long)T * E));
     }
 
     private float[] DownloadRows(IDeviceBuffer b, long count)
@@ -186,32 +231,25 @@ public sealed class Gpt2Model : ILanguageModel, IDisposable
         return a;
     }
 
-    /// <summary>The module tree with parameter shapes, in the checkpoint's names (without "transformer.").</summary>
-    public IEnumerable<(string Name, long[] Shape)> ParameterShapes()
+    /// <summary>The model's last steps applied to any residual-stream rows [rows, E]: ln_f, then x·wteᵀ → logits
+    /// [rows, V]. On a block's output this is the logit lens (what the model would say if it stopped there).</summary>
+    public float[] Unembed(float[] residual, int rows)
     {
         var c = Config;
-        int E = c.NEmbd, M = c.MlpWidth;
-        yield return ("wte.weight", [c.VocabSize, E]);
-        yield return ("wpe.weight", [c.NPositions, E]);
-        for (int l = 0; l < c.NLayer; l++)
-        {
-            string p = $"h.{l}.";
-            yield return (p + "ln_1.weight", [E]); yield return (p + "ln_1.bias", [E]);
-            yield return (p + "attn.c_attn.weight", [E, 3 * E]); yield return (p + "attn.c_attn.bias", [3 * E]);
-            yield return (p + "attn.c_proj.weight", [E, E]); yield return (p + "attn.c_proj.bias", [E]);
-            yield return (p + "ln_2.weight", [E]); yield return (p + "ln_2.bias", [E]);
-            yield return (p + "mlp.c_fc.weight", [E, M]); yield return (p + "mlp.c_fc.bias", [M]);
-            yield return (p + "mlp.c_proj.weight", [M, E]); yield return (p + "mlp.c_proj.bias", [E]);
-        }
-        yield return ("ln_f.weight", [E]); yield return ("ln_f.bias", [E]);
+        if (residual.Length != rows * c.NEmbd) throw new ArgumentException($"{residual.Length} values are not {rows} rows of {c.NEmbd}");
+        using var x = Backend.Upload(residual);
+        using var normed = Backend.Allocate((long)rows * c.NEmbd);
+        using var logits = Backend.Allocate((long)rows * c.VocabSize);
+        Backend.LayerNorm(x, _w.LnFWeight, _w.LnFBias, normed, rows, c.NEmbd, c.LayerNormEpsilon);   // ln_f(x)   [rows, E]
+        Backend.MatMul(normed, _w.Wte, null, logits, rows, c.NEmbd, c.VocabSize);                   // · wteᵀ    [rows, V]
+        return DownloadRows(logits, (long)rows * c.VocabSize);
     }
 
-    public long ParameterCount => ParameterShapes().Sum(p => p.Shape.Aggregate(1L, (a, b) => a * b));
+    public long ParameterCount => Gpt2Layout.ParameterCount(Config);
 
     public void Dispose()
     {
-        _wte.Dispose(); _wpe.Dispose(); _lnFWeight.Dispose(); _lnFBias.Dispose();
-        foreach (var b in _blocks) b.Dispose();
+        foreach (var b in _w.All()) b.Dispose();      // the blocks' weights too
         Backend.Dispose();
     }
 }

@@ -54,6 +54,32 @@ public sealed class Gpt2Tokenizer
     /// <summary>Loads vocab.json + merges.txt, or else tokenizer.json, from <paramref name="directory"/>.</summary>
     public static Gpt2Tokenizer Load(string directory) => new(BpeModelFiles.Read(directory));
 
+    /// <summary>
+    /// The tokenizer, from the first of: <paramref name="tokenizerDirectory"/>; the model folder's vocab.json +
+    /// merges.txt; its tokenizer.json; the GPT-2 files bundled in weights/. Borrowing the bundled files is said
+    /// through <paramref name="note"/> (except for the models shipped in weights/, which use them by design) and
+    /// refused when the model's vocabulary (<paramref name="modelVocabSize"/>) is smaller than GPT-2's: its ids
+    /// would reach past the embedding table.
+    /// </summary>
+    public static Gpt2Tokenizer ForModel(string? modelDirectory, string? tokenizerDirectory, int? modelVocabSize = null,
+        Action<string>? note = null)
+    {
+        if (tokenizerDirectory is not null)
+        {
+            if (!Directory.Exists(tokenizerDirectory)) throw new ModelLoadException($"{tokenizerDirectory}: tokenizer folder not found");
+            return Load(tokenizerDirectory);
+        }
+        if (modelDirectory is not null && BpeModelFiles.ExistIn(modelDirectory))
+            return Load(modelDirectory);
+        var bundled = Load(ModelFolder.BundledWeightsDirectory);
+        if (modelDirectory is null || ModelFolder.IsBundled(modelDirectory)) return bundled;
+        if (modelVocabSize is int v && v < bundled.VocabSize)
+            throw new ModelLoadException($"{modelDirectory}: no vocab.json + merges.txt or tokenizer.json, and its vocab_size {v} is " +
+                $"smaller than the bundled GPT-2 tokenizer's {bundled.VocabSize}: give the model's tokenizer with --tokenizer DIR");
+        note?.Invoke($"{modelDirectory} has no vocab.json + merges.txt or tokenizer.json: using the bundled GPT-2 tokenizer");
+        return bundled;
+    }
+
     public int[] Encode(string text)
     {
         // A lone surrogate has no UTF-8 form; like Encoding.UTF8 (and unlike the library's byte conversion, which

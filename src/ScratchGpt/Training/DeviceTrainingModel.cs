@@ -193,16 +193,16 @@ public sealed class DeviceTrainingModel : ITrainingEngine
         {
             var b = p.Blocks[l];
             LayerNorm(_resid[l], b.Ln1Weight, b.Ln1Bias, _ln1[l], _ln1Mean[l], _ln1Rstd[l], N);                  // [N, E]
-            _gpu.MatMul(_ln1[l], W(b.AttnWeight), W(b.AttnBias), _qkv[l], N, E, 3 * E);                          // [N, 3E]
+            _gpu.MatMul(_ln1[l], W(b.CAttnWeight), W(b.CAttnBias), _qkv[l], N, E, 3 * E);                          // [N, 3E]
             _gpu.AttentionTrain(_qkv[l], _attnY[l], _probs[l], _dropping ? _attnMask[l] : null, batch, seq, H, D);   // [N, E]
-            _gpu.MatMul(_attnY[l], W(b.ProjWeight), W(b.ProjBias), _xMid[l], N, E, E);                          // [N, E]
+            _gpu.MatMul(_attnY[l], W(b.AttnCProjWeight), W(b.AttnCProjBias), _xMid[l], N, E, E);                          // [N, E]
             if (_dropping) _gpu.Multiply(_xMid[l], _attnResidMask[l], N * E);
             _gpu.Add(_xMid[l], _resid[l], (long)N * E);                                                          // x_mid = x + attn
             LayerNorm(_xMid[l], b.Ln2Weight, b.Ln2Bias, _ln2[l], _ln2Mean[l], _ln2Rstd[l], N);
-            _gpu.MatMul(_ln2[l], W(b.FcWeight), W(b.FcBias), _fcPre[l], N, E, M);                                // [N, M]
+            _gpu.MatMul(_ln2[l], W(b.CFcWeight), W(b.CFcBias), _fcPre[l], N, E, M);                                // [N, M]
             _gpu.Copy(_fcPre[l], 0, _fcAct[l], 0, (long)N * M);
             _gpu.Gelu(_fcAct[l], (long)N * M);
-            _gpu.MatMul(_fcAct[l], W(b.FcProjWeight), W(b.FcProjBias), _resid[l + 1], N, M, E);                  // [N, E]
+            _gpu.MatMul(_fcAct[l], W(b.MlpCProjWeight), W(b.MlpCProjBias), _resid[l + 1], N, M, E);                  // [N, E]
             if (_dropping) _gpu.Multiply(_resid[l + 1], _mlpResidMask[l], N * E);
             _gpu.Add(_resid[l + 1], _xMid[l], (long)N * E);                                                      // x = x_mid + mlp
         }
@@ -251,14 +251,14 @@ public sealed class DeviceTrainingModel : ITrainingEngine
         {
             var b = p.Blocks[l];
             // x_out = x_mid + fcproj(gelu(fc(ln_2(x_mid)))): _dx flows to x_mid unchanged and through the branch.
-            LinearBackward(Masked(_dx, _mlpResidMask, l, N * E), _fcAct[l], b.FcProjWeight, b.FcProjBias, _dFc, N, M, E);
+            LinearBackward(Masked(_dx, _mlpResidMask, l, N * E), _fcAct[l], b.MlpCProjWeight, b.MlpCProjBias, _dFc, N, M, E);
             _gpu.GeluBackward(_fcPre[l], _dFc, N * M);
-            LinearBackward(_dFc, _ln2[l], b.FcWeight, b.FcBias, _dTmpE, N, E, M);
+            LinearBackward(_dFc, _ln2[l], b.CFcWeight, b.CFcBias, _dTmpE, N, E, M);
             LayerNormBackward(_dTmpE, _xMid[l], b.Ln2Weight, b.Ln2Bias, _ln2Mean[l], _ln2Rstd[l], N, accumulate: true);
             // x_mid = x_in + proj(attention(ln_1(x_in))).
-            LinearBackward(Masked(_dx, _attnResidMask, l, N * E), _attnY[l], b.ProjWeight, b.ProjBias, _dTmpE, N, E, E);
+            LinearBackward(Masked(_dx, _attnResidMask, l, N * E), _attnY[l], b.AttnCProjWeight, b.AttnCProjBias, _dTmpE, N, E, E);
             _gpu.AttentionBackward(_qkv[l], _probs[l], _dropping ? _attnMask[l] : null, _dTmpE, _dScores, _dQkv, batch, seq, H, D);
-            LinearBackward(_dQkv, _ln1[l], b.AttnWeight, b.AttnBias, _dTmpE, N, E, 3 * E);
+            LinearBackward(_dQkv, _ln1[l], b.CAttnWeight, b.CAttnBias, _dTmpE, N, E, 3 * E);
             LayerNormBackward(_dTmpE, _resid[l], b.Ln1Weight, b.Ln1Bias, _ln1Mean[l], _ln1Rstd[l], N, accumulate: true);
         }
         if (_dropping) _gpu.Multiply(_dx, _embdMask!, N * E);

@@ -1,31 +1,6 @@
-using ScratchGpt.Backends.Cpu;
 using ScratchGpt.Loading;
 
 namespace ScratchGpt.Training;
-
-/// <summary>One named tensor inside <see cref="Gpt2Parameters.Values"/>.</summary>
-/// <param name="Name">The checkpoint name without the "transformer." prefix, e.g. "h.0.attn.c_attn.weight".</param>
-/// <param name="Shape">The shape as stored here. Linear weights are [out, in]; the checkpoint's Conv1D stores [in, out].</param>
-/// <param name="IsConv1D">True for the four Conv1D weights per block, which are transposed on load and save.</param>
-public sealed record ParameterTensor(string Name, int Offset, int[] Shape, bool IsConv1D)
-{
-    public int Length => Shape.Aggregate(1, (a, b) => a * b);
-
-    /// <summary>Weight decay applies to matrices (embeddings and linear weights), never to biases or LayerNorm gains, as in GPT-2 and nanoGPT.</summary>
-    public bool Decays => Shape.Length >= 2;
-
-    public Span<float> Of(float[] values) => values.AsSpan(Offset, Length);
-    public Memory<float> MemoryOf(float[] values) => values.AsMemory(Offset, Length);
-}
-
-/// <summary>The tensors of one transformer block, in the order the forward pass uses them.</summary>
-public sealed record BlockTensors(
-    ParameterTensor Ln1Weight, ParameterTensor Ln1Bias,
-    ParameterTensor AttnWeight, ParameterTensor AttnBias,     // c_attn: [3E, E], [3E]
-    ParameterTensor ProjWeight, ParameterTensor ProjBias,     // attn.c_proj: [E, E], [E]
-    ParameterTensor Ln2Weight, ParameterTensor Ln2Bias,
-    ParameterTensor FcWeight, ParameterTensor FcBias,         // mlp.c_fc: [M, E], [M]
-    ParameterTensor FcProjWeight, ParameterTensor FcProjBias); // mlp.c_proj: [E, M], [E]
 
 /// <summary>
 /// All of GPT-2's trainable parameters in one flat float array, so that the optimiser, gradient
@@ -37,43 +12,28 @@ public sealed class Gpt2Parameters
     public Gpt2Config Config { get; }
     public float[] Values { get; }
     public IReadOnlyList<ParameterTensor> Tensors { get; }
-    public ParameterTensor Wte { get; }
-    public ParameterTensor Wpe { get; }
-    public BlockTensors[] Blocks { get; }
-    public ParameterTensor LnFWeight { get; }
-    public ParameterTensor LnFBias { get; }
+    public ParameterTensor Wte => Layout.Wte;
+    public ParameterTensor Wpe => Layout.Wpe;
+    public Gpt2BlockTensors<ParameterTensor>[] Blocks => Layout.H;
+    public ParameterTensor LnFWeight => Layout.LnFWeight;
+    public ParameterTensor LnFBias => Layout.LnFBias;
+
+    /// <summary><see cref="Gpt2Layout"/>'s table with each tensor's place in <see cref="Values"/>.</summary>
+    public Gpt2Tensors<ParameterTensor> Layout { get; }
 
     public int Count => Values.Length;
 
     public Gpt2Parameters(Gpt2Config config)
     {
         Config = config;
-        int E = config.NEmbd, M = config.MlpWidth, offset = 0;
-        var list = new List<ParameterTensor>();
-        ParameterTensor T(string name, bool conv1d, params int[] shape)
+        int offset = 0;
+        Layout = Gpt2Layout.For(config).Select(spec =>
         {
-            var t = new ParameterTensor(name, offset, shape, conv1d);
+            var t = new ParameterTensor(spec, offset);
             offset = checked(offset + t.Length);
-            list.Add(t);
             return t;
-        }
-        Wte = T("wte.weight", false, config.VocabSize, E);
-        Wpe = T("wpe.weight", false, config.NPositions, E);
-        Blocks = new BlockTensors[config.NLayer];
-        for (int l = 0; l < config.NLayer; l++)
-        {
-            string p = $"h.{l}.";
-            Blocks[l] = new BlockTensors(
-                T(p + "ln_1.weight", false, E), T(p + "ln_1.bias", false, E),
-                T(p + "attn.c_attn.weight", true, 3 * E, E), T(p + "attn.c_attn.bias", false, 3 * E),
-                T(p + "attn.c_proj.weight", true, E, E), T(p + "attn.c_proj.bias", false, E),
-                T(p + "ln_2.weight", false, E), T(p + "ln_2.bias", false, E),
-                T(p + "mlp.c_fc.weight", true, M, E), T(p + "mlp.c_fc.bias", false, M),
-                T(p + "mlp.c_proj.weight", true, E, M), T(p + "mlp.c_proj.bias", false, E));
-        }
-        LnFWeight = T("ln_f.weight", false, E);
-        LnFBias = T("ln_f.bias", false, E);
-        Tensors = list;
+        });
+        Tensors = Layout.All().ToList();
         Values = new float[offset];
     }
 
@@ -115,10 +75,7 @@ public sealed class Gpt2Parameters
         var p = new Gpt2Parameters(ckpt.Config);
         foreach (var t in p.Tensors)
         {
-            float[] data = t.IsConv1D
-                ? ckpt.ReadConv1DTransposed(t.Name, t.Shape[1], t.Shape[0])
-                : ckpt.Read(t.Name, t.Shape.Select(d => (long)d).ToArray());
-            data.CopyTo(t.Of(p.Values));
+            ckpt.Read(t.Spec).CopyTo(t.Of(p.Values));
         }
         return p;
     }
@@ -139,12 +96,8 @@ public sealed class Gpt2Parameters
         foreach (var t in Tensors)
         {
             float[] data = t.Of(Values).ToArray();
-            long[] shape = t.Shape.Select(d => (long)d).ToArray();
-            if (t.IsConv1D)
-            {
-                data = Gemm.Transposed(data, t.Shape[0], t.Shape[1]);
-                shape = [t.Shape[1], t.Shape[0]];
-            }
+            long[] shape = t.Spec.CheckpointShape.Select(d => (long)d).ToArray();
+            if (t.IsConv1D) data = BlockedTranspose.Transposed(data, t.Shape[0], t.Shape[1]);
             string name = "transformer." + t.Name;
             switch (dtype)
             {

@@ -123,16 +123,16 @@ public sealed class Gpt2TrainingModel
             var b = Parameters.Blocks[l];
             x.AsSpan(0, N * E).CopyTo(_xIn[l]);
             LayerNormOp.Forward(_xIn[l], b.Ln1Weight.MemoryOf(P), b.Ln1Bias.MemoryOf(P), _ln1[l], _ln1Mean[l], _ln1Rstd[l], N, E, _c.LayerNormEpsilon);
-            Gemm.MatMulNT(_ln1[l], b.AttnWeight.MemoryOf(P), _qkv[l], N, 3 * E, E, b.AttnBias.MemoryOf(P));
+            Gemm.MatMulNT(_ln1[l], b.CAttnWeight.MemoryOf(P), _qkv[l], N, 3 * E, E, b.CAttnBias.MemoryOf(P));
             AttentionOp.Forward(_qkv[l], _attnY[l], _probs[l], batch, seq, _c.NHead, _c.HeadDim, _dropping ? _masks!.Attn[l] : default);
-            Gemm.MatMulNT(_attnY[l], b.ProjWeight.MemoryOf(P), _xMid[l], N, E, E, b.ProjBias.MemoryOf(P));
+            Gemm.MatMulNT(_attnY[l], b.AttnCProjWeight.MemoryOf(P), _xMid[l], N, E, E, b.AttnCProjBias.MemoryOf(P));
             if (_dropping) Mul(_xMid[l], _masks!.AttnResid[l], N * E);
             System.Numerics.Tensors.TensorPrimitives.Add(_xMid[l].AsSpan(0, N * E), _xIn[l].AsSpan(0, N * E), _xMid[l].AsSpan(0, N * E));
             LayerNormOp.Forward(_xMid[l], b.Ln2Weight.MemoryOf(P), b.Ln2Bias.MemoryOf(P), _ln2[l], _ln2Mean[l], _ln2Rstd[l], N, E, _c.LayerNormEpsilon);
-            Gemm.MatMulNT(_ln2[l], b.FcWeight.MemoryOf(P), _fcPre[l], N, M, E, b.FcBias.MemoryOf(P));
+            Gemm.MatMulNT(_ln2[l], b.CFcWeight.MemoryOf(P), _fcPre[l], N, M, E, b.CFcBias.MemoryOf(P));
             GeluOp.Forward(_fcPre[l].AsMemory(0, N * M), _fcAct[l]);
             x = l + 1 < _c.NLayer ? _xIn[l + 1] : _xOut;
-            Gemm.MatMulNT(_fcAct[l], b.FcProjWeight.MemoryOf(P), x, N, E, M, b.FcProjBias.MemoryOf(P));
+            Gemm.MatMulNT(_fcAct[l], b.MlpCProjWeight.MemoryOf(P), x, N, E, M, b.MlpCProjBias.MemoryOf(P));
             if (_dropping) Mul(x, _masks!.MlpResid[l], N * E);
             System.Numerics.Tensors.TensorPrimitives.Add(x.AsSpan(0, N * E), _xMid[l].AsSpan(0, N * E), x.AsSpan(0, N * E));
         }
@@ -152,15 +152,15 @@ public sealed class Gpt2TrainingModel
         {
             var b = Parameters.Blocks[l];
             // x_out = x_mid + fcproj(g): the residual passes _dx straight to x_mid; the branch gets it too.
-            LinearBackward(Masked(_dx, _masks?.MlpResid[l], N * E), _fcAct[l], b.FcProjWeight, b.FcProjBias, _dFc, N, M, E, grads, accumulateInput: false);
+            LinearBackward(Masked(_dx, _masks?.MlpResid[l], N * E), _fcAct[l], b.MlpCProjWeight, b.MlpCProjBias, _dFc, N, M, E, grads, accumulateInput: false);
             GeluOp.Backward(_fcPre[l].AsMemory(0, N * M), _dFc.AsMemory(0, N * M), _dFc);
-            LinearBackward(_dFc, _ln2[l], b.FcWeight, b.FcBias, _dTmpE, N, E, M, grads, accumulateInput: false);
+            LinearBackward(_dFc, _ln2[l], b.CFcWeight, b.CFcBias, _dTmpE, N, E, M, grads, accumulateInput: false);
             LayerNormOp.Backward(_dTmpE, _xMid[l], b.Ln2Weight.MemoryOf(P), _ln2Mean[l], _ln2Rstd[l], _dx,
                 b.Ln2Weight.MemoryOf(grads), b.Ln2Bias.MemoryOf(grads), N, E, accumulate: true);
             // x_mid = x_in + proj(attention(ln_1(x_in))).
-            LinearBackward(Masked(_dx, _masks?.AttnResid[l], N * E), _attnY[l], b.ProjWeight, b.ProjBias, _dTmpE, N, E, E, grads, accumulateInput: false);
+            LinearBackward(Masked(_dx, _masks?.AttnResid[l], N * E), _attnY[l], b.AttnCProjWeight, b.AttnCProjBias, _dTmpE, N, E, E, grads, accumulateInput: false);
             AttentionOp.Backward(_qkv[l], _probs[l], _dTmpE, _dQkv, batch, seq, _c.NHead, _c.HeadDim, _dropping ? _masks!.Attn[l] : default);
-            LinearBackward(_dQkv, _ln1[l], b.AttnWeight, b.AttnBias, _dTmpE, N, E, 3 * E, grads, accumulateInput: false);
+            LinearBackward(_dQkv, _ln1[l], b.CAttnWeight, b.CAttnBias, _dTmpE, N, E, 3 * E, grads, accumulateInput: false);
             LayerNormOp.Backward(_dTmpE, _xIn[l], b.Ln1Weight.MemoryOf(P), _ln1Mean[l], _ln1Rstd[l], _dx,
                 b.Ln1Weight.MemoryOf(grads), b.Ln1Bias.MemoryOf(grads), N, E, accumulate: true);
         }
@@ -194,11 +194,11 @@ public sealed class Gpt2TrainingModel
     {
         var P = Parameters.Values;
         var wT = _wT.AsMemory(0, inDim * outDim);
-        Gemm.Transpose(w.MemoryOf(P), wT, outDim, inDim);                       // Wᵀ [in, out]
+        BlockedTranspose.Transpose(w.MemoryOf(P), wT, outDim, inDim);                       // Wᵀ [in, out]
         Gemm.MatMulNT(dy.AsMemory(0, n * outDim), wT, dx.AsMemory(0, n * inDim), n, inDim, outDim, accumulate: accumulateInput);
         var dyT = _tA.AsMemory(0, outDim * n); var xT = _tB.AsMemory(0, inDim * n);
-        Gemm.Transpose(dy.AsMemory(0, n * outDim), dyT, n, outDim);             // dyᵀ [out, N]
-        Gemm.Transpose(x.AsMemory(0, n * inDim), xT, n, inDim);                 // xᵀ  [in, N]
+        BlockedTranspose.Transpose(dy.AsMemory(0, n * outDim), dyT, n, outDim);             // dyᵀ [out, N]
+        BlockedTranspose.Transpose(x.AsMemory(0, n * inDim), xT, n, inDim);                 // xᵀ  [in, N]
         Gemm.MatMulNT(dyT, xT, w.MemoryOf(grads), outDim, inDim, n, accumulate: true);
         Gemm.AddColumnSums(dy.AsSpan(0, n * outDim), bias.Of(grads), n, outDim);
     }

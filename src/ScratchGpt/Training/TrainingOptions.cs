@@ -43,10 +43,3 @@ public sealed record TrainingOptions
         Check(SaveDType is "f32" or "f16" or "bf16", $"--save-dtype must be f32, f16 or bf16, got '{SaveDType}'");
     }
 }
-
-/// <summary>One line of the Trainer-style table.</summary>
-public sealed record EpochResult(int Epoch, long Step, double TrainingLoss, double? ValidationLoss);
-
-/// <summary>What the progress bar shows after each optimiser step.</summary>
-public sealed record TrainingProgress(int Epoch, long Step, long TotalSteps, double Loss, double LearningRate,
-    double GradNorm, double TokensPerSecond, TimeSpan Elapsed);

@@ -151,7 +151,14 @@ public sealed class CpuBackend : IBackend
         else Parallel.For(0, nHead, Head);
     }
 
-    public int Argmax(IDeviceBuffer x, int n) => Decoding.TokenMath.Argmax(F(x).AsSpan(0, n));
+    /// <summary>The first index of the largest value (torch.argmax's tie rule), one pass over the row.</summary>
+    public int Argmax(IDeviceBuffer x, int n)
+    {
+        var v = F(x).AsSpan(0, n);
+        int best = 0;
+        for (int i = 1; i < v.Length; i++) if (v[i] > v[best]) best = i;
+        return best;
+    }
 
     public void Dispose() { }
 }

@@ -29,8 +29,9 @@ public sealed class LogitsProcessorList
             if (c.MinNewTokens is int mn && mn > 0) processors.Add(new MinNewTokensLengthLogitsProcessor(promptLength, mn, eos));
         }
 
+        // Epsilon-greedy draws from the full distribution by definition, so it gets no warpers.
         var warpers = new List<ILogitsProcessor>();
-        if (c.DoSample || c.Unweighted)
+        if ((c.DoSample || c.Unweighted) && c.Epsilon is null)
         {
             // Beam sampling keeps at least 2 tokens per beam, as transformers does.
             int minKeep = c.NumBeams > 1 ? 2 : 1;
@@ -41,13 +42,10 @@ public sealed class LogitsProcessorList
         return new LogitsProcessorList(processors, warpers);
     }
 
-    public void ApplyProcessors(ReadOnlySpan<int> ids, Span<float> scores)
+    /// <summary>Every processor, then every warper (none unless sampling), on one sequence's scores.</summary>
+    public void Apply(ReadOnlySpan<int> ids, Span<float> scores)
     {
         foreach (var p in Processors) p.Process(ids, scores);
-    }
-
-    public void ApplyWarpers(ReadOnlySpan<int> ids, Span<float> scores)
-    {
         foreach (var w in Warpers) w.Process(ids, scores);
     }
 }

@@ -56,8 +56,7 @@ public sealed class BeamSearch(ILanguageModel model, GenerationConfig config, To
                     var row = scores.AsSpan(b * V, V);
                     TokenMath.LogSoftmax(logits.AsSpan(b * V, V), row);
                     var ids = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(beamIds[b]);
-                    list.ApplyProcessors(ids, row);
-                    if (config.DoSample) list.ApplyWarpers(ids, row);
+                    list.Apply(ids, row);                       // processors, then warpers for beam sampling
                     if (b == 0 && Trace is not null)
                     {
                         var probs = new float[V];

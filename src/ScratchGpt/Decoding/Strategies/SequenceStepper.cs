@@ -4,7 +4,8 @@ namespace ScratchGpt.Decoding.Strategies;
 
 /// <summary>
 /// One sequence's decoding (greedy, sampling, epsilon-greedy, unweighted), a step at a time:
-///     logits of the last position → processors → chooser → the next token; finished after EOS or at max_length.
+///     logits of the last position → processors → warpers (sampling) → chooser → the next token;
+/// finished after EOS or at max_length.
 /// It never touches the model: whoever drives it appends the chosen token (alone, or in a batch with other
 /// sequences) and hands back the next logits. <see cref="SingleSequenceDecoder"/> and <see cref="LockstepDecoder"/> do.
 /// </summary>
@@ -30,7 +31,7 @@ public sealed class SequenceStepper
         _config = config;
         _maxLength = Math.Min(config.EffectiveMaxLength(promptLength), model.MaxPositions);
         _list = LogitsProcessorList.From(config, promptLength);
-        _chooser = ITokenChooser.For(config, _list, sampler);
+        _chooser = ITokenChooser.For(config, sampler);
         _scores = new float[model.VocabSize];
         _distribution = new float[model.VocabSize];
         Ids = ids;
@@ -42,8 +43,8 @@ public sealed class SequenceStepper
     {
         logits.CopyTo(_scores);
         var ids = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(Ids);
-        _list.ApplyProcessors(ids, _scores);
-        int token = _chooser.Choose(ids, _scores, _distribution);
+        _list.Apply(ids, _scores);                          // processors, then warpers when sampling
+        int token = _chooser.Choose(_scores, _distribution);
         Trace?.Add(new StepTrace(ids.ToArray(), TopChoices(_distribution, TraceChoices), token));
         return Take(token);
     }

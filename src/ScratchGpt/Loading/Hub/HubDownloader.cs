@@ -5,12 +5,6 @@ using System.Security.Cryptography;
 
 namespace ScratchGpt.Loading.Hub;
 
-/// <summary>Progress of one file: bytes so far, total (if known), and the rate.</summary>
-public sealed record DownloadProgress(string File, long Bytes, long? Total, double BytesPerSecond);
-
-/// <summary>The Hub refused or failed a request; the message says what to do.</summary>
-public sealed class HubException(string message) : IOException(message);
-
 /// <summary>
 /// Downloads a model's files from the Hub (or a mirror) into a cache laid out as huggingface_hub lays it out:
 ///

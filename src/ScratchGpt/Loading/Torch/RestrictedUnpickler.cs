@@ -4,21 +4,6 @@ using System.Text;
 
 namespace ScratchGpt.Loading.Torch;
 
-/// <summary>A global a pickle names (module and attribute), e.g. torch._utils._rebuild_tensor_v2.</summary>
-public sealed record PickleGlobal(string Module, string Name)
-{
-    public override string ToString() => $"{Module}.{Name}";
-}
-
-/// <summary>A storage a tensor points into: its dtype, its key (file name in the archive) and its element count.</summary>
-public sealed record TorchStorage(SafetensorsDType DType, string Key, long ElementCount);
-
-/// <summary>A tensor as torch.save describes it: a view (offset, shape, stride) of a storage.</summary>
-public sealed record TorchTensor(TorchStorage Storage, long StorageOffset, long[] Shape, long[] Stride);
-
-/// <summary>An ordered dictionary (the state dict).</summary>
-public sealed class PickleDict : List<KeyValuePair<object, object?>>;
-
 /// <summary>
 /// A pickle reader that never runs code. Python's pickle is a small stack machine whose GLOBAL and
 /// REDUCE opcodes import and call arbitrary functions; that is how a malicious pytorch_model.bin runs

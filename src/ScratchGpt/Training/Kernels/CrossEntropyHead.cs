@@ -1,3 +1,4 @@
+using ScratchGpt.Loading;
 using ScratchGpt.Backends.Cpu;
 namespace ScratchGpt.Training.Kernels;
 
@@ -35,7 +36,7 @@ public sealed class CrossEntropyHead
         Memory<float> dx, Memory<float> dWte, float gradWeight)
     {
         bool backward = !dx.IsEmpty;
-        if (backward) Gemm.Transpose(wte, _wteT, _vocab, _dim);
+        if (backward) BlockedTranspose.Transpose(wte, _wteT, _vocab, _dim);
         double total = 0;
         for (int r0 = 0; r0 < rows; r0 += ChunkRows)
         {
@@ -62,8 +63,8 @@ public sealed class CrossEntropyHead
             foreach (double l in losses) total += l;
             if (!backward) continue;
             Gemm.MatMulNT(logits, _wteT, dx.Slice(r0 * _dim, n * _dim), n, _dim, _vocab);
-            Gemm.Transpose(logits, _logitsT.AsMemory(0, n * _vocab), n, _vocab);
-            Gemm.Transpose(xc, _xT.AsMemory(0, n * _dim), n, _dim);
+            BlockedTranspose.Transpose(logits, _logitsT.AsMemory(0, n * _vocab), n, _vocab);
+            BlockedTranspose.Transpose(xc, _xT.AsMemory(0, n * _dim), n, _dim);
             Gemm.MatMulNT(_logitsT.AsMemory(0, _vocab * n), _xT.AsMemory(0, _dim * n), dWte, _vocab, _dim, n, accumulate: true);
         }
         return total;

@@ -1,4 +1,6 @@
-namespace ScratchGpt.Loading;
+using ScratchGpt.Backends;
+
+namespace ScratchGpt.Model;
 
 /// <summary>How to load a model folder.</summary>
 public sealed record ModelLoadOptions
@@ -10,10 +12,10 @@ public sealed record ModelLoadOptions
     public string? TokenizerDirectory { get; init; }
 
     /// <summary>Weight storage: null keeps the checkpoint's precision (F16/BF16 stay 16-bit, widened in the kernels).</summary>
-    public Backends.WeightPrecision? Precision { get; init; }
+    public WeightPrecision? Precision { get; init; }
 
     /// <summary>Wraps the backend before the weights go to it (e.g. in a <see cref="Backends.ProfilingBackend"/>).</summary>
-    public Func<Backends.IBackend, Backends.IBackend>? WrapBackend { get; init; }
+    public Func<IBackend, IBackend>? WrapBackend { get; init; }
 
     /// <summary>Told what the loader chose (device, fallbacks), one line each.</summary>
     public Action<string>? Log { get; init; }
