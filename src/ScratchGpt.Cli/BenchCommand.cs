@@ -81,9 +81,12 @@ public static class BenchCommand
             Console.Error.WriteLine("\r                    ");
 
             double bandwidth = MeasureBandwidth();
-            int bytesPer = model.Precision == WeightPrecision.Float32 ? 4 : 2;   // every backend keeps 16-bit weights 16-bit
+            double bytesPer = model.Precision switch   // what a matmul reads per weight
+            {
+                WeightPrecision.Float32 => 4, WeightPrecision.Q8_0 => 34.0 / 32, _ => 2,
+            };
             var cfg = model.Config;
-            long weightBytes = (model.ParameterCount - (long)cfg.NPositions * cfg.NEmbd) * bytesPer;   // wpe: one row per token
+            long weightBytes = (long)((model.ParameterCount - (long)cfg.NPositions * cfg.NEmbd) * bytesPer);   // wpe: one row per token
             double floorMs = weightBytes / bandwidth * 1000;
             double decodeTokS = Median(decode), msPerToken = 1000.0 / decodeTokS * B;
             var o = new JsonObject

@@ -18,10 +18,11 @@ public static class Common
     public static readonly Option<bool> Verbose = new("--verbose") { Description = "print settings, and stack traces on errors" };
     public static readonly Option<string> Prompt = new("--prompt") { Description = "the input text", DefaultValueFactory = _ => "" };
     public static readonly Option<bool> Json = new("--json") { Description = "print one JSON object instead of text" };
+    public static readonly Option<string?> Quantize = new("--quantize") { Description = "q8_0: quantize the weight matrices at load (llama.cpp's Q8_0, blocks of 32 with one float16 scale)" };
 
     public static void AddModelOptions(Command c)
     {
-        c.Options.Add(Model); c.Options.Add(Tokenizer); c.Options.Add(Device); c.Options.Add(Verbose);
+        c.Options.Add(Model); c.Options.Add(Tokenizer); c.Options.Add(Device); c.Options.Add(Quantize); c.Options.Add(Verbose);
         AddHubOptions(c);
     }
 
@@ -59,9 +60,16 @@ public static class Common
     public static Gpt2Model LoadModel(ParseResult p, Func<Backends.IBackend, Backends.IBackend>? wrapBackend = null)
     {
         bool verbose = p.GetValue(Verbose);
+        Backends.WeightPrecision? precision = p.GetValue(Quantize) switch
+        {
+            null => null,
+            "q8_0" => Backends.WeightPrecision.Q8_0,
+            var q => throw new ArgumentException($"--quantize must be q8_0, got '{q}'"),
+        };
         var model = Gpt2Model.Load(ModelDir(p), new ModelLoadOptions
         {
             Device = p.GetValue(Device)!,
+            Precision = precision,
             TokenizerDirectory = p.GetValue(Tokenizer),
             Log = verbose ? m => Console.Error.WriteLine(m) : null,
             Note = m => Console.Error.WriteLine("note: " + m),

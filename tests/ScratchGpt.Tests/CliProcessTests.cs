@@ -282,6 +282,35 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
     }
 
     [Fact]
+    public void Convert_to_gguf_and_quantize_at_load_run_as_users_run_them()
+    {
+        string dir = Directory.CreateTempSubdirectory("sgpt-gguf-cli").FullName;
+        try
+        {
+            string path = Path.Combine(dir, "tiny.gguf");
+            var (code, _, stderr) = CliProcess.Run("convert", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir, "--to", "gguf",
+                "--dtype", "q8_0", "--out", path);
+            Assert.Equal(0, code);
+            Assert.Equal($"wrote {path} (GGUF, gpt2, q8_0, {Loading.Gpt2Layout.ParameterCount(Loading.ModelFolder.LoadConfig(Tiny)):N0} parameters)",
+                Lines(stderr).Single());
+            Assert.Equal("GGUF"u8.ToArray(), File.ReadAllBytes(path)[..4]);
+            (code, _, stderr) = CliProcess.Run("convert", "--model", Tiny, "--to", "gguf", "--dtype", "q4_0", "--out", path);
+            Assert.Equal(1, code);
+            Assert.Equal("error: --dtype for GGUF must be f32, f16 or q8_0, got 'q4_0'", Lines(stderr).Single());
+        }
+        finally { Directory.Delete(dir, true); }
+
+        var (c2, stdout, err) = CliProcess.Run("generate", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir, "--device", "cpu",
+            "--quantize", "q8_0", "--prompt", "ROMEO:", "--max-new-tokens", "5", "--json");
+        Assert.Equal(0, c2);
+        Assert.Equal("", err);
+        Assert.Equal(5, JsonNode.Parse(stdout)!["prompts"]![0]!["sequences"]![0]!["new_ids"]!.AsArray().Count);
+        (c2, _, err) = CliProcess.Run("generate", "--model", Tiny, "--quantize", "q4_0", "--prompt", "x");
+        Assert.Equal(1, c2);
+        Assert.Equal("error: --quantize must be q8_0, got 'q4_0'", Lines(err).Single());
+    }
+
+    [Fact]
     public void A_model_folder_with_only_tokenizer_json_uses_it()
     {
         // GPT-2's tokens as tokenizer.json with "Hello" moved to another id: the output shows which file was read.

@@ -100,6 +100,17 @@ public static class KernelCheck
                     return Read(be, y);
                 });
             }
+        // Q8_0 weights (rows in blocks of 32): the reference holds d · q as float32, the CPU reads the bytes.
+        foreach (var (R, I, O) in new[] { (1, 768, 33), (7, 64, 769), (70, 96, 65), (1, 64, large ? 50257 : 2053) })
+        {
+            float[] x = Rand((long)R * I), w = Rand((long)O * I), b = Rand(O);
+            yield return Compare("matmul+bias (q8_0 weights)", $"[{R}×{I}]·[{O}×{I}]ᵀ", be =>
+            {
+                using var xb = be.Upload(x); using var wb = be.UploadWeight(w, WeightPrecision.Q8_0); using var bb = be.Upload(b); using var y = Zeros(be, (long)R * O);
+                be.MatMul(xb, wb, bb, y, R, I, O);
+                return Read(be, y);
+            });
+        }
         foreach (var (R, D) in new[] { (1, 7), (7, 33), (33, 769), (2, 1600) })
         {
             float[] x = Rand((long)R * D, 3), g = Rand(D), bt = Rand(D);
@@ -118,16 +129,24 @@ public static class KernelCheck
             yield return Compare("copy", $"[{n}]", be => { using var xb = be.Upload(x); using var y = Zeros(be, n + 3); be.Copy(xb, 0, y, 3, n); return Read(be, y); });
         }
         {
-            int V = 1000, P = 40, D = 33;
-            float[] wte = Rand((long)V * D), wpe = Rand((long)P * D);
+            int V = 1000, P = 40;
             int[] ids = Enumerable.Range(0, 7).Select(_ => rng.Next(V)).ToArray();
-            foreach (var precision in new[] { WeightPrecision.Float32, WeightPrecision.Float16, WeightPrecision.BFloat16 })
-                yield return Compare(precision == WeightPrecision.Float32 ? "embedding" : $"embedding ({(precision == WeightPrecision.Float16 ? "f16" : "bf16")} wte)", $"7 ids, dim {D}", be =>
+            foreach (var precision in new[] { WeightPrecision.Float32, WeightPrecision.Float16, WeightPrecision.BFloat16, WeightPrecision.Q8_0 })
+            {
+                int D = precision == WeightPrecision.Q8_0 ? 64 : 33;   // Q8_0 rows are whole blocks of 32
+                float[] wte = Rand((long)V * D), wpe = Rand((long)P * D);
+                string name = precision switch
+                {
+                    WeightPrecision.Float32 => "embedding", WeightPrecision.Float16 => "embedding (f16 wte)",
+                    WeightPrecision.BFloat16 => "embedding (bf16 wte)", _ => "embedding (q8_0 wte)",
+                };
+                yield return Compare(name, $"7 ids, dim {D}", be =>
                 {
                     using var a = be.UploadWeight(wte, precision); using var b = be.Upload(wpe); using var x = Zeros(be, 7 * D);
                     be.Embedding(ids, 5, a, b, x, D);
                     return Read(be, x);
                 });
+            }
         }
         foreach (var (rows, past, heads, hd) in new[] { (1, 0, 1, 7), (7, 0, 4, 16), (1, 33, 4, 16), (5, 12, 3, 64), (33, 0, 2, 33), (1, 130, 2, 64), (3, 70, 2, 80), (70, 0, 1, 16) })
         {

@@ -2,8 +2,8 @@ using System.Numerics.Tensors;
 
 namespace ScratchGpt.Backends;
 
-/// <summary>How the GPU backends keep 16-bit weights: the raw 16-bit patterns in device memory, and a format code
-/// that kernels/weights.cl's load_weight widens by (WEIGHT_F32 / WEIGHT_F16 / WEIGHT_BF16).</summary>
+/// <summary>How the backends keep 16-bit weights: the raw 16-bit patterns in device memory, which the kernels widen
+/// through their weight type (kernels/IWeight.cs: Float32Weight, Float16Weight, BFloat16Weight).</summary>
 public static class WeightFormat
 {
     public const int Float32 = 0, Float16 = 1, BFloat16 = 2;

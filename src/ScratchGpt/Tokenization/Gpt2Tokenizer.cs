@@ -20,6 +20,7 @@ public sealed class Gpt2Tokenizer
     private readonly BpeTokenizer _bpe;
     private readonly string?[] _tokens;              // id → byte-level token string
     private readonly HashSet<int> _specialIds;
+    private readonly BpeModelFiles _files;
 
     /// <summary>One more than the largest id.</summary>
     public int VocabSize => _tokens.Length;
@@ -30,6 +31,7 @@ public sealed class Gpt2Tokenizer
 
     private Gpt2Tokenizer(BpeModelFiles files)
     {
+        _files = files;
         SourceDirectory = files.Directory;
         _tokens = new string?[files.Vocabulary.Values.Max() + 1];
         foreach (var (tok, id) in files.Vocabulary) _tokens[id] = tok;
@@ -118,6 +120,23 @@ public sealed class Gpt2Tokenizer
             bytes[i] = ByteLevelAlphabet.TryGetByte(token[i], out byte b) ? b
                 : throw new ArgumentOutOfRangeException(nameof(id), $"token {id} '{token}' is not made of byte characters");
         return bytes;
+    }
+
+    /// <summary>The vocabulary as a GGUF file stores it, padded to the model's <paramref name="vocabSize"/> with
+    /// unused "[PAD{id}]" entries (as llama.cpp's converter pads it).</summary>
+    public GgufVocabulary ToGguf(int vocabSize)
+    {
+        if (vocabSize < VocabSize) throw new ArgumentException($"the model's vocab_size {vocabSize} is smaller than the tokenizer's {VocabSize}");
+        var tokens = new string[vocabSize];
+        var types = new int[vocabSize];
+        for (int id = 0; id < vocabSize; id++)
+        {
+            string? t = id < _tokens.Length ? _tokens[id] : null;
+            tokens[id] = t ?? $"[PAD{id}]";
+            types[id] = t is null ? GgufVocabulary.Unused : IsSpecial(id) ? GgufVocabulary.Control : GgufVocabulary.Normal;
+        }
+        int? eot = EndOfTextId >= 0 ? EndOfTextId : null;
+        return new GgufVocabulary(tokens, types, [.. _files.Merges], eot, eot);
     }
 
     /// <summary>transformers' clean_up_tokenization: removes the space before punctuation and English contractions.</summary>

@@ -23,6 +23,8 @@ public sealed class CpuBackend : IBackend
                 return new CpuBuffer(WeightFormat.ToFloat16(data));
             case WeightPrecision.BFloat16:
                 return new CpuBuffer(WeightFormat.ToBFloat16(data));
+            case WeightPrecision.Q8_0:
+                return new CpuBuffer(Q8Weights.From(data));
             default:
                 return Upload(data);
         }
@@ -38,13 +40,18 @@ public sealed class CpuBackend : IBackend
     public void Embedding(ReadOnlySpan<int> ids, int startPosition, IDeviceBuffer wte, IDeviceBuffer wpe, IDeviceBuffer x, int dim)
     {
         var table = (CpuBuffer)wte;
-        if (table.Half16 is null && table.BFloat16 is null) { CpuKernels.Embedding(ids, startPosition, table.Data, F(wpe), F(x), dim); return; }
-        // 16-bit embedding table: widen the looked-up rows, then add the positions.
+        if (table.Half16 is null && table.BFloat16 is null && table.Q8 is null)
+        {
+            CpuKernels.Embedding(ids, startPosition, table.Data, F(wpe), F(x), dim);
+            return;
+        }
+        // 16-bit or Q8_0 embedding table: widen the looked-up rows, then add the positions.
         var xs = F(x);
         for (int t = 0; t < ids.Length; t++)
         {
             var row = xs.AsSpan(t * dim, dim);
             if (table.Half16 is { } h) System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(h.AsSpan(ids[t] * dim, dim), row);
+            else if (table.Q8 is { } q8) q8.Dequantize(ids[t], dim, row);
             else DTypeConversion.BFloat16ToFloat(table.BFloat16!.AsSpan(ids[t] * dim, dim), row);
             CpuKernels.Add(row, F(wpe).AsSpan((startPosition + t) * dim, dim));
         }
@@ -87,6 +94,7 @@ public sealed class CpuBackend : IBackend
     {
         float[] bs = bias is null ? [] : F(bias);
         var wb = (CpuBuffer)w;
+        if (wb.Q8 is { } q8) { MatMulQ8(xs, q8, bs, ys, rows, inDim, outDim); return; }
         // Prefill: the register-blocked GEMM (4 rows × 4 columns per inner loop); float16 weights are widened a block at a time.
         if (rows >= 16 && wb.BFloat16 is null)
         {
@@ -111,6 +119,29 @@ public sealed class CpuBackend : IBackend
             else CpuKernels.MatMulColumns(xs, wb.Data, bs, ys, rows, inDim, outDim, j0, j1);
         });
         if (paired is not null) System.Buffers.ArrayPool<float>.Shared.Return(paired);
+    }
+
+    /// <summary>Q8_0 weights: decode steps read the bytes as they are (about a quarter of float32's traffic); a
+    /// prefill widens the matrix once into pooled scratch and runs the float32 GEMM.</summary>
+    private static void MatMulQ8(float[] xs, Q8Weights w, float[] bs, float[] ys, int rows, int inDim, int outDim)
+    {
+        if (rows >= 16)
+        {
+            var wide = System.Buffers.ArrayPool<float>.Shared.Rent(outDim * inDim);
+            try
+            {
+                Parallel.For(0, outDim, j => w.Dequantize(j, inDim, wide.AsSpan(j * inDim, inDim)));
+                Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), wide.AsMemory(0, outDim * inDim), ys.AsMemory(0, rows * outDim), rows, outDim, inDim, bs);
+            }
+            finally { System.Buffers.ArrayPool<float>.Shared.Return(wide); }
+            return;
+        }
+        int blocks = (long)rows * inDim * outDim < 32_768 ? 1 : Math.Min(outDim, Math.Max(Environment.ProcessorCount * 8, outDim / 64));
+        Parallel.For(0, blocks, blk =>
+        {
+            int j0 = (int)((long)outDim * blk / blocks), j1 = (int)((long)outDim * (blk + 1) / blocks);
+            CpuKernels.MatMulColumnsQ8(xs, w, bs, ys, rows, inDim, outDim, j0, j1);
+        });
     }
 
     public void Gelu(IDeviceBuffer x, long count)

@@ -229,6 +229,69 @@ public static class CpuKernels
         for (; k < n; k++) { s0 += w[k] * x[k]; s1 += w[k] * x[n + k]; s2 += w[k] * x[2 * n + k]; s3 += w[k] * x[3 * n + k]; }
     }
 
+    /// <summary>y[r, j] = bias[j] + Σ_k x[r, k] · w[j, k] for columns j0..j1 with Q8_0 weights (see <see cref="DotQ8"/>).</summary>
+    public static void MatMulColumnsQ8(ReadOnlySpan<float> x, Q8Weights w, ReadOnlySpan<float> bias, Span<float> y,
+        int rows, int inDim, int outDim, int j0, int j1)
+    {
+        int blocksPerRow = inDim / Loading.Q8_0.BlockSize;
+        for (int j = j0; j < j1; j++)
+        {
+            var q = w.Quants.AsSpan(j * inDim, inDim);
+            var d = w.Scales.AsSpan(j * blocksPerRow, blocksPerRow);
+            float b = bias.Length > 0 ? bias[j] : 0f;
+            for (int r = 0; r < rows; r++) y[r * outDim + j] = b + DotQ8(q, d, x.Slice(r * inDim, inDim));
+        }
+    }
+
+    /// <summary>
+    /// Σ_k d[k/32] · q[k] · x[k]: per block of 32, the signed bytes are sign-extended straight from memory to 32-bit
+    /// integers (vpmovsxbd), converted to floats and multiplied into x, and the block's sum is scaled by its d. Reads
+    /// 34 bytes per 32 weights, where float16 reads 64 and float32 128.
+    /// </summary>
+    public static unsafe float DotQ8(ReadOnlySpan<sbyte> q, ReadOnlySpan<float> d, ReadOnlySpan<float> x)
+    {
+        int blocks = d.Length;
+        fixed (sbyte* qp = q)
+        fixed (float* xp = x)
+        {
+            if (Avx512F.IsSupported)
+            {
+                var total = Vector512<float>.Zero;
+                for (int b = 0; b < blocks; b++)
+                {
+                    sbyte* qb = qp + b * 32; float* xb = xp + b * 32;
+                    var lo = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(qb)));
+                    var hi = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(qb + 16)));
+                    var s = Avx512F.FusedMultiplyAdd(hi, Avx512F.LoadVector512(xb + 16), Avx512F.Multiply(lo, Avx512F.LoadVector512(xb)));
+                    total = Avx512F.FusedMultiplyAdd(s, Vector512.Create(d[b]), total);
+                }
+                return Vector512.Sum(total);
+            }
+            if (Avx2.IsSupported && Fma.IsSupported)
+            {
+                var total = Vector256<float>.Zero;
+                for (int b = 0; b < blocks; b++)
+                {
+                    sbyte* qb = qp + b * 32; float* xb = xp + b * 32;
+                    var s = Avx.Multiply(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(qb)), Avx.LoadVector256(xb));
+                    s = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(qb + 8)), Avx.LoadVector256(xb + 8), s);
+                    s = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(qb + 16)), Avx.LoadVector256(xb + 16), s);
+                    s = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(qb + 24)), Avx.LoadVector256(xb + 24), s);
+                    total = Fma.MultiplyAdd(s, Vector256.Create(d[b]), total);
+                }
+                return Vector256.Sum(total);
+            }
+            float sum = 0;
+            for (int b = 0; b < blocks; b++)
+            {
+                float block = 0;
+                for (int i = 0; i < 32; i++) block += qp[b * 32 + i] * xp[b * 32 + i];
+                sum += d[b] * block;
+            }
+            return sum;
+        }
+    }
+
     // ---- element-wise and per-row kernels ----------------------------------------------------------
 
     public static void Embedding(ReadOnlySpan<int> ids, int startPosition, ReadOnlySpan<float> wte, ReadOnlySpan<float> wpe, Span<float> x, int dim)

@@ -1,0 +1,28 @@
+namespace ScratchGpt.Backends.Cpu;
+
+/// <summary>A Q8_0 weight matrix [rows, cols] as the CPU backend keeps it: one signed byte per weight and one
+/// scale per block of 32 along a row (cols is a multiple of 32), w[r, c] = Scales[(r·cols + c) / 32] · Quants[r·cols + c].
+/// The scales are the float16 values of the Q8_0 format, held widened.</summary>
+public sealed record Q8Weights(sbyte[] Quants, float[] Scales)
+{
+    public static Q8Weights From(ReadOnlySpan<float> data)
+    {
+        byte[] blocks = Loading.Q8_0.Quantize(data);
+        int n = blocks.Length / Loading.Q8_0.BlockBytes;
+        var quants = new sbyte[n * Loading.Q8_0.BlockSize];
+        var scales = new float[n];
+        for (int b = 0; b < n; b++)
+        {
+            var block = blocks.AsSpan(b * Loading.Q8_0.BlockBytes, Loading.Q8_0.BlockBytes);
+            scales[b] = (float)BitConverter.ToHalf(block);
+            System.Runtime.InteropServices.MemoryMarshal.Cast<byte, sbyte>(block[2..]).CopyTo(quants.AsSpan(b * Loading.Q8_0.BlockSize));
+        }
+        return new Q8Weights(quants, scales);
+    }
+
+    /// <summary>Row <paramref name="r"/> of <paramref name="cols"/> values, widened: d · q.</summary>
+    public void Dequantize(int r, int cols, Span<float> dst)
+    {
+        for (int c = 0; c < cols; c++) dst[c] = Scales[(r * cols + c) / Loading.Q8_0.BlockSize] * Quants[r * cols + c];
+    }
+}
