@@ -20,9 +20,16 @@ public sealed record Q8Weights(sbyte[] Quants, float[] Scales)
         return new Q8Weights(quants, scales);
     }
 
-    /// <summary>Row <paramref name="r"/> of <paramref name="cols"/> values, widened: d · q.</summary>
+    /// <summary>Row <paramref name="r"/> of <paramref name="cols"/> values, widened: q to float, then × d per block of 32.</summary>
     public void Dequantize(int r, int cols, Span<float> dst)
     {
-        for (int c = 0; c < cols; c++) dst[c] = Scales[(r * cols + c) / Loading.Q8_0.BlockSize] * Quants[r * cols + c];
+        const int B = Loading.Q8_0.BlockSize;
+        var d = Scales.AsSpan(r * cols / B, cols / B);
+        System.Numerics.Tensors.TensorPrimitives.ConvertTruncating<sbyte, float>(Quants.AsSpan(r * cols, cols), dst[..cols]);
+        for (int b = 0; b < d.Length; b++)
+        {
+            var block = dst.Slice(b * B, B);
+            System.Numerics.Tensors.TensorPrimitives.Multiply(block, d[b], block);
+        }
     }
 }
