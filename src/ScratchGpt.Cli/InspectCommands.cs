@@ -50,7 +50,7 @@ public static class InspectCommands
     static readonly Option<string> Head = new("--head") { Description = "head index or 'all'", DefaultValueFactory = _ => "0" };
     static readonly Option<int> Round = new("--round") { Description = "decimals shown", DefaultValueFactory = _ => 3 };
     static readonly Option<string?> Csv = new("--csv") { Description = "also write the matrix (or the summary) as CSV" };
-    static readonly Option<string?> Html = new("--html") { Description = "write the interactive attention viewer (model view + head view) to this self-contained HTML file" };
+    static readonly Option<string?> Html = new("--html") { Description = "write the interactive viewer (model view, head view, logit lens) to this self-contained HTML file" };
 
     public static Command Attention()
     {
@@ -76,7 +76,9 @@ public static class InspectCommands
             int T = ids.Length;
             if (p.GetValue(Html) is string html)
             {
-                AtomicFile.WriteAllText(html, Inspection.AttentionViewer.Render(prompt, labels, r.Attentions!, cfg.NHead));
+                var lens = Inspection.LogitLens.Run(model, ids);
+                var lensTokens = lens.TopIds.Select(l => l.Select(t => StepsCommand.Visible(model.Tokenizer.Decode([t[0]]))).ToArray()).ToArray();
+                AtomicFile.WriteAllText(html, Inspection.AttentionViewer.Render(prompt, labels, r.Attentions!, cfg.NHead, lens, lensTokens));
                 Console.Error.WriteLine($"wrote {html}: {cfg.NLayer} layers × {cfg.NHead} heads, {T} tokens");
                 return 0;
             }

@@ -43,6 +43,14 @@ public sealed class AttentionViewerTests : IDisposable
                 var a = data["attn"]![l]![h]!.AsArray().Select(v => v!.GetValue<double>()).ToArray();
                 for (int i = 0; i < a.Length; i++) Assert.Equal(attn[l][h * a.Length + i], a[i], 5e-5);
             }
+        // The lens: embeddings + 2 blocks; its last row is the model's own top prediction at every position.
+        var lens = data["lens"]!;
+        Assert.Equal(["embed", "block 0", "block 1"], lens["rows"]!.AsArray().Select(r => r!.GetValue<string>()));
+        var logits = model.Forward(ids).Logits;
+        int V = model.VocabSize;
+        var predicted = Enumerable.Range(0, ids.Length).Select(t => Decoding.TokenMath.Argmax(logits.AsSpan(t * V, V)));
+        Assert.Equal(predicted, lens["top_ids"]![2]!.AsArray().Select(x => x!.GetValue<int>()));
+        Assert.Equal(ids.Length, lens["tokens"]![0]!.AsArray().Count);
     }
 
     [Fact]
@@ -75,6 +83,14 @@ public sealed class AttentionViewerTests : IDisposable
         await chrome.MoveMouseAsync(tok["x"]!.GetValue<double>(), tok["y"]!.GetValue<double>());
         int focused = await chrome.EvaluateAsync<int>("document.querySelectorAll('#lines line').length");
         Assert.InRange(focused, 1, allLines - 1);
+
+        // The lens tab: a header row and one row per layer, a cell per position, shaded by probability.
+        tab = await chrome.EvaluateJsonAsync("(r => ({x: r.x + r.width / 2, y: r.y + r.height / 2}))(document.getElementById('tab-lens').getBoundingClientRect())");
+        await chrome.ClickAsync(tab["x"]!.GetValue<double>(), tab["y"]!.GetValue<double>());
+        Assert.True(await chrome.EvaluateAsync<bool>("document.getElementById('lens-view').classList.contains('active')"));
+        Assert.Equal(4, await chrome.EvaluateAsync<int>("document.querySelectorAll('#lens-table tr').length"));
+        Assert.Equal(3 * Tokens.Length, await chrome.EvaluateAsync<int>("document.querySelectorAll('#lens-table td').length"));
+        Assert.True(await chrome.EvaluateAsync<bool>("[...document.querySelectorAll('#lens-table td')].some(td => td.style.background.startsWith('rgba'))"));
 
         // Screenshot of the model view: a real PNG of the window's size with more than one colour.
         await chrome.ClickAsync(0, 0);

@@ -202,14 +202,32 @@ public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
 
     // ---- tokenizer files ----------------------------------------------------------------------------
 
-    [Fact]
-    public void Mutated_tokenizer_files_load_or_are_refused_cleanly_and_never_break_encoding()
+    /// <summary>Loads the tokenizer in the fuzz folder; one that loads must then encode and decode hostile text.</summary>
+    private string LoadAndEncode(string text)
     {
-        // A small but real GPT-2 tokenizer: the 256 byte tokens and the first merges that build on them.
+        Gpt2Tokenizer? tok = null;
+        string outcome = Outcome(() => tok = Gpt2Tokenizer.Load(_dir));
+        if (tok is null) return outcome;
+        try { tok.Decode(tok.Encode(text)); tok.ConvertIdsToTokens(tok.Encode(text)); }
+        catch (Exception e) { return $"BUG: loaded, then encoding threw {e.GetType().Name}: {e.Message}"; }
+        return outcome;
+    }
+
+    /// <summary>A small but real GPT-2 tokenizer: the tokens with ids below 700 (the 256 byte tokens among them)
+    /// and the merges that build on them.</summary>
+    private static (Dictionary<string, int> Vocab, List<string> Merges) SmallTokenizer()
+    {
         var vocab = JsonNode.Parse(File.ReadAllText(Path.Combine(Fixtures.TokenizerDir, "vocab.json")))!.AsObject();
         var keep = vocab.Where(kv => kv.Value!.GetValue<int>() < 700).ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<int>());
         var merges = File.ReadLines(Path.Combine(Fixtures.TokenizerDir, "merges.txt")).Skip(1)
             .Where(l => l.Split(' ') is [var a, var b] && keep.ContainsKey(a) && keep.ContainsKey(b) && keep.ContainsKey(a + b)).ToList();
+        return (keep, merges);
+    }
+
+    [Fact]
+    public void Mutated_tokenizer_files_load_or_are_refused_cleanly_and_never_break_encoding()
+    {
+        var (keep, merges) = SmallTokenizer();
         byte[] vocabBytes = Encoding.UTF8.GetBytes(new JsonObject(keep.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))).ToJsonString());
         byte[] mergeBytes = Encoding.UTF8.GetBytes("#version: 0.2\n" + string.Join("\n", merges) + "\n");
         string text = "ROMEO: But soft, what light through yonder window breaks? ¿Qué tal? 日本 \0\u0007 \uD800 tab\tend";
@@ -218,14 +236,7 @@ public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
         {
             File.WriteAllBytes(Path.Combine(_dir, "vocab.json"), v);
             File.WriteAllBytes(Path.Combine(_dir, "merges.txt"), m);
-            Gpt2Tokenizer? tok = null;
-            string outcome = Outcome(() => tok = Gpt2Tokenizer.Load(_dir));
-            if (tok is not null)
-            {
-                try { tok.Decode(tok.Encode(text)); tok.ConvertIdsToTokens(tok.Encode(text)); }
-                catch (Exception e) { outcome = $"BUG: loaded, then encoding threw {e.GetType().Name}: {e.Message}"; }
-            }
-            results.Add((name, outcome));
+            results.Add((name, LoadAndEncode(text)));
         }
         Try("clean", vocabBytes, mergeBytes);
         Assert.Equal("ok", results[0].Item2);
@@ -263,11 +274,8 @@ public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void Mutated_tokenizer_json_loads_or_is_refused_cleanly_and_never_breaks_encoding()
     {
-        // The same small GPT-2 tokenizer as one tokenizer.json (pair-form merges, one added token).
-        var vocab = JsonNode.Parse(File.ReadAllText(Path.Combine(Fixtures.TokenizerDir, "vocab.json")))!.AsObject();
-        var keep = vocab.Where(kv => kv.Value!.GetValue<int>() < 700).ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<int>());
-        var merges = File.ReadLines(Path.Combine(Fixtures.TokenizerDir, "merges.txt")).Skip(1)
-            .Where(l => l.Split(' ') is [var a, var b] && keep.ContainsKey(a) && keep.ContainsKey(b) && keep.ContainsKey(a + b)).ToList();
+        // The same small tokenizer as one tokenizer.json (pair-form merges, one added token).
+        var (keep, merges) = SmallTokenizer();
         var doc = TokenizerJson.Build(keep, merges, pairForm: true, addedTokens: [("<|endoftext|>", 700)]);
         string original = doc.ToJsonString();
         string text = "ROMEO: But soft<|endoftext|>, what light? ¿Qué tal? 日本 \0\u0007 \uD800 tab\tend";
@@ -277,14 +285,7 @@ public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
         void Try(string name, byte[] bytes)
         {
             File.WriteAllBytes(path, bytes);
-            Gpt2Tokenizer? tok = null;
-            string outcome = Outcome(() => tok = Gpt2Tokenizer.Load(_dir));
-            if (tok is not null)
-            {
-                try { tok.Decode(tok.Encode(text)); tok.ConvertIdsToTokens(tok.Encode(text)); }
-                catch (Exception e) { outcome = $"BUG: loaded, then encoding threw {e.GetType().Name}: {e.Message}"; }
-            }
-            results.Add((name, outcome));
+            results.Add((name, LoadAndEncode(text)));
         }
         void TryText(string name, string json) => Try(name, Encoding.UTF8.GetBytes(json));
         TryText("clean", original);
