@@ -11,7 +11,7 @@ public static class ConvertCommand
 {
     static readonly Option<string> To = new("--to") { Description = "output format: safetensors (a model folder) | gguf (one file for llama.cpp)", DefaultValueFactory = _ => "safetensors" };
     static readonly Option<string> Out = new("--out") { Description = "output folder (safetensors) or .gguf file", Required = true };
-    static readonly Option<string> DType = new("--dtype") { Description = "f32 | f16 | bf16 (safetensors); f32 | f16 | q8_0 (gguf)", DefaultValueFactory = _ => "f32" };
+    static readonly Option<string> DType = new("--dtype") { Description = "f32 | f16 | bf16 | q8_0 (safetensors); f32 | f16 | q8_0 (gguf)", DefaultValueFactory = _ => "f32" };
 
     public static Command Create()
     {
@@ -34,12 +34,17 @@ public static class ConvertCommand
                 Console.Error.WriteLine($"wrote {dst} (GGUF, gpt2, {dtype}, {Gpt2Layout.ParameterCount(config):N0} parameters)");
                 return 0;
             }
-            if (dtype is not ("f32" or "f16" or "bf16")) throw new ArgumentException($"--dtype must be f32, f16 or bf16, got '{dtype}'");
+            if (dtype is not ("f32" or "f16" or "bf16" or "q8_0")) throw new ArgumentException($"--dtype must be f32, f16, bf16 or q8_0, got '{dtype}'");
             var parameters = Gpt2Parameters.Load(src);
+            if (dtype == "q8_0" && parameters.Config.NEmbd % Q8_0.BlockSize != 0)
+                throw new ArgumentException($"--dtype q8_0 needs n_embd to be a multiple of {Q8_0.BlockSize}, got {parameters.Config.NEmbd}");
             Directory.CreateDirectory(dst);
             parameters.SaveSafetensors(Path.Combine(dst, "model.safetensors"), dtype);
+            // Q8_0 matrices are a layout of this project's: config.json says so (quantization_config).
+            if (dtype == "q8_0") AtomicFile.WriteAllText(Path.Combine(dst, "config.json"), parameters.Config.ToJson("q8_0"));
             foreach (string name in new[] { "config.json", "generation_config.json", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json" })
             {
+                if (dtype == "q8_0" && name == "config.json") continue;
                 if (File.Exists(Path.Combine(src, name))) AtomicFile.Copy(Path.Combine(src, name), Path.Combine(dst, name));
             }
             Console.Error.WriteLine($"wrote {Path.Combine(dst, "model.safetensors")} ({parameters.Count:N0} parameters, {dtype})");

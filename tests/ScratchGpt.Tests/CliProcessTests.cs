@@ -297,6 +297,14 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
             (code, _, stderr) = CliProcess.Run("convert", "--model", Tiny, "--to", "gguf", "--dtype", "q4_0", "--out", path);
             Assert.Equal(1, code);
             Assert.Equal("error: --dtype for GGUF must be f32, f16 or q8_0, got 'q4_0'", Lines(stderr).Single());
+
+            string q8 = Path.Combine(dir, "q8");
+            (code, _, stderr) = CliProcess.Run("convert", "--model", Tiny, "--dtype", "q8_0", "--out", q8);
+            Assert.Equal(0, code);
+            var (c3, summary, _) = CliProcess.Run("summary", "--model", q8, "--tokenizer", Fixtures.TokenizerDir, "--device", "cpu", "--json");
+            Assert.Equal(0, c3);
+            Assert.Equal("Q8_0", JsonNode.Parse(summary)!["checkpoint_dtype"]!.GetValue<string>());
+            Assert.Equal("Q8_0", JsonNode.Parse(summary)!["precision"]!.GetValue<string>());
         }
         finally { Directory.Delete(dir, true); }
 

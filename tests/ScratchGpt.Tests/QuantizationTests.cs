@@ -63,4 +63,34 @@ public class QuantizationTests(ITestOutputHelper output)
         Assert.True(Math.Abs(b / a - 1) < 0.01, $"float32 {a}, q8_0 {b}");
         Assert.NotEqual(a, b);   // the weights really were quantized
     }
+
+    [Fact]
+    public void A_q8_0_checkpoint_loads_as_the_same_model_as_quantizing_at_load()
+    {
+        string dir = Directory.CreateTempSubdirectory("sgpt-q8").FullName;
+        try
+        {
+            var p = Training.Gpt2Parameters.Load(Fixtures.Model("tiny-gpt2"));
+            p.SaveSafetensors(Path.Combine(dir, "model.safetensors"), "q8_0");
+            File.WriteAllText(Path.Combine(dir, "config.json"), p.Config.ToJson("q8_0"));
+            Assert.Contains("\"quant_method\": \"q8_0\"", File.ReadAllText(Path.Combine(dir, "config.json")));
+            using (var f = Loading.SafetensorsFile.Open(Path.Combine(dir, "model.safetensors")))
+            {
+                Assert.Equal(Loading.SafetensorsDType.I8, f.Tensors["transformer.h.0.mlp.c_fc.weight"].DType);
+                Assert.Equal([256L, 64], f.Tensors["transformer.h.0.mlp.c_fc.weight"].Shape);         // [out, in]
+                Assert.Equal([256L, 2], f.Tensors["transformer.h.0.mlp.c_fc.weight_scale"].Shape);
+                Assert.Equal(Loading.SafetensorsDType.F32, f.Tensors["transformer.h.0.mlp.c_fc.bias"].DType);
+            }
+            long f32Bytes = new FileInfo(Path.Combine(Fixtures.Model("tiny-gpt2"), "model.safetensors")).Length;
+            Assert.True(new FileInfo(Path.Combine(dir, "model.safetensors")).Length < f32Bytes * 0.3);
+
+            using var stored = Gpt2Model.Load(dir, new ModelLoadOptions { Device = "cpu", TokenizerDirectory = Fixtures.TokenizerDir });
+            using var atLoad = Load(WeightPrecision.Q8_0);
+            Assert.Equal(WeightPrecision.Q8_0, stored.Precision);
+            Assert.Equal("Q8_0", stored.CheckpointDType);
+            int[] ids = stored.Tokenizer!.Encode("ROMEO: But soft, what light through yonder window breaks?");
+            Assert.Equal(atLoad.Forward(ids).Logits, stored.Forward(ids).Logits);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }

@@ -23,7 +23,8 @@ public sealed class Gpt2Checkpoint
             throw new ModelLoadException($"{file.Path}: tensor 'transformer.wte.weight' (or 'wte.weight') not found: not a GPT-2 checkpoint");
     }
 
-    /// <summary>The dtype of the embedding matrix, taken as the checkpoint's dtype.</summary>
+    /// <summary>The dtype of the embedding matrix, taken as the checkpoint's dtype (I8: Q8_0 matrices, see
+    /// <see cref="Q8_0Checkpoint"/>).</summary>
     public SafetensorsDType DType => _file.Tensors[_prefix + "wte.weight"].DType;
 
     /// <summary>Reads a tensor as float32 after checking its shape. <paramref name="name"/> is without the "transformer." prefix.</summary>
@@ -44,6 +45,14 @@ public sealed class Gpt2Checkpoint
     /// config, widened to float32, Conv1D weights transposed from [in, out] to [out, in].</summary>
     public float[] Read(TensorSpec spec)
     {
+        string full = _prefix + spec.Name;
+        if (_file.Tensors.TryGetValue(full, out var t) && t.DType == SafetensorsDType.I8 && _file is SafetensorsFile sf)
+        {
+            if (!spec.IsMatMulWeight) throw new ModelLoadException($"{_file.Path}: tensor '{full}' is I8; only matrices are stored in Q8_0");
+            float[] q8 = Q8_0Checkpoint.Read(sf, t, full + Q8_0Checkpoint.ScaleSuffix, spec.Shape[0], spec.Shape[1]);
+            CheckFinite(full, q8);
+            return q8;
+        }
         int[] fileShape = spec.CheckpointShape;
         float[] data = Read(spec.Name, fileShape.Select(d => (long)d).ToArray());
         return spec.IsConv1D ? BlockedTranspose.Transposed(data, fileShape[0], fileShape[1]) : data;

@@ -142,6 +142,7 @@ public sealed record Gpt2Config
             ["reorder_and_upcast_attn"] = false, ["resid_pdrop"] = Round(ResidPdrop), ["scale_attn_by_inverse_layer_idx"] = false,
             ["scale_attn_weights"] = true, ["torch_dtype"] = dtype switch { "f16" => "float16", "bf16" => "bfloat16", _ => "float32" }, ["use_cache"] = true, ["vocab_size"] = VocabSize,
         };
+        if (dtype == "q8_0") o["quantization_config"] = new JsonObject { ["quant_method"] = "q8_0", ["block_size"] = Q8_0.BlockSize };
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
     }
 

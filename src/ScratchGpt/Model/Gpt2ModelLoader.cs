@@ -31,6 +31,7 @@ public static class Gpt2ModelLoader
         {
             SafetensorsDType.F16 => WeightPrecision.Float16,
             SafetensorsDType.BF16 => WeightPrecision.BFloat16,
+            SafetensorsDType.I8 => WeightPrecision.Q8_0,
             _ => WeightPrecision.Float32,
         };
         var backend = BackendFactory.Create(options.Device, options.Log);
@@ -41,7 +42,7 @@ public static class Gpt2ModelLoader
             {
                 Tokenizer = tokenizer,
                 GenerationDefaults = genDefaults,
-                CheckpointDType = ckpt.DType.Name(),
+                CheckpointDType = ckpt.DType == SafetensorsDType.I8 ? "Q8_0" : ckpt.DType.Name(),
                 Directory = directory,
             };
         }

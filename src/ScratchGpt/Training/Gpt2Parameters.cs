@@ -89,16 +89,22 @@ public sealed class Gpt2Parameters
     }
 
     /// <summary>Writes model.safetensors in the save_pretrained layout ("transformer." names, Conv1D weights
-    /// as [in, out], no lm_head because it is tied) in float32, float16 or bfloat16.</summary>
+    /// as [in, out], no lm_head because it is tied) in float32, float16 or bfloat16; or with the matrices in
+    /// Q8_0 (<see cref="Q8_0Checkpoint"/>: a layout of this project's, which transformers does not read).</summary>
     public void SaveSafetensors(string path, string dtype = "f32")
     {
         var w = new SafetensorsWriter();
         foreach (var t in Tensors)
         {
+            string name = "transformer." + t.Name;
+            if (dtype == "q8_0" && t.Spec.IsMatMulWeight)
+            {
+                Q8_0Checkpoint.Add(w, name, t.Shape, t.Of(Values));
+                continue;
+            }
             float[] data = t.Of(Values).ToArray();
             long[] shape = t.Spec.CheckpointShape.Select(d => (long)d).ToArray();
             if (t.IsConv1D) data = BlockedTranspose.Transposed(data, t.Shape[0], t.Shape[1]);
-            string name = "transformer." + t.Name;
             switch (dtype)
             {
                 case "f16": w.AddFloat16(name, shape, data); break;
