@@ -104,20 +104,26 @@ public static class GenerateCommand
         if (texts.Length > 1 && traceChoices > 0) throw new ArgumentException("--trace shows one sequence's steps; give a single --prompt");
         var prompts = (texts.Length == 0 ? [""] : texts)
             .Select(t => TruncateLeft(p.GetValue(Truncate)!, Common.EncodePrompt(model, t), config, model.Config.NPositions)).ToList();
-        var generator = new Generator(model) { TraceChoices = traceChoices };
+        // One generation call for every output: streamed text prints each token as it is chosen (a character split
+        // over tokens, or text the clean-up may still change, waits in the detokenizer); JSON, beams, several rows or
+        // prompts and the step table print the result. A cancelled run returns the tokens so far.
+        bool json = p.GetValue(Common.Json);
+        bool stream = !json && traceChoices == 0 && prompts.Count == 1 && config.NumBeams == 1 && config.NumReturnSequences == 1;
+        var tok = model.Tokenizer!;
+        var text = new StreamingDetokenizer(tok);
+        var generator = new Generator(model) { TraceChoices = traceChoices, OnToken = stream ? id => Console.Write(text.Push(id)) : null };
         foreach (var prompt in prompts) generator.Check(prompt, config);      // the config and each prompt, once
         WarnAboutFlagsWithoutSampling(p, config);
         if (p.GetValue(Common.Verbose))
             foreach (var (name, value) in config.Describe(prompts[0].Length)) Console.Error.WriteLine($"  {name} = {value}");
 
-        bool json = p.GetValue(Common.Json);
-        if (!json && traceChoices == 0 && prompts.Count == 1 && config.NumBeams == 1 && config.NumReturnSequences == 1)
-            return await Stream(model, generator, prompts[0], config, ct);
-
-        // Not streamed (JSON, beams, several rows or prompts, the step table): one batch call; a cancelled run
-        // returns the tokens so far.
+        if (stream) Console.Write(tok.Decode(prompts[0]));
         var batch = await Task.Run(() => generator.GenerateBatch(prompts, config, ct));
-        var tok = model.Tokenizer!;
+        if (stream)
+        {
+            Console.WriteLine(text.Flush());
+            return batch.Stopped ? Stopped($"after {batch.PerPrompt[0].Sequences[0].NewIds.Length} new tokens") : 0;
+        }
         if (json) Console.WriteLine(ToJson(model, batch).ToJsonString(StepsCommand.JsonOut));
         else
         {
@@ -137,23 +143,6 @@ public static class GenerateCommand
                 }
         }
         return batch.Stopped ? Stopped("printed what was generated so far") : 0;
-    }
-
-    /// <summary>Prints the text as tokens arrive; <see cref="StreamingDetokenizer"/> holds back a character split
-    /// over tokens and text the clean-up may still change, so the output equals the decoded whole.</summary>
-    private static async Task<int> Stream(Gpt2Model model, Generator generator, int[] prompt, GenerationConfig config, CancellationToken ct)
-    {
-        var tok = model.Tokenizer!;
-        Console.Write(tok.Decode(prompt));
-        var text = new StreamingDetokenizer(tok);
-        int generated = 0;
-        await foreach (int id in generator.StreamAsync(prompt, config, ct))
-        {
-            generated++;
-            Console.Write(text.Push(id));
-        }
-        Console.WriteLine(text.Flush());
-        return ct.IsCancellationRequested ? Stopped($"after {generated} new tokens") : 0;
     }
 
     /// <summary>The one line a cancelled run leaves on stderr, and its exit code (128 + SIGINT).</summary>

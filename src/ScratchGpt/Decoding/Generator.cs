@@ -13,6 +13,10 @@ public sealed class Generator(ILanguageModel model)
     /// <summary>When set, each step's top candidates are recorded (the step table).</summary>
     public int TraceChoices { get; init; }
 
+    /// <summary>Called with each new token as it is chosen, for a run of one sequence (num_beams 1, one return
+    /// sequence): what a caller streams, while the run still returns its whole result.</summary>
+    public Action<int>? OnToken { get; init; }
+
     /// <summary>Runs generate(). Cancelling <paramref name="ct"/> ends it after the step in flight; the result holds
     /// the tokens so far and says <see cref="GenerationResult.Stopped"/>.</summary>
     public GenerationResult Generate(int[] promptIds, GenerationConfig config, CancellationToken ct = default)
@@ -35,7 +39,7 @@ public sealed class Generator(ILanguageModel model)
         {
             var ids = new List<int>(promptIds);
             var decoder = new SingleSequenceDecoder(model, config, sampler) { Trace = trace, TraceChoices = TraceChoices };
-            decoder.Decode(promptState, ids, promptLogits, P, ct).Count();
+            foreach (int id in decoder.Decode(promptState, ids, promptLogits, P, ct)) OnToken?.Invoke(id);
             stopped = decoder.Stopped;
             rows.Add(new GeneratedSequence(ids.ToArray(), ids.Skip(P).ToArray()));
         }
