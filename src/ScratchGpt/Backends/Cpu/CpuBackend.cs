@@ -122,18 +122,12 @@ public sealed class CpuBackend : IBackend
     }
 
     /// <summary>Q8_0 weights: decode steps read the bytes as they are (about a quarter of float32's traffic); a
-    /// prefill widens the matrix once into pooled scratch and runs the float32 GEMM.</summary>
+    /// prefill widens 64 weight rows at a time into scratch and runs the float32 GEMM tiles over them.</summary>
     private static void MatMulQ8(float[] xs, Q8Weights w, float[] bs, float[] ys, int rows, int inDim, int outDim)
     {
         if (rows >= 16)
         {
-            var wide = System.Buffers.ArrayPool<float>.Shared.Rent(outDim * inDim);
-            try
-            {
-                Parallel.For(0, outDim, j => w.Dequantize(j, inDim, wide.AsSpan(j * inDim, inDim)));
-                Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), wide.AsMemory(0, outDim * inDim), ys.AsMemory(0, rows * outDim), rows, outDim, inDim, bs);
-            }
-            finally { System.Buffers.ArrayPool<float>.Shared.Return(wide); }
+            Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), w, ys.AsMemory(0, rows * outDim), rows, outDim, inDim, bs);
             return;
         }
         int blocks = (long)rows * inDim * outDim < 32_768 ? 1 : Math.Min(outDim, Math.Max(Environment.ProcessorCount * 8, outDim / 64));

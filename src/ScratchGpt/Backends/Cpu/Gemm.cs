@@ -53,7 +53,23 @@ public static class Gemm
     /// weight, not once per input row.
     /// </summary>
     public static void MatMulNT(ReadOnlyMemory<float> a, ReadOnlyMemory<Half> b, Memory<float> c, int m, int n, int k,
-        ReadOnlyMemory<float> bias = default)
+        ReadOnlyMemory<float> bias = default) =>
+        MatMulNTWidening(a, c, m, n, k, bias,
+            (j0, j1, dst) => System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(b.Span.Slice(j0 * k, (j1 - j0) * k), dst));
+
+    /// <summary>The same with Q8_0 B: each block of 64 rows is dequantized (d · q) into the scratch.</summary>
+    public static void MatMulNT(ReadOnlyMemory<float> a, Q8Weights b, Memory<float> c, int m, int n, int k,
+        ReadOnlyMemory<float> bias = default) =>
+        MatMulNTWidening(a, c, m, n, k, bias, (j0, j1, dst) =>
+        {
+            for (int j = j0; j < j1; j++) b.Dequantize(j, k, dst.Slice((j - j0) * k, k));
+        });
+
+    /// <summary>Writes rows j0 .. j1−1 of B, widened to float32, into <paramref name="dst"/>.</summary>
+    private delegate void WidenRows(int j0, int j1, Span<float> dst);
+
+    private static void MatMulNTWidening(ReadOnlyMemory<float> a, Memory<float> c, int m, int n, int k,
+        ReadOnlyMemory<float> bias, WidenRows widen)
     {
         int blocks = (n + Tile - 1) / Tile;
         Parallel.For(0, blocks, blk =>
@@ -62,7 +78,7 @@ public static class Gemm
             float[] scratch = System.Buffers.ArrayPool<float>.Shared.Rent((j1 - j0) * k);
             try
             {
-                System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(b.Span.Slice(j0 * k, (j1 - j0) * k), scratch.AsSpan(0, (j1 - j0) * k));
+                widen(j0, j1, scratch.AsSpan(0, (j1 - j0) * k));
                 for (int i0 = 0; i0 < m; i0 += Tile)
                     TileProduct(a.Span, scratch, j0, c.Span, bias.Span, i0, Math.Min(m, i0 + Tile), j0, j1, n, k, accumulate: false);
             }

@@ -20,16 +20,26 @@ public sealed record Q8Weights(sbyte[] Quants, float[] Scales)
         return new Q8Weights(quants, scales);
     }
 
-    /// <summary>Row <paramref name="r"/> of <paramref name="cols"/> values, widened: q to float, then × d per block of 32.</summary>
-    public void Dequantize(int r, int cols, Span<float> dst)
+    /// <summary>Row <paramref name="r"/> of <paramref name="cols"/> values, widened: d · q, eight at a time.</summary>
+    public unsafe void Dequantize(int r, int cols, Span<float> dst)
     {
         const int B = Loading.Q8_0.BlockSize;
-        var d = Scales.AsSpan(r * cols / B, cols / B);
-        System.Numerics.Tensors.TensorPrimitives.ConvertTruncating<sbyte, float>(Quants.AsSpan(r * cols, cols), dst[..cols]);
-        for (int b = 0; b < d.Length; b++)
+        fixed (sbyte* q = &Quants[r * cols])
+        fixed (float* y = dst)
         {
-            var block = dst.Slice(b * B, B);
-            System.Numerics.Tensors.TensorPrimitives.Multiply(block, d[b], block);
+            for (int b = 0; b < cols / B; b++)
+            {
+                float d = Scales[r * cols / B + b];
+                if (System.Runtime.Intrinsics.X86.Avx2.IsSupported)
+                {
+                    var dv = System.Runtime.Intrinsics.Vector256.Create(d);
+                    for (int i = b * B; i < (b + 1) * B; i += 8)
+                        System.Runtime.Intrinsics.X86.Avx.Store(y + i, System.Runtime.Intrinsics.X86.Avx.Multiply(dv,
+                            System.Runtime.Intrinsics.X86.Avx.ConvertToVector256Single(System.Runtime.Intrinsics.X86.Avx2.ConvertToVector256Int32(q + i))));
+                }
+                else
+                    for (int i = b * B; i < (b + 1) * B; i++) y[i] = d * q[i];
+            }
         }
     }
 }
