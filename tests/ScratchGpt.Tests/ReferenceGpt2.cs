@@ -75,19 +75,7 @@ public static class ReferenceGpt2
         int T = ids.Length, E = c.NEmbd, M = c.MlpWidth, H = c.NHead, D = c.HeadDim;
         var acts = new Dictionary<string, double[]>();
         double[] Flat(double[,] a) { var f = new double[a.Length]; Buffer.BlockCopy(a, 0, f, 0, a.Length * sizeof(double)); return f; }
-        double[,] Normalized(double[,] x)
-        {
-            var y = new double[T, E];
-            for (int t = 0; t < T; t++)
-            {
-                double mean = 0, var = 0;
-                for (int i = 0; i < E; i++) mean += x[t, i];
-                mean /= E;
-                for (int i = 0; i < E; i++) var += (x[t, i] - mean) * (x[t, i] - mean);
-                for (int i = 0; i < E; i++) y[t, i] = (x[t, i] - mean) / Math.Sqrt(var / E + c.LayerNormEpsilon);
-            }
-            return y;
-        }
+        double[,] Normalized(double[,] x) => Normalize(x, T, E, c.LayerNormEpsilon);
         var embed = new double[T, E];
         var pos = new double[T, E];
         var x = new double[T, E];
@@ -167,7 +155,8 @@ public static class ReferenceGpt2
 
     public static double Gelu(double x) => 0.5 * x * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
 
-    private static double[,] LayerNorm(double[,] x, ParameterTensor g, ParameterTensor b, Func<ParameterTensor, int, double> w, int rows, int dim, double eps)
+    /// <summary>(x − mean) · 1/√(var + eps) per row: the layer norm before its gain and bias.</summary>
+    private static double[,] Normalize(double[,] x, int rows, int dim, double eps)
     {
         var y = new double[rows, dim];
         for (int r = 0; r < rows; r++)
@@ -177,8 +166,16 @@ public static class ReferenceGpt2
             mean /= dim;
             for (int i = 0; i < dim; i++) var += (x[r, i] - mean) * (x[r, i] - mean);
             double rstd = 1 / Math.Sqrt(var / dim + eps);
-            for (int i = 0; i < dim; i++) y[r, i] = (x[r, i] - mean) * rstd * w(g, i) + w(b, i);
+            for (int i = 0; i < dim; i++) y[r, i] = (x[r, i] - mean) * rstd;
         }
+        return y;
+    }
+
+    private static double[,] LayerNorm(double[,] x, ParameterTensor g, ParameterTensor b, Func<ParameterTensor, int, double> w, int rows, int dim, double eps)
+    {
+        var y = Normalize(x, rows, dim, eps);
+        for (int r = 0; r < rows; r++)
+            for (int i = 0; i < dim; i++) y[r, i] = y[r, i] * w(g, i) + w(b, i);
         return y;
     }
 

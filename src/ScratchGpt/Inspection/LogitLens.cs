@@ -29,29 +29,26 @@ public static class LogitLens
         }
         model.Forward(ids, new ForwardOptions { Hooks = hooks, AllLogits = false });
 
+        // The last row first: its top tokens are what every row's FinalTokenProbs look up. One row's
+        // probabilities at a time ([V]), never all layers × positions × V.
         var topIds = new int[c.NLayer + 1][][];
         var topProbs = new float[c.NLayer + 1][][];
-        var probs = new float[c.NLayer + 1][];   // [T·V] per layer
-        for (int l = 0; l <= c.NLayer; l++)
+        var final = new float[c.NLayer + 1][];
+        var probs = new float[V];
+        for (int l = c.NLayer; l >= 0; l--)
         {
             float[] logits = model.Unembed(residuals[l], T);
-            probs[l] = new float[T * V];
             topIds[l] = new int[T][];
             topProbs[l] = new float[T][];
+            final[l] = new float[T];
             for (int t = 0; t < T; t++)
             {
-                var p = probs[l].AsSpan(t * V, V);
-                TokenMath.Softmax(logits.AsSpan(t * V, V), p);
-                var best = TokenMath.TopK(p, top);
+                TokenMath.Softmax(logits.AsSpan(t * V, V), probs);
+                var best = TokenMath.TopK(probs, top);
                 topIds[l][t] = best.Select(b => b.Index).ToArray();
                 topProbs[l][t] = best.Select(b => b.Value).ToArray();
+                final[l][t] = probs[topIds[c.NLayer][t][0]];
             }
-        }
-        var final = new float[c.NLayer + 1][];
-        for (int l = 0; l <= c.NLayer; l++)
-        {
-            final[l] = new float[T];
-            for (int t = 0; t < T; t++) final[l][t] = probs[l][t * V + topIds[c.NLayer][t][0]];
         }
         return new Result(ids, topIds, topProbs, final);
     }

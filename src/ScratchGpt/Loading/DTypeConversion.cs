@@ -1,6 +1,6 @@
 namespace ScratchGpt.Loading;
 
-/// <summary>Widening of 16-bit floats to float32. Both conversions are exact.</summary>
+/// <summary>Widening of 16-bit floats to float32 (both exact), and the rounding the other way for writers.</summary>
 public static class DTypeConversion
 {
     /// <summary>bfloat16 is the top half of a float32: shift its 16 bits left by 16.</summary>
@@ -13,6 +13,14 @@ public static class DTypeConversion
 
     public static void HalfToFloat(ReadOnlySpan<Half> src, Span<float> dst) =>
         System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(src, dst);
+
+    /// <summary>float32 → the little-endian bytes of float16, rounded to nearest even (as a file stores them).</summary>
+    public static byte[] FloatToHalfBytes(ReadOnlySpan<float> src)
+    {
+        var h = new Half[src.Length];
+        for (int i = 0; i < h.Length; i++) h[i] = (Half)src[i];
+        return System.Runtime.InteropServices.MemoryMarshal.AsBytes(h.AsSpan()).ToArray();
+    }
 
     /// <summary>float32 → bfloat16 with round-to-nearest-even (NaN stays NaN).</summary>
     public static ushort FloatToBFloat16(float f)

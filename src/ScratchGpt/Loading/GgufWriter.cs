@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Text;
 
 namespace ScratchGpt.Loading;
@@ -47,15 +46,6 @@ public sealed class GgufWriter
         if (data.Length != want) throw new ArgumentException($"tensor '{name}': {data.Length} bytes, its shape and type need {want}");
         _tensors.Add((name, dims, type, data));
         return this;
-    }
-
-    public static byte[] Float32Bytes(ReadOnlySpan<float> x) => MemoryMarshal.AsBytes(x).ToArray();
-
-    public static byte[] Float16Bytes(ReadOnlySpan<float> x)
-    {
-        var h = new Half[x.Length];
-        for (int i = 0; i < x.Length; i++) h[i] = (Half)x[i];
-        return MemoryMarshal.AsBytes(h.AsSpan()).ToArray();
     }
 
     public void Save(string path) => AtomicFile.Write(path, stream =>

@@ -51,12 +51,7 @@ public sealed record Gpt2Config
     public static Gpt2Config Load(string path)
     {
         if (!File.Exists(path)) throw new ModelLoadException($"{path}: file not found");
-        JsonNode? root;
-        try { root = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { MaxDepth = 16 }); }
-        catch (JsonException e)
-        { throw new ModelLoadException($"{path}: not valid JSON: {e.Message.ReplaceLineEndings(" ")}", e); }
-        if (root is not JsonObject o) throw new ModelLoadException($"{path}: expected a JSON object");
-        return FromJson(o, path);
+        return FromJson(JsonObjectFile.Read(path), path);
     }
 
     public static Gpt2Config FromJson(JsonObject o, string path)

@@ -75,8 +75,8 @@ public static class Gpt2Gguf
 
     public static byte[] Encode(float[] data, GgufWriter.TensorType type) => type switch
     {
-        GgufWriter.TensorType.F16 => GgufWriter.Float16Bytes(data),
+        GgufWriter.TensorType.F16 => DTypeConversion.FloatToHalfBytes(data),
         GgufWriter.TensorType.Q8_0 => Q8_0.Quantize(data),
-        _ => GgufWriter.Float32Bytes(data),
+        _ => System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()).ToArray(),
     };
 }

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace ScratchGpt.Loading;
@@ -40,12 +39,6 @@ public static class ModelFolder
     public static JsonObject? ReadGenerationConfig(string directory)
     {
         string path = Path.Combine(directory, "generation_config.json");
-        if (!File.Exists(path)) return null;
-        try
-        {
-            return JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { MaxDepth = 16 }) as JsonObject
-                ?? throw new ModelLoadException($"{path}: expected a JSON object");
-        }
-        catch (JsonException e) { throw new ModelLoadException($"{path}: not valid JSON: {e.Message.ReplaceLineEndings(" ")}", e); }
+        return File.Exists(path) ? JsonObjectFile.Read(path) : null;
     }
 }

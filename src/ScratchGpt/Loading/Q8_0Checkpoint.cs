@@ -19,17 +19,9 @@ public static class Q8_0Checkpoint
     {
         int rows = shape[0], cols = shape[1];
         if (cols % Q8_0.BlockSize != 0) throw new ArgumentException($"{name}: Q8_0 needs rows of whole blocks of {Q8_0.BlockSize}, got {cols}");
-        byte[] blocks = Q8_0.Quantize(values);
-        int n = blocks.Length / Q8_0.BlockBytes;
-        var q = new byte[n * Q8_0.BlockSize];
-        var d = new byte[n * 2];
-        for (int b = 0; b < n; b++)
-        {
-            blocks.AsSpan(b * Q8_0.BlockBytes, 2).CopyTo(d.AsSpan(b * 2));
-            blocks.AsSpan(b * Q8_0.BlockBytes + 2, Q8_0.BlockSize).CopyTo(q.AsSpan(b * Q8_0.BlockSize));
-        }
-        w.Add(name, SafetensorsDType.I8, [rows, cols], q);
-        w.Add(name + ScaleSuffix, SafetensorsDType.F16, [rows, cols / Q8_0.BlockSize], d);
+        var (q, d) = Q8_0.Split(values);
+        w.Add(name, SafetensorsDType.I8, [rows, cols], MemoryMarshal.AsBytes(q.AsSpan()).ToArray());
+        w.Add(name + ScaleSuffix, SafetensorsDType.F16, [rows, cols / Q8_0.BlockSize], MemoryMarshal.AsBytes(d.AsSpan()).ToArray());
     }
 
     /// <summary>d · q for a matrix stored this way, [out, in] as the runtime holds it.</summary>
@@ -40,10 +32,6 @@ public static class Q8_0Checkpoint
         if (cols % Q8_0.BlockSize != 0 || !file.Tensors.TryGetValue(scaleName, out var s) || s.DType != SafetensorsDType.F16
             || !s.Shape.SequenceEqual([rows, cols / Q8_0.BlockSize]))
             throw new ModelLoadException($"{file.Path}: I8 tensor '{q.Name}' needs '{scaleName}' F16 [{rows}, {cols / Q8_0.BlockSize}] (Q8_0 scales)");
-        var quants = MemoryMarshal.Cast<byte, sbyte>(file.RawBytes(q));
-        var scales = MemoryMarshal.Cast<byte, Half>(file.RawBytes(s));
-        var x = new float[(long)rows * cols];
-        for (int i = 0; i < x.Length; i++) x[i] = (float)scales[i / Q8_0.BlockSize] * quants[i];
-        return x;
+        return Q8_0.Dequantize(MemoryMarshal.Cast<byte, sbyte>(file.RawBytes(q)), MemoryMarshal.Cast<byte, Half>(file.RawBytes(s)));
     }
 }

@@ -17,12 +17,8 @@ public sealed class SafetensorsWriter
     public SafetensorsWriter AddFloat32(string name, long[] shape, ReadOnlySpan<float> data) =>
         Add(name, SafetensorsDType.F32, shape, MemoryMarshal.AsBytes(data).ToArray());
 
-    public SafetensorsWriter AddFloat16(string name, long[] shape, ReadOnlySpan<float> data)
-    {
-        var h = new Half[data.Length];
-        for (int i = 0; i < h.Length; i++) h[i] = (Half)data[i];
-        return Add(name, SafetensorsDType.F16, shape, MemoryMarshal.AsBytes(h.AsSpan()).ToArray());
-    }
+    public SafetensorsWriter AddFloat16(string name, long[] shape, ReadOnlySpan<float> data) =>
+        Add(name, SafetensorsDType.F16, shape, DTypeConversion.FloatToHalfBytes(data));
 
     public SafetensorsWriter AddBFloat16(string name, long[] shape, ReadOnlySpan<float> data)
     {

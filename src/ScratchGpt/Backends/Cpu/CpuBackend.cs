@@ -94,11 +94,12 @@ public sealed class CpuBackend : IBackend
     {
         float[] bs = bias is null ? [] : F(bias);
         var wb = (CpuBuffer)w;
-        if (wb.Q8 is { } q8) { MatMulQ8(xs, q8, bs, ys, rows, inDim, outDim); return; }
-        // Prefill: the register-blocked GEMM (4 rows × 4 columns per inner loop); float16 weights are widened a block at a time.
+        // Prefill: the register-blocked GEMM (4 rows × 4 columns per inner loop); float16 and Q8_0 weights are widened
+        // 64 rows at a time. Decode (below) reads every format as stored: Q8_0 at ~1 byte a weight.
         if (rows >= 16 && wb.BFloat16 is null)
         {
             if (wb.Half16 is { } half) Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), half, ys.AsMemory(0, rows * outDim), rows, outDim, inDim, bs);
+            else if (wb.Q8 is { } q8w) Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), q8w, ys.AsMemory(0, rows * outDim), rows, outDim, inDim, bs);
             else Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), wb.Data, ys.AsMemory(0, rows * outDim), rows, outDim, inDim, bs);
             return;
         }
@@ -116,26 +117,10 @@ public sealed class CpuBackend : IBackend
             if (paired is not null) CpuKernels.MatMulColumnsHalfPaired(paired, wb.Half16, bs, ys, rows, inDim, outDim, j0, j1);
             else if (wb.Half16 is { } h) CpuKernels.MatMulColumns(xs, h, bs, ys, rows, inDim, outDim, j0, j1);
             else if (wb.BFloat16 is { } bf) CpuKernels.MatMulColumns(xs, bf, bs, ys, rows, inDim, outDim, j0, j1);
+            else if (wb.Q8 is { } q8) CpuKernels.MatMulColumnsQ8(xs, q8, bs, ys, rows, inDim, outDim, j0, j1);
             else CpuKernels.MatMulColumns(xs, wb.Data, bs, ys, rows, inDim, outDim, j0, j1);
         });
         if (paired is not null) System.Buffers.ArrayPool<float>.Shared.Return(paired);
-    }
-
-    /// <summary>Q8_0 weights: decode steps read the bytes as they are (about a quarter of float32's traffic); a
-    /// prefill widens 64 weight rows at a time into scratch and runs the float32 GEMM tiles over them.</summary>
-    private static void MatMulQ8(float[] xs, Q8Weights w, float[] bs, float[] ys, int rows, int inDim, int outDim)
-    {
-        if (rows >= 16)
-        {
-            Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), w, ys.AsMemory(0, rows * outDim), rows, outDim, inDim, bs);
-            return;
-        }
-        int blocks = (long)rows * inDim * outDim < 32_768 ? 1 : Math.Min(outDim, Math.Max(Environment.ProcessorCount * 8, outDim / 64));
-        Parallel.For(0, blocks, blk =>
-        {
-            int j0 = (int)((long)outDim * blk / blocks), j1 = (int)((long)outDim * (blk + 1) / blocks);
-            CpuKernels.MatMulColumnsQ8(xs, w, bs, ys, rows, inDim, outDim, j0, j1);
-        });
     }
 
     public void Gelu(IDeviceBuffer x, long count)

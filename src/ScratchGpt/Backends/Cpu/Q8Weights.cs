@@ -7,17 +7,10 @@ public sealed record Q8Weights(sbyte[] Quants, float[] Scales)
 {
     public static Q8Weights From(ReadOnlySpan<float> data)
     {
-        byte[] blocks = Loading.Q8_0.Quantize(data);
-        int n = blocks.Length / Loading.Q8_0.BlockBytes;
-        var quants = new sbyte[n * Loading.Q8_0.BlockSize];
-        var scales = new float[n];
-        for (int b = 0; b < n; b++)
-        {
-            var block = blocks.AsSpan(b * Loading.Q8_0.BlockBytes, Loading.Q8_0.BlockBytes);
-            scales[b] = (float)BitConverter.ToHalf(block);
-            System.Runtime.InteropServices.MemoryMarshal.Cast<byte, sbyte>(block[2..]).CopyTo(quants.AsSpan(b * Loading.Q8_0.BlockSize));
-        }
-        return new Q8Weights(quants, scales);
+        var (q, d) = Loading.Q8_0.Split(data);
+        var scales = new float[d.Length];
+        System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(d, scales);
+        return new Q8Weights(q, scales);
     }
 
     /// <summary>Row <paramref name="r"/> of <paramref name="cols"/> values, widened: d · q, eight at a time.</summary>

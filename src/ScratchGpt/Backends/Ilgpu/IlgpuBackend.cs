@@ -87,7 +87,7 @@ public sealed class IlgpuBackend : IBackend
     {
         if (precision == WeightPrecision.Float32) return Upload(data);
         // The device kernels read float32 / float16 / bfloat16 weights; Q8_0 arrives as its dequantized values.
-        if (precision == WeightPrecision.Q8_0) return Upload(Loading.Q8_0.Dequantize(Loading.Q8_0.Quantize(data)));
+        if (precision == WeightPrecision.Q8_0) return Upload(Loading.Q8_0.RoundTrip(data));
         var b = new IlgpuBuffer(this, _accelerator, data.Length, precision);
         var bits = WeightFormat.SixteenBit(data, precision);
         if (bits.Length > 0) b.Bits.SubView(0, bits.Length).CopyFromCPU(bits);

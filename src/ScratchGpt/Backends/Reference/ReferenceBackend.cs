@@ -26,7 +26,7 @@ public sealed class ReferenceBackend : IBackend
     {
         WeightPrecision.Float16 => new Buffer(WeightFormat.ToFloat16(data).Select(h => (float)h).ToArray()),
         WeightPrecision.BFloat16 => new Buffer(WeightFormat.ToBFloat16(data).Select(b => BitConverter.Int32BitsToSingle(b << 16)).ToArray()),
-        WeightPrecision.Q8_0 => new Buffer(Loading.Q8_0.Dequantize(Loading.Q8_0.Quantize(data))),   // d · q, exactly
+        WeightPrecision.Q8_0 => new Buffer(Loading.Q8_0.RoundTrip(data)),   // d · q, exactly
         _ => Upload(data),
     };
 
