@@ -31,76 +31,83 @@ public static class ProbeCommand
         Common.AddModelOptions(c);
         foreach (var o in new Option[] { Template, Fills, TopK, Targets, Generate, NumReturn, NumBeams, Greedy, Temperature, MaxNew, Seed, Csv, Common.Json })
             c.Options.Add(o);
-        Common.Action(c, p =>
-        {
-            int topK = p.GetValue(TopK);
-            if (topK < 1) throw new ArgumentException($"--top-k must be ≥ 1, got {topK}");
-            string template = p.GetValue(Template)!;
-            string[] fills = p.GetValue(Fills)!;
-            var prompts = fills.Select(f => PromptProbe.Fill(template, f)).ToArray();
-            using var model = Common.LoadModel(p);
-            var tok = model.Tokenizer!;
-            var ids = prompts.Select(pr => Common.EncodePrompt(model, pr)).ToArray();
-            var targets = p.GetValue(Targets)!.Select(t => (t, tok.Encode(t))).ToList();
-            foreach (var (t, tids) in targets)
-                if (tids.Length == 0) throw new ArgumentException("--targets: an empty target");
-            GenerationConfig? gen = null;
-            if (p.GetValue(Generate))
-            {
-                gen = new GenerationConfig
-                {
-                    NumReturnSequences = p.GetValue(NumReturn), NumBeams = p.GetValue(NumBeams), DoSample = !p.GetValue(Greedy),
-                    Temperature = p.GetValue(Temperature), MaxNewTokens = p.GetValue(MaxNew), Seed = p.GetValue(Seed),
-                    EosTokenId = tok.EndOfTextId >= 0 ? tok.EndOfTextId : null, PadTokenId = tok.EndOfTextId >= 0 ? tok.EndOfTextId : null,
-                };
-                foreach (var i in ids) new Generator(model).Check(i, gen);
-            }
-            foreach (var i in ids) Common.CheckLength(model, i.Length + targets.Select(t => t.Item2.Length).DefaultIfEmpty(0).Max());
-            var rows = fills.Select((f, i) => PromptProbe.Probe(model, f, prompts[i], ids[i], Math.Min(topK, model.VocabSize), targets, gen)).ToList();
-
-            if (p.GetValue(Csv) is string csv)
-            {
-                var sb = new StringBuilder("fill,rank,id,token,prob\n");
-                foreach (var r in rows)
-                    for (int k = 0; k < r.Top.Length; k++)
-                        sb.Append(CultureInfo.InvariantCulture, $"{StepsCommand.Q(r.Fill)},{k + 1},{r.Top[k].Id},{StepsCommand.Q(tok.Decode([r.Top[k].Id]))},{r.Top[k].Prob:R}\n");
-                AtomicFile.WriteAllText(csv, sb.ToString());
-            }
-            if (p.GetValue(Common.Json))
-            {
-                Console.WriteLine(new JsonObject
-                {
-                    ["template"] = template,
-                    ["rows"] = new JsonArray(rows.Select(r => (JsonNode)new JsonObject
-                    {
-                        ["fill"] = r.Fill, ["prompt"] = r.Prompt,
-                        ["top"] = new JsonArray(r.Top.Select(t => (JsonNode)new JsonObject
-                        {
-                            ["id"] = t.Id, ["token"] = tok.Decode([t.Id]), ["prob"] = Math.Round(t.Prob, 6),
-                        }).ToArray()),
-                        ["targets"] = new JsonObject(r.Targets.Select(t => KeyValuePair.Create(t.Target, (JsonNode?)Math.Round(t.Prob, 8)))),
-                        ["generated"] = new JsonArray(r.Generated.Select(g => (JsonNode)tok.Decode(g)).ToArray()),
-                    }).ToArray()),
-                }.ToJsonString(StepsCommand.JsonOut));
-                return 0;
-            }
-            var table = new Table().AddColumn("rank");
-            foreach (var r in rows) table.AddColumn(Markup.Escape(r.Fill));
-            for (int k = 0; k < rows[0].Top.Length; k++)
-                table.AddRow([(k + 1).ToString(CultureInfo.InvariantCulture), .. rows.Select(r =>
-                    Markup.Escape($"{StepsCommand.Visible(tok.Decode([r.Top[k].Id]))} ({100 * r.Top[k].Prob:F2}%)"))]);
-            foreach (var (t, _) in targets)
-                table.AddRow([Markup.Escape($"p({StepsCommand.Visible(t)})"), .. rows.Select(r =>
-                    (100 * r.Targets.First(x => x.Target == t).Prob).ToString("F4", CultureInfo.InvariantCulture) + "%")]);
-            AnsiConsole.Write(table);
-            if (gen is not null)
-                foreach (var r in rows)
-                {
-                    Console.WriteLine($"{r.Prompt}");
-                    foreach (var g in r.Generated) Console.WriteLine($"  …{StepsCommand.Visible(tok.Decode(g))}");
-                }
-            return 0;
-        });
+        // Ctrl-C ends the run between fills (exit 130, nothing on stdout).
+        Common.Action(c, (p, ct) => Task.FromResult(Run(p, ct)));
         return c;
+    }
+
+    private static int Run(ParseResult p, CancellationToken ct)
+    {
+        int topK = p.GetValue(TopK);
+        if (topK < 1) throw new ArgumentException($"--top-k must be ≥ 1, got {topK}");
+        string template = p.GetValue(Template)!;
+        string[] fills = p.GetValue(Fills)!;
+        var prompts = fills.Select(f => PromptProbe.Fill(template, f)).ToArray();
+        using var model = Common.LoadModel(p);
+        var tok = model.Tokenizer!;
+        var ids = prompts.Select(pr => Common.EncodePrompt(model, pr)).ToArray();
+        var targets = p.GetValue(Targets)!.Select(t => (t, tok.Encode(t))).ToList();
+        foreach (var (t, tids) in targets)
+            if (tids.Length == 0) throw new ArgumentException("--targets: an empty target");
+        GenerationConfig? gen = null;
+        if (p.GetValue(Generate))
+        {
+            gen = new GenerationConfig
+            {
+                NumReturnSequences = p.GetValue(NumReturn), NumBeams = p.GetValue(NumBeams), DoSample = !p.GetValue(Greedy),
+                Temperature = p.GetValue(Temperature), MaxNewTokens = p.GetValue(MaxNew), Seed = p.GetValue(Seed),
+                EosTokenId = tok.EndOfTextId >= 0 ? tok.EndOfTextId : null, PadTokenId = tok.EndOfTextId >= 0 ? tok.EndOfTextId : null,
+            };
+            foreach (var i in ids) new Generator(model).Check(i, gen);
+        }
+        foreach (var i in ids) Common.CheckLength(model, i.Length + targets.Select(t => t.Item2.Length).DefaultIfEmpty(0).Max());
+        var rows = fills.Select((f, i) =>
+        {
+            ct.ThrowIfCancellationRequested();
+            return PromptProbe.Probe(model, f, prompts[i], ids[i], Math.Min(topK, model.VocabSize), targets, gen);
+        }).ToList();
+
+        if (p.GetValue(Csv) is string csv)
+        {
+            var sb = new StringBuilder("fill,rank,id,token,prob\n");
+            foreach (var r in rows)
+                for (int k = 0; k < r.Top.Length; k++)
+                    sb.Append(CultureInfo.InvariantCulture, $"{StepsCommand.Q(r.Fill)},{k + 1},{r.Top[k].Id},{StepsCommand.Q(tok.Decode([r.Top[k].Id]))},{r.Top[k].Prob:R}\n");
+            AtomicFile.WriteAllText(csv, sb.ToString());
+        }
+        if (p.GetValue(Common.Json))
+        {
+            Console.WriteLine(new JsonObject
+            {
+                ["template"] = template,
+                ["rows"] = new JsonArray(rows.Select(r => (JsonNode)new JsonObject
+                {
+                    ["fill"] = r.Fill, ["prompt"] = r.Prompt,
+                    ["top"] = new JsonArray(r.Top.Select(t => (JsonNode)new JsonObject
+                    {
+                        ["id"] = t.Id, ["token"] = tok.Decode([t.Id]), ["prob"] = Math.Round(t.Prob, 6),
+                    }).ToArray()),
+                    ["targets"] = new JsonObject(r.Targets.Select(t => KeyValuePair.Create(t.Target, (JsonNode?)Math.Round(t.Prob, 8)))),
+                    ["generated"] = new JsonArray(r.Generated.Select(g => (JsonNode)tok.Decode(g)).ToArray()),
+                }).ToArray()),
+            }.ToJsonString(StepsCommand.JsonOut));
+            return 0;
+        }
+        var table = new Table().AddColumn("rank");
+        foreach (var r in rows) table.AddColumn(Markup.Escape(r.Fill));
+        for (int k = 0; k < rows[0].Top.Length; k++)
+            table.AddRow([(k + 1).ToString(CultureInfo.InvariantCulture), .. rows.Select(r =>
+                Markup.Escape($"{StepsCommand.Visible(tok.Decode([r.Top[k].Id]))} ({100 * r.Top[k].Prob:F2}%)"))]);
+        foreach (var (t, _) in targets)
+            table.AddRow([Markup.Escape($"p({StepsCommand.Visible(t)})"), .. rows.Select(r =>
+                (100 * r.Targets.First(x => x.Target == t).Prob).ToString("F4", CultureInfo.InvariantCulture) + "%")]);
+        AnsiConsole.Write(table);
+        if (gen is not null)
+            foreach (var r in rows)
+            {
+                Console.WriteLine($"{r.Prompt}");
+                foreach (var g in r.Generated) Console.WriteLine($"  …{StepsCommand.Visible(tok.Decode(g))}");
+            }
+        return 0;
     }
 }

@@ -396,6 +396,19 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
     }
 
     [Fact]
+    public void Ctrl_c_stops_an_ablation_between_passes_with_nothing_half_printed()
+    {
+        using var p = new CliProcess(["ablate", "--model", gpt2.Dir, "--device", "cpu", "--prompt", "Hello there, how are you",
+            "--target", " today", "--verbose"]);
+        Assert.True(p.WaitUntil((_, e) => e.Contains("Device:")), "ablation did not start: " + p.Err);
+        Thread.Sleep(500);
+        p.Signal(CliProcess.SigInt);
+        Assert.Equal(130, p.Wait(60));
+        Assert.Equal("", p.Out);
+        Assert.Equal("stopped.", Lines(p.Err).Last());
+    }
+
+    [Fact]
     public void Ctrl_c_during_training_saves_a_checkpoint_that_resumes()
     {
         string dir = Directory.CreateTempSubdirectory("sgpt-train-int").FullName;

@@ -14,7 +14,9 @@ public static class HeadAblation
     /// <param name="DeltaLogProb">[layer][head] log p(target) ablated − baseline.</param>
     public sealed record Result(double BaselineLogProb, double[][] DeltaLogProb);
 
-    public static Result Run(Gpt2Model model, int[] ids, int target, bool mean = false)
+    /// <param name="ct">Checked between passes: a cancelled run ends with <see cref="OperationCanceledException"/>
+    /// (a partial table would read as a finished one).</param>
+    public static Result Run(Gpt2Model model, int[] ids, int target, bool mean = false, CancellationToken ct = default)
     {
         var c = model.Config;
         if ((uint)target >= (uint)model.VocabSize) throw new ArgumentException($"target id {target} is outside the vocabulary");
@@ -25,6 +27,7 @@ public static class HeadAblation
             delta[l] = new double[c.NHead];
             for (int h = 0; h < c.NHead; h++)
             {
+                ct.ThrowIfCancellationRequested();
                 int head = h;
                 var hooks = new ForwardHooks().On($"blocks.{l}.attn.hook_z", z => Ablate(z.Values, ids.Length, head, c.HeadDim, c.NEmbd, mean));
                 delta[l][h] = LastLogProb(model, ids, target, hooks) - baseline;
