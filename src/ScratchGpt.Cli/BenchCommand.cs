@@ -81,10 +81,7 @@ public static class BenchCommand
             Console.Error.WriteLine("\r                    ");
 
             double bandwidth = MeasureBandwidth();
-            double bytesPer = model.Precision switch   // what a matmul reads per weight
-            {
-                WeightPrecision.Float32 => 4, WeightPrecision.Q8_0 => 34.0 / 32, _ => 2,
-            };
+            double bytesPer = model.Precision.BytesPerWeight();   // what a matmul reads per weight
             var cfg = model.Config;
             long weightBytes = (long)((model.ParameterCount - (long)cfg.NPositions * cfg.NEmbd) * bytesPer);   // wpe: one row per token
             double floorMs = weightBytes / bandwidth * 1000;

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using ScratchGpt.Backends;
 using ScratchGpt.Decoding;
 using ScratchGpt.Loading;
 using ScratchGpt.Model;
@@ -187,7 +188,7 @@ public static class InspectCommands
             using var model = Common.LoadModel(p);
             var cfg = model.Config;
             long total = model.ParameterCount;
-            double bytesPer = model.Precision switch { Backends.WeightPrecision.Float32 => 4, Backends.WeightPrecision.Q8_0 => 34.0 / 32, _ => 2 };
+            double bytesPer = model.Precision.BytesPerWeight();
             var shapes = Loading.Gpt2Layout.For(cfg).All()   // the checkpoint's names and shapes (Conv1D as [in, out])
                 .Select(t => (t.Name, Shape: t.CheckpointShape.Select(d => (long)d).ToArray())).ToList();
             if (p.GetValue(Common.Json))

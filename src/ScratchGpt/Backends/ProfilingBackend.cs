@@ -15,7 +15,7 @@ public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = nul
     public sealed record Entry(string Operation, TimeSpan Time, long Calls, long WeightBytesPerCall);
 
     private readonly Dictionary<string, (long Ticks, long Calls, long Bytes)> _entries = new();
-    private readonly Dictionary<IDeviceBuffer, int> _bytesPerWeight = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<IDeviceBuffer, double> _bytesPerWeight = new(ReferenceEqualityComparer.Instance);
 
     public IBackend Inner => inner;
     public string Kind => inner.Kind;
@@ -57,9 +57,9 @@ public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = nul
 
     public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision)
     {
-        Interlocked.Add(ref _bytesMoved, data.Length * (precision == WeightPrecision.Float32 ? 4L : 2L));
+        Interlocked.Add(ref _bytesMoved, (long)(data.Length * precision.BytesPerWeight()));
         var b = inner.UploadWeight(data, precision);
-        lock (_bytesPerWeight) _bytesPerWeight[b] = precision == WeightPrecision.Float32 ? 4 : 2;
+        lock (_bytesPerWeight) _bytesPerWeight[b] = precision.BytesPerWeight();
         return b;
     }
 
@@ -89,11 +89,11 @@ public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = nul
     public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim,
         MatMulEpilogue epilogue = MatMulEpilogue.Store)
     {
-        int bytes;
+        double bytes;
         lock (_bytesPerWeight) bytes = _bytesPerWeight.GetValueOrDefault(w, 4);
         long t = Stopwatch.GetTimestamp(); inner.MatMul(x, w, bias, y, rows, inDim, outDim, epilogue);
         string then = epilogue switch { MatMulEpilogue.Gelu => " +gelu", MatMulEpilogue.AddToOutput => " +residual", _ => "" };
-        Record($"matmul {inDim}→{outDim}{then}{(rows == 1 ? "" : $" ×{rows} rows")}", t, (long)inDim * outDim * bytes);
+        Record($"matmul {inDim}→{outDim}{then}{(rows == 1 ? "" : $" ×{rows} rows")}", t, (long)(inDim * (long)outDim * bytes));
     }
 
     public void Gelu(IDeviceBuffer x, long count)

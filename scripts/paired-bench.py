@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Paired CPU benchmark: scratchgpt against llama.cpp on the same weights, interleaved.
+
+Usage:
+    python3 scripts/paired-bench.py --llama /tmp/llama/build [--rounds 3] [--dtypes f32,f16,q8_0] [--threads 2,1]
+
+Both runtimes read the same numbers: one random gpt2-shaped checkpoint (`scratchgpt init --config gpt2`), which our
+own exporter writes as GGUF for llama.cpp (`scratchgpt convert --to gguf --dtype …`). For every round, thread count
+and dtype it runs ours, then llama-bench, pinned with taskset to the same cores (1 thread: core 0), and prints one
+JSON line per pair: both prefill and decode rates, their ratios, the load average before the pair, and our
+bandwidth floor. The last lines (`"summary": true`) are the medians per configuration.
+
+Decode is measured after the prompt on both sides: ours decodes after a 128-token prefill; for llama.cpp it is
+`-pg 128,64` minus `-p 128` (64 tokens ÷ the difference of the two times), as its plain `-n 64` starts from an
+empty cache. llama.cpp's threads spin, so a pair is only meaningful on a quiet machine: check `load_avg`.
+
+llama.cpp is not part of this repository: build it yourself, outside it (https://github.com/ggerganov/llama.cpp),
+and pass the build folder. Our CLI is built (Release) if `--cli` is not given.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cpu_model():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def run(cmd, env=None):
+    """Runs a command; on failure prints its stderr and stops the script."""
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        sys.exit(f"paired-bench: {' '.join(cmd)} failed (exit {p.returncode}): {p.stderr.strip()[-500:]}")
+    return p.stdout
+
+
+def cores(threads):
+    return ",".join(str(c) for c in range(threads))
+
+
+def ours(cli, model, quantize, threads, prompt, gen, runs):
+    env = dict(os.environ, DOTNET_PROCESSOR_COUNT=str(threads))
+    cmd = ["taskset", "-c", cores(threads)] + cli + ["bench", "--model", model, "--device", "cpu",
+                                                    "--prompt-tokens", str(prompt), "--new-tokens", str(gen),
+                                                    "--runs", str(runs), "--json"]
+    if quantize:
+        cmd += ["--quantize", quantize]
+    r = json.loads(run(cmd, env))
+    return {"prefill": r["prefill_tok_s"], "decode": r["decode_tok_s"],
+            "floor_decode": round(1000 / r["floor_ms_per_token"], 1), "bandwidth_gb_s": r["bandwidth_gb_s"]}
+
+
+def llama(bench, gguf, threads, prompt, gen, runs):
+    cmd = ["taskset", "-c", cores(threads), bench, "-m", gguf, "-t", str(threads), "-r", str(runs),
+           "-p", str(prompt), "-n", "0", "-pg", f"{prompt},{gen}", "-o", "json"]
+    rows = json.loads(run(cmd))
+    pp = next(r for r in rows if r["n_gen"] == 0)
+    pg = next(r for r in rows if r["n_gen"] == gen and r["n_prompt"] == prompt)
+    decode_s = (pg["avg_ns"] - pp["avg_ns"]) / 1e9   # the 64 tokens after the prompt
+    return {"prefill": round(prompt / (pp["avg_ns"] / 1e9), 1), "decode": round(gen / decode_s, 2)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--llama", required=True, help="llama.cpp build folder (has bin/llama-bench)")
+    ap.add_argument("--cli", help="command that runs scratchgpt (default: build and run the Release CLI)")
+    ap.add_argument("--work", help="folder for the checkpoint and GGUF files (default: a new temporary folder)")
+    ap.add_argument("--dtypes", default="f32,f16,q8_0")
+    ap.add_argument("--threads", default="2,1")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=3, help="timed runs per measurement on each side")
+    ap.add_argument("--prompt-tokens", type=int, default=128)
+    ap.add_argument("--new-tokens", type=int, default=64)
+    a = ap.parse_args()
+
+    bench = os.path.join(a.llama, "bin", "llama-bench")
+    if not os.access(bench, os.X_OK):
+        sys.exit(f"paired-bench: --llama {a.llama}: no executable bin/llama-bench there")
+    dtypes = a.dtypes.split(",")
+    for d in dtypes:
+        if d not in ("f32", "f16", "q8_0"):
+            sys.exit(f"paired-bench: --dtypes: unknown dtype '{d}' (f32, f16, q8_0)")
+    threads = [int(t) for t in a.threads.split(",")]
+    if max(threads) > os.cpu_count():
+        sys.exit(f"paired-bench: --threads {a.threads}: this machine has {os.cpu_count()} cores")
+
+    if a.cli:
+        cli = a.cli.split()
+    else:
+        project = os.path.join(ROOT, "src", "ScratchGpt.Cli")
+        run(["dotnet", "build", project, "-c", "Release", "-v", "q", "-nologo"])
+        cli = ["dotnet", os.path.join(project, "bin", "Release", "net10.0", "ScratchGpt.Cli.dll")]
+
+    work = a.work or tempfile.mkdtemp(prefix="paired-bench-")
+    f32 = os.path.join(work, "gpt2-f32")
+    if not os.path.exists(os.path.join(f32, "model.safetensors")):
+        run(cli + ["init", "--config", "gpt2", "--out", f32])
+    models = {"f32": (f32, None), "q8_0": (f32, "q8_0")}   # q8_0: ours quantizes at load, as the GGUF writer does
+    if "f16" in dtypes:
+        f16 = os.path.join(work, "gpt2-f16")
+        if not os.path.exists(os.path.join(f16, "model.safetensors")):
+            run(cli + ["convert", "--model", f32, "--out", f16, "--dtype", "f16"])
+        models["f16"] = (f16, None)
+    ggufs = {}
+    for d in dtypes:
+        ggufs[d] = os.path.join(work, f"gpt2-{d}.gguf")
+        if not os.path.exists(ggufs[d]):
+            run(cli + ["convert", "--model", f32, "--to", "gguf", "--dtype", d, "--out", ggufs[d]])
+
+    cpu = cpu_model()
+    pairs = []
+    for rnd in range(1, a.rounds + 1):
+        for t in threads:
+            for d in dtypes:
+                load = [round(x, 2) for x in os.getloadavg()]
+                model, quantize = models[d]
+                o = ours(cli, model, quantize, t, a.prompt_tokens, a.new_tokens, a.runs)
+                l = llama(bench, ggufs[d], t, a.prompt_tokens, a.new_tokens, a.runs)
+                pair = {"cpu": cpu, "round": rnd, "dtype": d, "threads": t, "load_avg": load,
+                        "ours": o, "llama_cpp": l,
+                        "ratio": {"prefill": round(o["prefill"] / l["prefill"], 3),
+                                  "decode": round(o["decode"] / l["decode"], 3)}}
+                pairs.append(pair)
+                print(json.dumps(pair), flush=True)
+
+    for t in threads:
+        for d in dtypes:
+            ps = [p for p in pairs if p["threads"] == t and p["dtype"] == d]
+            med = lambda side, k: statistics.median(p[side][k] for p in ps)
+            print(json.dumps({
+                "summary": True, "cpu": cpu, "dtype": d, "threads": t, "rounds": len(ps),
+                "ours": {"prefill": med("ours", "prefill"), "decode": med("ours", "decode"),
+                         "floor_decode": med("ours", "floor_decode")},
+                "llama_cpp": {"prefill": med("llama_cpp", "prefill"), "decode": med("llama_cpp", "decode")},
+                "ratio": {"prefill": statistics.median(p["ratio"]["prefill"] for p in ps),
+                          "decode": statistics.median(p["ratio"]["decode"] for p in ps)},
+                "decode_fraction_of_floor": round(med("ours", "decode") / med("ours", "floor_decode"), 3),
+            }), flush=True)
+
+
+if __name__ == "__main__":
+    main()
