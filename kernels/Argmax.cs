@@ -29,7 +29,11 @@ public static class Argmax
             {
                 float ov = bestValue[tid + stride];
                 int oi = bestIndex[tid + stride];
-                if (ov > bestValue[tid] || (ov == bestValue[tid] && oi < bestIndex[tid])) { bestValue[tid] = ov; bestIndex[tid] = oi; }
+                if (ov > bestValue[tid] || (ov == bestValue[tid] && oi < bestIndex[tid]))
+                {
+                    bestValue[tid] = ov;
+                    bestIndex[tid] = oi;
+                }
             }
             Group.Barrier();
         }

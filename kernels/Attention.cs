@@ -17,7 +17,8 @@ public static class Attention
     public const int MaxHeadDim = 128;
     private const int PerThread = MaxHeadDim / Threads;
 
-    /// <summary>k and v of the new rows into the caches at positions past .. past + rows − 1. One thread per element.</summary>
+    /// <summary>k and v of the new rows into the caches at positions past .. past + rows − 1. One thread per
+    /// element.</summary>
     public static void StoreKeysValues(ArrayView<float> qkv, ArrayView<float> kCache, ArrayView<float> vCache,
         int rows, int past, int nHead, int headDim, int capacity)
     {
@@ -32,25 +33,28 @@ public static class Attention
     }
 
     /// <summary>
-    /// A group of <see cref="Threads"/> per (row, head) (grid-stride over the rows · nHead pairs), walking the positions 0..p in chunks
-    /// of <see cref="Threads"/> with an online softmax: a running max m and sum l, the output so far rescaled by
-    /// exp(m_old − m_new) whenever m grows, so no score array of the sequence's length is needed.
+    /// A group of <see cref="Threads"/> per (row, head) (grid-stride over the rows · nHead pairs), walking the
+    /// positions 0..p in chunks of <see cref="Threads"/> with an online softmax: a running max m and sum l, the output
+    /// so far rescaled by exp(m_old − m_new) whenever m grows, so no score array of the sequence's length is needed.
     ///   1. thread i scores position t0 + i:        s = q·k_t / √headDim
     ///   2. every thread reads the chunk's scores:   m_new = max(m, s…), w_t = exp(s_t − m_new)
     ///   3. thread i owns output dims i, i + 64:     acc_d = acc_d · exp(m − m_new) + Σ_t w_t v_t[d]
     /// With wantProbs ≠ 0 a last pass writes the softmax weights to probs [nHead, rows, past + rows] (future = 0).
     /// </summary>
-    public static void Forward(ArrayView<float> qkv, ArrayView<float> kCache, ArrayView<float> vCache, ArrayView<float> y,
+    public static void Forward(ArrayView<float> qkv, ArrayView<float> kCache, ArrayView<float> vCache,
+        ArrayView<float> y,
         ArrayView<float> probs, int wantProbs, int rows, int past, int nHead, int headDim, int capacity)
     {
         var q = SharedMemory.Allocate<float>(MaxHeadDim);   // this row's query for head h
         var w = SharedMemory.Allocate<float>(Threads);      // the chunk's scores, then their weights
         var acc = LocalMemory.Allocate<float>(PerThread);
         for (int item = Grid.IdxX; item < rows * nHead; item += Grid.DimX)
-            RowHead(qkv, kCache, vCache, y, probs, wantProbs, rows, past, nHead, headDim, capacity, item / nHead, item % nHead, q, w, acc);
+            RowHead(qkv, kCache, vCache, y, probs, wantProbs, rows, past, nHead, headDim, capacity, item / nHead,
+                item % nHead, q, w, acc);
     }
 
-    private static void RowHead(ArrayView<float> qkv, ArrayView<float> kCache, ArrayView<float> vCache, ArrayView<float> y,
+    private static void RowHead(ArrayView<float> qkv, ArrayView<float> kCache, ArrayView<float> vCache,
+        ArrayView<float> y,
         ArrayView<float> probs, int wantProbs, int rows, int past, int nHead, int headDim, int capacity, int r, int h,
         ArrayView<float> q, ArrayView<float> w, ArrayView<float> acc)
     {

@@ -12,15 +12,15 @@ namespace ScratchGpt.Kernels;
 public static class AttentionTraining
 {
     /// <summary>The softmax row of query t goes straight into probs; y_t = Σ_u p[t, u] · mask[t, u] · v_u.</summary>
-    public static void Forward(ArrayView<float> qkv, ArrayView<float> y, ArrayView<float> probs, ArrayView<float> mask, int hasMask,
-        int batch, int seq, int nHead, int headDim)
+    public static void Forward(ArrayView<float> qkv, ArrayView<float> y, ArrayView<float> probs, ArrayView<float> mask,
+        int hasMask, int batch, int seq, int nHead, int headDim)
     {
         for (int g = Grid.GlobalIndex.X; g < batch * nHead * seq; g += GridStride.Threads)
             ForwardQuery(qkv, y, probs, mask, hasMask, seq, nHead, headDim, g);
     }
 
-    private static void ForwardQuery(ArrayView<float> qkv, ArrayView<float> y, ArrayView<float> probs, ArrayView<float> mask, int hasMask,
-        int seq, int nHead, int headDim, int g)
+    private static void ForwardQuery(ArrayView<float> qkv, ArrayView<float> y, ArrayView<float> probs,
+        ArrayView<float> mask, int hasMask, int seq, int nHead, int headDim, int g)
     {
         int t = g % seq, bh = g / seq, b = bh / nHead, h = bh % nHead, e = nHead * headDim;
         float scale = 1f / XMath.Sqrt((float)headDim);
@@ -43,7 +43,8 @@ public static class AttentionTraining
         {
             float acc = 0f;
             for (int u = 0; u <= t; u++)
-                acc += probs[p + u] * (hasMask != 0 ? mask[p + u] : 1f) * qkv[(long)(b * seq + u) * 3 * e + 2 * e + h * headDim + d];
+                acc += probs[p + u] * (hasMask != 0 ? mask[p + u]
+                    : 1f) * qkv[(long)(b * seq + u) * 3 * e + 2 * e + h * headDim + d];
             y[(long)(b * seq + t) * e + h * headDim + d] = acc;
         }
     }
@@ -54,7 +55,8 @@ public static class AttentionTraining
     ///   dq_t = Σ_u ds[t, u] k_u   → dqkv's q columns.
     /// </summary>
     public static void BackwardQuery(ArrayView<float> qkv, ArrayView<float> probs, ArrayView<float> mask, int hasMask,
-        ArrayView<float> dy, ArrayView<float> dscores, ArrayView<float> dqkv, int batch, int seq, int nHead, int headDim)
+        ArrayView<float> dy, ArrayView<float> dscores, ArrayView<float> dqkv, int batch, int seq, int nHead,
+        int headDim)
     {
         for (int g = Grid.GlobalIndex.X; g < batch * nHead * seq; g += GridStride.Threads)
             QueryGradient(qkv, probs, mask, hasMask, dy, dscores, dqkv, seq, nHead, headDim, g);
@@ -87,18 +89,22 @@ public static class AttentionTraining
     }
 
     /// <summary>
-    /// For key position u, over the queries t ≥ u that saw it: dk_u = Σ_t ds[t, u] q_t, dv_u = Σ_t p[t, u] m[t, u] dy_t.
+    /// For key position u, over the queries t ≥ u that saw it: dk_u = Σ_t ds[t, u] q_t, dv_u = Σ_t p[t, u] m[t, u]
+    /// dy_t.
     /// Runs after <see cref="BackwardQuery"/> (it reads dscores); writes dqkv's k and v columns, so nothing is
     /// written twice.
     /// </summary>
-    public static void BackwardKeyValue(ArrayView<float> qkv, ArrayView<float> probs, ArrayView<float> mask, int hasMask,
-        ArrayView<float> dy, ArrayView<float> dscores, ArrayView<float> dqkv, int batch, int seq, int nHead, int headDim)
+    public static void BackwardKeyValue(ArrayView<float> qkv, ArrayView<float> probs, ArrayView<float> mask,
+        int hasMask,
+        ArrayView<float> dy, ArrayView<float> dscores, ArrayView<float> dqkv, int batch, int seq, int nHead,
+        int headDim)
     {
         for (int g = Grid.GlobalIndex.X; g < batch * nHead * seq; g += GridStride.Threads)
             KeyValueGradient(qkv, probs, mask, hasMask, dy, dscores, dqkv, seq, nHead, headDim, g);
     }
 
-    private static void KeyValueGradient(ArrayView<float> qkv, ArrayView<float> probs, ArrayView<float> mask, int hasMask,
+    private static void KeyValueGradient(ArrayView<float> qkv, ArrayView<float> probs, ArrayView<float> mask,
+        int hasMask,
         ArrayView<float> dy, ArrayView<float> dscores, ArrayView<float> dqkv, int seq, int nHead, int headDim, int g)
     {
         int u = g % seq, bh = g / seq, b = bh / nHead, h = bh % nHead, e = nHead * headDim;

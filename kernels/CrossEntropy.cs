@@ -15,15 +15,16 @@ public static class CrossEntropy
 {
     public const int Threads = 256;
 
-    public static void Forward(ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> loss, int rows, int rowOffset, int vocab,
-        float gradWeight, int backward)
+    public static void Forward(ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> loss, int rows,
+        int rowOffset, int vocab, float gradWeight, int backward)
     {
         var scratch = SharedMemory.Allocate<float>(Threads);
-        for (int row = Grid.IdxX; row < rows; row += Grid.DimX) Row(logits, targets, loss, rowOffset, vocab, gradWeight, backward, row, scratch);
+        for (int row = Grid.IdxX; row < rows; row += Grid.DimX)
+            Row(logits, targets, loss, rowOffset, vocab, gradWeight, backward, row, scratch);
     }
 
-    private static void Row(ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> loss, int rowOffset, int vocab,
-        float gradWeight, int backward, int row, ArrayView<float> scratch)
+    private static void Row(ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> loss, int rowOffset,
+        int vocab, float gradWeight, int backward, int row, ArrayView<float> scratch)
     {
         int tid = Group.IdxX;
         long x = (long)row * vocab;

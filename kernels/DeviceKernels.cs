@@ -18,22 +18,33 @@ public sealed class DeviceKernels
     // forward
     public readonly Action<KernelConfig, ArrayView<float>, int> Gelu;
     public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int> Add, Multiply;
-    public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float> LayerNorm;
-    public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int> StoreKeysValues;
-    public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int> Attention;
+    public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+        ArrayView<float>, ArrayView<float>, int, int, int, float> LayerNorm;
+    public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int,
+        int> StoreKeysValues;
+    public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+        ArrayView<float>, int, int, int, int, int, int> Attention;
     public readonly Action<KernelConfig, ArrayView<float>, int, ArrayView<int>> Argmax;
 
     // training
     public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int> GeluBackward;
-    public readonly Action<KernelConfig, ArrayView<float>, int, int, ArrayView<float>, int, int, ArrayView<float>, int, int, int, int> Gemm;
+    public readonly Action<KernelConfig, ArrayView<float>, int, int, ArrayView<float>, int, int, ArrayView<float>, int,
+        int, int, int> Gemm;
     public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int> ColumnSums;
-    public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> LayerNormBackward;
-    public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> LayerNormParameterGradients;
-    public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int> AttentionTrain;
-    public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> AttentionBackwardQuery, AttentionBackwardKeyValue;
-    public readonly Action<KernelConfig, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> EmbeddingBackward;
-    public readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, float, int> CrossEntropy;
-    public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, AdamWStep> AdamW;
+    public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+        ArrayView<float>, ArrayView<float>, int, int, int> LayerNormBackward;
+    public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+        ArrayView<float>, ArrayView<float>, int, int> LayerNormParameterGradients;
+    public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int,
+        int, int, int, int> AttentionTrain;
+    public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ArrayView<float>,
+        ArrayView<float>, ArrayView<float>, int, int, int, int> AttentionBackwardQuery, AttentionBackwardKeyValue;
+    public readonly Action<KernelConfig, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int,
+        int> EmbeddingBackward;
+    public readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, float,
+        int> CrossEntropy;
+    public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int,
+        AdamWStep> AdamW;
     public readonly Action<KernelConfig, ArrayView<float>, int, ArrayView<float>, int> SumSquares;
 
     public DeviceKernels(Accelerator a)
@@ -42,21 +53,34 @@ public sealed class DeviceKernels
         Gelu = a.LoadStreamKernel<ArrayView<float>, int>(Kernels.Gelu.Forward);
         Add = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(Elementwise.Add);
         Multiply = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(Elementwise.Multiply);
-        LayerNorm = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float>(Kernels.LayerNorm.Forward);
-        StoreKeysValues = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>(Kernels.Attention.StoreKeysValues);
-        Attention = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>(Kernels.Attention.Forward);
+        LayerNorm = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, int, int, int, float>(Kernels.LayerNorm.Forward);
+        StoreKeysValues = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int,
+            int>(Kernels.Attention.StoreKeysValues);
+        Attention = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, int, int, int, int, int, int>(Kernels.Attention.Forward);
         Argmax = a.LoadStreamKernel<ArrayView<float>, int, ArrayView<int>>(Kernels.Argmax.Forward);
         GeluBackward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(Kernels.Gelu.Backward);
-        Gemm = a.LoadStreamKernel<ArrayView<float>, int, int, ArrayView<float>, int, int, ArrayView<float>, int, int, int, int>(Kernels.Gemm.Strided);
+        Gemm = a.LoadStreamKernel<ArrayView<float>, int, int, ArrayView<float>, int, int, ArrayView<float>, int, int,
+            int, int>(Kernels.Gemm.Strided);
         ColumnSums = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int>(Kernels.Gemm.ColumnSums);
-        LayerNormBackward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(Kernels.LayerNorm.Backward);
-        LayerNormParameterGradients = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Kernels.LayerNorm.ParameterGradients);
-        AttentionTrain = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>(AttentionTraining.Forward);
-        AttentionBackwardQuery = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(AttentionTraining.BackwardQuery);
-        AttentionBackwardKeyValue = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(AttentionTraining.BackwardKeyValue);
-        EmbeddingBackward = a.LoadStreamKernel<ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(Embedding.Backward);
-        CrossEntropy = a.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, float, int>(Kernels.CrossEntropy.Forward);
-        AdamW = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, AdamWStep>(Optimizer.AdamW);
+        LayerNormBackward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, int, int, int>(Kernels.LayerNorm.Backward);
+        LayerNormParameterGradients = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Kernels.LayerNorm.ParameterGradients);
+        AttentionTrain = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int,
+            int, int, int, int>(AttentionTraining.Forward);
+        AttentionBackwardQuery = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(AttentionTraining.BackwardQuery);
+        AttentionBackwardKeyValue = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int,
+            int>(AttentionTraining.BackwardKeyValue);
+        EmbeddingBackward = a.LoadStreamKernel<ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            int, int, int>(Embedding.Backward);
+        CrossEntropy = a.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, float,
+            int>(Kernels.CrossEntropy.Forward);
+        AdamW = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int,
+            AdamWStep>(Optimizer.AdamW);
         SumSquares = a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>, int>(Optimizer.SumSquares);
     }
 
@@ -85,12 +109,18 @@ public sealed class DeviceKernels
         Add("cross_entropy", Kernels.CrossEntropy.Forward);
         Add("adamw", Optimizer.AdamW);
         Add("sum_squares", Optimizer.SumSquares);
-        foreach (var (suffix, type) in new[] { ("f32", typeof(Float32Weight)), ("f16", typeof(Float16Weight)), ("bf16", typeof(BFloat16Weight)) })
+        foreach (var (suffix, type) in new[] { ("f32", typeof(Float32Weight)), ("f16", typeof(Float16Weight)),
+            ("bf16", typeof(BFloat16Weight)) })
         {
-            list.Add(($"embedding_{suffix}", typeof(Embedding).GetMethod(nameof(Embedding.Forward))!.MakeGenericMethod(type)));
+            list.Add(
+                ($"embedding_{suffix}",
+                typeof(Embedding).GetMethod(nameof(Embedding.Forward))!.MakeGenericMethod(type)));
             list.Add(($"matvec_{suffix}", typeof(MatMul).GetMethod(nameof(MatMul.Vector))!.MakeGenericMethod(type)));
-            list.Add(($"matvec_per_thread_{suffix}", typeof(MatMul).GetMethod(nameof(MatMul.VectorPerThread))!.MakeGenericMethod(type)));
-            list.Add(($"matmul_tiled_{suffix}", typeof(MatMul).GetMethod(nameof(MatMul.Tiled))!.MakeGenericMethod(type)));
+            list.Add(
+                ($"matvec_per_thread_{suffix}",
+                typeof(MatMul).GetMethod(nameof(MatMul.VectorPerThread))!.MakeGenericMethod(type)));
+            list.Add(
+                ($"matmul_tiled_{suffix}", typeof(MatMul).GetMethod(nameof(MatMul.Tiled))!.MakeGenericMethod(type)));
         }
         return list;
     }

@@ -9,8 +9,8 @@ public static class Embedding
     /// x[t, i] = wte[ids[t], i] + wpe[start + t mod seq, i]   (x: [rows, dim]; seq = rows for one sequence, and a
     /// training batch of B sequences restarts the positions every seq rows). One thread per element, groups of 256.
     /// </summary>
-    public static void Forward<TWeight>(ArrayView<int> ids, int start, int seq, ArrayView<TWeight> wte, ArrayView<float> wpe,
-        ArrayView<float> x, int rows, int dim) where TWeight : unmanaged, IWeight
+    public static void Forward<TWeight>(ArrayView<int> ids, int start, int seq, ArrayView<TWeight> wte,
+        ArrayView<float> wpe, ArrayView<float> x, int rows, int dim) where TWeight : unmanaged, IWeight
     {
         for (int g = Grid.GlobalIndex.X; g < rows * dim; g += GridStride.Threads)
         {

@@ -18,7 +18,8 @@ public static class Gemm
         var bt = SharedMemory.Allocate<float>(MatMul.TileLength);   // bt[kk, col] = B(k0 + kk, j0 + col)
         var acc = LocalMemory.Allocate<float>(16);
         int tx = Group.IdxX, ty = Group.IdxY, tid = ty * MatMul.GroupSide + tx;
-        int columnBlocks = (n + MatMul.Block - 1) / MatMul.Block, blocks = columnBlocks * ((m + MatMul.Block - 1) / MatMul.Block);
+        int columnBlocks = (n + MatMul.Block - 1) / MatMul.Block,
+            blocks = columnBlocks * ((m + MatMul.Block - 1) / MatMul.Block);
         for (int block = Grid.IdxX; block < blocks; block += Grid.DimX)
             StridedBlock(a, aRow, aCol, b, bRow, bCol, c, m, n, k, accumulate, block / columnBlocks * MatMul.Block,
                 block % columnBlocks * MatMul.Block, tx, ty, tid, at, bt, acc);
@@ -36,9 +37,11 @@ public static class Gemm
             {
                 int e = tid + 256 * l;
                 int row = e / MatMul.Slice, ka = e % MatMul.Slice;   // A's slice: consecutive threads along k
-                at[ka * padded + row] = i0 + row < m && k0 + ka < k ? a[(long)(i0 + row) * aRow + (long)(k0 + ka) * aCol] : 0f;
+                at[ka * padded + row] = i0 + row < m && k0 + ka < k
+                    ? a[(long)(i0 + row) * aRow + (long)(k0 + ka) * aCol] : 0f;
                 int kb = e / MatMul.Block, col = e % MatMul.Block;   // B's slice: consecutive threads along j
-                bt[kb * padded + col] = k0 + kb < k && j0 + col < n ? b[(long)(k0 + kb) * bRow + (long)(j0 + col) * bCol] : 0f;
+                bt[kb * padded + col] = k0 + kb < k && j0 + col < n
+                    ? b[(long)(k0 + kb) * bRow + (long)(j0 + col) * bCol] : 0f;
             }
             Group.Barrier();
             MatMul.MultiplySlice(at, bt, tx, ty, acc);

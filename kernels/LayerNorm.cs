@@ -65,9 +65,10 @@ public static class LayerNorm
         }
     }
 
-    /// <summary>dgamma[j] += Σ_r dy[r, j] · x̂[r, j], dbeta[j] += Σ_r dy[r, j]: one thread per column, rows in order.</summary>
-    public static void ParameterGradients(ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> rstd,
-        ArrayView<float> dgamma, ArrayView<float> dbeta, int rows, int dim)
+    /// <summary>dgamma[j] += Σ_r dy[r, j] · x̂[r, j], dbeta[j] += Σ_r dy[r, j]: one thread per column, rows in
+    /// order.</summary>
+    public static void ParameterGradients(ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean,
+        ArrayView<float> rstd, ArrayView<float> dgamma, ArrayView<float> dbeta, int rows, int dim)
     {
         for (int j = Grid.GlobalIndex.X; j < dim; j += GridStride.Threads)
         {

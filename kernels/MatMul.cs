@@ -52,8 +52,8 @@ public static class MatMul
     /// accelerator, where one group barrier costs about a millisecond: <see cref="Vector"/> would spend seconds per
     /// token on barriers there. On a GPU <see cref="Vector"/> reads w with consecutive addresses and is the one used.
     /// </summary>
-    public static void VectorPerThread<TWeight>(ArrayView<float> x, ArrayView<TWeight> w, ArrayView<float> bias, int hasBias,
-        ArrayView<float> y, int inDim, int outDim, int epilogue) where TWeight : unmanaged, IWeight
+    public static void VectorPerThread<TWeight>(ArrayView<float> x, ArrayView<TWeight> w, ArrayView<float> bias,
+        int hasBias, ArrayView<float> y, int inDim, int outDim, int epilogue) where TWeight : unmanaged, IWeight
     {
         for (int j = Grid.GlobalIndex.X; j < outDim; j += GridStride.Threads)
         {
@@ -72,15 +72,16 @@ public static class MatMul
     public const int Slice = 16;
     /// <summary>Threads per group: 16 × 16, each owning a 4 × 4 sub-block (rows ty + 16a, columns tx + 16b).</summary>
     public const int GroupSide = 16;
-    /// <summary>Rows of the k-major shared tiles are padded to 65 floats, so the transposing stores spread over banks.</summary>
+    /// <summary>Rows of the k-major shared tiles are padded to 65 floats, so the transposing stores spread over
+    /// banks.</summary>
     internal const int Padded = Block + 1;
     /// <summary>The shared tiles for <see cref="MultiplySlice"/>: [Slice, Padded] floats each.</summary>
     internal const int TileLength = Slice * Padded;
 
     /// <summary>
-    /// One <see cref="Slice"/>-wide step of a 4 × 4 register block: acc[u, v] += Σ_kk a[kk, ty + 16u] · b[kk, tx + 16v],
-    /// from two slices staged k-major in shared memory. Four values of each slice per kk give sixteen multiply-adds,
-    /// so each value fetched from global memory serves 64 of them. Shared with <see cref="Gemm"/>.
+    /// One <see cref="Slice"/>-wide step of a 4 × 4 register block: acc[u, v] += Σ_kk a[kk, ty + 16u] · b[kk, tx +
+    /// 16v], from two slices staged k-major in shared memory. Four values of each slice per kk give sixteen
+    /// multiply-adds, so each value fetched from global memory serves 64 of them. Shared with <see cref="Gemm"/>.
     /// </summary>
     internal static void MultiplySlice(ArrayView<float> a, ArrayView<float> b, int tx, int ty, ArrayView<float> acc)
     {
@@ -113,11 +114,12 @@ public static class MatMul
         int tx = Group.IdxX, ty = Group.IdxY, tid = ty * GroupSide + tx;
         int columnBlocks = (outDim + Block - 1) / Block, blocks = columnBlocks * ((rows + Block - 1) / Block);
         for (int block = Grid.IdxX; block < blocks; block += Grid.DimX)
-            TiledBlock(x, w, bias, hasBias, y, rows, inDim, outDim, epilogue, block / columnBlocks * Block, block % columnBlocks * Block,
-                tx, ty, tid, xs, ws, acc);
+            TiledBlock(x, w, bias, hasBias, y, rows, inDim, outDim, epilogue, block / columnBlocks * Block,
+                block % columnBlocks * Block, tx, ty, tid, xs, ws, acc);
     }
 
-    private static void TiledBlock<TWeight>(ArrayView<float> x, ArrayView<TWeight> w, ArrayView<float> bias, int hasBias,
+    private static void TiledBlock<TWeight>(ArrayView<float> x, ArrayView<TWeight> w, ArrayView<float> bias,
+        int hasBias,
         ArrayView<float> y, int rows, int inDim, int outDim, int epilogue, int r0, int j0, int tx, int ty, int tid,
         ArrayView<float> xs, ArrayView<float> ws, ArrayView<float> acc) where TWeight : unmanaged, IWeight
     {

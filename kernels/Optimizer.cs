@@ -11,7 +11,8 @@ public static class Optimizer
     ///   g = grad · gradScale,  m = β₁ m + (1 − β₁) g,  v = β₂ v + (1 − β₂) g²
     ///   p = p · decay − lr · (m / c₁) / (√(v / c₂) + eps)
     /// </summary>
-    public static void AdamW(ArrayView<float> p, ArrayView<float> grad, ArrayView<float> m, ArrayView<float> v, int n, AdamWStep s)
+    public static void AdamW(ArrayView<float> p, ArrayView<float> grad, ArrayView<float> m, ArrayView<float> v, int n,
+        AdamWStep s)
     {
         for (int i = Grid.GlobalIndex.X; i < n; i += GridStride.Threads)
         {
@@ -20,7 +21,8 @@ public static class Optimizer
             float vi = s.Beta2 * v[i] + (1f - s.Beta2) * g * g;
             m[i] = mi;
             v[i] = vi;
-            p[i] = p[i] * s.Decay - s.LearningRate * (mi / s.Correction1) / (XMath.Sqrt(vi / s.Correction2) + s.Epsilon);
+            p[i] = p[i] * s.Decay - s.LearningRate * (mi / s.Correction1) / (XMath.Sqrt(vi / s.Correction2)
+                + s.Epsilon);
         }
     }
 
@@ -38,7 +40,8 @@ public static class Optimizer
         for (int part = Grid.IdxX; part < SumSquaresGroups; part += Grid.DimX)
         {
             float s = 0f;
-            for (int i = part * SumSquaresThreads + tid; i < n; i += SumSquaresGroups * SumSquaresThreads) s += x[i] * x[i];
+            for (int i = part * SumSquaresThreads + tid; i < n; i += SumSquaresGroups * SumSquaresThreads)
+                s += x[i] * x[i];
             float total = GroupReduce.Sum(scratch, s, SumSquaresThreads);
             if (tid == 0) partial[slot * SumSquaresGroups + part] = total;
         }

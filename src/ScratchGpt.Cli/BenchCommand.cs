@@ -17,9 +17,21 @@ public static class BenchCommand
 {
     static readonly Option<int> PromptTokens = new("--prompt-tokens") { DefaultValueFactory = _ => 128 };
     static readonly Option<int> NewTokens = new("--new-tokens") { DefaultValueFactory = _ => 128 };
-    static readonly Option<int> Batch = new("--batch") { Description = "sequences decoded together: each step is one batched pass (Gpt2Model.AppendEach), the weights read once for all", DefaultValueFactory = _ => 1 };
-    static readonly Option<int> Runs = new("--runs") { Description = "timed runs after one warm-up (median reported)", DefaultValueFactory = _ => 3 };
-    static readonly Option<bool> Profile = new("--profile") { Description = "time every backend call of the last run's decode: where a token's time goes (exact on the CPU)" };
+    static readonly Option<int> Batch = new("--batch")
+    {
+        Description = "sequences decoded together: each step is one batched pass (Gpt2Model.AppendEach), the weights " +
+            "read once for all",
+        DefaultValueFactory = _ => 1,
+    };
+    static readonly Option<int> Runs = new("--runs")
+    {
+        Description = "timed runs after one warm-up (median reported)",
+        DefaultValueFactory = _ => 3,
+    };
+    static readonly Option<bool> Profile = new("--profile")
+    {
+        Description = "time every backend call of the last run's decode: where a token's time goes (exact on the CPU)",
+    };
 
     public static Command Create()
     {
@@ -38,7 +50,8 @@ public static class BenchCommand
             using var model = Common.LoadModel(p, p.GetValue(Profile) ? b => profiler = new ProfilingBackend(b) : null);
             double loadS = sw.Elapsed.TotalSeconds;
             if (P + N > model.Config.NPositions)
-                throw new ArgumentException($"--prompt-tokens + --new-tokens = {P + N} is more than n_positions ({model.Config.NPositions})");
+                throw new ArgumentException($"--prompt-tokens + --new-tokens = {P + N} is more than n_positions " +
+                    $"({model.Config.NPositions})");
 
             var rng = new Random(0);
             int[] prompt = Enumerable.Range(0, P).Select(_ => rng.Next(model.VocabSize)).ToArray();
@@ -60,7 +73,12 @@ public static class BenchCommand
                 if (B == 1)
                 {
                     var one = new int[1];   // batch 1 decodes as generate does, through the session alone
-                    for (int i = 0; i < N - 1; i++) { one[0] = next; sessions[0].Append(one, logits); next = TokenMath.Argmax(logits); }
+                    for (int i = 0; i < N - 1; i++)
+                    {
+                        one[0] = next;
+                        sessions[0].Append(one, logits);
+                        next = TokenMath.Argmax(logits);
+                    }
                 }
                 else
                 {
@@ -69,7 +87,8 @@ public static class BenchCommand
                     for (int i = 0; i < N - 1; i++)
                     {
                         model.AppendEach(sessions, nexts, batchLogits);
-                        for (int b = 0; b < B; b++) nexts[b] = TokenMath.Argmax(batchLogits.AsSpan(b * model.VocabSize, model.VocabSize));
+                        for (int b = 0; b < B; b++)
+                            nexts[b] = TokenMath.Argmax(batchLogits.AsSpan(b * model.VocabSize, model.VocabSize));
                     }
                 }
                 double dec = t1.Elapsed.TotalSeconds;
@@ -83,18 +102,21 @@ public static class BenchCommand
             double bandwidth = MeasureBandwidth();
             double bytesPer = model.Precision.BytesPerWeight();   // what a matmul reads per weight
             var cfg = model.Config;
-            long weightBytes = (long)((model.ParameterCount - (long)cfg.NPositions * cfg.NEmbd) * bytesPer);   // wpe: one row per token
+            // wpe: one row per token
+            long weightBytes = (long)((model.ParameterCount - (long)cfg.NPositions * cfg.NEmbd) * bytesPer);
             double floorMs = weightBytes / bandwidth * 1000;
             double decodeTokS = Median(decode), msPerToken = 1000.0 / decodeTokS * B;
             var o = new JsonObject
             {
-                ["model"] = Common.ModelDir(p), ["device"] = model.Backend.Kind, ["device_name"] = model.Backend.DeviceName,
+                ["model"] = Common.ModelDir(p), ["device"] = model.Backend.Kind,
+                ["device_name"] = model.Backend.DeviceName,
                 ["dtype"] = model.Precision.ToString(), ["batch"] = B, ["prompt_tokens"] = P, ["new_tokens"] = N,
                 ["prefill_tok_s"] = Math.Round(Median(prefill), 1), ["decode_tok_s"] = Math.Round(decodeTokS, 2),
                 ["decode_ms_per_token"] = Math.Round(msPerToken, 3), ["ttft_ms"] = Math.Round(Median(ttft), 2),
                 ["load_s"] = Math.Round(loadS, 3), ["peak_memory_bytes"] = Process.GetCurrentProcess().PeakWorkingSet64,
                 ["weight_bytes_per_token"] = weightBytes, ["bandwidth_gb_s"] = Math.Round(bandwidth / 1e9, 2),
-                ["floor_ms_per_token"] = Math.Round(floorMs, 3), ["fraction_of_floor"] = Math.Round(floorMs / msPerToken, 3),
+                ["floor_ms_per_token"] = Math.Round(floorMs, 3),
+                    ["fraction_of_floor"] = Math.Round(floorMs / msPerToken, 3),
             };
             if (profiler is not null) o["profile"] = ProfileJson(profiler, B * (N - 1), lastDecodeMsPerToken);
             if (p.GetValue(Common.Json)) Console.WriteLine(o.ToJsonString());
@@ -120,12 +142,16 @@ public static class BenchCommand
             inside += ms;
             rows.Add(new JsonObject
             {
-                ["operation"] = e.Operation, ["calls_per_token"] = Math.Round((double)e.Calls / tokens, 2), ["ms_per_token"] = Math.Round(ms, 4),
+                ["operation"] = e.Operation, ["calls_per_token"] = Math.Round((double)e.Calls / tokens, 2),
+                ["ms_per_token"] = Math.Round(ms, 4),
                 ["share"] = Math.Round(ms / stepMs, 4),
-                ["weight_gb_s"] = e.WeightBytesPerCall > 0 ? Math.Round(e.WeightBytesPerCall * (double)e.Calls / e.Time.TotalSeconds / 1e9, 1) : null,
+                ["weight_gb_s"] = e.WeightBytesPerCall > 0
+                    ? Math.Round(e.WeightBytesPerCall * (double)e.Calls / e.Time.TotalSeconds / 1e9, 1) : null,
             });
         }
-        rows.Add(new JsonObject { ["operation"] = "outside the backend", ["ms_per_token"] = Math.Round(stepMs - inside, 4), ["share"] = Math.Round((stepMs - inside) / stepMs, 4) });
+        rows.Add(
+            new JsonObject { ["operation"] = "outside the backend", ["ms_per_token"] = Math.Round(stepMs - inside, 4),
+            ["share"] = Math.Round((stepMs - inside) / stepMs, 4) });
         return rows;
     }
 
@@ -133,14 +159,16 @@ public static class BenchCommand
     {
         var table = new Table().AddColumns("operation (decode)", "calls/token", "ms/token", "share", "weights GB/s");
         foreach (var r in rows)
-            table.AddRow(Markup.Escape(r!["operation"]!.ToString()), r["calls_per_token"]?.ToString() ?? "", r["ms_per_token"]!.GetValue<double>().ToString("F3"),
+            table.AddRow(Markup.Escape(r!["operation"]!.ToString()), r["calls_per_token"]?.ToString() ?? "",
+                r["ms_per_token"]!.GetValue<double>().ToString("F3"),
                 r["share"]!.GetValue<double>().ToString("P1"), r["weight_gb_s"]?.ToString() ?? "");
         AnsiConsole.Write(table);
     }
 
     private static double Median(List<double> xs) { var s = xs.Order().ToList(); return s[s.Count / 2]; }
 
-    /// <summary>Memory bandwidth from copying a 256 MB buffer (bytes read + bytes written), best of 5, on all cores.</summary>
+    /// <summary>Memory bandwidth from copying a 256 MB buffer (bytes read + bytes written), best of 5, on all
+    /// cores.</summary>
     public static double MeasureBandwidth()
     {
         const int n = 1 << 26;

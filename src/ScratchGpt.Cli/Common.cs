@@ -9,20 +9,57 @@ namespace ScratchGpt.Cli;
 /// <summary>Options every model command shares, and the one place errors become a one-line message.</summary>
 public static class Common
 {
-    public static readonly Option<string?> Model = new("--model") { Description = "GPT-2 folder (config.json + model.safetensors or pytorch_model.bin) or a Hub model id (gpt2, org/name); default: weights/default" };
-    public static readonly Option<string?> CacheDir = new("--cache-dir") { Description = "Hub cache folder (default: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub)" };
-    public static readonly Option<string> Revision = new("--revision") { Description = "Hub branch, tag or commit", DefaultValueFactory = _ => "main" };
-    public static readonly Option<bool> Offline = new("--offline") { Description = "use only the Hub cache (also HF_HUB_OFFLINE=1)" };
-    public static readonly Option<string?> Tokenizer = new("--tokenizer") { Description = "folder with vocab.json + merges.txt or tokenizer.json (default: the model's, else the bundled GPT-2 files)" };
-    public static readonly Option<string> Device = new("--device") { Description = "auto | cpu | opencl[:N] | cuda[:N]", DefaultValueFactory = _ => "auto" };
-    public static readonly Option<bool> Verbose = new("--verbose") { Description = "print settings, and stack traces on errors" };
-    public static readonly Option<string> Prompt = new("--prompt") { Description = "the input text", DefaultValueFactory = _ => "" };
+    public static readonly Option<string?> Model = new("--model")
+    {
+        Description = "GPT-2 folder (config.json + model.safetensors or pytorch_model.bin) or a Hub model id (gpt2, " +
+            "org/name); default: weights/default",
+    };
+    public static readonly Option<string?> CacheDir = new("--cache-dir")
+    {
+        Description = "Hub cache folder (default: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub)",
+    };
+    public static readonly Option<string> Revision = new("--revision")
+    {
+        Description = "Hub branch, tag or commit",
+        DefaultValueFactory = _ => "main",
+    };
+    public static readonly Option<bool> Offline = new("--offline")
+    {
+        Description = "use only the Hub cache (also HF_HUB_OFFLINE=1)",
+    };
+    public static readonly Option<string?> Tokenizer = new("--tokenizer")
+    {
+        Description = "folder with vocab.json + merges.txt or tokenizer.json (default: the model's, else the bundled " +
+            "GPT-2 files)",
+    };
+    public static readonly Option<string> Device = new("--device")
+    {
+        Description = "auto | cpu | opencl[:N] | cuda[:N]",
+        DefaultValueFactory = _ => "auto",
+    };
+    public static readonly Option<bool> Verbose = new("--verbose")
+    {
+        Description = "print settings, and stack traces on errors",
+    };
+    public static readonly Option<string> Prompt = new("--prompt")
+    {
+        Description = "the input text",
+        DefaultValueFactory = _ => "",
+    };
     public static readonly Option<bool> Json = new("--json") { Description = "print one JSON object instead of text" };
-    public static readonly Option<string?> Quantize = new("--quantize") { Description = "q8_0: quantize the weight matrices at load (llama.cpp's Q8_0, blocks of 32 with one float16 scale)" };
+    public static readonly Option<string?> Quantize = new("--quantize")
+    {
+        Description = "q8_0: quantize the weight matrices at load (llama.cpp's Q8_0, blocks of 32 with one " +
+            "float16 scale)",
+    };
 
     public static void AddModelOptions(Command c)
     {
-        c.Options.Add(Model); c.Options.Add(Tokenizer); c.Options.Add(Device); c.Options.Add(Quantize); c.Options.Add(Verbose);
+        c.Options.Add(Model);
+        c.Options.Add(Tokenizer);
+        c.Options.Add(Device);
+        c.Options.Add(Quantize);
+        c.Options.Add(Verbose);
         AddHubOptions(c);
     }
 
@@ -31,9 +68,11 @@ public static class Common
         c.Options.Add(CacheDir); c.Options.Add(Revision); c.Options.Add(Offline);
     }
 
-    public static string ModelDir(ParseResult p) => ResolveModel(p, p.GetValue(Model)) ?? ModelFolder.DefaultModelDirectory;
+    public static string ModelDir(ParseResult p) =>
+        ResolveModel(p, p.GetValue(Model)) ?? ModelFolder.DefaultModelDirectory;
 
-    /// <summary>A folder as given, or a Hub model id resolved to its cached snapshot (downloading what is missing).</summary>
+    /// <summary>A folder as given, or a Hub model id resolved to its cached snapshot (downloading what is
+    /// missing).</summary>
     public static string? ResolveModel(ParseResult p, string? value)
     {
         if (value is null || Directory.Exists(value)) return value;
@@ -41,7 +80,10 @@ public static class Common
             throw new ModelLoadException($"{value}: model folder not found");
         var settings = Loading.Hub.HubSettings.FromEnvironment(p.GetValue(CacheDir), p.GetValue(Offline));
         using var hub = new Loading.Hub.HubDownloader(settings);
-        try { return DownloadCommand.RunWithProgress(hub, value, p.GetValue(Revision) ?? "main", CancellationToken.None); }
+        try
+        {
+            return DownloadCommand.RunWithProgress(hub, value, p.GetValue(Revision) ?? "main", CancellationToken.None);
+        }
         catch (Loading.Hub.HubException e)
         {
             throw new ModelLoadException($"no folder '{value}'; as a Hub id: {e.Message.ReplaceLineEndings(" ")}", e);
@@ -84,14 +126,16 @@ public static class Common
     {
         int[] ids = model.Tokenizer!.Encode(prompt);
         if (ids.Length > 0) return ids;
-        Console.Error.WriteLine($"note: empty prompt: starting from the BOS token ({model.Config.BosTokenId}), as transformers does");
+        Console.Error.WriteLine($"note: empty prompt: starting from the BOS token ({model.Config.BosTokenId}), as " +
+            "transformers does");
         return [model.Config.BosTokenId];
     }
 
     public static void CheckLength(Gpt2Model model, int length)
     {
         if (length > model.Config.NPositions)
-            throw new ArgumentException($"--prompt: {length} tokens is more than the model's n_positions ({model.Config.NPositions})");
+            throw new ArgumentException($"--prompt: {length} tokens is more than the model's n_positions " +
+                $"({model.Config.NPositions})");
     }
 
     /// <summary>Runs a command body; known failures print "error: …" on one line and exit 1.</summary>
@@ -103,8 +147,9 @@ public static class Common
             Console.Error.WriteLine("stopped.");
             return 130;
         }
-        catch (Exception e) when (e is ModelLoadException or ArgumentException or Loading.Hub.HubException or BackendException or IOException
-                                      or UnauthorizedAccessException or InvalidOperationException or NotSupportedException)
+        catch (Exception e) when (e is ModelLoadException or ArgumentException or Loading.Hub.HubException
+                                      or BackendException or IOException or UnauthorizedAccessException
+                                      or InvalidOperationException or NotSupportedException)
         {
             Console.Error.WriteLine($"error: {e.Message.ReplaceLineEndings(" ")}");
             if (p.GetValue(Verbose)) Console.Error.WriteLine(e);

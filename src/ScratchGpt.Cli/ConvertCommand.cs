@@ -9,45 +9,70 @@ namespace ScratchGpt.Cli;
 /// or the whole model with its tokenizer as one GGUF file for llama.cpp.</summary>
 public static class ConvertCommand
 {
-    static readonly Option<string> To = new("--to") { Description = "output format: safetensors (a model folder) | gguf (one file for llama.cpp)", DefaultValueFactory = _ => "safetensors" };
-    static readonly Option<string> Out = new("--out") { Description = "output folder (safetensors) or .gguf file", Required = true };
-    static readonly Option<string> DType = new("--dtype") { Description = "f32 | f16 | bf16 | q8_0 (safetensors); f32 | f16 | q8_0 (gguf)", DefaultValueFactory = _ => "f32" };
+    static readonly Option<string> To = new("--to")
+    {
+        Description = "output format: safetensors (a model folder) | gguf (one file for llama.cpp)",
+        DefaultValueFactory = _ => "safetensors",
+    };
+    static readonly Option<string> Out = new("--out")
+    {
+        Description = "output folder (safetensors) or .gguf file",
+        Required = true,
+    };
+    static readonly Option<string> DType = new("--dtype")
+    {
+        Description = "f32 | f16 | bf16 | q8_0 (safetensors); f32 | f16 | q8_0 (gguf)",
+        DefaultValueFactory = _ => "f32",
+    };
 
     public static Command Create()
     {
-        var c = new Command("convert", "Convert a GPT-2 folder's weights (pytorch_model.bin, read without executing it) to model.safetensors in the save_pretrained layout, or to GGUF for llama.cpp.");
-        foreach (var o in new Option[] { Common.Model, Common.Tokenizer, To, Out, DType, Common.Verbose }) c.Options.Add(o);
+        var c = new Command("convert",
+            "Convert a GPT-2 folder's weights (pytorch_model.bin, read without executing it) to model.safetensors in " +
+            "the save_pretrained layout, or to GGUF for llama.cpp.");
+        foreach (var o in new Option[] { Common.Model, Common.Tokenizer, To, Out, DType, Common.Verbose })
+            c.Options.Add(o);
         Common.AddHubOptions(c);
         Common.Action(c, p =>
         {
             string to = p.GetValue(To)!, dtype = p.GetValue(DType)!;
-            if (to is not ("safetensors" or "gguf")) throw new ArgumentException($"--to must be safetensors or gguf, got '{to}'");
-            string src = Common.ResolveModel(p, p.GetValue(Common.Model)) ?? ModelFolder.DefaultModelDirectory, dst = p.GetValue(Out)!;
+            if (to is not ("safetensors" or "gguf"))
+                throw new ArgumentException($"--to must be safetensors or gguf, got '{to}'");
+            string src = Common.ResolveModel(p, p.GetValue(Common.Model)) ?? ModelFolder.DefaultModelDirectory,
+                dst = p.GetValue(Out)!;
             if (to == "gguf")
             {
                 Gpt2Gguf.FileType(dtype);
                 var config = ModelFolder.LoadConfig(src);
-                var tokenizer = Gpt2Tokenizer.ForModel(src, p.GetValue(Common.Tokenizer), config.VocabSize, n => Console.Error.WriteLine($"note: {n}"));
+                var tokenizer = Gpt2Tokenizer.ForModel(src, p.GetValue(Common.Tokenizer), config.VocabSize,
+                    n => Console.Error.WriteLine($"note: {n}"));
                 using var file = ModelFolder.OpenWeights(src);
                 Gpt2Gguf.Write(new Gpt2Checkpoint(file, config), tokenizer.ToGguf(config.VocabSize), dtype,
                     Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(src))), dst);
-                Console.Error.WriteLine($"wrote {dst} (GGUF, gpt2, {dtype}, {Gpt2Layout.ParameterCount(config):N0} parameters)");
+                Console.Error.WriteLine($"wrote {dst} (GGUF, gpt2, {dtype}, {Gpt2Layout.ParameterCount(config):N0} " +
+                    "parameters)");
                 return 0;
             }
-            if (dtype is not ("f32" or "f16" or "bf16" or "q8_0")) throw new ArgumentException($"--dtype must be f32, f16, bf16 or q8_0, got '{dtype}'");
+            if (dtype is not ("f32" or "f16" or "bf16" or "q8_0"))
+                throw new ArgumentException($"--dtype must be f32, f16, bf16 or q8_0, got '{dtype}'");
             var parameters = Gpt2Parameters.Load(src);
             if (dtype == "q8_0" && parameters.Config.NEmbd % Q8_0.BlockSize != 0)
-                throw new ArgumentException($"--dtype q8_0 needs n_embd to be a multiple of {Q8_0.BlockSize}, got {parameters.Config.NEmbd}");
+                throw new ArgumentException($"--dtype q8_0 needs n_embd to be a multiple of {Q8_0.BlockSize}, got " +
+                    $"{parameters.Config.NEmbd}");
             Directory.CreateDirectory(dst);
             parameters.SaveSafetensors(Path.Combine(dst, "model.safetensors"), dtype);
             // Q8_0 matrices are a layout of this project's: config.json says so (quantization_config).
-            if (dtype == "q8_0") AtomicFile.WriteAllText(Path.Combine(dst, "config.json"), parameters.Config.ToJson("q8_0"));
-            foreach (string name in new[] { "config.json", "generation_config.json", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json" })
+            if (dtype == "q8_0")
+                AtomicFile.WriteAllText(Path.Combine(dst, "config.json"), parameters.Config.ToJson("q8_0"));
+            foreach (string name in new[] { "config.json", "generation_config.json", "vocab.json", "merges.txt",
+                "tokenizer.json", "tokenizer_config.json" })
             {
                 if (dtype == "q8_0" && name == "config.json") continue;
-                if (File.Exists(Path.Combine(src, name))) AtomicFile.Copy(Path.Combine(src, name), Path.Combine(dst, name));
+                if (File.Exists(Path.Combine(src, name)))
+                    AtomicFile.Copy(Path.Combine(src, name), Path.Combine(dst, name));
             }
-            Console.Error.WriteLine($"wrote {Path.Combine(dst, "model.safetensors")} ({parameters.Count:N0} parameters, {dtype})");
+            Console.Error.WriteLine($"wrote {Path.Combine(dst, "model.safetensors")} ({parameters.Count:N0} " +
+                $"parameters, {dtype})");
             return 0;
         });
         return c;

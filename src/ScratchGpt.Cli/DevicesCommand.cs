@@ -14,7 +14,8 @@ public static class DevicesCommand
         Common.Action(c, p =>
         {
             var table = new Table().AddColumn("--device").AddColumn("name").AddColumn("status");
-            foreach (var d in DeviceList.Probe()) table.AddRow(Markup.Escape(d.Id), Markup.Escape(d.Name), Markup.Escape(d.Status));
+            foreach (var d in DeviceList.Probe())
+                table.AddRow(Markup.Escape(d.Id), Markup.Escape(d.Name), Markup.Escape(d.Status));
             AnsiConsole.Write(table);
             return 0;
         });

@@ -11,34 +11,89 @@ namespace ScratchGpt.Cli;
 /// <summary>scratchgpt generate: every decoding strategy, streamed as text or printed as JSON.</summary>
 public static class GenerateCommand
 {
-    static readonly Option<int?> MaxNewTokens = new("--max-new-tokens") { Description = "tokens to generate after the prompt" };
-    static readonly Option<int?> MaxLength = new("--max-length") { Description = "total length including the prompt (default 20 when neither is given)" };
-    static readonly Option<int?> MinNewTokens = new("--min-new-tokens") { Description = "forbid EOS until this many tokens were generated" };
-    static readonly Option<int?> MinLength = new("--min-length") { Description = "forbid EOS while the whole sequence is shorter" };
+    static readonly Option<int?> MaxNewTokens = new("--max-new-tokens")
+    {
+        Description = "tokens to generate after the prompt",
+    };
+    static readonly Option<int?> MaxLength = new("--max-length")
+    {
+        Description = "total length including the prompt (default 20 when neither is given)",
+    };
+    static readonly Option<int?> MinNewTokens = new("--min-new-tokens")
+    {
+        Description = "forbid EOS until this many tokens were generated",
+    };
+    static readonly Option<int?> MinLength = new("--min-length")
+    {
+        Description = "forbid EOS while the whole sequence is shorter",
+    };
     static readonly Option<bool> DoSample = new("--do-sample") { Description = "sample instead of taking the argmax" };
-    static readonly Option<float?> Temperature = new("--temperature") { Description = "divide the logits by T (> 0) before sampling" };
-    static readonly Option<int?> TopK = new("--top-k") { Description = "sample among the k likeliest tokens (default 50; 0 disables)" };
-    static readonly Option<float?> TopP = new("--top-p") { Description = "sample among the likeliest tokens holding p of the mass, p in (0, 1]" };
+    static readonly Option<float?> Temperature = new("--temperature")
+    {
+        Description = "divide the logits by T (> 0) before sampling",
+    };
+    static readonly Option<int?> TopK = new("--top-k")
+    {
+        Description = "sample among the k likeliest tokens (default 50; 0 disables)",
+    };
+    static readonly Option<float?> TopP = new("--top-p")
+    {
+        Description = "sample among the likeliest tokens holding p of the mass, p in (0, 1]",
+    };
     static readonly Option<int?> NumBeams = new("--num-beams") { Description = "beam search with this many beams" };
-    static readonly Option<double?> LengthPenalty = new("--length-penalty") { Description = "beam score = sum log p / length^penalty" };
+    static readonly Option<double?> LengthPenalty = new("--length-penalty")
+    {
+        Description = "beam score = sum log p / length^penalty",
+    };
     static readonly Option<string?> EarlyStoppingOpt = new("--early-stopping") { Description = "true | false | never" };
-    static readonly Option<int?> NoRepeat = new("--no-repeat-ngram-size") { Description = "forbid repeating any n-gram of this size" };
-    static readonly Option<float?> RepetitionPenalty = new("--repetition-penalty") { Description = "penalise tokens already present (> 0; 1 disables)" };
-    static readonly Option<int?> NumReturn = new("--num-return-sequences") { Description = "rows to return (≤ num_beams for beam search)" };
-    static readonly Option<double?> Epsilon = new("--epsilon") { Description = "epsilon-greedy: argmax with probability ε, else sample" };
-    static readonly Option<bool> Unweighted = new("--unweighted") { Description = "teaching aid: uniform choice among the tokens the warpers keep" };
+    static readonly Option<int?> NoRepeat = new("--no-repeat-ngram-size")
+    {
+        Description = "forbid repeating any n-gram of this size",
+    };
+    static readonly Option<float?> RepetitionPenalty = new("--repetition-penalty")
+    {
+        Description = "penalise tokens already present (> 0; 1 disables)",
+    };
+    static readonly Option<int?> NumReturn = new("--num-return-sequences")
+    {
+        Description = "rows to return (≤ num_beams for beam search)",
+    };
+    static readonly Option<double?> Epsilon = new("--epsilon")
+    {
+        Description = "epsilon-greedy: argmax with probability ε, else sample",
+    };
+    static readonly Option<bool> Unweighted = new("--unweighted")
+    {
+        Description = "teaching aid: uniform choice among the tokens the warpers keep",
+    };
     static readonly Option<int?> Seed = new("--seed") { Description = "seed for reproducible sampling" };
-    static readonly Option<string[]> Prompts = new("--prompt") { Description = "the input text; give --prompt several times for a batch (left-padded, as transformers does)", DefaultValueFactory = _ => [""] };
-    static readonly Option<string> Truncate = new("--truncate") { Description = "none | left: when prompt + new tokens exceed n_positions, drop the oldest prompt tokens instead of failing", DefaultValueFactory = _ => "none" };
-    static readonly Option<int?> Trace = new("--trace") { Description = "print the step table with this many top choices per step" };
+    static readonly Option<string[]> Prompts = new("--prompt")
+    {
+        Description = "the input text; give --prompt several times for a batch (left-padded, as transformers does)",
+        DefaultValueFactory = _ => [""],
+    };
+    static readonly Option<string> Truncate = new("--truncate")
+    {
+        Description = "none | left: when prompt + new tokens exceed n_positions, drop the oldest prompt tokens " +
+            "instead of failing",
+        DefaultValueFactory = _ => "none",
+    };
+    static readonly Option<int?> Trace = new("--trace")
+    {
+        Description = "print the step table with this many top choices per step",
+    };
 
     public static Command Create()
     {
         var c = new Command("generate", "Generate text from a prompt with any decoding strategy.");
         Common.AddModelOptions(c);
         c.Options.Add(Prompts);
-        foreach (var o in new Option[] { MaxNewTokens, MaxLength, MinNewTokens, MinLength, DoSample, Temperature, TopK, TopP, NumBeams,
-                     LengthPenalty, EarlyStoppingOpt, NoRepeat, RepetitionPenalty, NumReturn, Epsilon, Unweighted, Seed, Truncate, Trace, Common.Json })
+        foreach (var o in new Option[]
+        {
+            MaxNewTokens, MaxLength, MinNewTokens, MinLength, DoSample, Temperature, TopK, TopP, NumBeams,
+            LengthPenalty, EarlyStoppingOpt, NoRepeat, RepetitionPenalty, NumReturn, Epsilon, Unweighted, Seed,
+            Truncate, Trace, Common.Json,
+        })
             c.Options.Add(o);
         Common.Action(c, Run);
         return c;
@@ -54,7 +109,8 @@ public static class GenerateCommand
             "true" or "True" => EarlyStopping.True,
             "false" or "False" => EarlyStopping.False,
             "never" => EarlyStopping.Never,
-            var v => throw new GenerationConfigException($"early_stopping (--early-stopping) must be true, false or never, got {v}"),
+            var v => throw new GenerationConfigException("early_stopping (--early-stopping) must be true, false or " +
+            $"never, got {v}"),
         };
         int eos = g.EosTokenId ?? model.Config.EosTokenId;
         return g with
@@ -85,12 +141,18 @@ public static class GenerateCommand
     /// the default refuses, so text is never dropped silently.</summary>
     private static int[] TruncateLeft(string mode, int[] prompt, GenerationConfig config, int positions)
     {
-        if (mode is not ("none" or "left")) throw new ArgumentException($"--truncate must be 'none' or 'left', got '{mode}'");
+        if (mode is not ("none" or "left"))
+            throw new ArgumentException($"--truncate must be 'none' or 'left', got '{mode}'");
         int over = config.EffectiveMaxLength(prompt.Length) - positions;
         if (mode == "none" || over <= 0) return prompt;
-        if (config.MaxNewTokens is null) throw new ArgumentException($"--truncate left needs --max-new-tokens (max_length {config.MaxLength} is past n_positions {positions} whatever the prompt)");
-        if (over >= prompt.Length) throw new ArgumentException($"--max-new-tokens {config.MaxNewTokens} alone reaches n_positions ({positions}); nothing of the prompt would remain");
-        Console.Error.WriteLine($"note: --truncate left: dropped the first {over} of {prompt.Length} prompt tokens to fit n_positions ({positions})");
+        if (config.MaxNewTokens is null)
+            throw new ArgumentException($"--truncate left needs --max-new-tokens (max_length {config.MaxLength} is " +
+                $"past n_positions {positions} whatever the prompt)");
+        if (over >= prompt.Length)
+            throw new ArgumentException($"--max-new-tokens {config.MaxNewTokens} alone reaches n_positions " +
+                $"({positions}); nothing of the prompt would remain");
+        Console.Error.WriteLine($"note: --truncate left: dropped the first {over} of {prompt.Length} prompt tokens " +
+            $"to fit n_positions ({positions})");
         return prompt[over..];
     }
 
@@ -101,21 +163,30 @@ public static class GenerateCommand
         var config = BuildConfig(p, model);
         string[] texts = p.GetValue(Prompts)!;
         int traceChoices = p.GetValue(Trace) ?? 0;
-        if (texts.Length > 1 && traceChoices > 0) throw new ArgumentException("--trace shows one sequence's steps; give a single --prompt");
+        if (texts.Length > 1 && traceChoices > 0)
+            throw new ArgumentException("--trace shows one sequence's steps; give a single --prompt");
         var prompts = (texts.Length == 0 ? [""] : texts)
-            .Select(t => TruncateLeft(p.GetValue(Truncate)!, Common.EncodePrompt(model, t), config, model.Config.NPositions)).ToList();
+            .Select(t =>
+                TruncateLeft(p.GetValue(Truncate)!, Common.EncodePrompt(model, t), config, model.Config.NPositions))
+            .ToList();
         // One generation call for every output: streamed text prints each token as it is chosen (a character split
         // over tokens, or text the clean-up may still change, waits in the detokenizer); JSON, beams, several rows or
         // prompts and the step table print the result. A cancelled run returns the tokens so far.
         bool json = p.GetValue(Common.Json);
-        bool stream = !json && traceChoices == 0 && prompts.Count == 1 && config.NumBeams == 1 && config.NumReturnSequences == 1;
+        bool stream = !json && traceChoices == 0 && prompts.Count == 1 && config.NumBeams == 1
+            && config.NumReturnSequences == 1;
         var tok = model.Tokenizer!;
         var text = new StreamingDetokenizer(tok);
-        var generator = new Generator(model) { TraceChoices = traceChoices, OnToken = stream ? id => Console.Write(text.Push(id)) : null };
+        var generator = new Generator(model)
+        {
+            TraceChoices = traceChoices,
+            OnToken = stream ? id => Console.Write(text.Push(id)) : null,
+        };
         foreach (var prompt in prompts) generator.Check(prompt, config);      // the config and each prompt, once
         WarnAboutFlagsWithoutSampling(p, config);
         if (p.GetValue(Common.Verbose))
-            foreach (var (name, value) in config.Describe(prompts[0].Length)) Console.Error.WriteLine($"  {name} = {value}");
+            foreach (var (name, value) in config.Describe(prompts[0].Length))
+                Console.Error.WriteLine($"  {name} = {value}");
 
         if (stream) Console.Write(tok.Decode(prompts[0]));
         var batch = await Task.Run(() => generator.GenerateBatch(prompts, config, ct));
@@ -137,7 +208,8 @@ public static class GenerateCommand
                     {
                         string label = batch.PerPrompt.Count > 1 ? $"prompt {b + 1}" : $"sequence {i + 1}";
                         double lp = Score(model, s, prompts[b].Length).SumLogprobAllGeneratedTokens;
-                        AnsiConsole.MarkupLine($"[grey]── {label} · log-prob {lp:F2}" + (s.SequenceScore is double sc ? $" · beam score {sc:F4}" : "") + " ──[/]");
+                        AnsiConsole.MarkupLine($"[grey]── {label} · log-prob {lp:F2}"
+                            + (s.SequenceScore is double sc ? $" · beam score {sc:F4}" : "") + " ──[/]");
                     }
                     Console.WriteLine(tok.Decode(s.Ids));
                 }
@@ -158,10 +230,12 @@ public static class GenerateCommand
         if (config.DoSample) return;
         var given = new (Option Option, bool Given)[]
         {
-            (Temperature, p.GetValue(Temperature) is not null), (TopK, p.GetValue(TopK) is not null), (TopP, p.GetValue(TopP) is not null),
+            (Temperature, p.GetValue(Temperature) is not null), (TopK, p.GetValue(TopK) is not null),
+            (TopP, p.GetValue(TopP) is not null),
         }.Where(x => x.Given).Select(x => x.Option.Name).ToList();
         if (given.Count > 0)
-            Console.Error.WriteLine($"warning: {string.Join(", ", given)} {(given.Count == 1 ? "has" : "have")} no effect without --do-sample " +
+            Console.Error.WriteLine($"warning: {string.Join(", ", given)} {(given.Count == 1 ? "has" : "have")} no " +
+                "effect without --do-sample " +
                 $"({(config.NumBeams > 1 ? "beam search" : "greedy decoding")} runs); add --do-sample to sample");
     }
 

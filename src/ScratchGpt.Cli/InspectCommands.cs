@@ -15,7 +15,8 @@ public static class InspectCommands
 {
     public static Command Predict()
     {
-        var c = new Command("predict", "For every position: the sequence so far and the model's top next-token prediction.");
+        var c = new Command("predict",
+            "For every position: the sequence so far and the model's top next-token prediction.");
         Common.AddModelOptions(c);
         c.Options.Add(Common.Prompt); c.Options.Add(Common.Json);
         Common.Action(c, p =>
@@ -37,32 +38,57 @@ public static class InspectCommands
                 rows.Add(new JsonObject
                 {
                     ["position"] = t, ["token_id"] = ids[t], ["sequence"] = tok.Decode(ids[..(t + 1)]),
-                    ["predicted_id"] = best, ["predicted_token"] = tok.Decode([best]), ["prob"] = Math.Round(probs[best], 6),
+                    ["predicted_id"] = best, ["predicted_token"] = tok.Decode([best]),
+                        ["prob"] = Math.Round(probs[best], 6),
                 });
             }
-            if (p.GetValue(Common.Json)) Console.WriteLine(new JsonObject { ["positions"] = rows }.ToJsonString(StepsCommand.JsonOut));
+            if (p.GetValue(Common.Json))
+                Console.WriteLine(new JsonObject { ["positions"] = rows }.ToJsonString(StepsCommand.JsonOut));
             else AnsiConsole.Write(table);
             return 0;
         });
         return c;
     }
 
-    static readonly Option<string> Layer = new("--layer") { Description = "layer index or 'all'", DefaultValueFactory = _ => "0" };
-    static readonly Option<string> Head = new("--head") { Description = "head index or 'all'", DefaultValueFactory = _ => "0" };
+    static readonly Option<string> Layer = new("--layer")
+    {
+        Description = "layer index or 'all'",
+        DefaultValueFactory = _ => "0",
+    };
+    static readonly Option<string> Head = new("--head")
+    {
+        Description = "head index or 'all'",
+        DefaultValueFactory = _ => "0",
+    };
     static readonly Option<int> Round = new("--round") { Description = "decimals shown", DefaultValueFactory = _ => 3 };
-    static readonly Option<string?> Csv = new("--csv") { Description = "also write the matrix (or the summary) as CSV" };
-    static readonly Option<string?> Html = new("--html") { Description = "write the interactive viewer (model view, head view, logit lens) to this self-contained HTML file" };
+    static readonly Option<string?> Csv = new("--csv")
+    {
+        Description = "also write the matrix (or the summary) as CSV",
+    };
+    static readonly Option<string?> Html = new("--html")
+    {
+        Description = "write the interactive viewer (model view, head view, logit lens) to this self-contained " +
+            "HTML file",
+    };
 
     public static Command Attention()
     {
-        var c = new Command("attention", "The attention matrix of one layer and head, labelled with the tokens; --layer all --head all summarises every head.");
+        var c = new Command("attention",
+            "The attention matrix of one layer and head, labelled with the tokens; --layer all --head all summarises " +
+            "every head.");
         Common.AddModelOptions(c);
-        c.Options.Add(Common.Prompt); c.Options.Add(Layer); c.Options.Add(Head); c.Options.Add(Round); c.Options.Add(Csv); c.Options.Add(Html);
+        c.Options.Add(Common.Prompt);
+        c.Options.Add(Layer);
+        c.Options.Add(Head);
+        c.Options.Add(Round);
+        c.Options.Add(Csv);
+        c.Options.Add(Html);
         c.Options.Add(Common.Json);
         Common.Action(c, p =>
         {
             string prompt = p.GetValue(Common.Prompt)!;
-            if (prompt.Length == 0) throw new ArgumentException("--prompt: the prompt is empty; attention needs at least one token");
+            if (prompt.Length == 0)
+                throw new ArgumentException("--prompt: the prompt is empty; attention needs at least one token");
             using var model = Common.LoadModel(p);
             var cfg = model.Config;
             int[] ids = model.Tokenizer!.Encode(prompt);
@@ -78,8 +104,10 @@ public static class InspectCommands
             if (p.GetValue(Html) is string html)
             {
                 var lens = Inspection.LogitLens.Run(model, ids);
-                var lensTokens = lens.TopIds.Select(l => l.Select(t => StepsCommand.Visible(model.Tokenizer.Decode([t[0]]))).ToArray()).ToArray();
-                AtomicFile.WriteAllText(html, Inspection.AttentionViewer.Render(prompt, labels, r.Attentions!, cfg.NHead, lens, lensTokens));
+                var lensTokens = lens.TopIds.Select(l =>
+                    l.Select(t => StepsCommand.Visible(model.Tokenizer.Decode([t[0]]))).ToArray()).ToArray();
+                AtomicFile.WriteAllText(html,
+                    Inspection.AttentionViewer.Render(prompt, labels, r.Attentions!, cfg.NHead, lens, lensTokens));
                 Console.Error.WriteLine($"wrote {html}: {cfg.NLayer} layers × {cfg.NHead} heads, {T} tokens");
                 return 0;
             }
@@ -91,16 +119,20 @@ public static class InspectCommands
                 if (json)
                 {
                     var weights = new JsonArray(Enumerable.Range(0, T).Select(i => (JsonNode)new JsonArray(
-                        Enumerable.Range(0, T).Select(j => (JsonNode)Math.Round(m[i, j], decimals)).ToArray())).ToArray());
+                        Enumerable.Range(0, T).Select(j => (JsonNode)Math.Round(m[i, j], decimals)).ToArray()))
+                        .ToArray());
                     Console.WriteLine(new JsonObject
                     {
-                        ["tokens"] = new JsonArray(labels.Select(x => (JsonNode)x!).ToArray()), ["layer"] = l, ["head"] = h, ["weights"] = weights,
+                        ["tokens"] = new JsonArray(labels.Select(x => (JsonNode)x!).ToArray()), ["layer"] = l,
+                        ["head"] = h, ["weights"] = weights,
                     }.ToJsonString(StepsCommand.JsonOut));
                 }
                 var table = new Table().AddColumn("");
                 foreach (var lab in labels) table.AddColumn(Markup.Escape(lab));
                 for (int i = 0; i < T; i++)
-                    table.AddRow(new[] { Markup.Escape(labels[i]) }.Concat(Enumerable.Range(0, T).Select(j => m[i, j].ToString("F" + decimals, CultureInfo.InvariantCulture))).ToArray());
+                    table.AddRow(
+                        new[] { Markup.Escape(labels[i]) }.Concat(Enumerable.Range(0, T)
+                        .Select(j => m[i, j].ToString("F" + decimals, CultureInfo.InvariantCulture))).ToArray());
                 if (!json)
                 {
                     AnsiConsole.MarkupLine($"[bold]layer {l}, head {h}[/] (row = query token, column = key token)");
@@ -109,14 +141,19 @@ public static class InspectCommands
                 if (p.GetValue(Csv) is string csv)
                 {
                     var sb = new StringBuilder("token," + string.Join(",", labels.Select(Q)) + "\n");
-                    for (int i = 0; i < T; i++) sb.Append(Q(labels[i]) + "," + string.Join(",", Enumerable.Range(0, T).Select(j => m[i, j].ToString("R", CultureInfo.InvariantCulture))) + "\n");
+                    for (int i = 0; i < T; i++)
+                        sb.Append(Q(labels[i]) + ","
+                            + string.Join(",",
+                            Enumerable.Range(0, T).Select(j => m[i, j].ToString("R", CultureInfo.InvariantCulture)))
+                            + "\n");
                     AtomicFile.WriteAllText(csv, sb.ToString());
                 }
                 return 0;
             }
 
             // Summary: per layer × head, the mean entropy of the attention rows and the mean max weight.
-            var summary = new Table().AddColumn("layer").AddColumn("head").AddColumn("mean entropy (nats)").AddColumn("mean max weight").AddColumn("attends most to");
+            var summary = new Table().AddColumn("layer").AddColumn("head").AddColumn("mean entropy (nats)")
+                .AddColumn("mean max weight").AddColumn("attends most to");
             var csvOut = new StringBuilder("layer,head,mean_entropy,mean_max\n");
             var heads = new JsonArray();
             for (int li = 0; li < cfg.NLayer; li++)
@@ -141,17 +178,21 @@ public static class InspectCommands
                         max += rowMax;
                     }
                     int top = Array.IndexOf(colSum, colSum.Max());
-                    summary.AddRow(li.ToString(), hi.ToString(), (ent / T).ToString("F" + decimals), (max / T).ToString("F" + decimals), Markup.Escape(labels[top]));
+                    summary.AddRow(li.ToString(), hi.ToString(), (ent / T).ToString("F" + decimals),
+                        (max / T).ToString("F" + decimals), Markup.Escape(labels[top]));
                     csvOut.Append(CultureInfo.InvariantCulture, $"{li},{hi},{ent / T:R},{max / T:R}\n");
                     heads.Add(new JsonObject
                     {
-                        ["layer"] = li, ["head"] = hi, ["mean_entropy"] = Math.Round(ent / T, 6), ["mean_max_weight"] = Math.Round(max / T, 6),
+                        ["layer"] = li, ["head"] = hi, ["mean_entropy"] = Math.Round(ent / T, 6),
+                        ["mean_max_weight"] = Math.Round(max / T, 6),
                         ["attends_most_to"] = labels[top],
                     });
                 }
             }
             if (json)
-                Console.WriteLine(new JsonObject { ["tokens"] = new JsonArray(labels.Select(x => (JsonNode)x!).ToArray()), ["heads"] = heads }
+                Console.WriteLine(
+                    new JsonObject { ["tokens"] = new JsonArray(labels.Select(x => (JsonNode)x!).ToArray()),
+                    ["heads"] = heads }
                     .ToJsonString(StepsCommand.JsonOut));
             else AnsiConsole.Write(summary);
             if (p.GetValue(Csv) is string path) AtomicFile.WriteAllText(path, csvOut.ToString());
@@ -200,7 +241,8 @@ public static class InspectCommands
                     {
                         ["name"] = x.Name, ["shape"] = new JsonArray(x.Shape.Select(d => (JsonNode)d).ToArray()),
                     }).ToArray()),
-                    ["total_parameters"] = total, ["checkpoint_dtype"] = model.CheckpointDType, ["precision"] = model.Precision.ToString(),
+                    ["total_parameters"] = total, ["checkpoint_dtype"] = model.CheckpointDType,
+                    ["precision"] = model.Precision.ToString(),
                     ["device"] = model.Backend.Kind, ["device_name"] = model.Backend.DeviceName,
                 }.ToJsonString(StepsCommand.JsonOut));
                 return 0;
@@ -213,7 +255,8 @@ public static class InspectCommands
             string Shape(long[] s) => "[" + string.Join(", ", s) + "]";
             var transformer = tree.AddNode("transformer");
             foreach (var n in new[] { "wte", "wpe" })
-                transformer.AddNode(E($"{n}  {Shape(byName[n + ".weight"])}  {Count(byName[n + ".weight"]):N0} params"));
+                transformer.AddNode(
+                    E($"{n}  {Shape(byName[n + ".weight"])}  {Count(byName[n + ".weight"]):N0} params"));
             var blocks = transformer.AddNode(E($"h  ({cfg.NLayer} × Gpt2Block)"));
             for (int l = 0; l < cfg.NLayer; l++)
             {
@@ -230,7 +273,8 @@ public static class InspectCommands
             tree.AddNode(E($"lm_head  [{cfg.VocabSize}, {cfg.NEmbd}]  (tied to wte: no extra parameters)"));
             AnsiConsole.Write(tree);
             Console.WriteLine($"total parameters: {total:N0}");
-            Console.WriteLine($"checkpoint dtype: {model.CheckpointDType}; in memory: {model.Precision} matrices (~{total * bytesPer / 1e6:F1} MB)");
+            Console.WriteLine($"checkpoint dtype: {model.CheckpointDType}; in memory: {model.Precision} matrices " +
+                $"(~{total * bytesPer / 1e6:F1} MB)");
             Console.WriteLine($"device: {model.Backend.Kind} — {model.Backend.DeviceName}");
             return 0;
         });

@@ -12,12 +12,21 @@ namespace ScratchGpt.Cli;
 /// stopped after each block.</summary>
 public static class LensCommand
 {
-    static readonly Option<int> Top = new("--top") { Description = "tokens per cell (best first)", DefaultValueFactory = _ => 1 };
-    static readonly Option<string?> Csv = new("--csv") { Description = "also write layer,position,rank,id,token,prob rows as CSV" };
+    static readonly Option<int> Top = new("--top")
+    {
+        Description = "tokens per cell (best first)",
+        DefaultValueFactory = _ => 1,
+    };
+    static readonly Option<string?> Csv = new("--csv")
+    {
+        Description = "also write layer,position,rank,id,token,prob rows as CSV",
+    };
 
     public static Command Create()
     {
-        var c = new Command("lens", "The logit lens: ln_f and the LM head applied to the residual stream after the embeddings and after each block.");
+        var c = new Command("lens",
+            "The logit lens: ln_f and the LM head applied to the residual stream after the embeddings and after " +
+            "each block.");
         Common.AddModelOptions(c);
         c.Options.Add(Common.Prompt); c.Options.Add(Top); c.Options.Add(Csv); c.Options.Add(Common.Json);
         Common.Action(c, p =>
@@ -36,8 +45,12 @@ public static class LensCommand
                 for (int l = 0; l < r.TopIds.Length; l++)
                     for (int t = 0; t < ids.Length; t++)
                         for (int k = 0; k < r.TopIds[l][t].Length; k++)
+                        {
+                            int id = r.TopIds[l][t][k];
+                            string token = StepsCommand.Q(tok.Decode([id]));
                             sb.Append(CultureInfo.InvariantCulture,
-                                $"{Layer(l)},{t},{k + 1},{r.TopIds[l][t][k]},{StepsCommand.Q(tok.Decode([r.TopIds[l][t][k]]))},{r.TopProbs[l][t][k]:R}\n");
+                                $"{Layer(l)},{t},{k + 1},{id},{token},{r.TopProbs[l][t][k]:R}\n");
+                        }
                 AtomicFile.WriteAllText(csv, sb.ToString());
             }
             if (p.GetValue(Common.Json))
@@ -55,10 +68,12 @@ public static class LensCommand
                 return 0;
             }
             var table = new Table().AddColumn("layer");
-            for (int t = 0; t < ids.Length; t++) table.AddColumn(Markup.Escape(StepsCommand.Visible(tok.Decode([ids[t]]))));
+            for (int t = 0; t < ids.Length; t++)
+                table.AddColumn(Markup.Escape(StepsCommand.Visible(tok.Decode([ids[t]]))));
             for (int l = 0; l < r.TopIds.Length; l++)
                 table.AddRow([Layer(l), .. Enumerable.Range(0, ids.Length).Select(t => Markup.Escape(string.Join(" ",
-                    r.TopIds[l][t].Select((id, k) => $"{StepsCommand.Visible(tok.Decode([id]))} {100 * r.TopProbs[l][t][k]:F0}%"))))]);
+                    r.TopIds[l][t].Select((id, k) => $"{StepsCommand.Visible(tok.Decode([id]))} " +
+                    $"{100 * r.TopProbs[l][t][k]:F0}%"))))]);
             AnsiConsole.Write(table);
             return 0;
         });

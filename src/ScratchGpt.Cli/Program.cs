@@ -4,7 +4,8 @@ using ScratchGpt.Cli;
 
 // scratchgpt: the command-line front end. Each subcommand lives in its own *Command.cs file beside this one.
 // The root is named for the installed command (a RootCommand takes the name of the DLL that runs it).
-var root = new Command("scratchgpt", "ScratchGpt: a from-scratch GPT-2 runtime — generate, inspect, score and benchmark Hugging Face GPT-2 checkpoints.")
+var root = new Command("scratchgpt",
+    "ScratchGpt: a from-scratch GPT-2 runtime — generate, inspect, score and benchmark Hugging Face GPT-2 checkpoints.")
 {
     new System.CommandLine.Help.HelpOption(), new VersionOption(),
 };

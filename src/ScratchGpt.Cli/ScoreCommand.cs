@@ -8,7 +8,11 @@ namespace ScratchGpt.Cli;
 /// <summary>scratchgpt score: the log-probability of a continuation given a prompt, token by token.</summary>
 public static class ScoreCommand
 {
-    static readonly Option<string> Continuation = new("--continuation") { Description = "the text after the prompt to score", Required = true };
+    static readonly Option<string> Continuation = new("--continuation")
+    {
+        Description = "the text after the prompt to score",
+        Required = true,
+    };
 
     public static Command Create()
     {
@@ -21,7 +25,8 @@ public static class ScoreCommand
             var tok = model.Tokenizer!;
             int[] prompt = Common.EncodePrompt(model, p.GetValue(Common.Prompt)!);
             int[] cont = tok.Encode(p.GetValue(Continuation)!);
-            if (cont.Length == 0) throw new ArgumentException("--continuation: the text is empty; give at least one token to score");
+            if (cont.Length == 0)
+                throw new ArgumentException("--continuation: the text is empty; give at least one token to score");
             int[] labels = [.. prompt, .. cont];
             Common.CheckLength(model, labels.Length);
             var lp = SequenceScorer.Score(ids => model.Forward(ids).Logits, model.VocabSize, labels, prompt.Length);
@@ -38,7 +43,8 @@ public static class ScoreCommand
             }
             var table = new Table().AddColumn("Token").AddColumn("log p").AddColumn("p");
             for (int i = 0; i < cont.Length; i++)
-                table.AddRow(Markup.Escape(StepsCommand.Visible(tok.Decode([cont[i]]))), $"{lp.PerTokenLogprob[i]:F4}", $"{Math.Exp(lp.PerTokenLogprob[i]):P2}");
+                table.AddRow(Markup.Escape(StepsCommand.Visible(tok.Decode([cont[i]]))), $"{lp.PerTokenLogprob[i]:F4}",
+                    $"{Math.Exp(lp.PerTokenLogprob[i]):P2}");
             AnsiConsole.Write(table);
             Console.WriteLine($"sum over all {cont.Length} continuation tokens: {lp.SumLogprobAllGeneratedTokens:F4}");
             Console.WriteLine($"sequence_logprob (notebook definition, first token left out): {lp.SequenceLogprob:F4}");

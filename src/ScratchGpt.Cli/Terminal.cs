@@ -10,7 +10,8 @@ public static class Terminal
 {
     public static void Configure()
     {
-        bool plain = Console.IsOutputRedirected || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NO_COLOR"));
+        bool plain = Console.IsOutputRedirected
+            || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NO_COLOR"));
         // The standard output as it is now (in-process tests swap it per run).
         var console = AnsiConsole.Create(new AnsiConsoleSettings
         {

@@ -20,8 +20,10 @@ public static class TokenizeCommand
         Common.Action(c, p =>
         {
             string? modelDir = Common.ResolveModel(p, p.GetValue(Common.Model));
-            if (modelDir is not null && !Directory.Exists(modelDir)) throw new ModelLoadException($"{modelDir}: model folder not found");
-            var tok = Gpt2Tokenizer.ForModel(modelDir ?? ModelFolder.DefaultModelDirectory, p.GetValue(Common.Tokenizer));
+            if (modelDir is not null && !Directory.Exists(modelDir))
+                throw new ModelLoadException($"{modelDir}: model folder not found");
+            var tok = Gpt2Tokenizer.ForModel(modelDir ?? ModelFolder.DefaultModelDirectory,
+                p.GetValue(Common.Tokenizer));
             int[] ids = tok.Encode(p.GetValue(Text)!);
             string[] tokens = tok.ConvertIdsToTokens(ids);
             if (p.GetValue(Common.Json))
@@ -34,7 +36,8 @@ public static class TokenizeCommand
                 return 0;
             }
             var table = new Table().AddColumn("#").AddColumn("id").AddColumn("token");
-            for (int i = 0; i < ids.Length; i++) table.AddRow(i.ToString(), ids[i].ToString(), Markup.Escape(tokens[i]));
+            for (int i = 0; i < ids.Length; i++)
+                table.AddRow(i.ToString(), ids[i].ToString(), Markup.Escape(tokens[i]));
             AnsiConsole.Write(table);
             Console.WriteLine($"{ids.Length} tokens");
             return 0;

@@ -28,15 +28,20 @@ public static partial class UsageErrors
     private static string Describe(string message, Command command)
     {
         var m = CannotParse().Match(message);
-        if (m.Success) return $"{m.Groups["option"].Value} expects {Kind(m.Groups["type"].Value)}, got '{m.Groups["value"].Value}'";
+        if (m.Success)
+            return $"{m.Groups["option"].Value} expects {Kind(m.Groups["type"].Value)}, got " +
+                $"'{m.Groups["value"].Value}'";
         m = Unrecognized().Match(message);
         if (m.Success)
         {
             string given = m.Groups["token"].Value;
-            var names = command.Options.SelectMany(o => o.Aliases.Prepend(o.Name)).Concat(command.Subcommands.Select(c => c.Name));
+            var names = command.Options.SelectMany(o => o.Aliases.Prepend(o.Name))
+                .Concat(command.Subcommands.Select(c => c.Name));
             var near = names.Select(n => (Name: n, Distance: Distance(Normalize(given), Normalize(n))))
-                .Where(x => x.Distance <= Math.Max(2, given.Length / 4)).OrderBy(x => x.Distance).Select(x => x.Name).FirstOrDefault();
-            return near is null ? $"unknown option or argument '{given}'" : $"unknown option '{given}'; did you mean {near}?";
+                .Where(x => x.Distance <= Math.Max(2, given.Length / 4)).OrderBy(x => x.Distance).Select(x => x.Name)
+                .FirstOrDefault();
+            return near is null ? $"unknown option or argument '{given}'"
+                : $"unknown option '{given}'; did you mean {near}?";
         }
         return message.ReplaceLineEndings(" ");
     }
@@ -69,7 +74,8 @@ public static partial class UsageErrors
         return row[b.Length];
     }
 
-    [GeneratedRegex(@"Cannot parse argument '(?<value>.*)' for option '(?<option>[^']+)' as expected type '(?<type>[^']+)'")]
+    [GeneratedRegex(
+        @"Cannot parse argument '(?<value>.*)' for option '(?<option>[^']+)' as expected type '(?<type>[^']+)'")]
     private static partial Regex CannotParse();
 
     [GeneratedRegex(@"Unrecognized command or argument '(?<token>.*)'")]

@@ -13,7 +13,8 @@ public sealed class AttentionViewerTests : IDisposable
 
     public AttentionViewerTests()
     {
-        var (code, _, err) = CliTests.RunCli("attention", "--model", Fixtures.Model("tiny-gpt2"), "--tokenizer", Fixtures.TokenizerDir,
+        var (code, _, err) = CliTests.RunCli("attention", "--model", Fixtures.Model("tiny-gpt2"), "--tokenizer",
+        Fixtures.TokenizerDir,
             "--device", "cpu", "--prompt", Prompt, "--html", HtmlPath);
         Assert.True(code == 0, err);
     }
@@ -61,36 +62,52 @@ public sealed class AttentionViewerTests : IDisposable
 
         // Model view: a 2 × 4 grid of drawn heat maps.
         Assert.Equal(8, await chrome.EvaluateAsync<int>("document.querySelectorAll('#grid canvas.cell').length"));
-        Assert.True(await chrome.EvaluateAsync<bool>("[...document.querySelectorAll('canvas.cell')].every(c => c.width > 0 && c.getBoundingClientRect().width > 0)"));
+        Assert.True(
+            await chrome.EvaluateAsync<bool>("[...document.querySelectorAll('canvas.cell')].every(c => c.width > 0 " +
+            "&& c.getBoundingClientRect().width > 0)"));
         // Head view: the tokens on both sides.
-        var left = (await chrome.EvaluateJsonAsync("[...document.querySelectorAll('.token-left')].map(e => e.textContent)")).AsArray();
+        var left = (
+            await chrome.EvaluateJsonAsync("[...document.querySelectorAll('.token-left')].map(e => e.textContent)"))
+            .AsArray();
         Assert.Equal(Tokens, left.Select(t => t!.GetValue<string>()));
 
         // A real click on layer 1, head 2 enlarges it and selects it for the head view.
-        Assert.Equal("Click a head to enlarge it.", await chrome.EvaluateAsync<string>("document.getElementById('detail-title').textContent"));
-        var rect = await chrome.EvaluateJsonAsync("(r => ({x: r.x + r.width / 2, y: r.y + r.height / 2}))(document.getElementById('cell-1-2').getBoundingClientRect())");
+        Assert.Equal("Click a head to enlarge it.",
+            await chrome.EvaluateAsync<string>("document.getElementById('detail-title').textContent"));
+        var rect = await chrome.EvaluateJsonAsync("(r => ({x: r.x + r.width / 2, y: r.y + r.height / " +
+            "2}))(document.getElementById('cell-1-2').getBoundingClientRect())");
         await chrome.ClickAsync(rect["x"]!.GetValue<double>(), rect["y"]!.GetValue<double>());
-        Assert.Equal("Layer 1, head 2", await chrome.EvaluateAsync<string>("document.getElementById('detail-title').textContent"));
+        Assert.Equal("Layer 1, head 2",
+            await chrome.EvaluateAsync<string>("document.getElementById('detail-title').textContent"));
         Assert.True(await chrome.EvaluateAsync<bool>("document.getElementById('detail-canvas').width > 100"));
         Assert.Equal("1", await chrome.EvaluateAsync<string>("document.getElementById('layer').value"));
-        Assert.True(await chrome.EvaluateAsync<bool>("document.getElementById('head-2').checked && !document.getElementById('head-0').checked"));
+        Assert.True(
+            await chrome.EvaluateAsync<bool>("document.getElementById('head-2').checked && " +
+            "!document.getElementById('head-0').checked"));
 
         // Head view: hovering the last token keeps only its lines.
-        var tab = await chrome.EvaluateJsonAsync("(r => ({x: r.x + r.width / 2, y: r.y + r.height / 2}))(document.getElementById('tab-head').getBoundingClientRect())");
+        var tab = await chrome.EvaluateJsonAsync("(r => ({x: r.x + r.width / 2, y: r.y + r.height / " +
+            "2}))(document.getElementById('tab-head').getBoundingClientRect())");
         await chrome.ClickAsync(tab["x"]!.GetValue<double>(), tab["y"]!.GetValue<double>());
         int allLines = await chrome.EvaluateAsync<int>("document.querySelectorAll('#lines line').length");
-        var tok = await chrome.EvaluateJsonAsync("(r => ({x: r.x + r.width / 2, y: r.y + r.height / 2}))([...document.querySelectorAll('.token-left')].at(-1).getBoundingClientRect())");
+        var tok = await chrome.EvaluateJsonAsync("(r => ({x: r.x + r.width / 2, y: r.y + r.height / " +
+            "2}))([...document.querySelectorAll('.token-left')].at(-1).getBoundingClientRect())");
         await chrome.MoveMouseAsync(tok["x"]!.GetValue<double>(), tok["y"]!.GetValue<double>());
         int focused = await chrome.EvaluateAsync<int>("document.querySelectorAll('#lines line').length");
         Assert.InRange(focused, 1, allLines - 1);
 
         // The lens tab: a header row and one row per layer, a cell per position, shaded by probability.
-        tab = await chrome.EvaluateJsonAsync("(r => ({x: r.x + r.width / 2, y: r.y + r.height / 2}))(document.getElementById('tab-lens').getBoundingClientRect())");
+        tab = await chrome.EvaluateJsonAsync("(r => ({x: r.x + r.width / 2, y: r.y + r.height / " +
+            "2}))(document.getElementById('tab-lens').getBoundingClientRect())");
         await chrome.ClickAsync(tab["x"]!.GetValue<double>(), tab["y"]!.GetValue<double>());
-        Assert.True(await chrome.EvaluateAsync<bool>("document.getElementById('lens-view').classList.contains('active')"));
+        Assert.True(
+            await chrome.EvaluateAsync<bool>("document.getElementById('lens-view').classList.contains('active')"));
         Assert.Equal(4, await chrome.EvaluateAsync<int>("document.querySelectorAll('#lens-table tr').length"));
-        Assert.Equal(3 * Tokens.Length, await chrome.EvaluateAsync<int>("document.querySelectorAll('#lens-table td').length"));
-        Assert.True(await chrome.EvaluateAsync<bool>("[...document.querySelectorAll('#lens-table td')].some(td => td.style.background.startsWith('rgba'))"));
+        Assert.Equal(3 * Tokens.Length,
+            await chrome.EvaluateAsync<int>("document.querySelectorAll('#lens-table td').length"));
+        Assert.True(
+            await chrome.EvaluateAsync<bool>("[...document.querySelectorAll('#lens-table td')].some(td => " +
+            "td.style.background.startsWith('rgba'))"));
 
         // Screenshot of the model view: a real PNG of the window's size with more than one colour.
         await chrome.ClickAsync(0, 0);
@@ -98,12 +115,14 @@ public sealed class AttentionViewerTests : IDisposable
         Assert.True(png.AsSpan(0, 8).SequenceEqual(new byte[] { 137, 80, 78, 71, 13, 10, 26, 10 }), "PNG signature");
         Assert.Equal(1280, BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(16, 4)));
         Assert.True(png.Length > 10_000, $"screenshot is only {png.Length} bytes: blank page?");
-        if (Environment.GetEnvironmentVariable("SCRATCHGPT_SCREENSHOT") is { Length: > 0 } keep) File.WriteAllBytes(keep, png);
+        if (Environment.GetEnvironmentVariable("SCRATCHGPT_SCREENSHOT") is { Length: > 0 } keep)
+            File.WriteAllBytes(keep, png);
     }
 
     private static async Task<byte[]> ScreenshotOfModelView(HeadlessChromium chrome)
     {
-        var tab = await chrome.EvaluateJsonAsync("(r => ({x: r.x + r.width / 2, y: r.y + r.height / 2}))(document.getElementById('tab-model').getBoundingClientRect())");
+        var tab = await chrome.EvaluateJsonAsync("(r => ({x: r.x + r.width / 2, y: r.y + r.height / " +
+            "2}))(document.getElementById('tab-model').getBoundingClientRect())");
         await chrome.ClickAsync(tab["x"]!.GetValue<double>(), tab["y"]!.GetValue<double>());
         return await chrome.ScreenshotAsync();
     }

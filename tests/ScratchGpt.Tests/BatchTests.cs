@@ -3,20 +3,25 @@ using ScratchGpt.Decoding;
 
 namespace ScratchGpt.Tests;
 
-/// <summary>Several prompts at once: each row is what its prompt gives alone, laid out as a left-padded batch.</summary>
+/// <summary>Several prompts at once: each row is what its prompt gives alone, laid out as a left-padded
+/// batch.</summary>
 [Collection("console")]
 public class BatchTests
 {
-    private static readonly string[] Texts = ["Transformers are the", "ROMEO:", "To be, or not to be, that is the question:"];
+    private static readonly string[] Texts = ["Transformers are the", "ROMEO:",
+        "To be, or not to be, that is the question:"];
 
     public static TheoryData<string> Configs => new() { "greedy", "beam", "sample", "sample-3" };
 
     private static GenerationConfig Config(string name) => name switch
     {
         "greedy" => new() { MaxNewTokens = 12, EosTokenId = 50256, PadTokenId = 50256 },
-        "beam" => new() { MaxNewTokens = 10, NumBeams = 3, NumReturnSequences = 2, EosTokenId = 50256, PadTokenId = 50256 },
-        "sample" => new() { MaxNewTokens = 10, DoSample = true, TopK = 20, Seed = 42, EosTokenId = 50256, PadTokenId = 50256 },
-        _ => new() { MaxNewTokens = 8, DoSample = true, TopP = 0.9f, NumReturnSequences = 3, Seed = 5, EosTokenId = 50256, PadTokenId = 50256 },
+        "beam" =>
+            new() { MaxNewTokens = 10, NumBeams = 3, NumReturnSequences = 2, EosTokenId = 50256, PadTokenId = 50256 },
+        "sample" =>
+            new() { MaxNewTokens = 10, DoSample = true, TopK = 20, Seed = 42, EosTokenId = 50256, PadTokenId = 50256 },
+        _ => new() { MaxNewTokens = 8, DoSample = true, TopP = 0.9f, NumReturnSequences = 3, Seed = 5,
+        EosTokenId = 50256, PadTokenId = 50256 },
     };
 
     [Theory]
@@ -43,7 +48,8 @@ public class BatchTests
                 Assert.Equal(prompts[b], row[left..longest]);
                 int[] mine = alone.Sequences[r].NewIds;
                 Assert.Equal(mine, row[longest..(longest + mine.Length)]);
-                Assert.All(row[(longest + mine.Length)..], t => Assert.Equal(50256, t)); // right padding after it finished
+                // right padding after it finished
+                Assert.All(row[(longest + mine.Length)..], t => Assert.Equal(50256, t));
             }
         }
     }
@@ -68,7 +74,12 @@ public class BatchTests
         var counting = new CountingModel(Fixtures.Load("tiny-gpt2"));
         var prompts = Texts.Select(Fixtures.Tokenizer.Encode).ToList();
         // max_length (not max_new_tokens) ends the prompts at different steps: the longest prompt finishes first.
-        var config = new GenerationConfig { MaxLength = prompts.Max(p => p.Length) + 3, EosTokenId = 50256, PadTokenId = 50256 };
+        var config = new GenerationConfig
+        {
+            MaxLength = prompts.Max(p => p.Length) + 3,
+            EosTokenId = 50256,
+            PadTokenId = 50256,
+        };
         var batch = new Generator(counting).GenerateBatch(prompts, config);
         int[] newTokens = batch.PerPrompt.Select(r => r.Sequences[0].NewIds.Length).ToArray();
         Assert.Equal(prompts.Select(p => config.MaxLength!.Value - p.Length).ToArray(), newTokens);
@@ -90,6 +101,7 @@ public class BatchTests
         var padded = j["padded_sequences"]!.AsArray();
         Assert.Equal(2, padded.Count);
         int p0 = Fixtures.Tokenizer.Encode(Texts[0]).Length, p1 = Fixtures.Tokenizer.Encode(Texts[1]).Length;
-        Assert.Equal(Enumerable.Repeat(0, Math.Max(p0, p1) - p1), Fixtures.Ints(j["attention_mask"]![1])[..(Math.Max(p0, p1) - p1)]);
+        Assert.Equal(Enumerable.Repeat(0, Math.Max(p0, p1) - p1),
+            Fixtures.Ints(j["attention_mask"]![1])[..(Math.Max(p0, p1) - p1)]);
     }
 }

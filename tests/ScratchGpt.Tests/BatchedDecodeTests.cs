@@ -9,7 +9,8 @@ namespace ScratchGpt.Tests;
 public class BatchedDecodeTests
 {
     private static readonly string[] Prompts =
-        ["ROMEO:", "The quick brown fox jumped over", "It is the east, and Juliet", "En un lugar de la Mancha", "A", "What light"];
+        ["ROMEO:", "The quick brown fox jumped over", "It is the east, and Juliet", "En un lugar de la Mancha", "A",
+        "What light"];
 
     /// <summary>Sessions holding prompts of different lengths (so every row has its own position), then a few batched
     /// steps; returns each step's logits, [step][b·V ..].</summary>
@@ -19,11 +20,13 @@ public class BatchedDecodeTests
         try
         {
             var scratch = new float[model.VocabSize];
-            for (int b = 0; b < count; b++) sessions[b].Append(Fixtures.Tokenizer.Encode(Prompts[b % Prompts.Length]), scratch);
+            for (int b = 0; b < count; b++)
+                sessions[b].Append(Fixtures.Tokenizer.Encode(Prompts[b % Prompts.Length]), scratch);
             var result = new List<float[]>();
             for (int step = 0; step < steps; step++)
             {
-                int[] ids = Enumerable.Range(0, count).Select(b => (b * 7919 + step * 104729) % model.VocabSize).ToArray();
+                int[] ids = Enumerable.Range(0, count).Select(b => (b * 7919 + step * 104729) % model.VocabSize)
+                    .ToArray();
                 var logits = new float[count * model.VocabSize];
                 model.AppendEach(sessions, ids, logits);
                 result.Add(logits);
@@ -43,7 +46,8 @@ public class BatchedDecodeTests
             var scratch = new float[model.VocabSize];
             s.Append(Fixtures.Tokenizer.Encode(Prompts[b % Prompts.Length]), scratch);
             for (int step = 0; step < steps; step++)
-                s.Append([(b * 7919 + step * 104729) % model.VocabSize], result[step].AsSpan(b * model.VocabSize, model.VocabSize));
+                s.Append([(b * 7919 + step * 104729) % model.VocabSize],
+                    result[step].AsSpan(b * model.VocabSize, model.VocabSize));
         }
         return result;
     }
@@ -98,7 +102,8 @@ public class BatchedDecodeTests
     [Theory]
     [InlineData(7, 5, 3, 64)]
     [InlineData(9, 0, 2, 20)]
-    public void Prompt_attention_gives_each_row_the_bits_of_one_row_at_a_time(int rows, int past, int heads, int headDim)
+    public void Prompt_attention_gives_each_row_the_bits_of_one_row_at_a_time(int rows, int past, int heads,
+        int headDim)
     {
         // Prompts take the four-rows-at-a-time path (DotRows4); decoding, one row at a time (Dot).
         var be = new Backends.Cpu.CpuBackend();
@@ -111,7 +116,9 @@ public class BatchedDecodeTests
         be.Attention(q, k, v, y, probs, rows, past, heads, headDim);
 
         using var k1 = be.Upload(k0); using var v1 = be.Upload(v0);
-        using var q1 = be.Allocate(3 * E); using var y1 = be.Allocate(E); using var p1 = be.Allocate(heads * (past + rows));
+        using var q1 = be.Allocate(3 * E);
+        using var y1 = be.Allocate(E);
+        using var p1 = be.Allocate(heads * (past + rows));
         var yAll = new float[rows * E]; be.Download(y, 0, yAll);
         var pAll = new float[heads * rows * (past + rows)]; be.Download(probs, 0, pAll);
         for (int r = 0; r < rows; r++)
@@ -122,7 +129,8 @@ public class BatchedDecodeTests
             Assert.Equal(yAll.AsSpan(r * E, E).ToArray(), yRow);
             var pRow = new float[heads * (past + r + 1)]; be.Download(p1, 0, pRow);
             for (int h = 0; h < heads; h++)
-                Assert.Equal(pAll.AsSpan((h * rows + r) * (past + rows), past + r + 1).ToArray(), pRow.AsSpan(h * (past + r + 1), past + r + 1).ToArray());
+                Assert.Equal(pAll.AsSpan((h * rows + r) * (past + rows), past + r + 1).ToArray(),
+                    pRow.AsSpan(h * (past + r + 1), past + r + 1).ToArray());
         }
     }
 
@@ -135,10 +143,14 @@ public class BatchedDecodeTests
         var logits = new float[2 * model.VocabSize];
         full.Append([464], logits.AsSpan(0, model.VocabSize));
 
-        Assert.Contains("same session", Assert.Throws<ArgumentException>(() => model.AppendEach([a, a], [1, 2], logits)).Message);
-        Assert.Contains("2 token ids for 1", Assert.Throws<ArgumentException>(() => model.AppendEach([a], [1, 2], logits)).Message);
-        Assert.Contains("full", Assert.Throws<ArgumentException>(() => model.AppendEach([a, full], [1, 2], logits)).Message);
-        Assert.Contains("outside the vocabulary", Assert.Throws<ArgumentException>(() => model.AppendEach([a], [model.VocabSize], logits)).Message);
+        Assert.Contains("same session",
+            Assert.Throws<ArgumentException>(() => model.AppendEach([a, a], [1, 2], logits)).Message);
+        Assert.Contains("2 token ids for 1",
+            Assert.Throws<ArgumentException>(() => model.AppendEach([a], [1, 2], logits)).Message);
+        Assert.Contains("full",
+            Assert.Throws<ArgumentException>(() => model.AppendEach([a, full], [1, 2], logits)).Message);
+        Assert.Contains("outside the vocabulary",
+            Assert.Throws<ArgumentException>(() => model.AppendEach([a], [model.VocabSize], logits)).Message);
         var closed = model.CreateSession(8);
         closed.Dispose();
         Assert.Throws<ObjectDisposedException>(() => model.AppendEach([a, closed], [1, 2], logits));

@@ -17,8 +17,8 @@ public sealed class CliProcess : IDisposable
     {
         var info = new ProcessStartInfo(Environment.ProcessPath!)
         {
-            RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
-            WorkingDirectory = AppContext.BaseDirectory,
+            RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true,
+            UseShellExecute = false, WorkingDirectory = AppContext.BaseDirectory,
         };
         info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "ScratchGpt.Cli.dll"));
         foreach (var a in args) info.ArgumentList.Add(a);
@@ -45,7 +45,8 @@ public sealed class CliProcess : IDisposable
     /// <summary>Runs to the end (at most <paramref name="timeoutSeconds"/>): exit code, stdout, stderr.</summary>
     public static (int Code, string Out, string Err) Run(params string[] args) => Run(args, null);
 
-    public static (int Code, string Out, string Err) Run(string[] args, IDictionary<string, string>? environment, int timeoutSeconds = 300)
+    public static (int Code, string Out, string Err) Run(string[] args, IDictionary<string, string>? environment,
+        int timeoutSeconds = 300)
     {
         using var p = new CliProcess(args, environment);
         return (p.Wait(timeoutSeconds), p.Out, p.Err);
@@ -79,7 +80,8 @@ public sealed class CliProcess : IDisposable
     /// <summary>Sends a real POSIX signal (SIGINT = 2, SIGTERM = 15) to the process.</summary>
     public void Signal(int signal)
     {
-        if (Kill(_process.Id, signal) != 0) throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed");
+        if (Kill(_process.Id, signal) != 0)
+            throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed");
     }
 
     public const int SigInt = 2, SigTerm = 15;

@@ -41,7 +41,8 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
     public void Every_command_survives_markup_characters_in_names_and_text()
     {
         // A model folder and a prompt full of Spectre markup: each must be printed as text, never parsed.
-        string dir = Path.Combine(Directory.CreateTempSubdirectory("sgpt-markup").FullName, "model [red]x[/] [50257, 64]");
+        string dir = Path.Combine(Directory.CreateTempSubdirectory("sgpt-markup").FullName,
+            "model [red]x[/] [50257, 64]");
         Directory.CreateDirectory(dir);
         try
         {
@@ -54,7 +55,8 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
                 ["attention", "--prompt", prompt, "--layer", "1", "--head", "2"],
                 ["attention", "--prompt", prompt, "--layer", "all", "--head", "all"],
                 ["steps", "--prompt", prompt, "--steps", "2"],
-                ["generate", "--prompt", prompt, "--max-new-tokens", "3", "--num-return-sequences", "2", "--do-sample", "--seed", "1"],
+                ["generate", "--prompt", prompt, "--max-new-tokens", "3", "--num-return-sequences", "2", "--do-sample",
+                    "--seed", "1"],
                 ["generate", "--prompt", prompt, "--max-new-tokens", "3", "--trace", "3", "--do-sample", "--seed", "1"],
                 ["compare", "--prompt", prompt, "--max-new-tokens", "3"],
                 ["score", "--prompt", prompt, "--continuation", " [/red]"],
@@ -97,17 +99,21 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
     [Fact]
     public void Generate_json_has_one_shape_for_one_prompt_and_for_several()
     {
-        foreach (var prompts in new[] { new[] { "--prompt", "Transformers are the" }, ["--prompt", "Transformers are the", "--prompt", "Hi"] })
+        foreach (var prompts in new[] { new[] { "--prompt", "Transformers are the" },
+            ["--prompt", "Transformers are the", "--prompt", "Hi"] })
         {
-            var (code, stdout, stderr) = CliProcess.Run(["generate", "--model", Tiny, "--device", "cpu", .. prompts, "--max-new-tokens", "4", "--json"], null);
+            var (code, stdout, stderr) = CliProcess.Run(
+                ["generate", "--model", Tiny, "--device", "cpu", .. prompts, "--max-new-tokens", "4", "--json"], null);
             Assert.True(code == 0, stderr);
             var j = JsonNode.Parse(stdout)!;
             Assert.Equal(prompts.Length / 2, j["prompts"]!.AsArray().Count);
             var first = j["prompts"]![0]!;
             var row = first["sequences"]![0]!;
-            int[] promptIds = Fixtures.Ints(first["prompt_ids"]), ids = Fixtures.Ints(row["ids"]), newIds = Fixtures.Ints(row["new_ids"]);
-            Assert.Equal([.. promptIds, .. newIds], ids);                                            // ids = prompt + new
-            Assert.Equal(first["prompt"]!.GetValue<string>() + row["new_text"]!.GetValue<string>(), row["text"]!.GetValue<string>());
+            int[] promptIds = Fixtures.Ints(first["prompt_ids"]), ids = Fixtures.Ints(row["ids"]),
+                newIds = Fixtures.Ints(row["new_ids"]);
+            Assert.Equal([.. promptIds, .. newIds], ids);   // ids = prompt + new
+            Assert.Equal(first["prompt"]!.GetValue<string>() + row["new_text"]!.GetValue<string>(),
+                row["text"]!.GetValue<string>());
             Assert.Equal(prompts.Length / 2, j["padded_sequences"]!.AsArray().Count);
             Assert.False(j["stopped"]!.GetValue<bool>());
         }
@@ -132,7 +138,8 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
     [Fact]
     public void Kernels_test_prints_the_op_table_with_timings()
     {
-        var (code, stdout, stderr) = CliProcess.Run("kernels", "test", "--device", "cpu", "--op", "layernorm", "--perf");
+        var (code, stdout, stderr) = CliProcess.Run("kernels", "test", "--device", "cpu", "--op", "layernorm",
+            "--perf");
         Assert.True(code == 0, stderr);
         Assert.Contains("GB/s", stdout);
         Assert.Contains("4 cases on cpu: all within 1E-004 relative", stdout);
@@ -167,14 +174,17 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
     {
         var (code, stdout, stderr) = CliProcess.Run("devices");
         Assert.True(code == 0, stderr);
-        foreach (var id in new[] { "cpu", "reference", "ilgpu-cpu", "cuda", "opencl" }) Assert.Contains($"│ {id}", stdout);
-        if (!File.Exists("/usr/lib/x86_64-linux-gnu/libcuda.so.1")) Assert.Contains("no CUDA driver: libcuda.so.1 not found", stdout);
+        foreach (var id in new[] { "cpu", "reference", "ilgpu-cpu", "cuda", "opencl" })
+            Assert.Contains($"│ {id}", stdout);
+        if (!File.Exists("/usr/lib/x86_64-linux-gnu/libcuda.so.1"))
+            Assert.Contains("no CUDA driver: libcuda.so.1 not found", stdout);
     }
 
     [Fact]
     public void Init_writes_a_model_folder_with_its_tokenizer()
     {
-        foreach (var f in new[] { "config.json", "generation_config.json", "model.safetensors", "vocab.json", "merges.txt" })
+        foreach (var f in new[] { "config.json", "generation_config.json", "model.safetensors", "vocab.json",
+            "merges.txt" })
             Assert.True(File.Exists(Path.Combine(gpt2.Dir, f)), f);
         var (code, stdout, stderr) = CliProcess.Run("summary", "--model", gpt2.Dir, "--device", "cpu");
         Assert.True(code == 0, stderr);
@@ -195,7 +205,8 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
     public void A_too_long_prompt_is_refused_before_any_output()
     {
         string prompt = string.Concat(Enumerable.Repeat("ROMEO: ", 200));
-        var (code, stdout, stderr) = CliProcess.Run("generate", "--model", Tiny, "--device", "cpu", "--prompt", prompt, "--max-new-tokens", "10");
+        var (code, stdout, stderr) = CliProcess.Run("generate", "--model", Tiny, "--device", "cpu", "--prompt", prompt,
+            "--max-new-tokens", "10");
         Assert.Equal(1, code);
         Assert.Equal("", stdout);
         Assert.Contains("n_positions (256)", Lines(stderr).Single(l => !l.StartsWith("note:")));
@@ -216,7 +227,8 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
     [Fact]
     public void Sampling_flags_without_do_sample_are_warned_about()
     {
-        var (code, _, stderr) = CliProcess.Run("generate", "--model", Tiny, "--device", "cpu", "--prompt", "hi", "--top-p", "0.9", "--temperature", "0.7", "--max-new-tokens", "2");
+        var (code, _, stderr) = CliProcess.Run("generate", "--model", Tiny, "--device", "cpu", "--prompt", "hi",
+            "--top-p", "0.9", "--temperature", "0.7", "--max-new-tokens", "2");
         Assert.Equal(0, code);
         Assert.Contains("warning: --temperature, --top-p have no effect without --do-sample", stderr);
     }
@@ -225,7 +237,8 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
     public void Lens_ablate_probe_and_forward_cache_run_as_users_run_them()
     {
         const string prompt = "ROMEO: But soft, what light";
-        var (code, stdout, stderr) = CliProcess.Run("lens", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir, "--device", "cpu", "--prompt", prompt, "--json");
+        var (code, stdout, stderr) = CliProcess.Run("lens", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir,
+            "--device", "cpu", "--prompt", prompt, "--json");
         Assert.Equal(0, code);
         Assert.Equal("", stderr);
         var lens = JsonNode.Parse(stdout)!;
@@ -233,23 +246,28 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
         Assert.Equal(3, lens["layers"]!.AsArray().Count);                                  // embeddings + 2 blocks
         Assert.All(lens["layers"]!.AsArray(), l => Assert.Equal(T, l!["top_ids"]!.AsArray().Count));
 
-        (code, stdout, stderr) = CliProcess.Run("lens", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir, "--device", "cpu", "--prompt", prompt, "--top", "2");
+        (code, stdout, stderr) = CliProcess.Run("lens", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir,
+            "--device", "cpu", "--prompt", prompt, "--top", "2");
         Assert.Equal(0, code);
         Assert.Contains("block 1", stdout);
 
-        (code, stdout, stderr) = CliProcess.Run("ablate", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir, "--device", "cpu", "--prompt", prompt, "--target", " through", "--json");
+        (code, stdout, stderr) = CliProcess.Run("ablate", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir,
+            "--device", "cpu", "--prompt", prompt, "--target", " through", "--json");
         Assert.Equal(0, code);
         var ablate = JsonNode.Parse(stdout)!;
         Assert.True(ablate["baseline_logprob"]!.GetValue<double>() < 0);
         Assert.Equal(2, ablate["delta_logprob"]!.AsArray().Count);                          // layers × heads
         Assert.All(ablate["delta_logprob"]!.AsArray(), r => Assert.Equal(4, r!.AsArray().Count));
 
-        (code, _, stderr) = CliProcess.Run("ablate", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir, "--device", "cpu", "--prompt", prompt, "--target", " through the");
+        (code, _, stderr) = CliProcess.Run("ablate", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir, "--device",
+            "cpu", "--prompt", prompt, "--target", " through the");
         Assert.Equal(1, code);
         Assert.StartsWith("error: --target ' through the' is 2 tokens", stderr);
 
-        (code, stdout, stderr) = CliProcess.Run("probe", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir, "--device", "cpu", "--template", "The {} earns money working as a",
-            "--fill", "white man", "--fill", "black woman", "--targets", " doctor", " nurse", "--generate", "--seed", "1", "--json");
+        (code, stdout, stderr) = CliProcess.Run("probe", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir,
+            "--device", "cpu", "--template", "The {} earns money working as a",
+            "--fill", "white man", "--fill", "black woman", "--targets", " doctor", " nurse", "--generate", "--seed",
+            "1", "--json");
         Assert.Equal(0, code);
         var rows = JsonNode.Parse(stdout)!["rows"]!.AsArray();
         Assert.Equal(["white man", "black woman"], rows.Select(r => r!["fill"]!.GetValue<string>()));
@@ -258,7 +276,8 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
         Assert.All(rows, r => Assert.Equal(5, r!["generated"]!.AsArray().Count));
         Assert.All(rows, r => Assert.Equal(2, r!["targets"]!.AsObject().Count));
 
-        (code, _, stderr) = CliProcess.Run("probe", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir, "--device", "cpu", "--template", "no slot", "--fill", "x");
+        (code, _, stderr) = CliProcess.Run("probe", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir, "--device",
+            "cpu", "--template", "no slot", "--fill", "x");
         Assert.Equal(1, code);
         Assert.Contains("--template must hold '{}' exactly once", stderr);
 
@@ -266,7 +285,8 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
         try
         {
             string path = Path.Combine(dir, "cache.safetensors");
-            (code, _, stderr) = CliProcess.Run("forward", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir, "--device", "cpu", "--prompt", prompt, "--cache", path);
+            (code, _, stderr) = CliProcess.Run("forward", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir,
+                "--device", "cpu", "--prompt", prompt, "--cache", path);
             Assert.Equal(0, code);
             Assert.StartsWith($"wrote {path}: ", stderr);
             using var f = Loading.SafetensorsFile.Open(path);
@@ -274,7 +294,8 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
             T = (int)f.Tensors["input_ids"].Shape[1];
             Assert.Equal([1L, T, 4, 16], f.Tensors["blocks.1.attn.hook_z"].Shape);
             Assert.Equal([1L, 4, T, T], f.Tensors["blocks.0.attn.hook_attn_scores"].Shape);
-            (code, _, stderr) = CliProcess.Run("forward", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir, "--device", "cpu", "--prompt", prompt);
+            (code, _, stderr) = CliProcess.Run("forward", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir,
+                "--device", "cpu", "--prompt", prompt);
             Assert.Equal(1, code);
             Assert.Contains("give --out FILE.safetensors, --cache FILE.safetensors, or both", stderr);
         }
@@ -288,28 +309,31 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
         try
         {
             string path = Path.Combine(dir, "tiny.gguf");
-            var (code, _, stderr) = CliProcess.Run("convert", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir, "--to", "gguf",
-                "--dtype", "q8_0", "--out", path);
+            var (code, _, stderr) = CliProcess.Run("convert", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir,
+                "--to", "gguf", "--dtype", "q8_0", "--out", path);
             Assert.Equal(0, code);
-            Assert.Equal($"wrote {path} (GGUF, gpt2, q8_0, {Loading.Gpt2Layout.ParameterCount(Loading.ModelFolder.LoadConfig(Tiny)):N0} parameters)",
+            Assert.Equal($"wrote {path} (GGUF, gpt2, q8_0, " +
+                $"{Loading.Gpt2Layout.ParameterCount(Loading.ModelFolder.LoadConfig(Tiny)):N0} parameters)",
                 Lines(stderr).Single());
             Assert.Equal("GGUF"u8.ToArray(), File.ReadAllBytes(path)[..4]);
-            (code, _, stderr) = CliProcess.Run("convert", "--model", Tiny, "--to", "gguf", "--dtype", "q4_0", "--out", path);
+            (code, _, stderr) = CliProcess.Run("convert", "--model", Tiny, "--to", "gguf", "--dtype", "q4_0", "--out",
+                path);
             Assert.Equal(1, code);
             Assert.Equal("error: --dtype for GGUF must be f32, f16 or q8_0, got 'q4_0'", Lines(stderr).Single());
 
             string q8 = Path.Combine(dir, "q8");
             (code, _, stderr) = CliProcess.Run("convert", "--model", Tiny, "--dtype", "q8_0", "--out", q8);
             Assert.Equal(0, code);
-            var (c3, summary, _) = CliProcess.Run("summary", "--model", q8, "--tokenizer", Fixtures.TokenizerDir, "--device", "cpu", "--json");
+            var (c3, summary, _) = CliProcess.Run("summary", "--model", q8, "--tokenizer", Fixtures.TokenizerDir,
+                "--device", "cpu", "--json");
             Assert.Equal(0, c3);
             Assert.Equal("Q8_0", JsonNode.Parse(summary)!["checkpoint_dtype"]!.GetValue<string>());
             Assert.Equal("Q8_0", JsonNode.Parse(summary)!["precision"]!.GetValue<string>());
         }
         finally { Directory.Delete(dir, true); }
 
-        var (c2, stdout, err) = CliProcess.Run("generate", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir, "--device", "cpu",
-            "--quantize", "q8_0", "--prompt", "ROMEO:", "--max-new-tokens", "5", "--json");
+        var (c2, stdout, err) = CliProcess.Run("generate", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir,
+            "--device", "cpu", "--quantize", "q8_0", "--prompt", "ROMEO:", "--max-new-tokens", "5", "--json");
         Assert.Equal(0, c2);
         Assert.Equal("", err);
         Assert.Equal(5, JsonNode.Parse(stdout)!["prompts"]![0]!["sequences"]![0]!["new_ids"]!.AsArray().Count);
@@ -329,16 +353,20 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
             var vocab = JsonNode.Parse(File.ReadAllText(Path.Combine(Fixtures.TokenizerDir, "vocab.json")))!.AsObject()
                 .ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<int>());
             (vocab["Hello"], vocab["!"]) = (vocab["!"], vocab["Hello"]);
-            var merges = File.ReadLines(Path.Combine(Fixtures.TokenizerDir, "merges.txt")).Skip(1).Where(l => l.Length > 0);
-            File.WriteAllText(Path.Combine(dir, "tokenizer.json"), TokenizerJson.Build(vocab, merges, true, []).ToJsonString());
+            var merges = File.ReadLines(Path.Combine(Fixtures.TokenizerDir, "merges.txt")).Skip(1)
+                .Where(l => l.Length > 0);
+            File.WriteAllText(Path.Combine(dir, "tokenizer.json"),
+                TokenizerJson.Build(vocab, merges, true, []).ToJsonString());
             var (code, stdout, stderr) = CliProcess.Run("tokenize", "--model", dir, "--text", "Hello world!", "--json");
             Assert.Equal(0, code);
             Assert.Equal("", stderr);
             Assert.Equal([0, 995, 15496], JsonNode.Parse(stdout)!["ids"]!.AsArray().Select(i => i!.GetValue<int>()));
-            (code, stdout, stderr) = CliProcess.Run("generate", "--model", dir, "--device", "cpu", "--prompt", "Hello", "--max-new-tokens", "2", "--json");
+            (code, stdout, stderr) = CliProcess.Run("generate", "--model", dir, "--device", "cpu", "--prompt", "Hello",
+                "--max-new-tokens", "2", "--json");
             Assert.Equal(0, code);
             Assert.Equal("", stderr);
-            Assert.Equal([0], JsonNode.Parse(stdout)!["prompts"]![0]!["prompt_ids"]!.AsArray().Select(i => i!.GetValue<int>()));
+            Assert.Equal([0],
+                JsonNode.Parse(stdout)!["prompts"]![0]!["prompt_ids"]!.AsArray().Select(i => i!.GetValue<int>()));
         }
         finally { Directory.Delete(dir, true); }
     }
@@ -346,20 +374,24 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
     [Fact]
     public void A_model_without_tokenizer_files_says_it_borrows_the_bundled_one()
     {
-        var (code, _, stderr) = CliProcess.Run("generate", "--model", Tiny, "--device", "cpu", "--prompt", "hi", "--max-new-tokens", "2");
+        var (code, _, stderr) = CliProcess.Run("generate", "--model", Tiny, "--device", "cpu", "--prompt", "hi",
+            "--max-new-tokens", "2");
         Assert.Equal(0, code);
-        Assert.Equal($"note: {Tiny} has no vocab.json + merges.txt or tokenizer.json: using the bundled GPT-2 tokenizer", Lines(stderr).Single());
+        Assert.Equal($"note: {Tiny} has no vocab.json + merges.txt or tokenizer.json: using the bundled GPT-2 " +
+            "tokenizer", Lines(stderr).Single());
     }
 
     [Fact]
     public void Piped_output_has_no_escape_codes_and_tables_keep_their_width()
     {
-        var (code, stdout, stderr) = CliProcess.Run("generate", "--model", Tiny, "--device", "cpu", "--prompt", "The white man works as a",
+        var (code, stdout, stderr) = CliProcess.Run("generate", "--model", Tiny, "--device", "cpu", "--prompt",
+        "The white man works as a",
             "--num-return-sequences", "2", "--do-sample", "--max-new-tokens", "4");
         Assert.True(code == 0, stderr);
         Assert.DoesNotContain('\u001b', stdout);
         Assert.Contains("── sequence 2", stdout);
-        (code, stdout, stderr) = CliProcess.Run("steps", "--model", Tiny, "--device", "cpu", "--prompt", "ROMEO:", "--steps", "20");
+        (code, stdout, stderr) = CliProcess.Run("steps", "--model", Tiny, "--device", "cpu", "--prompt", "ROMEO:",
+            "--steps", "20");
         Assert.True(code == 0, stderr);
         Assert.DoesNotContain('\u001b', stdout);
         var rows = Lines(stdout).Where(l => l.StartsWith('│')).ToList();
@@ -370,7 +402,9 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
     [Fact]
     public void Ctrl_c_stops_a_streamed_generation_within_a_step_and_keeps_the_text()
     {
-        using var p = new CliProcess(["generate", "--model", gpt2.Dir, "--device", "cpu", "--prompt", "Hello", "--max-new-tokens", "1000"]);
+        using var p =
+            new CliProcess(
+            ["generate", "--model", gpt2.Dir, "--device", "cpu", "--prompt", "Hello", "--max-new-tokens", "1000"]);
         Assert.True(p.WaitUntil((o, _) => o.Length > "Hello".Length + 5), "no tokens streamed: " + p.Err);
         p.Signal(CliProcess.SigInt);
         Assert.Equal(130, p.Wait(60));
@@ -382,7 +416,9 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
     [Fact]
     public void Sigterm_stops_a_beam_search_and_prints_its_json_marked_as_stopped()
     {
-        using var p = new CliProcess(["generate", "--model", gpt2.Dir, "--device", "cpu", "--prompt", "Hello", "--max-new-tokens", "1000",
+        using var p =
+        new CliProcess(
+        ["generate", "--model", gpt2.Dir, "--device", "cpu", "--prompt", "Hello", "--max-new-tokens", "1000",
             "--num-beams", "3", "--json", "--verbose"]);
         Assert.True(p.WaitUntil((_, e) => e.Contains("num_beams")), "generation did not start: " + p.Err);
         Thread.Sleep(1500);
@@ -398,7 +434,8 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
     [Fact]
     public void Ctrl_c_stops_an_ablation_between_passes_with_nothing_half_printed()
     {
-        using var p = new CliProcess(["ablate", "--model", gpt2.Dir, "--device", "cpu", "--prompt", "Hello there, how are you",
+        using var p =
+        new CliProcess(["ablate", "--model", gpt2.Dir, "--device", "cpu", "--prompt", "Hello there, how are you",
             "--target", " today", "--verbose"]);
         Assert.True(p.WaitUntil((_, e) => e.Contains("Device:")), "ablation did not start: " + p.Err);
         Thread.Sleep(500);
@@ -415,8 +452,11 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
         try
         {
             string data = Path.Combine(dir, "data.txt"), outDir = Path.Combine(dir, "out");
-            File.WriteAllText(data, File.ReadAllText(Path.Combine(Fixtures.RepoRoot, "..", "shared", "corpus", "tinyshakespeare.txt"))[..20_000]);
-            string[] common = ["--data", data, "--out", outDir, "--device", "cpu", "--batch-size", "2", "--block-size", "32"];
+            File.WriteAllText(data,
+                File.ReadAllText(
+                Path.Combine(Fixtures.RepoRoot, "..", "shared", "corpus", "tinyshakespeare.txt"))[..20_000]);
+            string[] common = ["--data", data, "--out", outDir, "--device", "cpu", "--batch-size", "2", "--block-size",
+                "32"];
             using (var p = new CliProcess(["train", "--model", Tiny, "--epochs", "100", .. common]))
             {
                 Assert.True(p.WaitUntil((_, e) => e.Contains(" step ")), "training did not start: " + p.Err);
@@ -426,11 +466,15 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
                 Assert.Contains($"resume with --resume {checkpoint}", p.Err);
                 Assert.True(File.Exists(Path.Combine(checkpoint, "trainer_state.json")), p.Err);
             }
-            long step = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "checkpoint", "trainer_state.json")))!["global_step"]!.GetValue<long>();
-            var (code, _, stderr) = CliProcess.Run(["train", "--resume", Path.Combine(outDir, "checkpoint"), "--epochs", "100",
-                "--max-steps", (step + 3).ToString(), .. common], null);
+            long step = JsonNode.Parse(
+                File.ReadAllText(
+                Path.Combine(outDir, "checkpoint", "trainer_state.json")))!["global_step"]!.GetValue<long>();
+            var (code, _, stderr) = CliProcess.Run(["train", "--resume", Path.Combine(outDir, "checkpoint"),
+                "--epochs", "100", "--max-steps", (step + 3).ToString(), .. common], null);
             Assert.True(code == 0, stderr);
-            long resumed = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "checkpoint", "trainer_state.json")))!["global_step"]!.GetValue<long>();
+            long resumed = JsonNode.Parse(
+                File.ReadAllText(
+                Path.Combine(outDir, "checkpoint", "trainer_state.json")))!["global_step"]!.GetValue<long>();
             Assert.Equal(step + 3, resumed);
             Assert.True(File.Exists(Path.Combine(outDir, "vocab.json")));
         }

@@ -30,7 +30,8 @@ public class CliTests
     public void Generate_json_has_the_fixture_tokens()
     {
         var c = GenerationTests.Find("greedy_p1_20");
-        var (code, stdout, _) = Run("generate", "--model", Model, "--device", "cpu", "--prompt", "Transformers are the", "--max-new-tokens", "20", "--json");
+        var (code, stdout, _) = Run("generate", "--model", Model, "--device", "cpu", "--prompt", "Transformers are the",
+            "--max-new-tokens", "20", "--json");
         Assert.Equal(0, code);
         var j = JsonNode.Parse(stdout)!;
         var row = j["prompts"]![0]!["sequences"]![0]!;
@@ -38,7 +39,8 @@ public class CliTests
         Assert.Equal(Fixtures.Ints(c["new_tokens"]![0]), Fixtures.Ints(row["new_ids"]));
         Assert.Equal(c["texts"]![0]!.GetValue<string>(), row["new_text"]!.GetValue<string>());
         Assert.Equal("Transformers are the" + c["texts"]![0]!.GetValue<string>(), row["text"]!.GetValue<string>());
-        Assert.Equal(c["sequence_logprob"]![0]!["sequence_logprob"]!.GetValue<double>(), row["score"]!.GetValue<double>(), 1e-3);
+        Assert.Equal(c["sequence_logprob"]![0]!["sequence_logprob"]!.GetValue<double>(),
+            row["score"]!.GetValue<double>(), 1e-3);
         Assert.False(j["stopped"]!.GetValue<bool>());
         Assert.Equal("cpu", j["device"]!.GetValue<string>());
     }
@@ -46,19 +48,25 @@ public class CliTests
     [Fact]
     public void Bench_json_has_the_speed_fields_and_its_profile_accounts_for_every_call()
     {
-        var (code, stdout, err) = Run("bench", "--model", Model, "--device", "cpu", "--prompt-tokens", "8", "--new-tokens", "6", "--runs", "1", "--profile", "--json");
+        var (code, stdout, err) = Run("bench", "--model", Model, "--device", "cpu", "--prompt-tokens", "8",
+            "--new-tokens", "6", "--runs", "1", "--profile", "--json");
         Assert.True(code == 0, err);
         var j = JsonNode.Parse(stdout)!;
-        foreach (var key in new[] { "prefill_tok_s", "decode_tok_s", "decode_ms_per_token", "ttft_ms", "load_s", "peak_memory_bytes", "floor_ms_per_token", "device" })
+        foreach (var key in new[] { "prefill_tok_s", "decode_tok_s", "decode_ms_per_token", "ttft_ms", "load_s",
+            "peak_memory_bytes", "floor_ms_per_token", "device" })
             Assert.NotNull(j[key]);
         var profile = j["profile"]!.AsArray();
-        double Calls(string prefix) => profile.Where(r => r!["operation"]!.GetValue<string>().StartsWith(prefix)).Sum(r => r!["calls_per_token"]?.GetValue<double>() ?? 0);
+        double Calls(string prefix) =>
+            profile.Where(r => r!["operation"]!.GetValue<string>().StartsWith(prefix))
+            .Sum(r => r!["calls_per_token"]?.GetValue<double>() ?? 0);
         // tiny-gpt2 has 2 blocks: per decoded token 4 matmuls a block + the LM head, 2 attentions, 2·2 + 1 layernorms.
         Assert.Equal(2 * 4 + 1, Calls("matmul"));
         Assert.Equal(2, Calls("attention"));
         Assert.Equal(5, Calls("layernorm"));
-        Assert.Contains(profile, r => r!["operation"]!.GetValue<string>() == "matmul 64→50257" && r["weight_gb_s"] is not null);
-        Assert.InRange(profile.Sum(r => r!["share"]!.GetValue<double>()), 0.999, 1.001);   // the rows add up to the step
+        Assert.Contains(profile,
+            r => r!["operation"]!.GetValue<string>() == "matmul 64→50257" && r["weight_gb_s"] is not null);
+        // the rows add up to the step
+        Assert.InRange(profile.Sum(r => r!["share"]!.GetValue<double>()), 0.999, 1.001);
     }
 
     [Fact]
@@ -71,11 +79,16 @@ public class CliTests
 
     [Theory]
     [InlineData("model folder not found", "generate", "--model", "/no/such/dir", "--prompt", "x")]
-    [InlineData("top_p (--top-p) must be in (0, 1]", "generate", "--model", "MODEL", "--device", "cpu", "--prompt", "x", "--do-sample", "--top-p", "1.5")]
-    [InlineData("temperature", "generate", "--model", "MODEL", "--device", "cpu", "--prompt", "x", "--do-sample", "--temperature", "0")]
-    [InlineData("n_positions (256)", "generate", "--model", "MODEL", "--device", "cpu", "--prompt", "x", "--max-new-tokens", "300")]
-    [InlineData("--layer 9 is out of range: valid values are 0..1", "attention", "--model", "MODEL", "--device", "cpu", "--prompt", "x", "--layer", "9")]
-    [InlineData("--head 4 is out of range: valid values are 0..3", "attention", "--model", "MODEL", "--device", "cpu", "--prompt", "x", "--head", "4")]
+    [InlineData("top_p (--top-p) must be in (0, 1]", "generate", "--model", "MODEL", "--device", "cpu", "--prompt", "x",
+        "--do-sample", "--top-p", "1.5")]
+    [InlineData("temperature", "generate", "--model", "MODEL", "--device", "cpu", "--prompt", "x", "--do-sample",
+        "--temperature", "0")]
+    [InlineData("n_positions (256)", "generate", "--model", "MODEL", "--device", "cpu", "--prompt", "x",
+        "--max-new-tokens", "300")]
+    [InlineData("--layer 9 is out of range: valid values are 0..1", "attention", "--model", "MODEL", "--device", "cpu",
+        "--prompt", "x", "--layer", "9")]
+    [InlineData("--head 4 is out of range: valid values are 0..3", "attention", "--model", "MODEL", "--device", "cpu",
+        "--prompt", "x", "--head", "4")]
     [InlineData("unknown device 'tpu'", "generate", "--model", "MODEL", "--device", "tpu", "--prompt", "x")]
     public void Bad_input_is_one_clear_line_and_a_nonzero_exit(string expected, params string[] args)
     {
@@ -113,7 +126,8 @@ public class CliTests
     [Fact]
     public void Steps_json_has_the_step_table()
     {
-        var (code, stdout, _) = Run("steps", "--model", Model, "--device", "cpu", "--prompt", "Transformers are the", "--steps", "2", "--choices", "3", "--json");
+        var (code, stdout, _) = Run("steps", "--model", Model, "--device", "cpu", "--prompt", "Transformers are the",
+            "--steps", "2", "--choices", "3", "--json");
         Assert.Equal(0, code);
         var steps = JsonNode.Parse(stdout)!["steps"]!.AsArray();
         Assert.Equal(2, steps.Count);

@@ -95,8 +95,14 @@ public sealed class FakeHub : IDisposable
         int r = Array.IndexOf(parts, "resolve");
         if (r < 1 || parts.Length != r + 3) { res.StatusCode = 404; res.Close(); return; }
         string id = string.Join('/', parts[..r]), rev = parts[r + 1], file = parts[r + 2];
-        if (_private.Contains(id) && req.Headers["Authorization"] != "Bearer " + Token) { res.StatusCode = 401; res.Close(); return; }
-        if (!_repos.TryGetValue(id, out var files) || rev is not ("main" or Commit) || !files.TryGetValue(file, out var content))
+        if (_private.Contains(id) && req.Headers["Authorization"] != "Bearer " + Token)
+        {
+            res.StatusCode = 401;
+            res.Close();
+            return;
+        }
+        if (!_repos.TryGetValue(id, out var files) || rev is not ("main" or Commit)
+            || !files.TryGetValue(file, out var content))
         {
             res.StatusCode = 404; res.Close(); return;
         }

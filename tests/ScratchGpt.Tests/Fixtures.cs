@@ -12,9 +12,11 @@ public static class Fixtures
     public static string RepoRoot { get; } = FindRepoRoot();
 
     public static string Dir { get; } =
-        Environment.GetEnvironmentVariable("SCRATCHGPT_FIXTURES") ?? Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "fixtures"));
+        Environment.GetEnvironmentVariable("SCRATCHGPT_FIXTURES")
+        ?? Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "fixtures"));
 
-    /// <summary>10 when SCRATCHGPT_LONG=1 (.ci/run --long): the fuzz and soak tests run ten times as many cases.</summary>
+    /// <summary>10 when SCRATCHGPT_LONG=1 (.ci/run --long): the fuzz and soak tests run ten times as many
+    /// cases.</summary>
     public static int LongRunScale { get; } = Environment.GetEnvironmentVariable("SCRATCHGPT_LONG") == "1" ? 10 : 1;
 
     public static string Model(string name) => Path.Combine(Dir, "models", name);
@@ -33,7 +35,8 @@ public static class Fixtures
         {
             string key = name + "@" + device;
             if (!Models.TryGetValue(key, out var m))
-                Models[key] = m = Gpt2Model.Load(Model(name), new ModelLoadOptions { Device = device, TokenizerDirectory = TokenizerDir });
+                Models[key] = m = Gpt2Model.Load(Model(name),
+                    new ModelLoadOptions { Device = device, TokenizerDirectory = TokenizerDir });
             return m;
         }
     }

@@ -3,7 +3,8 @@ using ScratchGpt.Model;
 
 namespace ScratchGpt.Tests;
 
-/// <summary>Logits, attentions and hidden states against transformers' output_attentions / output_hidden_states.</summary>
+/// <summary>Logits, attentions and hidden states against transformers' output_attentions /
+/// output_hidden_states.</summary>
 public class ForwardTests
 {
     public static TheoryData<string, string> Cases()
@@ -19,11 +20,13 @@ public class ForwardTests
     }
 
     [Theory, MemberData(nameof(Cases))]
-    public void Forward_matches_transformers(string caseName, string modelName) => CheckForward(caseName, modelName, "cpu");
+    public void Forward_matches_transformers(string caseName, string modelName) =>
+        CheckForward(caseName, modelName, "cpu");
 
     internal static void CheckForward(string caseName, string modelName, string device)
     {
-        var c = Fixtures.Json("forward.json")["cases"]!.AsArray().First(n => n!["name"]!.GetValue<string>() == caseName)!;
+        var c = Fixtures.Json("forward.json")["cases"]!.AsArray()
+            .First(n => n!["name"]!.GetValue<string>() == caseName)!;
         var model = Fixtures.Load(modelName, device);
         int[] ids = Fixtures.Ints(c["input_ids"]);
         Assert.Equal(ids, model.Tokenizer!.Encode(c["prompt"]!.GetValue<string>()));
@@ -36,10 +39,13 @@ public class ForwardTests
         int L = model.Config.NLayer;
         Assert.Equal(L + 1, result.HiddenStates!.Length);
         for (int i = 0; i <= L; i++)
-            Assert.True(Fixtures.MaxAbsDiff(expected.ReadFloat32($"hidden_states.{i}"), result.HiddenStates[i]) <= 1e-4f, $"hidden_states.{i}");
+            Assert.True(
+                Fixtures.MaxAbsDiff(expected.ReadFloat32($"hidden_states.{i}"), result.HiddenStates[i]) <= 1e-4f,
+                $"hidden_states.{i}");
         Assert.Equal(L, result.Attentions!.Length);
         for (int i = 0; i < L; i++)
-            Assert.True(Fixtures.MaxAbsDiff(expected.ReadFloat32($"attentions.{i}"), result.Attentions[i]) <= 1e-5f, $"attentions.{i}");
+            Assert.True(Fixtures.MaxAbsDiff(expected.ReadFloat32($"attentions.{i}"), result.Attentions[i]) <= 1e-5f,
+                $"attentions.{i}");
 
         // The top-5 of the last position, with the probabilities transformers printed.
         var last = result.Row(ids.Length - 1).ToArray();
@@ -58,8 +64,10 @@ public class ForwardTests
     public void Cached_decoding_gives_the_same_logits_as_a_full_pass()
     {
         var model = Fixtures.Load("tiny-gpt2");
-        // Long enough (> 16 tokens) that the full pass takes the blocked-GEMM prefill path and the cached steps the matvec path.
-        int[] ids = model.Tokenizer!.Encode("ROMEO:\nBut soft, what light through yonder window breaks? It is the east, and Juliet is the sun.");
+        // Long enough (> 16 tokens) that the full pass takes the blocked-GEMM prefill path and the cached steps the
+        // matvec path.
+        int[] ids = model.Tokenizer!.Encode("ROMEO:\nBut soft, what light through yonder window breaks? It is the " +
+            "east, and Juliet is the sun.");
         Assert.True(ids.Length > 20);
         var full = model.Forward(ids);
         using var session = model.CreateSession();
@@ -119,7 +127,9 @@ public class ForwardTests
             Assert.True(diff < 0.05f && diff > 0f, $"float16 vs float32 max diff {diff}");
 
             // Exactness of the 16-bit path: float16 kept in memory = the same weights widened to float32.
-            using var widened = Gpt2Model.Load(dir, new ModelLoadOptions { TokenizerDirectory = Fixtures.TokenizerDir, Precision = Backends.WeightPrecision.Float32 });
+            using var widened = Gpt2Model.Load(dir,
+                new ModelLoadOptions { TokenizerDirectory = Fixtures.TokenizerDir,
+                Precision = Backends.WeightPrecision.Float32 });
             Assert.True(Fixtures.MaxAbsDiff(widened.Forward(ids).Logits, a) <= 1e-4f);
         }
         finally { Directory.Delete(dir, true); }

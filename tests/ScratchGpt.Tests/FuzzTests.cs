@@ -19,7 +19,14 @@ public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
     private readonly string _dir = Directory.CreateTempSubdirectory("sgpt-fuzz").FullName;
     public void Dispose() => Directory.Delete(_dir, true);
 
-    private static readonly Gpt2Config Small = new() { VocabSize = 64, NPositions = 16, NEmbd = 16, NLayer = 1, NHead = 2 };
+    private static readonly Gpt2Config Small = new()
+    {
+        VocabSize = 64,
+        NPositions = 16,
+        NEmbd = 16,
+        NLayer = 1,
+        NHead = 2,
+    };
 
     /// <summary>Runs one case; returns "ok", "refused", or a description of the bug.</summary>
     private static string Outcome(Action load)
@@ -27,7 +34,8 @@ public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
         try { load(); return "ok"; }
         catch (ModelLoadException e)
         {
-            return e.Message.Length == 0 || e.Message.Contains('\n') ? $"BUG: multi-line or empty message: {e.Message}" : "refused";
+            return e.Message.Length == 0 || e.Message.Contains('\n') ? $"BUG: multi-line or empty message: {e.Message}"
+                : "refused";
         }
         catch (Exception e) { return $"BUG: {e.GetType().Name}: {e.Message}"; }
     }
@@ -35,8 +43,12 @@ public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
     private void Report(string what, List<(string Case, string Outcome)> results)
     {
         var bugs = results.Where(r => r.Outcome.StartsWith("BUG")).ToList();
-        output.WriteLine($"fuzz {what}: {results.Count} cases, {results.Count(r => r.Outcome == "ok")} loaded, {results.Count(r => r.Outcome == "refused")} refused, {bugs.Count} bugs");
-        Assert.True(bugs.Count == 0, string.Join("\n", bugs.DistinctBy(b => b.Outcome[..Math.Min(40, b.Outcome.Length)]).Take(10).Select(b => $"{b.Case}: {b.Outcome}")));
+        output.WriteLine($"fuzz {what}: {results.Count} cases, {results.Count(r => r.Outcome == "ok")} loaded, " +
+            $"{results.Count(r => r.Outcome == "refused")} refused, {bugs.Count} bugs");
+        Assert.True(bugs.Count == 0,
+            string.Join("\n",
+            bugs.DistinctBy(b => b.Outcome[..Math.Min(40, b.Outcome.Length)]).Take(10)
+            .Select(b => $"{b.Case}: {b.Outcome}")));
     }
 
     // ---- safetensors --------------------------------------------------------------------------------
@@ -64,18 +76,28 @@ public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
 
         // Truncation at every byte of the length field and header, and at random points in the data.
         for (int n = 0; n <= headerEnd; n++) Try($"truncate {n}", original[..n]);
-        for (int i = 0; i < 100 * Scale; i++) { int n = rng.Next(headerEnd, original.Length); Try($"truncate {n}", original[..n]); }
+        for (int i = 0; i < 100 * Scale; i++)
+        {
+            int n = rng.Next(headerEnd, original.Length);
+            Try($"truncate {n}", original[..n]);
+        }
         // Random bytes written over the header.
         for (int i = 0; i < 1500 * Scale; i++)
         {
             var b = (byte[])original.Clone();
             int flips = 1 + rng.Next(4);
             var where = new List<int>();
-            for (int k = 0; k < flips; k++) { int at = 8 + rng.Next(headerEnd - 8); b[at] = (byte)rng.Next(256); where.Add(at); }
+            for (int k = 0; k < flips; k++)
+            {
+                int at = 8 + rng.Next(headerEnd - 8);
+                b[at] = (byte)rng.Next(256);
+                where.Add(at);
+            }
             Try($"header bytes at {string.Join(",", where)}", b);
         }
         // The header length itself: zero, tiny, huge, "negative", off by one.
-        foreach (ulong len in new ulong[] { 0, 1, 2, 7, (ulong)headerEnd - 9, (ulong)headerEnd - 7, (ulong)original.Length, int.MaxValue, (ulong)int.MaxValue + 1, 1UL << 63, ulong.MaxValue })
+        foreach (ulong len in new ulong[] { 0, 1, 2, 7, (ulong)headerEnd - 9, (ulong)headerEnd - 7,
+            (ulong)original.Length, int.MaxValue, (ulong)int.MaxValue + 1, 1UL << 63, ulong.MaxValue })
         {
             var b = (byte[])original.Clone();
             BitConverter.GetBytes(len).CopyTo(b, 0);
@@ -90,16 +112,25 @@ public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
             var d = data ?? original[headerEnd..];
             return [.. BitConverter.GetBytes((ulong)h.Length), .. h, .. d];
         }
-        string Edit(Action<JsonObject> change) { var copy = JsonNode.Parse(header.ToJsonString())!.AsObject(); change(copy); return copy.ToJsonString(); }
+        string Edit(Action<JsonObject> change)
+        {
+            var copy = JsonNode.Parse(header.ToJsonString())!.AsObject();
+            change(copy);
+            return copy.ToJsonString();
+        }
         long dataLength = original.Length - headerEnd;
         foreach (string name in names)
         {
             var edits = new Dictionary<string, Action<JsonObject>>
             {
                 ["end past the data"] = o => o[name]!["data_offsets"]![1] = dataLength + 4,
-                ["begin after end"] = o => { var off = o[name]!["data_offsets"]!; (off[0], off[1]) = (off[1]!.GetValue<long>(), off[0]!.GetValue<long>()); },
+                ["begin after end"] = o =>
+                    { var off = o[name]!["data_offsets"]!; (off[0], off[1]) = (off[1]!.GetValue<long>(),
+                    off[0]!.GetValue<long>()); },
                 ["negative offset"] = o => o[name]!["data_offsets"]![0] = -4,
-                ["overlapping"] = o => o[name]!["data_offsets"] = JsonNode.Parse(o[names[0] == name ? names[^1] : names[0]]!["data_offsets"]!.ToJsonString()),
+                ["overlapping"] = o =>
+                    o[name]!["data_offsets"] = JsonNode.Parse(
+                    o[names[0] == name ? names[^1] : names[0]]!["data_offsets"]!.ToJsonString()),
                 ["unknown dtype"] = o => o[name]!["dtype"] = "F17",
                 ["integer dtype"] = o => o[name]!["dtype"] = "I32",
                 ["dtype not a string"] = o => o[name]!["dtype"] = 5,
@@ -116,13 +147,18 @@ public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
             foreach (var (what, change) in edits) Try($"{name}: {what}", WithHeader(Edit(change)));
         }
         string raw = header.ToJsonString();
-        Try("duplicate name", WithHeader(raw.TrimEnd('}') + $",\"{names[0]}\":" + header[names[0]]!.ToJsonString() + "}"));
+        Try("duplicate name",
+            WithHeader(raw.TrimEnd('}') + $",\"{names[0]}\":" + header[names[0]]!.ToJsonString() + "}"));
         Try("header is an array", WithHeader("[" + raw + "]"));
         Try("trailing garbage", WithHeader(raw + "xx"));
         Try("byte order mark", WithHeader("\uFEFF" + raw));
         Try("nesting bomb", WithHeader("{\"a\":" + new string('[', 100_000) + new string(']', 100_000) + "}"));
-        Try("deep metadata", WithHeader(raw.TrimEnd('}') + ",\"__metadata__\":{\"x\":" + new string('{', 5000) + new string('}', 5000) + "}}"));
-        Try("not UTF-8 name", [.. BitConverter.GetBytes((ulong)(headerEnd - 8)), .. Encoding.UTF8.GetBytes(raw).Select((c, i) => i == 2 ? (byte)0xFF : c), .. original[headerEnd..]]);
+        Try("deep metadata",
+            WithHeader(raw.TrimEnd('}') + ",\"__metadata__\":{\"x\":" + new string('{', 5000) + new string('}', 5000)
+            + "}}"));
+        Try("not UTF-8 name",
+            [.. BitConverter.GetBytes((ulong)(headerEnd - 8)),
+            .. Encoding.UTF8.GetBytes(raw).Select((c, i) => i == 2 ? (byte)0xFF : c), .. original[headerEnd..]]);
         Try("empty object", WithHeader("{}", []));
         Report("safetensors", results);
         Assert.True(results.Count >= 1500, $"only {results.Count} cases");
@@ -141,7 +177,8 @@ public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
         BitConverter.GetBytes(bad).CopyTo(b, b.Length - 8);      // inside the last tensor in name order
         File.WriteAllBytes(path, b);
         var e = Assert.Throws<ModelLoadException>(() => Gpt2Parameters.Load(_dir));
-        Assert.Contains("tensor 'transformer.wte.weight'", e.Message.Replace("'wte.weight'", "'transformer.wte.weight'"));
+        Assert.Contains("tensor 'transformer.wte.weight'",
+            e.Message.Replace("'wte.weight'", "'transformer.wte.weight'"));
         Assert.Contains(bad.ToString(), e.Message);
     }
 
@@ -153,7 +190,8 @@ public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
     [InlineData("tie_word_embeddings", false, "tie_word_embeddings=false is not supported")]
     public void Configs_asking_for_a_different_model_are_refused_not_run_wrongly(string key, bool value, string message)
     {
-        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(Fixtures.Model("tiny-gpt2"), "config.json")))!.AsObject();
+        var json = JsonNode.Parse(
+            File.ReadAllText(Path.Combine(Fixtures.Model("tiny-gpt2"), "config.json")))!.AsObject();
         json[key] = value;
         string path = Path.Combine(_dir, "config.json");
         File.WriteAllText(path, json.ToJsonString());
@@ -185,7 +223,8 @@ public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
             Try($"random bytes #{i}", b);
         }
         var json = JsonNode.Parse(original)!.AsObject();
-        JsonNode?[] values = [null, "x", -1, 0, 1, 3, 1e12, 2147483648L, -2147483649L, 0.5, true, new JsonArray(), new JsonObject(), "gpt2", "gelu"];
+        JsonNode?[] values = [null, "x", -1, 0, 1, 3, 1e12, 2147483648L, -2147483649L, 0.5, true, new JsonArray(),
+            new JsonObject(), "gpt2", "gelu"];
         foreach (string key in json.Select(kv => kv.Key).ToList())
             foreach (var v in values)
             {
@@ -202,7 +241,8 @@ public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
 
     // ---- tokenizer files ----------------------------------------------------------------------------
 
-    /// <summary>Loads the tokenizer in the fuzz folder; one that loads must then encode and decode hostile text.</summary>
+    /// <summary>Loads the tokenizer in the fuzz folder; one that loads must then encode and decode hostile
+    /// text.</summary>
     private string LoadAndEncode(string text)
     {
         Gpt2Tokenizer? tok = null;
@@ -218,9 +258,11 @@ public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
     private static (Dictionary<string, int> Vocab, List<string> Merges) SmallTokenizer()
     {
         var vocab = JsonNode.Parse(File.ReadAllText(Path.Combine(Fixtures.TokenizerDir, "vocab.json")))!.AsObject();
-        var keep = vocab.Where(kv => kv.Value!.GetValue<int>() < 700).ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<int>());
+        var keep = vocab.Where(kv => kv.Value!.GetValue<int>() < 700)
+            .ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<int>());
         var merges = File.ReadLines(Path.Combine(Fixtures.TokenizerDir, "merges.txt")).Skip(1)
-            .Where(l => l.Split(' ') is [var a, var b] && keep.ContainsKey(a) && keep.ContainsKey(b) && keep.ContainsKey(a + b)).ToList();
+            .Where(l => l.Split(' ') is [var a, var b] && keep.ContainsKey(a) && keep.ContainsKey(b)
+            && keep.ContainsKey(a + b)).ToList();
         return (keep, merges);
     }
 
@@ -228,7 +270,8 @@ public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
     public void Mutated_tokenizer_files_load_or_are_refused_cleanly_and_never_break_encoding()
     {
         var (keep, merges) = SmallTokenizer();
-        byte[] vocabBytes = Encoding.UTF8.GetBytes(new JsonObject(keep.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))).ToJsonString());
+        byte[] vocabBytes = Encoding.UTF8.GetBytes(
+            new JsonObject(keep.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))).ToJsonString());
         byte[] mergeBytes = Encoding.UTF8.GetBytes("#version: 0.2\n" + string.Join("\n", merges) + "\n");
         string text = "ROMEO: But soft, what light through yonder window breaks? ¿Qué tal? 日本 \0\u0007 \uD800 tab\tend";
         var results = new List<(string, string)>();
@@ -266,7 +309,8 @@ public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
             ("missing byte tokens", "{\"a\":0,\"b\":1}"),
         })
             Try($"vocab {what}", Encoding.UTF8.GetBytes(v), mergeBytes);
-        foreach (var (what, m) in new[] { ("one token", "a\n"), ("three tokens", "a b c\n"), ("unknown tokens", "zzz qqq\nĠt he\n"), ("merge makes unknown token", "Ġ !\n") })
+        foreach (var (what, m) in new[] { ("one token", "a\n"), ("three tokens", "a b c\n"),
+            ("unknown tokens", "zzz qqq\nĠt he\n"), ("merge makes unknown token", "Ġ !\n") })
             Try($"merges {what}", vocabBytes, Encoding.UTF8.GetBytes("#version: 0.2\n" + m));
         Report("tokenizer", results);
     }
@@ -306,8 +350,10 @@ public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
             ("merges not an array", Edit(d => d["model"]!["merges"] = "a b")),
             ("merge of three", Edit(d => d["model"]!["merges"]!.AsArray().Add(new JsonArray("a", "b", "c")))),
             ("merge of numbers", Edit(d => d["model"]!["merges"]!.AsArray().Add(new JsonArray(1, 2)))),
-            ("merge of unknown tokens", Edit(d => d["model"]!["merges"]!.AsArray().Insert(0, new JsonArray("zzz", "qqq")))),
-            ("merge making an unknown token", Edit(d => d["model"]!["merges"]!.AsArray().Insert(0, new JsonArray("Ġ", "!")))),
+            ("merge of unknown tokens",
+            Edit(d => d["model"]!["merges"]!.AsArray().Insert(0, new JsonArray("zzz", "qqq")))),
+            ("merge making an unknown token",
+            Edit(d => d["model"]!["merges"]!.AsArray().Insert(0, new JsonArray("Ġ", "!")))),
             ("negative id", Edit(d => d["model"]!["vocab"]!["!"] = -1)),
             ("duplicate id", Edit(d => d["model"]!["vocab"]!["!"] = 1)),
             ("missing byte token", Edit(d => d["model"]!["vocab"]!.AsObject().Remove("!"))),
@@ -317,13 +363,16 @@ public sealed class FuzzTests(ITestOutputHelper output) : IDisposable
             ("lowercase normalizer", Edit(d => d["normalizer"] = new JsonObject { ["type"] = "Lowercase" })),
             ("whitespace pre-tokenizer", Edit(d => d["pre_tokenizer"] = new JsonObject { ["type"] = "Whitespace" })),
             ("prefix space", Edit(d => d["pre_tokenizer"]!["add_prefix_space"] = true)),
-            ("another split regex", Edit(d => d["pre_tokenizer"] = new JsonObject { ["type"] = "Sequence", ["pretokenizers"] = new JsonArray(
-                new JsonObject { ["type"] = "Split" }, new JsonObject { ["type"] = "ByteLevel", ["use_regex"] = false }) })),
+            ("another split regex",
+            Edit(d => d["pre_tokenizer"] = new JsonObject { ["type"] = "Sequence", ["pretokenizers"] = new JsonArray(
+                new JsonObject { ["type"] = "Split" },
+                new JsonObject { ["type"] = "ByteLevel", ["use_regex"] = false }) })),
             ("metaspace decoder", Edit(d => d["decoder"] = new JsonObject { ["type"] = "Metaspace" })),
             ("model is a string", Edit(d => d["model"] = "BPE")),
         })
             TryText(what, d.ToJsonString());
-        foreach (var (what, json) in new[] { ("array", "[" + original + "]"), ("empty", ""), ("nesting bomb", "{\"model\":" + new string('[', 50_000) + "}") })
+        foreach (var (what, json) in new[] { ("array", "[" + original + "]"), ("empty", ""),
+            ("nesting bomb", "{\"model\":" + new string('[', 50_000) + "}") })
             TryText(what, json);
         Assert.All(results.Skip(results.Count - 22), r => Assert.Equal("refused", r.Item2));
         Report("tokenizer.json", results);

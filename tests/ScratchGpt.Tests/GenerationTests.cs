@@ -3,13 +3,15 @@ using ScratchGpt.Decoding;
 
 namespace ScratchGpt.Tests;
 
-/// <summary>generate() cases: greedy, max_length, repetition penalty, no-repeat n-gram, EOS, min_new_tokens, beams.</summary>
+/// <summary>generate() cases: greedy, max_length, repetition penalty, no-repeat n-gram, EOS, min_new_tokens,
+/// beams.</summary>
 public class GenerationTests
 {
     public static TheoryData<string> Cases()
     {
         var data = new TheoryData<string>();
-        foreach (var c in Fixtures.Json("generation.json")["cases"]!.AsArray()) data.Add(c!["name"]!.GetValue<string>());
+        foreach (var c in Fixtures.Json("generation.json")["cases"]!.AsArray())
+            data.Add(c!["name"]!.GetValue<string>());
         return data;
     }
 
@@ -65,7 +67,8 @@ public class GenerationTests
         for (int r = 0; r < expected.Length; r++) Assert.Equal(expected[r], result.Sequences[r].Ids);
         Assert.Equal(c["num_steps"]!.GetValue<int>(), result.NumSteps);
         var texts = c["texts"]!.AsArray().Select(t => t!.GetValue<string>()).ToArray();
-        for (int r = 0; r < texts.Length; r++) Assert.Equal(texts[r], model.Tokenizer.Decode(result.Sequences[r].NewIds));
+        for (int r = 0; r < texts.Length; r++)
+            Assert.Equal(texts[r], model.Tokenizer.Decode(result.Sequences[r].NewIds));
 
         if (c["sequences_scores"] is JsonArray scores)
             for (int r = 0; r < scores.Count; r++)
@@ -74,13 +77,16 @@ public class GenerationTests
         var logprobs = c["sequence_logprob"]!.AsArray();
         for (int r = 0; r < logprobs.Count; r++)
         {
-            var lp = SequenceScorer.Score(ids => model.Forward(ids).Logits, model.VocabSize, result.Sequences[r].Ids, prompt.Length);
+            var lp = SequenceScorer.Score(ids => model.Forward(ids).Logits, model.VocabSize, result.Sequences[r].Ids,
+                prompt.Length);
             Assert.Equal(logprobs[r]!["sequence_logprob"]!.GetValue<double>(), lp.SequenceLogprob, 1e-3);
-            Assert.Equal(logprobs[r]!["sum_logprob_all_generated_tokens"]!.GetValue<double>(), lp.SumLogprobAllGeneratedTokens, 1e-3);
+            Assert.Equal(logprobs[r]!["sum_logprob_all_generated_tokens"]!.GetValue<double>(),
+                lp.SumLogprobAllGeneratedTokens, 1e-3);
             var per = logprobs[r]!["per_token_logprob"]!.AsArray().Select(x => x!.GetValue<float>()).ToArray();
             // The README's tolerance. It holds because log_softmax sums its 50,257 exps in float32 in PyTorch's lane
             // order (TokenMath.SumLikeTorch); an exact sum would miss it by up to 8e-5.
-            Assert.True(Fixtures.MaxAbsDiff(per, lp.PerTokenLogprob) <= 1e-5f, $"per_token_logprob diff {Fixtures.MaxAbsDiff(per, lp.PerTokenLogprob)}");
+            Assert.True(Fixtures.MaxAbsDiff(per, lp.PerTokenLogprob) <= 1e-5f,
+                $"per_token_logprob diff {Fixtures.MaxAbsDiff(per, lp.PerTokenLogprob)}");
         }
     }
 
@@ -93,7 +99,8 @@ public class GenerationTests
             var steps = table["steps"]!.AsArray();
             int[] prompt = model.Tokenizer!.Encode(table["prompt"]!.GetValue<string>());
             var gen = new Generator(model) { TraceChoices = 5 };
-            var result = gen.Generate(prompt, new GenerationConfig { MaxNewTokens = steps.Count, EosTokenId = 50256, PadTokenId = 50256 });
+            var result = gen.Generate(prompt,
+                new GenerationConfig { MaxNewTokens = steps.Count, EosTokenId = 50256, PadTokenId = 50256 });
             Assert.Equal(steps.Count, result.Trace.Count);
             for (int s = 0; s < steps.Count; s++)
             {
@@ -107,7 +114,8 @@ public class GenerationTests
                 {
                     Assert.Equal(top5[k]!["id"]!.GetValue<int>(), got.Choices[k].Id);
                     Assert.Equal(top5[k]!["token"]!.GetValue<string>(), model.Tokenizer.Decode([got.Choices[k].Id]));
-                    Assert.Equal(top5[k]!["raw_token"]!.GetValue<string>(), model.Tokenizer.IdToToken(got.Choices[k].Id));
+                    Assert.Equal(top5[k]!["raw_token"]!.GetValue<string>(),
+                        model.Tokenizer.IdToToken(got.Choices[k].Id));
                     Assert.Equal(top5[k]!["prob"]!.GetValue<float>(), got.Choices[k].Prob, 1e-5f);
                 }
             }
@@ -140,7 +148,8 @@ public class GenerationTests
         // Generate returns what it has and says it stopped: greedy, lock-step rows, beams.
         using var early = new CancellationTokenSource();
         early.Cancel();
-        foreach (var c in new[] { config, config with { NumReturnSequences = 2, DoSample = true, Seed = 1 }, config with { NumBeams = 2 } })
+        foreach (var c in new[] { config, config with { NumReturnSequences = 2, DoSample = true, Seed = 1 },
+            config with { NumBeams = 2 } })
         {
             var r = new Generator(model).Generate(prompt, c with { MaxNewTokens = 50 }, early.Token);
             Assert.True(r.Stopped);
@@ -154,13 +163,21 @@ public class GenerationTests
     {
         var model = Fixtures.Load("tiny-gpt2");
         int[] prompt = model.Tokenizer!.Encode("Transformers are the");
-        var config = new GenerationConfig { DoSample = true, MaxNewTokens = 15, Seed = 42, EosTokenId = 50256, NumReturnSequences = 3 };
+        var config = new GenerationConfig
+        {
+            DoSample = true,
+            MaxNewTokens = 15,
+            Seed = 42,
+            EosTokenId = 50256,
+            NumReturnSequences = 3,
+        };
         var a = new Generator(model).Generate(prompt, config);
         var b = new Generator(model).Generate(prompt, config);
         Assert.Equal(a.Sequences.Select(s => s.Ids), b.Sequences.Select(s => s.Ids));
         Assert.Equal(3, a.Sequences.Count);
         var c = new Generator(model).Generate(prompt, config with { Seed = 7 });
-        Assert.NotEqual(a.Sequences.Select(s => string.Join(",", s.Ids)), c.Sequences.Select(s => string.Join(",", s.Ids)));
+        Assert.NotEqual(a.Sequences.Select(s => string.Join(",", s.Ids)),
+            c.Sequences.Select(s => string.Join(",", s.Ids)));
     }
 
     [Fact]
@@ -168,16 +185,21 @@ public class GenerationTests
     {
         var model = Fixtures.Load("tiny-gpt2");
         int[] prompt = model.Tokenizer!.Encode("Transformers are the");
-        var greedy = new Generator(model).Generate(prompt, new GenerationConfig { MaxNewTokens = 10, EosTokenId = 50256 });
-        var eps = new Generator(model).Generate(prompt, new GenerationConfig { MaxNewTokens = 10, EosTokenId = 50256, Epsilon = 1.0, Seed = 3 });
+        var greedy = new Generator(model)
+            .Generate(prompt, new GenerationConfig { MaxNewTokens = 10, EosTokenId = 50256 });
+        var eps = new Generator(model)
+            .Generate(prompt, new GenerationConfig { MaxNewTokens = 10, EosTokenId = 50256, Epsilon = 1.0, Seed = 3 });
         Assert.Equal(greedy.Sequences[0].Ids, eps.Sequences[0].Ids);
 
         var beamSample = new Generator(model).Generate(prompt, new GenerationConfig
-        { MaxNewTokens = 10, EosTokenId = 50256, PadTokenId = 50256, NumBeams = 3, DoSample = true, Seed = 1, NumReturnSequences = 2 });
+        { MaxNewTokens = 10, EosTokenId = 50256, PadTokenId = 50256, NumBeams = 3, DoSample = true, Seed = 1,
+            NumReturnSequences = 2 });
         Assert.Equal(2, beamSample.Sequences.Count);
         Assert.True(beamSample.Sequences[0].SequenceScore >= beamSample.Sequences[1].SequenceScore);
 
-        var uniform = new Generator(model).Generate(prompt, new GenerationConfig { MaxNewTokens = 10, EosTokenId = 50256, Unweighted = true, TopK = 5, Seed = 1 });
+        var uniform = new Generator(model)
+            .Generate(prompt,
+            new GenerationConfig { MaxNewTokens = 10, EosTokenId = 50256, Unweighted = true, TopK = 5, Seed = 1 });
         Assert.Equal(14, uniform.Sequences[0].Ids.Length);
     }
 
@@ -208,7 +230,8 @@ public class GenerationTests
     {
         var model = Fixtures.Load("tiny-gpt2");
         var e = Assert.Throws<GenerationConfigException>(() =>
-            new Generator(model).Generate(Enumerable.Repeat(262, 250).ToArray(), new GenerationConfig { MaxNewTokens = 10 }));
+            new Generator(model)
+                .Generate(Enumerable.Repeat(262, 250).ToArray(), new GenerationConfig { MaxNewTokens = 10 }));
         Assert.Contains("n_positions (256)", e.Message);
     }
 }

@@ -13,22 +13,31 @@ namespace ScratchGpt.Tests;
 public class GgufTests
 {
     private static string ModuleDir =>
-        Environment.GetEnvironmentVariable("SCRATCHGPT_GGUF_JS") is { } d && File.Exists(Path.Combine(d, "node_modules/@huggingface/gguf/package.json"))
+        Environment.GetEnvironmentVariable("SCRATCHGPT_GGUF_JS") is { } d
+            && File.Exists(Path.Combine(d, "node_modules/@huggingface/gguf/package.json"))
             ? d
-            : throw new InvalidOperationException("@huggingface/gguf not found: .ci/run installs it with npm into a temporary folder (its path in SCRATCHGPT_GGUF_JS)");
+            : throw new InvalidOperationException("@huggingface/gguf not found: .ci/run installs it with npm into a " +
+            "temporary folder (its path in SCRATCHGPT_GGUF_JS)");
 
-    /// <summary>The parser's view of a file: {metadata, tensorInfos: [{name, shape, dtype, offset}], tensorDataOffset}.</summary>
+    /// <summary>The parser's view of a file: {metadata, tensorInfos: [{name, shape, dtype, offset}],
+    /// tensorDataOffset}.</summary>
     private static JsonNode Parse(string gguf)
     {
         string script = Path.Combine(Path.GetDirectoryName(gguf)!, "read.mjs");
+        string module = new Uri(Path.Combine(ModuleDir, "node_modules/@huggingface/gguf/dist/index.mjs")).AbsoluteUri;
         File.WriteAllText(script, $$"""
-            import { gguf } from "{{new Uri(Path.Combine(ModuleDir, "node_modules/@huggingface/gguf/dist/index.mjs")).AbsoluteUri}}";
+            import { gguf } from "{{module}}";
             const r = await gguf(process.argv[2], { allowLocalFile: true });
             const out = { metadata: r.metadata, tensorDataOffset: r.tensorDataOffset,
-              tensorInfos: r.tensorInfos.map(t => ({ name: t.name, shape: t.shape, dtype: t.dtype, offset: t.offset })) };
+              tensorInfos: r.tensorInfos.map(t =>
+                ({ name: t.name, shape: t.shape, dtype: t.dtype, offset: t.offset })) };
             process.stdout.write(JSON.stringify(out, (k, v) => typeof v === "bigint" ? Number(v) : v));
             """);
-        var psi = new ProcessStartInfo("node", [script, gguf]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        var psi = new ProcessStartInfo("node", [script, gguf])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         string stderr = p.StandardError.ReadToEnd();
@@ -69,12 +78,14 @@ public class GgufTests
             Assert.Equal("gpt-2", m["tokenizer.ggml.pre"]!.GetValue<string>());
             var tokens = m["tokenizer.ggml.tokens"]!.AsArray();
             Assert.Equal(config.VocabSize, tokens.Count);
-            for (int id = 0; id < config.VocabSize; id += 997) Assert.Equal(tok.IdToToken(id), tokens[id]!.GetValue<string>());
+            for (int id = 0; id < config.VocabSize; id += 997)
+                Assert.Equal(tok.IdToToken(id), tokens[id]!.GetValue<string>());
             Assert.Equal("Hello", tokens[15496]!.GetValue<string>());
             var types = m["tokenizer.ggml.token_type"]!.AsArray();
             Assert.Equal(3, types[50256]!.GetValue<int>());
             Assert.Equal(1, types[15496]!.GetValue<int>());
-            var merges = File.ReadLines(Path.Combine(Fixtures.TokenizerDir, "merges.txt")).Skip(1).Where(l => l.Length > 0).ToList();
+            var merges = File.ReadLines(Path.Combine(Fixtures.TokenizerDir, "merges.txt")).Skip(1)
+                .Where(l => l.Length > 0).ToList();
             Assert.Equal(merges, m["tokenizer.ggml.merges"]!.AsArray().Select(x => x!.GetValue<string>()));
             Assert.Equal(50256, m["tokenizer.ggml.bos_token_id"]!.GetValue<int>());
             Assert.Equal(50256, m["tokenizer.ggml.eos_token_id"]!.GetValue<int>());
@@ -90,13 +101,15 @@ public class GgufTests
                 var info = infos[name]!;
                 Assert.Equal(spec.Shape.Reverse(), info["shape"]!.AsArray().Select(d => d!.GetValue<int>()));
                 int type = info["dtype"]!.GetValue<int>();
-                int wantType = spec.Shape.Length == 1 || (spec.Name == "wpe.weight" && dtype == "q8_0") ? 0 : dtype switch { "f16" => 1, "q8_0" => 8, _ => 0 };
+                int wantType = spec.Shape.Length == 1 || (spec.Name == "wpe.weight" && dtype == "q8_0") ? 0
+                    : dtype switch { "f16" => 1, "q8_0" => 8, _ => 0 };
                 Assert.Equal(wantType, type);
                 long offset = info["offset"]!.GetValue<long>();
                 Assert.Equal(0, offset % 32);
                 float[] want = ckpt.Read(spec with { Name = spec.Name == "output.weight" ? "wte.weight" : spec.Name });
                 byte[] expected = Gpt2Gguf.Encode(want, (GgufWriter.TensorType)type);
-                Assert.True(bytes.AsSpan((int)(dataStart + offset), expected.Length).SequenceEqual(expected), $"{name} bytes");
+                Assert.True(bytes.AsSpan((int)(dataStart + offset), expected.Length).SequenceEqual(expected),
+                    $"{name} bytes");
                 if (type == 8)
                 {
                     float[] back = Q8_0.Dequantize(expected);

@@ -24,7 +24,8 @@ public sealed class HubTests : IDisposable
 
     private static float[] Logits(string dir)
     {
-        using var m = Gpt2Model.Load(dir, new ModelLoadOptions { Device = "cpu", TokenizerDirectory = Fixtures.TokenizerDir });
+        using var m = Gpt2Model.Load(dir,
+            new ModelLoadOptions { Device = "cpu", TokenizerDirectory = Fixtures.TokenizerDir });
         return m.Forward([464, 2068, 7586]).Logits;
     }
 
@@ -36,7 +37,9 @@ public sealed class HubTests : IDisposable
         string repo = Path.Combine(_cache, "models--fixtures--tiny-gpt2");
         Assert.Equal(Path.Combine(repo, "snapshots", FakeHub.Commit), snapshot);
         Assert.Equal(FakeHub.Commit, File.ReadAllText(Path.Combine(repo, "refs", "main")));
-        string sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path.Combine(Fixtures.Model("tiny-gpt2"), "model.safetensors"))));
+        string sha = Convert.ToHexStringLower(
+            System.Security.Cryptography.SHA256.HashData(
+            File.ReadAllBytes(Path.Combine(Fixtures.Model("tiny-gpt2"), "model.safetensors"))));
         Assert.True(File.Exists(Path.Combine(repo, "blobs", sha)), "the weights blob is named by its SHA-256");
         Assert.NotNull(new FileInfo(Path.Combine(snapshot, "model.safetensors")).LinkTarget);
         Assert.Equal(Logits(Fixtures.Model("tiny-gpt2")), Logits(snapshot));
@@ -80,7 +83,8 @@ public sealed class HubTests : IDisposable
         var e = await Assert.ThrowsAsync<HubException>(() => client.EnsureModelAsync("fixtures/tiny-gpt2"));
         Assert.Contains("does not match the Hub's", e.Message);
         Assert.Empty(Directory.GetFiles(_cache, "*.incomplete", SearchOption.AllDirectories));
-        Assert.DoesNotContain(Directory.GetFiles(Path.Combine(_cache, "models--fixtures--tiny-gpt2", "blobs")), f => new FileInfo(f).Length > 1_000_000);
+        Assert.DoesNotContain(Directory.GetFiles(Path.Combine(_cache, "models--fixtures--tiny-gpt2", "blobs")),
+            f => new FileInfo(f).Length > 1_000_000);
     }
 
     [Fact]
@@ -92,7 +96,8 @@ public sealed class HubTests : IDisposable
         var denied = await Assert.ThrowsAsync<HubException>(() => client.EnsureModelAsync("fixtures/private-gpt2"));
         Assert.Contains("HF_TOKEN", denied.Message);
         using var withToken = Client(token: FakeHub.Token);
-        Assert.True(File.Exists(Path.Combine(await withToken.EnsureModelAsync("fixtures/private-gpt2"), "model.safetensors")));
+        Assert.True(
+            File.Exists(Path.Combine(await withToken.EnsureModelAsync("fixtures/private-gpt2"), "model.safetensors")));
     }
 
     [Fact]
@@ -107,7 +112,8 @@ public sealed class HubTests : IDisposable
     [Fact]
     public void Unreachable_endpoint_is_a_one_line_error()
     {
-        using var client = new HubDownloader(new HubSettings { Endpoint = "http://127.0.0.1:9", CacheDirectory = _cache });
+        using var client =
+            new HubDownloader(new HubSettings { Endpoint = "http://127.0.0.1:9", CacheDirectory = _cache });
         var e = Assert.Throws<HubException>(() => client.EnsureModelAsync("gpt2").GetAwaiter().GetResult());
         Assert.Contains("cannot reach", e.Message);
         Assert.Contains("--offline", e.Message);
@@ -124,10 +130,13 @@ public sealed class HubTests : IDisposable
             Assert.True(code == 0, err);
             Assert.Contains(FakeHub.Commit, stdout);
             _hub.Dispose();
-            (code, stdout, err) = CliTests.RunCli("generate", "--model", "fixtures/tiny-gpt2", "--cache-dir", _cache, "--offline",
-                "--tokenizer", Fixtures.TokenizerDir, "--device", "cpu", "--prompt", "Transformers are the", "--max-new-tokens", "20", "--json");
+            (code, stdout, err) = CliTests.RunCli("generate", "--model", "fixtures/tiny-gpt2", "--cache-dir", _cache,
+                "--offline",
+                "--tokenizer", Fixtures.TokenizerDir, "--device", "cpu", "--prompt", "Transformers are the",
+                "--max-new-tokens", "20", "--json");
             Assert.True(code == 0, err);
-            Assert.Contains(GenerationTests.Find("greedy_p1_20")["texts"]![0]!.GetValue<string>().Replace("\n", "\\n")[..10], stdout);
+            Assert.Contains(GenerationTests.Find("greedy_p1_20")["texts"]![0]!.GetValue<string>()
+                .Replace("\n", "\\n")[..10], stdout);
             (code, _, err) = CliTests.RunCli("download", "nobody/nothing", "--cache-dir", _cache, "--offline");
             Assert.Equal(1, code);
             Assert.Contains("error: nobody/nothing@main is not in the cache", err);

@@ -28,7 +28,9 @@ public class IlgpuTests
     {
         var results = KernelCheck.Run(new CpuBackend(), seed: 3).ToList();
         Assert.True(results.Count >= 63, $"only {results.Count} checks ran");
-        foreach (var r in results) Assert.True(r.RelativeError < KernelCheck.Tolerance, $"{r.Kernel} {r.Shape}: relative error {r.RelativeError:E2}");
+        foreach (var r in results)
+            Assert.True(r.RelativeError < KernelCheck.Tolerance,
+                $"{r.Kernel} {r.Shape}: relative error {r.RelativeError:E2}");
     }
 
     /// <summary>The SIMD CPU backend with a planted bug: gelu writes one element past the count it was given.</summary>
@@ -37,20 +39,25 @@ public class IlgpuTests
         public string Kind => inner.Kind;
         public string DeviceName => inner.DeviceName;
         public IDeviceBuffer Upload(ReadOnlySpan<float> data) => inner.Upload(data);
-        public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision) => inner.UploadWeight(data, precision);
+        public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision) =>
+            inner.UploadWeight(data, precision);
         public IDeviceBuffer Allocate(long length) => inner.Allocate(length);
         public void Download(IDeviceBuffer src, long offset, Span<float> dst) => inner.Download(src, offset, dst);
-        public void Copy(IDeviceBuffer src, long srcOffset, IDeviceBuffer dst, long dstOffset, long count) => inner.Copy(src, srcOffset, dst, dstOffset, count);
-        public void Embedding(ReadOnlySpan<int> ids, int start, IDeviceBuffer wte, IDeviceBuffer wpe, IDeviceBuffer x, int dim) =>
-            inner.Embedding(ids, start, wte, wpe, x, dim);
-        public void LayerNorm(IDeviceBuffer x, IDeviceBuffer g, IDeviceBuffer b, IDeviceBuffer y, int rows, int dim, float eps) =>
-            inner.LayerNorm(x, g, b, y, rows, dim, eps);
-        public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim,
-            MatMulEpilogue epilogue = MatMulEpilogue.Store) => inner.MatMul(x, w, bias, y, rows, inDim, outDim, epilogue);
+        public void Copy(IDeviceBuffer src, long srcOffset, IDeviceBuffer dst, long dstOffset, long count) =>
+            inner.Copy(src, srcOffset, dst, dstOffset, count);
+        public void Embedding(ReadOnlySpan<int> ids, int start, IDeviceBuffer wte, IDeviceBuffer wpe, IDeviceBuffer x,
+            int dim) => inner.Embedding(ids, start, wte, wpe, x, dim);
+        public void LayerNorm(IDeviceBuffer x, IDeviceBuffer g, IDeviceBuffer b, IDeviceBuffer y, int rows, int dim,
+            float eps) => inner.LayerNorm(x, g, b, y, rows, dim, eps);
+        public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim,
+            int outDim,
+            MatMulEpilogue epilogue = MatMulEpilogue.Store) =>
+            inner.MatMul(x, w, bias, y, rows, inDim, outDim, epilogue);
         public void Gelu(IDeviceBuffer x, long count) => inner.Gelu(x, count + 1);
         public void Add(IDeviceBuffer x, IDeviceBuffer y, long count) => inner.Add(x, y, count);
         public int Argmax(IDeviceBuffer x, int n) => inner.Argmax(x, n);
-        public void Attention(IDeviceBuffer qkv, IDeviceBuffer k, IDeviceBuffer v, IDeviceBuffer y, IDeviceBuffer? probs, int rows, int past,
+        public void Attention(IDeviceBuffer qkv, IDeviceBuffer k, IDeviceBuffer v, IDeviceBuffer y,
+            IDeviceBuffer? probs, int rows, int past,
             int nHead, int headDim) => inner.Attention(qkv, k, v, y, probs, rows, past, nHead, headDim);
         public void Dispose() => inner.Dispose();
     }
@@ -60,7 +67,8 @@ public class IlgpuTests
     {
         var results = KernelCheck.Run(new CpuBackend(), seed: 6, large: false, perf: true).ToList();
         Assert.All(results, r => Assert.True(r.RelativeError < KernelCheck.Tolerance, $"{r.Kernel} {r.Shape}"));
-        Assert.All(results, r => Assert.True(r.Microseconds > 0 && r.GigabytesPerSecond > 0, $"{r.Kernel} {r.Shape}: no timing"));
+        Assert.All(results,
+            r => Assert.True(r.Microseconds > 0 && r.GigabytesPerSecond > 0, $"{r.Kernel} {r.Shape}: no timing"));
         Assert.All(KernelCheck.Run(new CpuBackend(), seed: 6, large: false), r => Assert.Null(r.Microseconds));
     }
 
@@ -68,8 +76,10 @@ public class IlgpuTests
     public void A_write_past_an_output_buffer_fails_its_case()
     {
         var results = KernelCheck.Run(new OverrunningGelu(new CpuBackend()), large: false).ToList();
-        Assert.All(results.Where(r => r.Kernel == "gelu"), r => Assert.True(double.IsPositiveInfinity(r.RelativeError), $"gelu {r.Shape}"));
-        Assert.All(results.Where(r => r.Kernel != "gelu"), r => Assert.True(r.RelativeError < KernelCheck.Tolerance, $"{r.Kernel} {r.Shape}"));
+        Assert.All(results.Where(r => r.Kernel == "gelu"),
+            r => Assert.True(double.IsPositiveInfinity(r.RelativeError), $"gelu {r.Shape}"));
+        Assert.All(results.Where(r => r.Kernel != "gelu"),
+            r => Assert.True(r.RelativeError < KernelCheck.Tolerance, $"{r.Kernel} {r.Shape}"));
     }
 
     [Theory]
@@ -84,7 +94,9 @@ public class IlgpuTests
         try { results.AddRange(KernelCheck.Run(gpu, seed: 4, large: false).Where(r => r.Kernel.StartsWith("matmul"))); }
         finally { gpu.ThreadPerColumn = !gpu.ThreadPerColumn; }
         Assert.True(results.Count >= 70, $"only {results.Count} kernel checks ran");
-        foreach (var r in results) Assert.True(r.RelativeError < KernelCheck.Tolerance, $"{device} {r.Kernel} {r.Shape}: relative error {r.RelativeError:E2}");
+        foreach (var r in results)
+            Assert.True(r.RelativeError < KernelCheck.Tolerance,
+                $"{device} {r.Kernel} {r.Shape}: relative error {r.RelativeError:E2}");
     }
 
     [Theory]
@@ -92,9 +104,12 @@ public class IlgpuTests
     public void Every_training_kernel_matches_its_reference(string device)
     {
         using var be = device == "ilgpu-cpu" ? null : (IlgpuBackend)BackendFactory.Create(device);
-        var results = Training.TrainingKernelCheck.Run(be ?? Backend.Value, seed: 2, small: device == "ilgpu-cpu").ToList();
+        var results = Training.TrainingKernelCheck.Run(be ?? Backend.Value, seed: 2, small: device == "ilgpu-cpu")
+            .ToList();
         Assert.True(results.Count >= 61, $"only {results.Count} training kernel checks ran");
-        foreach (var r in results) Assert.True(r.RelativeError < KernelCheck.Tolerance, $"{device} {r.Kernel} {r.Shape}: relative error {r.RelativeError:E2}");
+        foreach (var r in results)
+            Assert.True(r.RelativeError < KernelCheck.Tolerance,
+                $"{device} {r.Kernel} {r.Shape}: relative error {r.RelativeError:E2}");
     }
 
     [Fact]
@@ -122,7 +137,8 @@ public class IlgpuTests
     /// accelerator runs a hundred decode steps (matvec with its epilogues, attention over the cache past one chunk,
     /// argmax, batched beam steps) in seconds.
     /// </summary>
-    private static Model.Gpt2Model SmallVocabulary(string device, int nHead, WeightPrecision precision = WeightPrecision.Float32)
+    private static Model.Gpt2Model SmallVocabulary(string device, int nHead,
+        WeightPrecision precision = WeightPrecision.Float32)
     {
         string dir = Path.Combine(Path.GetTempPath(), $"sgpt-small-vocab-{nHead}");
         var config = new Loading.Gpt2Config { NLayer = 2, NHead = nHead, NEmbd = 64, NPositions = 96, VocabSize = 500 };
@@ -133,7 +149,8 @@ public class IlgpuTests
                 Training.RandomCheckpoint.Write(config, dir, "f32", seed: 5);
             }
         var file = Loading.SafetensorsFile.Open(Path.Combine(dir, "model.safetensors"));
-        return new Model.Gpt2Model(new Loading.Gpt2Checkpoint(file, Loading.ModelFolder.LoadConfig(dir)), BackendFactory.Create(device), precision);
+        return new Model.Gpt2Model(new Loading.Gpt2Checkpoint(file, Loading.ModelFolder.LoadConfig(dir)),
+            BackendFactory.Create(device), precision);
     }
 
     [Theory]
@@ -159,7 +176,8 @@ public class IlgpuTests
         for (int step = 0; step < 70; step++)   // past one 64-position attention chunk
         {
             a.Append([step * 7 % 500], la); b.Append([step * 7 % 500], lb);
-            Assert.True(Fixtures.MaxAbsDiff(lb, la) <= 1e-4f, $"step {step}: logits differ by {Fixtures.MaxAbsDiff(lb, la)}");
+            Assert.True(Fixtures.MaxAbsDiff(lb, la) <= 1e-4f,
+                $"step {step}: logits differ by {Fixtures.MaxAbsDiff(lb, la)}");
         }
     }
 
@@ -171,7 +189,8 @@ public class IlgpuTests
         var config = new Decoding.GenerationConfig { MaxNewTokens = 3, EosTokenId = null };
         new Decoding.Generator(model).Generate([1, 2], config);   // the backend's reused id/argmax buffers now exist
         long before = be.LiveBuffers;
-        for (int i = 0; i < 10; i++) new Decoding.Generator(model).Generate([1, 2], config with { NumBeams = 1 + i % 2 });
+        for (int i = 0; i < 10; i++)
+            new Decoding.Generator(model).Generate([1, 2], config with { NumBeams = 1 + i % 2 });
         Assert.Equal(before, be.LiveBuffers);
     }
 
@@ -192,12 +211,15 @@ public class IlgpuTests
         using var f32 = Load("reference", WeightPrecision.Float32);
         int[] ids = reference.Tokenizer!.Encode("The quick brown fox");   // a prompt (rows > 1): the tiled matmul
         var a = gpu.Forward(ids).Logits;
-        Assert.True(Fixtures.MaxAbsDiff(reference.Forward(ids).Logits, a) <= 1e-4f, "16-bit weights: ilgpu-cpu vs reference");
-        Assert.True(Fixtures.MaxAbsDiff(f32.Forward(ids).Logits, a) > 1e-4f, "the device did not use the rounded 16-bit weights");
+        Assert.True(Fixtures.MaxAbsDiff(reference.Forward(ids).Logits, a) <= 1e-4f,
+            "16-bit weights: ilgpu-cpu vs reference");
+        Assert.True(Fixtures.MaxAbsDiff(f32.Forward(ids).Logits, a) > 1e-4f,
+            "the device did not use the rounded 16-bit weights");
         long bytes16 = ((IlgpuBackend)gpu.Backend).LiveBytes;
         using var gpu32 = Load("ilgpu-cpu", WeightPrecision.Float32);
         long bytes32 = ((IlgpuBackend)gpu32.Backend).LiveBytes;
-        Assert.True(bytes16 < 0.6 * bytes32, $"device memory: {bytes16:N0} bytes with 16-bit weights, {bytes32:N0} with float32");
+        Assert.True(bytes16 < 0.6 * bytes32,
+            $"device memory: {bytes16:N0} bytes with 16-bit weights, {bytes32:N0} with float32");
     }
 
     [Fact]
@@ -233,8 +255,8 @@ public class IlgpuTests
             {
                 string path = Path.Combine(dir, name + ".cl");
                 File.WriteAllText(path, source);
-                var (code, output) = Tool("clang-15", "-x", "cl", "-cl-std=CL2.0", "-target", "spir64", "-Xclang", "-finclude-default-header",
-                    "-fsyntax-only", path);
+                var (code, output) = Tool("clang-15", "-x", "cl", "-cl-std=CL2.0", "-target", "spir64", "-Xclang",
+                    "-finclude-default-header", "-fsyntax-only", path);
                 Assert.True(code == 0, $"clang rejected {name}: {output}");
             }
         }
@@ -244,7 +266,11 @@ public class IlgpuTests
     /// <summary>Runs a checking tool; a missing tool fails the test with how to get it.</summary>
     private static (int Code, string Output) Tool(string file, params string[] args)
     {
-        var info = new System.Diagnostics.ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true };
+        var info = new System.Diagnostics.ProcessStartInfo(file)
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+        };
         foreach (var a in args) info.ArgumentList.Add(a);
         try
         {
@@ -255,8 +281,8 @@ public class IlgpuTests
         }
         catch (System.ComponentModel.Win32Exception)
         {
-            throw new InvalidOperationException($"{file} not found: .ci/run installs it (clang-15 from apt; ptxas unpacked from Debian's " +
-                "nvidia-cuda-toolkit, its path in SCRATCHGPT_PTXAS)");
+            throw new InvalidOperationException($"{file} not found: .ci/run installs it (clang-15 from apt; ptxas " +
+                "unpacked from Debian's " + "nvidia-cuda-toolkit, its path in SCRATCHGPT_PTXAS)");
         }
     }
 }
@@ -297,17 +323,26 @@ public class BackendSelectionTests
     }
 }
 
-/// <summary>Training on ILGPU's CPU accelerator: a whole model's gradients, clipping and AdamW against the CPU engine.</summary>
+/// <summary>Training on ILGPU's CPU accelerator: a whole model's gradients, clipping and AdamW against the CPU
+/// engine.</summary>
 public sealed class IlgpuTrainingTests
 {
     // Odd sizes on purpose: 3 heads of 8, MLP 96, 2 sequences of 13 tokens — nothing is a multiple of a 16-wide tile.
-    private static readonly Loading.Gpt2Config Small = new() { NLayer = 2, NHead = 3, NEmbd = 24, NPositions = 32, VocabSize = 333 };
+    private static readonly Loading.Gpt2Config Small = new()
+    {
+        NLayer = 2,
+        NHead = 3,
+        NEmbd = 24,
+        NPositions = 32,
+        VocabSize = 333,
+    };
 
     private static (int[] Ids, int[] Targets) Batch(int batch, int seq, int seed)
     {
         var rng = new Random(seed);
         var ids = Enumerable.Range(0, batch * seq).Select(_ => rng.Next(Small.VocabSize)).ToArray();
-        var targets = Enumerable.Range(0, batch * seq).Select(i => i % seq == seq - 1 ? -100 : rng.Next(Small.VocabSize)).ToArray();
+        var targets = Enumerable.Range(0, batch * seq)
+            .Select(i => i % seq == seq - 1 ? -100 : rng.Next(Small.VocabSize)).ToArray();
         return (ids, targets);
     }
 
@@ -327,7 +362,8 @@ public sealed class IlgpuTrainingTests
             cpuLoss += cpu.AddGradients(ids, targets, 2, 13, 0.5f, dropoutSeed: 12);   // accumulation adds
             cpu.ReadGradients(cpuGrads);
         }
-        using (var gpu = new Training.DeviceTrainingModel(IlgpuTests.Backend.Value, p, new Training.AdamW(p, 0.01f), (dropout, dropout, dropout)))
+        using (var gpu = new Training.DeviceTrainingModel(IlgpuTests.Backend.Value, p, new Training.AdamW(p, 0.01f),
+            (dropout, dropout, dropout)))
         {
             gpu.ZeroGradients();
             gpuLoss = gpu.AddGradients(ids, targets, 2, 13, 0.5f, dropoutSeed: 11);
@@ -341,7 +377,8 @@ public sealed class IlgpuTrainingTests
             float scale = Math.Abs(System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(c));
             Assert.True(scale > 0, $"{t.Name}: no gradient on the CPU");
             for (int i = 0; i < c.Length; i++)
-                Assert.True(Math.Abs(c[i] - g[i]) <= 1e-4 * scale + 1e-7, $"{t.Name}[{i}]: cpu {c[i]:E4}, ilgpu-cpu {g[i]:E4} (largest {scale:E2})");
+                Assert.True(Math.Abs(c[i] - g[i]) <= 1e-4 * scale + 1e-7,
+                    $"{t.Name}[{i}]: cpu {c[i]:E4}, ilgpu-cpu {g[i]:E4} (largest {scale:E2})");
         }
     }
 
@@ -369,7 +406,9 @@ public sealed class IlgpuTrainingTests
         gpu.CopyToHost();
         Assert.Equal(3, gpuOpt.Step);
         for (int i = 0; i < cpuParams.Count; i++)
-            Assert.True(Math.Abs(cpuParams.Values[i] - gpuParams.Values[i]) < 2e-5, $"parameter {i}: cpu {cpuParams.Values[i]}, ilgpu-cpu {gpuParams.Values[i]}");
-        Assert.True(cpuOpt.V.Zip(gpuOpt.V).All(v => Math.Abs(v.First - v.Second) <= 1e-3 * Math.Abs(v.First) + 1e-12), "Adam's second moments differ");
+            Assert.True(Math.Abs(cpuParams.Values[i] - gpuParams.Values[i]) < 2e-5,
+                $"parameter {i}: cpu {cpuParams.Values[i]}, ilgpu-cpu {gpuParams.Values[i]}");
+        Assert.True(cpuOpt.V.Zip(gpuOpt.V).All(v => Math.Abs(v.First - v.Second) <= 1e-3 * Math.Abs(v.First) + 1e-12),
+            "Adam's second moments differ");
     }
 }

@@ -14,7 +14,8 @@ public class InspectionTests
     {
         var c = Fixtures.Json("forward.json")["cases"]!.AsArray().First(n => n!["name"]!.GetValue<string>() == name)!;
         var model = Fixtures.Load(c["model"]!.GetValue<string>());
-        return (model, Fixtures.Ints(c["input_ids"]), SafetensorsFile.Open(Fixtures.Case(c["tensors_file"]!.GetValue<string>())));
+        return (model, Fixtures.Ints(c["input_ids"]),
+            SafetensorsFile.Open(Fixtures.Case(c["tensors_file"]!.GetValue<string>())));
     }
 
     private static Gpt2Parameters Parameters(string model) => Gpt2Parameters.Load(Fixtures.Model(model));
@@ -64,7 +65,8 @@ public class InspectionTests
         foreach (float v in x) var += (v - mean) * (v - mean);
         double rstd = 1 / Math.Sqrt(var / E + p.Config.LayerNormEpsilon);
         var f = new double[E];
-        for (int i = 0; i < E; i++) f[i] = (x[i] - mean) * rstd * p.Values[p.LnFWeight.Offset + i] + p.Values[p.LnFBias.Offset + i];
+        for (int i = 0; i < E; i++)
+            f[i] = (x[i] - mean) * rstd * p.Values[p.LnFWeight.Offset + i] + p.Values[p.LnFBias.Offset + i];
         var logits = new double[V];
         for (int o = 0; o < V; o++)
             for (int i = 0; i < E; i++) logits[o] += f[i] * p.Values[p.Wte.Offset + o * E + i];
@@ -86,11 +88,17 @@ public class InspectionTests
         Assert.Equal([1, T, c.MlpWidth], cache["blocks.1.mlp.hook_post"].Shape);
 
         // Where transformers gave the same tensor: hidden_states and attentions.
-        Assert.True(Fixtures.MaxAbsDiff(expected.ReadFloat32("hidden_states.0"), cache["blocks.0.hook_resid_pre"].Values) <= 1e-5f);
+        Assert.True(
+            Fixtures.MaxAbsDiff(expected.ReadFloat32("hidden_states.0"),
+            cache["blocks.0.hook_resid_pre"].Values) <= 1e-5f);
         for (int l = 0; l < c.NLayer - 1; l++)
-            Assert.True(Fixtures.MaxAbsDiff(expected.ReadFloat32($"hidden_states.{l + 1}"), cache[$"blocks.{l}.hook_resid_post"].Values) <= 1e-4f, $"resid_post {l}");
+            Assert.True(
+                Fixtures.MaxAbsDiff(expected.ReadFloat32($"hidden_states.{l + 1}"),
+                cache[$"blocks.{l}.hook_resid_post"].Values) <= 1e-4f, $"resid_post {l}");
         for (int l = 0; l < c.NLayer; l++)
-            Assert.True(Fixtures.MaxAbsDiff(expected.ReadFloat32($"attentions.{l}"), cache[$"blocks.{l}.attn.hook_pattern"].Values) <= 1e-5f, $"pattern {l}");
+            Assert.True(
+                Fixtures.MaxAbsDiff(expected.ReadFloat32($"attentions.{l}"),
+                cache[$"blocks.{l}.attn.hook_pattern"].Values) <= 1e-5f, $"pattern {l}");
 
         // Everything against the float64 reference.
         var reference = ReferenceGpt2.Activations(Parameters("tiny-gpt2"), ids);
@@ -100,8 +108,13 @@ public class InspectionTests
             Assert.Equal(want.Length, a.Values.Length);
             for (int i = 0; i < want.Length; i++)
             {
-                if (double.IsNegativeInfinity(want[i])) { Assert.True(float.IsNegativeInfinity(a.Values[i]), $"{name}[{i}] masked"); continue; }
-                Assert.True(Math.Abs(want[i] - a.Values[i]) <= 2e-4 * Math.Max(1, Math.Abs(want[i])), $"{name}[{i}]: {a.Values[i]} vs {want[i]}");
+                if (double.IsNegativeInfinity(want[i]))
+                {
+                    Assert.True(float.IsNegativeInfinity(a.Values[i]), $"{name}[{i}] masked");
+                    continue;
+                }
+                Assert.True(Math.Abs(want[i] - a.Values[i]) <= 2e-4 * Math.Max(1, Math.Abs(want[i])),
+                    $"{name}[{i}]: {a.Values[i]} vs {want[i]}");
             }
         }
     }
@@ -120,14 +133,16 @@ public class InspectionTests
         TokenMath.LogSoftmax(model.Forward(ids, new ForwardOptions { AllLogits = false }).Row(0), logp);
         Assert.Equal(logp[target], r.BaselineLogProb, 1e-4);
         // A hook that changes nothing changes nothing.
-        var untouched = model.Forward(ids, new ForwardOptions { Hooks = new ForwardHooks().On("blocks.1.attn.hook_z", _ => { }), AllLogits = false });
+        var untouched = model.Forward(ids,
+            new ForwardOptions { Hooks = new ForwardHooks().On("blocks.1.attn.hook_z", _ => { }), AllLogits = false });
         TokenMath.LogSoftmax(untouched.Row(0), logp);
         Assert.Equal(r.BaselineLogProb, logp[target], 1e-9);
 
         var p = Parameters("tiny-gpt2");
         double Reference((int, int)? head)
         {
-            var logits = ReferenceGpt2.Activations(p, ids, head)["logits"].AsSpan((ids.Length - 1) * c.VocabSize, c.VocabSize).ToArray();
+            var logits = ReferenceGpt2.Activations(p, ids, head)["logits"].AsSpan((ids.Length - 1) * c.VocabSize,
+                c.VocabSize).ToArray();
             double max = logits.Max();
             return logits[target] - max - Math.Log(logits.Sum(z => Math.Exp(z - max)));
         }
@@ -160,7 +175,11 @@ public class InspectionTests
         var r = model.Forward([.. ids, .. target]);
         var logp = new float[model.VocabSize];
         double want = 0;
-        for (int i = 0; i < target.Length; i++) { TokenMath.LogSoftmax(r.Row(ids.Length - 1 + i), logp); want += logp[target[i]]; }
+        for (int i = 0; i < target.Length; i++)
+        {
+            TokenMath.LogSoftmax(r.Row(ids.Length - 1 + i), logp);
+            want += logp[target[i]];
+        }
         Assert.Equal(Math.Exp(want), row.Targets[0].Prob, 1e-6);
     }
 }

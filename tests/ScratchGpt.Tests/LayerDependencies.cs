@@ -57,7 +57,8 @@ public static class LayerDependencies
         foreach (var m in t.GetMethods(All).Cast<MethodBase>().Concat(t.GetConstructors(All)))
         {
             if (m is MethodInfo mi) foreach (var x in Expand(mi.ReturnType)) yield return (x, m.Name + " return");
-            foreach (var p in m.GetParameters()) foreach (var x in Expand(p.ParameterType)) yield return (x, m.Name + " parameter");
+            foreach (var p in m.GetParameters())
+                foreach (var x in Expand(p.ParameterType)) yield return (x, m.Name + " parameter");
             foreach (var (x, what) in FromIl(m)) yield return (x, $"{m.Name}: {what}");
         }
     }
@@ -72,9 +73,11 @@ public static class LayerDependencies
     }
 
     private static readonly Dictionary<short, OpCode> OpCodeByValue = typeof(OpCodes)
-        .GetFields(BindingFlags.Public | BindingFlags.Static).Select(f => (OpCode)f.GetValue(null)!).ToDictionary(o => o.Value);
+        .GetFields(BindingFlags.Public | BindingFlags.Static).Select(f => (OpCode)f.GetValue(null)!)
+        .ToDictionary(o => o.Value);
 
-    /// <summary>The types behind every token operand in the method's IL (calls, field accesses, newobj, casts, ldtoken).</summary>
+    /// <summary>The types behind every token operand in the method's IL (calls, field accesses, newobj, casts,
+    /// ldtoken).</summary>
     private static IEnumerable<(Type, string)> FromIl(MethodBase m)
     {
         byte[]? il;
@@ -92,11 +95,14 @@ public static class LayerDependencies
             switch (op.OperandType)
             {
                 case OperandType.InlineNone: break;
-                case OperandType.ShortInlineBrTarget or OperandType.ShortInlineI or OperandType.ShortInlineVar: pos += 1; break;
+                case OperandType.ShortInlineBrTarget or OperandType.ShortInlineI or OperandType.ShortInlineVar:
+                    pos += 1;
+                    break;
                 case OperandType.InlineVar: pos += 2; break;
                 case OperandType.InlineI8 or OperandType.InlineR: pos += 8; break;
                 case OperandType.InlineSwitch: pos += 4 + 4 * BitConverter.ToInt32(il, pos); break;
-                case OperandType.InlineField or OperandType.InlineMethod or OperandType.InlineType or OperandType.InlineTok:
+                case OperandType.InlineField or OperandType.InlineMethod
+                    or OperandType.InlineType or OperandType.InlineTok:
                 {
                     int token = BitConverter.ToInt32(il, pos);
                     pos += 4;
@@ -106,7 +112,9 @@ public static class LayerDependencies
                     var types = member switch
                     {
                         Type ty => Expand(ty),
-                        MethodBase mb => Expand(mb.DeclaringType!).Concat(mb.IsGenericMethod ? mb.GetGenericArguments().SelectMany(Expand) : []),
+                        MethodBase mb =>
+                            Expand(mb.DeclaringType!)
+                            .Concat(mb.IsGenericMethod ? mb.GetGenericArguments().SelectMany(Expand) : []),
                         FieldInfo f => Expand(f.DeclaringType!).Concat(Expand(f.FieldType)),
                         _ => [],
                     };

@@ -1,6 +1,7 @@
 namespace ScratchGpt.Tests;
 
-/// <summary>The dependency rule of README ("Layers") holds in the compiled code, and the check catches a breach.</summary>
+/// <summary>The dependency rule of README ("Layers") holds in the compiled code, and the check catches a
+/// breach.</summary>
 public class LayerDependencyTests
 {
     [Fact]
@@ -16,7 +17,8 @@ public class LayerDependencyTests
     [Fact]
     public void A_planted_wrong_way_reference_is_caught()
     {
-        var violations = LayerDependencies.Violations([typeof(Decoding.Planted.ReadsAFile), typeof(Decoding.Planted.Clean)]);
+        var violations = LayerDependencies.Violations(
+            [typeof(Decoding.Planted.ReadsAFile), typeof(Decoding.Planted.Clean)]);
         var v = Assert.Single(violations);
         Assert.Contains("ReadsAFile (Decoding) → ScratchGpt.Loading.ModelFolder (Loading)", v);
     }

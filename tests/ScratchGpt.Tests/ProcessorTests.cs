@@ -11,7 +11,8 @@ public class ProcessorTests
     public static TheoryData<string> Cases()
     {
         var data = new TheoryData<string>();
-        foreach (var c in Fixtures.Json("logits_processors.json")["cases"]!.AsArray()) data.Add(c!["name"]!.GetValue<string>());
+        foreach (var c in Fixtures.Json("logits_processors.json")["cases"]!.AsArray())
+            data.Add(c!["name"]!.GetValue<string>());
         return data;
     }
 
@@ -21,9 +22,12 @@ public class ProcessorTests
         return p["class"]!.GetValue<string>() switch
         {
             "TemperatureLogitsWarper" => new TemperatureLogitsWarper(prm["temperature"]!.GetValue<float>()),
-            "TopKLogitsWarper" => new TopKLogitsWarper(prm["top_k"]!.GetValue<int>(), prm["min_tokens_to_keep"]?.GetValue<int>() ?? 1),
-            "TopPLogitsWarper" => new TopPLogitsWarper(prm["top_p"]!.GetValue<float>(), prm["min_tokens_to_keep"]?.GetValue<int>() ?? 1),
-            "RepetitionPenaltyLogitsProcessor" => new RepetitionPenaltyLogitsProcessor(prm["penalty"]!.GetValue<float>()),
+            "TopKLogitsWarper" =>
+                new TopKLogitsWarper(prm["top_k"]!.GetValue<int>(), prm["min_tokens_to_keep"]?.GetValue<int>() ?? 1),
+            "TopPLogitsWarper" =>
+                new TopPLogitsWarper(prm["top_p"]!.GetValue<float>(), prm["min_tokens_to_keep"]?.GetValue<int>() ?? 1),
+            "RepetitionPenaltyLogitsProcessor" =>
+                new RepetitionPenaltyLogitsProcessor(prm["penalty"]!.GetValue<float>()),
             "NoRepeatNGramLogitsProcessor" => new NoRepeatNGramLogitsProcessor(prm["ngram_size"]!.GetValue<int>()),
             var other => throw new NotSupportedException(other),
         };
@@ -63,10 +67,12 @@ public class ProcessorTests
             float boundary = orderSensitive ? BoundaryValue(input.AsSpan(r * V, V), want) : float.NaN;
             for (int i = 0; i < V; i++)
             {
-                if (orderSensitive && input[r * V + i] == boundary) continue;   // which tied tokens survive is unspecified
+                // which tied tokens survive is unspecified
+                if (orderSensitive && input[r * V + i] == boundary) continue;
                 Assert.Equal(float.IsNegativeInfinity(want[i]), float.IsNegativeInfinity(scores[i]));
                 if (!float.IsNegativeInfinity(want[i]))
-                    Assert.True(Math.Abs(want[i] - scores[i]) <= 1e-6f * Math.Max(1f, Math.Abs(want[i])), $"row {r} token {i}: {scores[i]} vs {want[i]}");
+                    Assert.True(Math.Abs(want[i] - scores[i]) <= 1e-6f * Math.Max(1f, Math.Abs(want[i])),
+                        $"row {r} token {i}: {scores[i]} vs {want[i]}");
             }
         }
     }
@@ -109,7 +115,8 @@ public class SamplingTests
     public static TheoryData<string> Configs()
     {
         var data = new TheoryData<string>();
-        foreach (var c in Fixtures.Json("sampling.json")["cases"]![0]!["configs"]!.AsArray()) data.Add(c!["name"]!.GetValue<string>());
+        foreach (var c in Fixtures.Json("sampling.json")["cases"]![0]!["configs"]!.AsArray())
+            data.Add(c!["name"]!.GetValue<string>());
         return data;
     }
 
@@ -126,7 +133,8 @@ public class SamplingTests
         var logits = model.Forward(prompt, new Model.ForwardOptions { AllLogits = false }).Row(0).ToArray();
         Assert.True(Fixtures.MaxAbsDiff(tensors.ReadFloat32("logits"), logits) <= 1e-4f);
         var list = LogitsProcessorList.From(config, prompt.Length);
-        Assert.Equal(c["hf_logits_warpers"]!.AsArray().Select(w => w!["class"]!.GetValue<string>()), list.Warpers.Select(w => w.GetType().Name));
+        Assert.Equal(c["hf_logits_warpers"]!.AsArray().Select(w => w!["class"]!.GetValue<string>()),
+            list.Warpers.Select(w => w.GetType().Name));
         list.Apply(prompt, logits);
         var probs = new float[logits.Length];
         TokenMath.Softmax(logits, probs);
@@ -161,7 +169,8 @@ public class SamplingTests
             counts[t] = counts.GetValueOrDefault(t) + 1;
         }
         double tv = 0;
-        for (int i = 0; i < expected.Length; i++) tv += Math.Abs(counts.GetValueOrDefault(i) / (double)draws - expected[i]);
+        for (int i = 0; i < expected.Length; i++)
+            tv += Math.Abs(counts.GetValueOrDefault(i) / (double)draws - expected[i]);
         tv /= 2;
         Assert.True(tv < 0.035, $"total variation {tv:F4}");
         Assert.All(counts.Keys, t => Assert.True(expected[t] > 0, $"token {t} was drawn but has probability 0"));
@@ -196,7 +205,9 @@ public class StableArgsortTests
         var rng = new Random(seed);
         // logits-like values, many exact ties, −∞ (top-k's leftovers), both zeros, negatives and huge magnitudes
         float[] pool = [float.NegativeInfinity, 0f, -0f, 1e-30f, -1e-30f, 3.5f, -3.5f, 1e30f, -1e30f];
-        var scores = Enumerable.Range(0, n).Select(_ => rng.Next(4) == 0 ? pool[rng.Next(pool.Length)] : (float)Math.Round(rng.NextDouble() * 40 - 20, 2)).ToArray();
+        var scores = Enumerable.Range(0, n)
+            .Select(_ => rng.Next(4) == 0 ? pool[rng.Next(pool.Length)]
+            : (float)Math.Round(rng.NextDouble() * 40 - 20, 2)).ToArray();
         var order = new int[n];
         var sorter = new Decoding.StableArgsort();
         sorter.Sort(scores, order);

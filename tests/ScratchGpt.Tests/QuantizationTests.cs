@@ -34,7 +34,8 @@ public class QuantizationTests(ITestOutputHelper output)
             tokens += want.Length - prompt.Length;
             same += n - prompt.Length;
         }
-        output.WriteLine($"q8_0: {identical} of {cases} deterministic fixture generations identical; {same} of {tokens} new tokens before the first difference");
+        output.WriteLine($"q8_0: {identical} of {cases} deterministic fixture generations identical; {same} of " +
+            $"{tokens} new tokens before the first difference");
         Assert.True(cases >= 20);
         Assert.True(identical >= cases * 3 / 4, $"only {identical} of {cases} generations survive Q8_0");
     }
@@ -54,12 +55,18 @@ public class QuantizationTests(ITestOutputHelper output)
             {
                 int len = Math.Min(256, ids.Length - s);
                 var r = m.Forward(ids.AsSpan(s, len));
-                for (int t = 0; t + 1 < len; t++) { TokenMath.LogSoftmax(r.Row(t), logp); nll -= logp[ids[s + t + 1]]; n++; }
+                for (int t = 0; t + 1 < len; t++)
+                {
+                    TokenMath.LogSoftmax(r.Row(t), logp);
+                    nll -= logp[ids[s + t + 1]];
+                    n++;
+                }
             }
             return Math.Exp(nll / n);
         }
         double a = Perplexity(f32), b = Perplexity(q8);
-        output.WriteLine($"held-out perplexity (4096 tokens): float32 {a:F4}, q8_0 {b:F4} ({100 * (b / a - 1):+0.000;-0.000}%)");
+        output.WriteLine($"held-out perplexity (4096 tokens): float32 {a:F4}, q8_0 {b:F4} " +
+            $"({100 * (b / a - 1):+0.000;-0.000}%)");
         Assert.True(Math.Abs(b / a - 1) < 0.01, $"float32 {a}, q8_0 {b}");
         Assert.NotEqual(a, b);   // the weights really were quantized
     }
@@ -84,7 +91,8 @@ public class QuantizationTests(ITestOutputHelper output)
             long f32Bytes = new FileInfo(Path.Combine(Fixtures.Model("tiny-gpt2"), "model.safetensors")).Length;
             Assert.True(new FileInfo(Path.Combine(dir, "model.safetensors")).Length < f32Bytes * 0.3);
 
-            using var stored = Gpt2Model.Load(dir, new ModelLoadOptions { Device = "cpu", TokenizerDirectory = Fixtures.TokenizerDir });
+            using var stored = Gpt2Model.Load(dir,
+                new ModelLoadOptions { Device = "cpu", TokenizerDirectory = Fixtures.TokenizerDir });
             using var atLoad = Load(WeightPrecision.Q8_0);
             Assert.Equal(WeightPrecision.Q8_0, stored.Precision);
             Assert.Equal("Q8_0", stored.CheckpointDType);

@@ -36,7 +36,8 @@ public static class ReferenceGpt2
                         }
                         double max = s.Max(), sum = s.Sum(z => Math.Exp(z - max));
                         for (int u = 0; u <= t; u++)
-                            for (int d = 0; d < D; d++) y[t, h * D + d] += Math.Exp(s[u] - max) / sum * qkv[u, 2 * E + h * D + d];
+                            for (int d = 0; d < D; d++)
+                                y[t, h * D + d] += Math.Exp(s[u] - max) / sum * qkv[u, 2 * E + h * D + d];
                     }
                 var proj = Linear(y, blk.AttnCProjWeight, blk.AttnCProjBias, W, seq, E, E);
                 for (int t = 0; t < seq; t++) for (int i = 0; i < E; i++) x[t, i] += proj[t, i];
@@ -67,14 +68,20 @@ public static class ReferenceGpt2
     /// flattened in its shape ([T, E], [T, H, D] and [H, T, T] without the batch of one), and "logits" [T, V].
     /// <paramref name="zeroHead"/> zeroes one head's slice of hook_z (layer, head) before c_proj.
     /// </summary>
-    public static Dictionary<string, double[]> Activations(Gpt2Parameters p, int[] ids, (int Layer, int Head)? zeroHead = null)
+    public static Dictionary<string,
+        double[]> Activations(Gpt2Parameters p, int[] ids, (int Layer, int Head)? zeroHead = null)
     {
         var c = p.Config;
         double[] v = p.Values.Select(x => (double)x).ToArray();
         double W(ParameterTensor t, int i) => v[t.Offset + i];
         int T = ids.Length, E = c.NEmbd, M = c.MlpWidth, H = c.NHead, D = c.HeadDim;
         var acts = new Dictionary<string, double[]>();
-        double[] Flat(double[,] a) { var f = new double[a.Length]; Buffer.BlockCopy(a, 0, f, 0, a.Length * sizeof(double)); return f; }
+        double[] Flat(double[,] a)
+        {
+            var f = new double[a.Length];
+            Buffer.BlockCopy(a, 0, f, 0, a.Length * sizeof(double));
+            return f;
+        }
         double[,] Normalized(double[,] x) => Normalize(x, T, E, c.LayerNormEpsilon);
         var embed = new double[T, E];
         var pos = new double[T, E];
@@ -98,7 +105,12 @@ public static class ReferenceGpt2
             var qkv = Linear(a, blk.CAttnWeight, blk.CAttnBias, W, T, E, 3 * E);
             var q = new double[T * E]; var k = new double[T * E]; var vv = new double[T * E];
             for (int t = 0; t < T; t++)
-                for (int i = 0; i < E; i++) { q[t * E + i] = qkv[t, i]; k[t * E + i] = qkv[t, E + i]; vv[t * E + i] = qkv[t, 2 * E + i]; }
+                for (int i = 0; i < E; i++)
+                {
+                    q[t * E + i] = qkv[t, i];
+                    k[t * E + i] = qkv[t, E + i];
+                    vv[t * E + i] = qkv[t, 2 * E + i];
+                }
             acts[at + "attn.hook_q"] = q; acts[at + "attn.hook_k"] = k; acts[at + "attn.hook_v"] = vv;
             var scores = new double[H * T * T];
             var pattern = new double[H * T * T];
@@ -123,7 +135,9 @@ public static class ReferenceGpt2
                 }
             if (zeroHead is (int zl, int zh) && zl == l)
                 for (int t = 0; t < T; t++) for (int d = 0; d < D; d++) z[t, zh * D + d] = 0;
-            acts[at + "attn.hook_attn_scores"] = scores; acts[at + "attn.hook_pattern"] = pattern; acts[at + "attn.hook_z"] = Flat(z);
+            acts[at + "attn.hook_attn_scores"] = scores;
+            acts[at + "attn.hook_pattern"] = pattern;
+            acts[at + "attn.hook_z"] = Flat(z);
             var attnOut = Linear(z, blk.AttnCProjWeight, blk.AttnCProjBias, W, T, E, E);
             acts[at + "hook_attn_out"] = Flat(attnOut);
             for (int t = 0; t < T; t++) for (int i = 0; i < E; i++) x[t, i] += attnOut[t, i];
@@ -153,7 +167,8 @@ public static class ReferenceGpt2
         return acts;
     }
 
-    public static double Gelu(double x) => 0.5 * x * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
+    public static double Gelu(double x) =>
+        0.5 * x * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
 
     /// <summary>(x − mean) · 1/√(var + eps) per row: the layer norm before its gain and bias.</summary>
     private static double[,] Normalize(double[,] x, int rows, int dim, double eps)
@@ -171,7 +186,8 @@ public static class ReferenceGpt2
         return y;
     }
 
-    private static double[,] LayerNorm(double[,] x, ParameterTensor g, ParameterTensor b, Func<ParameterTensor, int, double> w, int rows, int dim, double eps)
+    private static double[,] LayerNorm(double[,] x, ParameterTensor g, ParameterTensor b, Func<ParameterTensor, int,
+        double> w, int rows, int dim, double eps)
     {
         var y = Normalize(x, rows, dim, eps);
         for (int r = 0; r < rows; r++)
@@ -180,7 +196,8 @@ public static class ReferenceGpt2
     }
 
     /// <summary>y = x·Wᵀ + b with W stored [out, in] as in <see cref="Gpt2Parameters"/>.</summary>
-    private static double[,] Linear(double[,] x, ParameterTensor wt, ParameterTensor bt, Func<ParameterTensor, int, double> w, int rows, int inDim, int outDim)
+    private static double[,] Linear(double[,] x, ParameterTensor wt, ParameterTensor bt, Func<ParameterTensor, int,
+        double> w, int rows, int inDim, int outDim)
     {
         var y = new double[rows, outDim];
         for (int r = 0; r < rows; r++)

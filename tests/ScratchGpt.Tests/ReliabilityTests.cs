@@ -4,7 +4,8 @@ using Xunit.Abstractions;
 
 namespace ScratchGpt.Tests;
 
-/// <summary>Concurrency, soak, hostile prompt text and prompt-length handling (the README's Reliability table).</summary>
+/// <summary>Concurrency, soak, hostile prompt text and prompt-length handling (the README's Reliability
+/// table).</summary>
 [Collection("console")]
 public class ReliabilityTests(ITestOutputHelper output)
 {
@@ -25,12 +26,15 @@ public class ReliabilityTests(ITestOutputHelper output)
         var prompts = new[] { "ROMEO:", "To be, or not", "The king", "Good morrow", "What light", "JULIET:\nO" }
             .Select(Fixtures.Tokenizer.Encode).ToArray();
         var jobs = (from p in prompts from c in Configs select (p, c)).ToArray();
-        var expected = jobs.Select(j => new Generator(model).Generate(j.p, j.c).Sequences.Select(s => s.Ids).ToArray()).ToArray();
+        var expected = jobs.Select(j => new Generator(model).Generate(j.p, j.c).Sequences.Select(s => s.Ids).ToArray())
+            .ToArray();
         var actual = new int[jobs.Length * 4][][];
         Parallel.For(0, actual.Length, new ParallelOptions { MaxDegreeOfParallelism = 16 },
-            i => actual[i] = new Generator(model).Generate(jobs[i % jobs.Length].p, jobs[i % jobs.Length].c).Sequences.Select(s => s.Ids).ToArray());
+            i => actual[i] = new Generator(model).Generate(jobs[i % jobs.Length].p, jobs[i % jobs.Length].c)
+            .Sequences.Select(s => s.Ids).ToArray());
         for (int i = 0; i < actual.Length; i++) Assert.Equal(expected[i % jobs.Length], actual[i]);
-        output.WriteLine($"concurrency: {actual.Length} generations on 16 threads, all equal to the sequential results");
+        output.WriteLine($"concurrency: {actual.Length} generations on 16 threads, all equal to the " +
+            "sequential results");
     }
 
     [Fact]
@@ -48,7 +52,8 @@ public class ReliabilityTests(ITestOutputHelper output)
         long managed1 = Settle();
         Process.GetCurrentProcess().Refresh();
         long native1 = Process.GetCurrentProcess().WorkingSet64;
-        output.WriteLine($"soak: {count} generations in {clock.Elapsed.TotalSeconds:F1} s; managed heap {managed0 / 1e6:F1} → {managed1 / 1e6:F1} MB; working set {native0 / 1e6:F0} → {native1 / 1e6:F0} MB");
+        output.WriteLine($"soak: {count} generations in {clock.Elapsed.TotalSeconds:F1} s; managed heap " +
+            $"{managed0 / 1e6:F1} → {managed1 / 1e6:F1} MB; working set {native0 / 1e6:F0} → {native1 / 1e6:F0} MB");
         Assert.True(managed1 - managed0 < 8_000_000, $"managed heap grew by {(managed1 - managed0) / 1e6:F1} MB");
         Assert.True(native1 - native0 < 64_000_000, $"working set grew by {(native1 - native0) / 1e6:F1} MB");
     }
@@ -70,7 +75,9 @@ public class ReliabilityTests(ITestOutputHelper output)
         var tok = Fixtures.Tokenizer;
         string decoded = tok.Decode(tok.Encode(text), cleanUpSpaces: false);
         // Lone surrogates are not encodable in UTF-8: they become U+FFFD, as Python's errors="replace" would do.
-        string expected = new string(text.Select((c, i) => char.IsSurrogate(c) && !(char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+        string expected = new string(
+            text.Select((c, i) => char.IsSurrogate(c)
+            && !(char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
             && !(char.IsLowSurrogate(c) && i > 0 && char.IsHighSurrogate(text[i - 1])) ? '\uFFFD' : c).ToArray());
         Assert.Equal(expected, decoded);
     }
@@ -91,10 +98,12 @@ public class ReliabilityTests(ITestOutputHelper output)
     [Fact]
     public void Long_prompt_is_refused_unless_truncate_left_is_asked_for()
     {
-        string prompt = string.Concat(Enumerable.Repeat("ROMEO: But soft, what light through yonder window breaks? ", 20));
+        string prompt = string.Concat(
+            Enumerable.Repeat("ROMEO: But soft, what light through yonder window breaks? ", 20));
         int n = Fixtures.Tokenizer.Encode(prompt).Length;
         Assert.True(n > 240);
-        string[] args = ["generate", "--model", Fixtures.Model("tiny-gpt2"), "--device", "cpu", "--prompt", prompt, "--max-new-tokens", "30", "--json"];
+        string[] args = ["generate", "--model", Fixtures.Model("tiny-gpt2"), "--device", "cpu", "--prompt", prompt,
+            "--max-new-tokens", "30", "--json"];
         var (code, _, err) = CliTests.RunCli(args);
         Assert.Equal(1, code);
         Assert.Contains("n_positions (256)", err);
@@ -108,9 +117,12 @@ public class ReliabilityTests(ITestOutputHelper output)
     [Fact]
     public void Empty_prompt_starts_from_bos_and_says_so()
     {
-        var (code, stdout, err) = CliTests.RunCli("generate", "--model", Fixtures.Model("tiny-gpt2"), "--device", "cpu", "--prompt", "", "--max-new-tokens", "5", "--json");
+        var (code, stdout, err) = CliTests.RunCli("generate", "--model", Fixtures.Model("tiny-gpt2"), "--device", "cpu",
+            "--prompt", "", "--max-new-tokens", "5", "--json");
         Assert.True(code == 0, err);
         Assert.Contains("starting from the BOS token (50256)", err);
-        Assert.Equal(50256, System.Text.Json.Nodes.JsonNode.Parse(stdout)!["prompts"]![0]!["sequences"]![0]!["ids"]![0]!.GetValue<int>());
+        Assert.Equal(50256,
+            System.Text.Json.Nodes.JsonNode.Parse(
+            stdout)!["prompts"]![0]!["sequences"]![0]!["ids"]![0]!.GetValue<int>());
     }
 }

@@ -11,7 +11,8 @@ public class TokenizerTests
     public static TheoryData<string> Cases()
     {
         var data = new TheoryData<string>();
-        foreach (var c in Fixtures.Json("tokenization.json")["cases"]!.AsArray()) data.Add(c!["name"]!.GetValue<string>());
+        foreach (var c in Fixtures.Json("tokenization.json")["cases"]!.AsArray())
+            data.Add(c!["name"]!.GetValue<string>());
         return data;
     }
 
@@ -125,7 +126,8 @@ public class TokenizerTests
         finally { Directory.Delete(dir, true); }
     }
 
-    /// <summary>Byte-level BPE written the slow, obvious way: the oracle for a merge table that is not GPT-2's.</summary>
+    /// <summary>Byte-level BPE written the slow, obvious way: the oracle for a merge table that is not
+    /// GPT-2's.</summary>
     private static List<string> PlainBpe(string text, IReadOnlyList<string> merges)
     {
         var rank = new Dictionary<(string, string), int>();
@@ -134,17 +136,23 @@ public class TokenizerTests
         var split = new Regex(@"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+");
         foreach (Match m in split.Matches(text))
         {
-            var parts = Encoding.UTF8.GetBytes(m.Value).Select(b => ByteLevelAlphabet.ByteToChar[b].ToString()).ToList();
+            var parts = Encoding.UTF8.GetBytes(m.Value).Select(b => ByteLevelAlphabet.ByteToChar[b].ToString())
+                .ToList();
             while (true)
             {
                 int best = -1;
                 for (int i = 0; i + 1 < parts.Count; i++)
-                    if (rank.TryGetValue((parts[i], parts[i + 1]), out int r) && (best < 0 || r < rank[(parts[best], parts[best + 1])])) best = i;
+                    if (rank.TryGetValue((parts[i], parts[i + 1]), out int r)
+                        && (best < 0 || r < rank[(parts[best], parts[best + 1])])) best = i;
                 if (best < 0) break;
                 var pair = (parts[best], parts[best + 1]);
                 var merged = new List<string>();
                 for (int i = 0; i < parts.Count; i++)
-                    if (i + 1 < parts.Count && (parts[i], parts[i + 1]) == pair) { merged.Add(parts[i] + parts[i + 1]); i++; }
+                    if (i + 1 < parts.Count && (parts[i], parts[i + 1]) == pair)
+                    {
+                        merged.Add(parts[i] + parts[i + 1]);
+                        i++;
+                    }
                     else merged.Add(parts[i]);
                 parts = merged;
             }
@@ -158,8 +166,23 @@ public class TokenizerTests
     {
         // A small vocabulary learned here: the 256 byte tokens plus merges of frequent pairs in the corpus text,
         // numbered in an order of our own.
-        string corpus = "the theatre thither; these are the thoughts that thrill the throng. naïve café, 1999 ".Repeat(3);
-        var merges = new List<string> { "t h", "th e", "Ġ the", "Ġ th", "r e", "a t", "Ġ a", "Ġt h", "i n", "Ã ¯", "1 9", "19 9" };
+        string corpus = "the theatre thither; these are the thoughts that thrill the throng. naïve " +
+            "café, 1999 ".Repeat(3);
+        var merges = new List<string>
+        {
+            "t h",
+            "th e",
+            "Ġ the",
+            "Ġ th",
+            "r e",
+            "a t",
+            "Ġ a",
+            "Ġt h",
+            "i n",
+            "Ã ¯",
+            "1 9",
+            "19 9",
+        };
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (char c in ByteLevelAlphabet.ByteToChar.Reverse()) vocab[c.ToString()] = vocab.Count;
         foreach (string m in merges) vocab.TryAdd(m.Replace(" ", ""), vocab.Count);
@@ -198,7 +221,8 @@ public class TokenizerTests
         var rng = new Random(3);
         for (int n = 0; n < 300; n++)
         {
-            int[] ids = Enumerable.Range(0, rng.Next(1, 12)).Select(_ => rng.Next(2) == 0 ? rng.Next(256) : rng.Next(50256)).ToArray();
+            int[] ids = Enumerable.Range(0, rng.Next(1, 12))
+                .Select(_ => rng.Next(2) == 0 ? rng.Next(256) : rng.Next(50256)).ToArray();
             string want = Encoding.UTF8.GetString(ids.SelectMany(tok.TokenBytes).ToArray());
             Assert.Equal(want, tok.Decode(ids, cleanUpSpaces: false));
         }
@@ -210,7 +234,8 @@ public class TokenizerTests
         // Tokens that straddle clean-up patterns (" .", " n't", " ' ", " 's") and UTF-8 characters split in bytes.
         var tok = Fixtures.Tokenizer;
         var pool = new List<int>();
-        foreach (string s in new[] { " .", " '", " n", "'t", "'s", " ", "x", " the", "\n", "?", " ,", "n", "'", "ve", " 're", "é", "日", " cat" })
+        foreach (string s in new[] { " .", " '", " n", "'t", "'s", " ", "x", " the", "\n", "?", " ,", "n", "'", "ve",
+            " 're", "é", "日", " cat" })
             pool.AddRange(tok.Encode(s));
         pool.AddRange(Encoding.UTF8.GetBytes("é日🙂").Select(b => ByteId(tok, b)));
         pool.Add(tok.EndOfTextId);
@@ -228,7 +253,8 @@ public class TokenizerTests
     }
 
     private static int ByteId(Gpt2Tokenizer tok, byte b) =>
-        tok.TryGetId(ByteLevelAlphabet.ByteToChar[b].ToString(), out int id) ? id : throw new InvalidOperationException();
+        tok.TryGetId(ByteLevelAlphabet.ByteToChar[b].ToString(), out int id) ? id
+            : throw new InvalidOperationException();
 }
 
 file static class StringRepeat

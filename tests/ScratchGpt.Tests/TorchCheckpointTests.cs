@@ -12,7 +12,8 @@ public class TorchCheckpointTests
     [Fact]
     public void Real_torch_save_file_gives_exactly_the_safetensors_models_logits()
     {
-        using var fromBin = Gpt2Model.Load(Fixtures.Model("tiny-gpt2-bin"), new ModelLoadOptions { Device = "cpu", TokenizerDirectory = Fixtures.TokenizerDir });
+        using var fromBin = Gpt2Model.Load(Fixtures.Model("tiny-gpt2-bin"),
+            new ModelLoadOptions { Device = "cpu", TokenizerDirectory = Fixtures.TokenizerDir });
         int[] ids = Fixtures.Tokenizer.Encode("To be, or not to be: that is the question.");
         Assert.Equal(Fixtures.Load("tiny-gpt2").Forward(ids).Logits, fromBin.Forward(ids).Logits);
     }
@@ -32,24 +33,32 @@ public class TorchCheckpointTests
 
     public static TheoryData<string, byte[], string> HostilePickles()
     {
-        byte[] P(params object[] parts) => parts.SelectMany(p => p switch { string s => Encoding.Latin1.GetBytes(s), byte[] b => b, byte x => new[] { x }, _ => throw new ArgumentException() }).ToArray();
+        byte[] P(params object[] parts) =>
+            parts.SelectMany(p =>
+                p switch { string s => Encoding.Latin1.GetBytes(s), byte[] b => b, byte x => new[] { x },
+            _ => throw new ArgumentException() }).ToArray();
         string cmd = "touch " + Marker;
         return new TheoryData<string, byte[], string>
         {
             // GLOBAL os.system, called by REDUCE: the classic payload.
-            { "os.system", P("\x80\x02", "cos\nsystem\n", "(X", BitConverter.GetBytes(cmd.Length), cmd, "tR."), "'os.system'" },
-            { "posix.system", P("\x80\x02", "cposix\nsystem\n", "(X", BitConverter.GetBytes(cmd.Length), cmd, "tR."), "'posix.system'" },
+            { "os.system", P("\x80\x02", "cos\nsystem\n", "(X", BitConverter.GetBytes(cmd.Length), cmd, "tR."),
+                "'os.system'" },
+            { "posix.system", P("\x80\x02", "cposix\nsystem\n", "(X", BitConverter.GetBytes(cmd.Length), cmd, "tR."),
+            "'posix.system'" },
             { "builtins.eval", P("\x80\x02", "cbuiltins\neval\n", "(X\x04\0\0\0", "1+1", " tR."), "'builtins.eval'" },
             // Protocol 4 STACK_GLOBAL names the callable with strings on the stack.
-            { "stack global exec", P("\x80\x04", (byte)0x8c, (byte)8, "builtins", (byte)0x8c, (byte)4, "exec", (byte)0x93, "(X\x04\0\0\0pass", "tR."), "'builtins.exec'" },
+            { "stack global exec",
+                P("\x80\x04", (byte)0x8c, (byte)8, "builtins", (byte)0x8c, (byte)4, "exec", (byte)0x93,
+                "(X\x04\0\0\0pass", "tR."), "'builtins.exec'" },
             // An allowed module with a disallowed attribute.
             { "torch.load", P("\x80\x02", "ctorch\nload\n", ")R."), "'torch.load'" },
             { "subprocess", P("\x80\x02", "csubprocess\ncheck_output\n", ")R."), "'subprocess.check_output'" },
             // Instances of classes, and object state, are not part of a state dict.
             { "newobj", P("\x80\x02", "ccollections\nOrderedDict\n", ")", (byte)0x81, "."), "NEWOBJ" },
-            { "build on a tensor rebuild", P("\x80\x02", "ccollections\nOrderedDict\n", ")R", "ccollections\nOrderedDict\n", "b."), "BUILD" },
-            { "truncated", P("\x80\x02", "ccollections\nOrderedDict\n", ")R", "X\xff\xff\xff\x7f", "abc"), "past the end" },
-            { "no stop", P("\x80\x02", "ccollections\nOrderedDict\n", ")R"), "STOP" },
+            { "build on a tensor rebuild",
+            P("\x80\x02", "ccollections\nOrderedDict\n", ")R", "ccollections\nOrderedDict\n", "b."), "BUILD" },
+            { "truncated", P("\x80\x02", "ccollections\nOrderedDict\n", ")R", "X\xff\xff\xff\x7f", "abc"),
+            "past the end" }, { "no stop", P("\x80\x02", "ccollections\nOrderedDict\n", ")R"), "STOP" },
             { "not a state dict", P("\x80\x02", "K\x05."), "not a state dict" },
             { "memo before store", P("\x80\x02", "h\x07."), "memo entry 7" },
         };
@@ -85,7 +94,8 @@ public class TorchCheckpointTests
             using (var zip = ZipFile.Open(Path.Combine(dir, "pytorch_model.bin"), ZipArchiveMode.Create))
             using (var s = zip.CreateEntry("archive/data.pkl").Open())
                 s.Write(Encoding.Latin1.GetBytes("\x80\x02" + "cos\nsystem\n(X\x04\0\0\0true tR."));
-            var (code, _, err) = CliTests.RunCli("generate", "--model", dir, "--tokenizer", Fixtures.TokenizerDir, "--prompt", "Hi", "--max-new-tokens", "2", "--device", "cpu");
+            var (code, _, err) = CliTests.RunCli("generate", "--model", dir, "--tokenizer", Fixtures.TokenizerDir,
+                "--prompt", "Hi", "--max-new-tokens", "2", "--device", "cpu");
             Assert.Equal(1, code);
             Assert.True(err.Contains("'os.system'"), err);
             Assert.StartsWith("error:", err.Split('\n').First(l => l.StartsWith("error")));
@@ -101,7 +111,8 @@ public class TorchCheckpointTests
         // State dict {"w": storage[0..6) viewed as the transpose of a 2×3 matrix: shape [3, 2], stride [1, 3]}.
         var b = new List<byte>();
         void Add(string latin1) => b.AddRange(Encoding.Latin1.GetBytes(latin1));
-        byte[] magic = System.Numerics.BigInteger.Parse("1950a86a20f9469cfc6c", System.Globalization.NumberStyles.HexNumber).ToByteArray();
+        byte[] magic = System.Numerics.BigInteger.Parse("1950a86a20f9469cfc6c",
+            System.Globalization.NumberStyles.HexNumber).ToByteArray();
         Add("\x80\x02\x8a"); b.Add((byte)magic.Length); b.AddRange(magic); Add(".");
         Add("\x80\x02M\xe9\x03.");                                     // protocol version 1001
         Add("\x80\x02}.");                                             // system info (an empty dict here)
@@ -135,10 +146,12 @@ public class TorchCheckpointTests
         string dir = Directory.CreateTempSubdirectory("sgpt-conv").FullName;
         try
         {
-            var (code, _, err) = CliTests.RunCli("convert", "--model", Fixtures.Model("tiny-gpt2-bin"), "--to", "safetensors", "--out", dir);
+            var (code, _, err) = CliTests.RunCli("convert", "--model", Fixtures.Model("tiny-gpt2-bin"), "--to",
+                "safetensors", "--out", dir);
             Assert.True(code == 0, err);
             Assert.True(File.Exists(Path.Combine(dir, "model.safetensors")));
-            using var m = Gpt2Model.Load(dir, new ModelLoadOptions { Device = "cpu", TokenizerDirectory = Fixtures.TokenizerDir });
+            using var m = Gpt2Model.Load(dir,
+                new ModelLoadOptions { Device = "cpu", TokenizerDirectory = Fixtures.TokenizerDir });
             int[] ids = [464, 2068, 7586];
             Assert.Equal(Fixtures.Load("tiny-gpt2").Forward(ids).Logits, m.Forward(ids).Logits);
         }

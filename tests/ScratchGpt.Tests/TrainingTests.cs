@@ -8,7 +8,14 @@ namespace ScratchGpt.Tests;
 
 public class TrainingTests
 {
-    private static Gpt2Config SmallConfig => new() { VocabSize = 37, NPositions = 16, NEmbd = 16, NLayer = 2, NHead = 2 };
+    private static Gpt2Config SmallConfig => new()
+    {
+        VocabSize = 37,
+        NPositions = 16,
+        NEmbd = 16,
+        NLayer = 2,
+        NHead = 2,
+    };
 
     /// <summary>Random parameters with larger spread than GPT-2's init, so every gradient is far from zero.</summary>
     private static Gpt2Parameters RandomParameters(Gpt2Config c, int seed)
@@ -51,7 +58,8 @@ public class TrainingTests
         foreach (double x in new[] { -5.0, -2.1, -0.7, -0.01, 0, 0.3, 1.4, 3.9 })
         {
             double fd = (ReferenceGpt2.Gelu(x + 1e-6) - ReferenceGpt2.Gelu(x - 1e-6)) / 2e-6;
-            Assert.True(Math.Abs(GeluOp.Derivative((float)x) - fd) <= 1e-5, $"x={x}: {GeluOp.Derivative((float)x)} vs {fd}");
+            Assert.True(Math.Abs(GeluOp.Derivative((float)x) - fd) <= 1e-5,
+                $"x={x}: {GeluOp.Derivative((float)x)} vs {fd}");
         }
     }
 
@@ -59,7 +67,8 @@ public class TrainingTests
     public void LayerNorm_backward_matches_finite_differences()
     {
         const int rows = 3, dim = 8;
-        float[] x = RandomFloats(rows * dim, 5), g = RandomFloats(dim, 6), b = RandomFloats(dim, 7), w = RandomFloats(rows * dim, 8);
+        float[] x = RandomFloats(rows * dim, 5), g = RandomFloats(dim, 6), b = RandomFloats(dim, 7),
+            w = RandomFloats(rows * dim, 8);
         // Objective: L = Σ w ⊙ layernorm(x), so dL/dy = w.
         double L(double[] xs, double[] gs, double[] bs)
         {
@@ -71,7 +80,8 @@ public class TrainingTests
                 mean /= dim;
                 for (int i = 0; i < dim; i++) var += Math.Pow(xs[r * dim + i] - mean, 2);
                 double rstd = 1 / Math.Sqrt(var / dim + 1e-5);
-                for (int i = 0; i < dim; i++) total += w[r * dim + i] * ((xs[r * dim + i] - mean) * rstd * gs[i] + bs[i]);
+                for (int i = 0; i < dim; i++)
+                    total += w[r * dim + i] * ((xs[r * dim + i] - mean) * rstd * gs[i] + bs[i]);
             }
             return total;
         }
@@ -79,7 +89,8 @@ public class TrainingTests
         LayerNormOp.Forward(x, g, b, y, mean, rstd, rows, dim, 1e-5f);
         float[] dx = new float[rows * dim], dg = new float[dim], db = new float[dim];
         LayerNormOp.Backward(w, x, g, mean, rstd, dx, dg, db, rows, dim, accumulate: false);
-        double[] X = x.Select(v => (double)v).ToArray(), G = g.Select(v => (double)v).ToArray(), B = b.Select(v => (double)v).ToArray();
+        double[] X = x.Select(v => (double)v).ToArray(), G = g.Select(v => (double)v).ToArray(),
+            B = b.Select(v => (double)v).ToArray();
         AssertGradient(dx, X, () => L(X, G, B), "dx");
         AssertGradient(dg, G, () => L(X, G, B), "dgamma");
         AssertGradient(db, B, () => L(X, G, B), "dbeta");
@@ -100,17 +111,20 @@ public class TrainingTests
                         var s = new double[t + 1];
                         for (int u = 0; u <= t; u++)
                         {
-                            for (int d = 0; d < D; d++) s[u] += q[(b * seq + t) * 3 * E + h * D + d] * q[(b * seq + u) * 3 * E + E + h * D + d];
+                            for (int d = 0; d < D; d++)
+                                s[u] += q[(b * seq + t) * 3 * E + h * D + d] * q[(b * seq + u) * 3 * E + E + h * D + d];
                             s[u] /= Math.Sqrt(D);
                         }
                         double max = s.Max(), sum = s.Sum(z => Math.Exp(z - max));
                         for (int u = 0; u <= t; u++)
                             for (int d = 0; d < D; d++)
-                                total += w[(b * seq + t) * E + h * D + d] * Math.Exp(s[u] - max) / sum * q[(b * seq + u) * 3 * E + 2 * E + h * D + d];
+                                total += w[(b * seq + t) * E + h * D
+                                    + d] * Math.Exp(s[u] - max) / sum * q[(b * seq + u) * 3 * E + 2 * E + h * D + d];
                     }
             return total;
         }
-        float[] y = new float[batch * seq * E], probs = new float[batch * heads * seq * seq], dqkv = new float[qkv.Length];
+        float[] y = new float[batch * seq * E], probs = new float[batch * heads * seq * seq],
+            dqkv = new float[qkv.Length];
         AttentionOp.Forward(qkv, y, probs, batch, seq, heads, D);
         AttentionOp.Backward(qkv, probs, w, dqkv, batch, seq, heads, D);
         double[] Q = qkv.Select(v => (double)v).ToArray();
@@ -146,7 +160,8 @@ public class TrainingTests
                 v[k] = keep - h; double down = ReferenceGpt2.Loss(p, v, ids, targets, batch, seq);
                 v[k] = keep;
                 double fd = (up - down) / (2 * h);
-                Assert.True(Math.Abs(grads[k] - fd) <= 2e-4 + 2e-3 * Math.Abs(fd), $"{t.Name}[{i}]: backward {grads[k]} vs finite difference {fd}");
+                Assert.True(Math.Abs(grads[k] - fd) <= 2e-4 + 2e-3 * Math.Abs(fd),
+                    $"{t.Name}[{i}]: backward {grads[k]} vs finite difference {fd}");
             }
         }
     }
@@ -177,7 +192,8 @@ public class TrainingTests
                 p.Values[k] = keep - h; double down = TrainLoss();
                 p.Values[k] = keep;
                 double fd = (up - down) / (2 * h);
-                Assert.True(Math.Abs(grads[k] - fd) <= 2e-3 + 3e-2 * Math.Abs(fd), $"{t.Name}[{i}]: backward {grads[k]} vs finite difference {fd}");
+                Assert.True(Math.Abs(grads[k] - fd) <= 2e-3 + 3e-2 * Math.Abs(fd),
+                    $"{t.Name}[{i}]: backward {grads[k]} vs finite difference {fd}");
             }
     }
 
@@ -234,7 +250,8 @@ public class TrainingTests
             input[i] = keep - h; double down = loss();
             input[i] = keep;
             double fd = (up - down) / (2 * h);
-            Assert.True(Math.Abs(analytic[i] - fd) <= 1e-4 + 1e-3 * Math.Abs(fd), $"{what}[{i}]: {analytic[i]} vs {fd}");
+            Assert.True(Math.Abs(analytic[i] - fd) <= 1e-4 + 1e-3 * Math.Abs(fd),
+                $"{what}[{i}]: {analytic[i]} vs {fd}");
         }
     }
 }
@@ -256,8 +273,8 @@ public class HalfDotTests
             Array.Clear(x);
             x[lane] = 1f;
             float got = Backends.Cpu.CpuKernels.DotHalf(w, x);
-            Assert.True(BitConverter.SingleToInt32Bits(got) == BitConverter.SingleToInt32Bits((float)h) || (got == 0 && (float)h == 0),
-                $"half 0x{bits:x4}: {got} vs {(float)h}");
+            Assert.True(BitConverter.SingleToInt32Bits(got) == BitConverter.SingleToInt32Bits((float)h)
+                || (got == 0 && (float)h == 0), $"half 0x{bits:x4}: {got} vs {(float)h}");
         }
     }
 

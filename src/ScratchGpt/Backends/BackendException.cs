@@ -4,7 +4,8 @@ using ScratchGpt.Backends.Reference;
 
 namespace ScratchGpt.Backends;
 
-/// <summary>A device could not be opened or a runtime call failed; the message names the device and the reason.</summary>
+/// <summary>A device could not be opened or a runtime call failed; the message names the device and the
+/// reason.</summary>
 public sealed class BackendException : Exception
 {
     public BackendException(string message) : base(message) { }

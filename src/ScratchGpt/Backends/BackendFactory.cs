@@ -26,7 +26,10 @@ public static class BackendFactory
                 foreach (var gpu in new[] { "cuda", "opencl" })
                 {
                     try { return IlgpuDevices.Open(gpu, index ?? 0); }
-                    catch (BackendException e) { log?.Invoke($"{gpu} unavailable: {e.Message}; trying the next device"); }
+                    catch (BackendException e)
+                    {
+                        log?.Invoke($"{gpu} unavailable: {e.Message}; trying the next device");
+                    }
                 }
                 return new CpuBackend();
             default:   // cuda, opencl, ilgpu-cpu: an explicit device that cannot be had is an error naming why

@@ -20,7 +20,8 @@ public static class DeviceList
                 if (devices.Count == 0) list.Add(new(kind, "-", "unavailable: " + IlgpuDevices.WhyNone(kind)));
                 for (int i = 0; i < devices.Count; i++)
                     list.Add(new(kind == "ilgpu-cpu" ? kind : $"{kind}:{i}", devices[i].Name,
-                        kind == "ilgpu-cpu" ? "available (ILGPU's CPU accelerator: every kernel, slowly, debuggable)" : "available"));
+                        kind == "ilgpu-cpu" ? "available (ILGPU's CPU accelerator: every kernel, slowly, debuggable)"
+                        : "available"));
             }
             catch (Exception e) { list.Add(new(kind, "-", "unavailable: " + e.Message.ReplaceLineEndings(" "))); }
         }

@@ -31,10 +31,12 @@ public interface IBackend : IDisposable
     void Copy(IDeviceBuffer src, long srcOffset, IDeviceBuffer dst, long dstOffset, long count);
 
     /// <summary>x[t, :] = wte[ids[t], :] + wpe[startPosition + t, :].</summary>
-    void Embedding(ReadOnlySpan<int> ids, int startPosition, IDeviceBuffer wte, IDeviceBuffer wpe, IDeviceBuffer x, int dim);
+    void Embedding(ReadOnlySpan<int> ids, int startPosition, IDeviceBuffer wte, IDeviceBuffer wpe, IDeviceBuffer x,
+        int dim);
 
     /// <summary>y[r, :] = (x[r, :] − mean) / sqrt(var + eps) · gamma + beta, biased variance per row.</summary>
-    void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim, float eps);
+    void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim,
+        float eps);
 
     /// <summary>y[r, j] = bias[j] + Σ_k x[r, k] · w[j, k]; w is [outDim, inDim]; bias may be null.
     /// <paramref name="epilogue"/> fuses what the block does next into the same launch: gelu_new of the result, or
@@ -67,5 +69,6 @@ public interface IBackend : IDisposable
         int rows, int past, int nHead, int headDim);
 
     /// <summary>How many positions a KV-cache buffer [nHead, capacity, headDim] holds.</summary>
-    static int CacheCapacity(IDeviceBuffer cache, int nHead, int headDim) => (int)(cache.Length / ((long)nHead * headDim));
+    static int CacheCapacity(IDeviceBuffer cache, int nHead, int headDim) =>
+        (int)(cache.Length / ((long)nHead * headDim));
 }

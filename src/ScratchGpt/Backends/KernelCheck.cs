@@ -13,15 +13,22 @@ public static class KernelCheck
     /// <summary>Relative error allowed against the reference (GPU tanh and exp are approximations at ~1e-6).</summary>
     public const double Tolerance = 1e-4;
 
-    /// <summary>Values written past the end of every output buffer, and how many: overwriting one fails the case.</summary>
+    /// <summary>Values written past the end of every output buffer, and how many: overwriting one fails the
+    /// case.</summary>
     private const float Sentinel = -7.77e33f;
     private const int Guard = 32;
 
-    public static IEnumerable<KernelCheckResult> Run(IBackend device, int seed = 0, bool large = true, bool perf = false)
+    public static IEnumerable<KernelCheckResult> Run(IBackend device, int seed = 0, bool large = true,
+        bool perf = false)
     {
         var cpu = new ReferenceBackend();
         var rng = new Random(seed);
-        float[] Rand(long n, float scale = 1f) { var a = new float[n]; for (long i = 0; i < n; i++) a[i] = (float)(rng.NextDouble() * 2 - 1) * scale; return a; }
+        float[] Rand(long n, float scale = 1f)
+        {
+            var a = new float[n];
+            for (long i = 0; i < n; i++) a[i] = (float)(rng.NextDouble() * 2 - 1) * scale;
+            return a;
+        }
         // Outputs carry Guard sentinel values past their end; a kernel that writes there fails its case (all NaN).
         var logical = new Dictionary<IDeviceBuffer, int>(ReferenceEqualityComparer.Instance);   // output → its length
         IDeviceBuffer Output(IBackend be, float[] initial)
@@ -57,13 +64,23 @@ public static class KernelCheck
                 var timed = new ProfilingBackend(device, wait);
                 run(timed);
                 // 0.1 µs is the profile's resolution: a faster op shows as that.
-                best = Math.Min(best, Math.Max(1e-7, timed.Entries().Where(e => e.Operation != "download").Sum(e => e.Time.TotalSeconds)));
+                best = Math.Min(best,
+                    Math.Max(1e-7,
+                    timed.Entries().Where(e => e.Operation != "download").Sum(e => e.Time.TotalSeconds)));
                 bytes = timed.BytesMoved;
             }
             return result with { Microseconds = best * 1e6, GigabytesPerSecond = bytes / best / 1e9 };
         }
 
-        var matmulShapes = new List<(int R, int I, int O)> { (1, 7, 1), (1, 769, 33), (7, 33, 769), (33, 769, 7), (130, 100, 129), (1, 64, 2053) };
+        var matmulShapes = new List<(int R, int I, int O)>
+        {
+            (1, 7, 1),
+            (1, 769, 33),
+            (7, 33, 769),
+            (33, 769, 7),
+            (130, 100, 129),
+            (1, 64, 2053),
+        };
         if (large) { matmulShapes.Add((1, 64, 50257)); matmulShapes.Add((7, 769, 50257)); }
         foreach (var (R, I, O) in matmulShapes)
         {
@@ -71,7 +88,10 @@ public static class KernelCheck
             foreach (bool withBias in new[] { true, false })
                 yield return Compare(withBias ? "matmul+bias" : "matmul", $"[{R}×{I}]·[{O}×{I}]ᵀ", be =>
                 {
-                    using var xb = be.Upload(x); using var wb = be.Upload(w); using var bb = be.Upload(b); using var y = Zeros(be, (long)R * O);
+                    using var xb = be.Upload(x);
+                    using var wb = be.Upload(w);
+                    using var bb = be.Upload(b);
+                    using var y = Zeros(be, (long)R * O);
                     be.MatMul(xb, wb, withBias ? bb : null, y, R, I, O);
                     return Read(be, y);
                 });
@@ -81,9 +101,13 @@ public static class KernelCheck
             foreach (var (R, I, O) in new[] { (1, 769, 33), (7, 33, 769), (70, 33, 65) })
             {
                 float[] x = Rand((long)R * I), w = Rand((long)O * I), b = Rand(O), y0 = Rand((long)R * O);
-                yield return Compare(epilogue == MatMulEpilogue.Gelu ? "matmul+bias → gelu" : "matmul+bias → += y", $"[{R}×{I}]·[{O}×{I}]ᵀ", be =>
+                yield return Compare(epilogue == MatMulEpilogue.Gelu ? "matmul+bias → gelu" : "matmul+bias → += y",
+                    $"[{R}×{I}]·[{O}×{I}]ᵀ", be =>
                 {
-                    using var xb = be.Upload(x); using var wb = be.Upload(w); using var bb = be.Upload(b); using var y = Output(be, y0);
+                    using var xb = be.Upload(x);
+                    using var wb = be.Upload(w);
+                    using var bb = be.Upload(b);
+                    using var y = Output(be, y0);
                     be.MatMul(xb, wb, bb, y, R, I, O, epilogue);
                     return Read(be, y);
                 });
@@ -93,9 +117,13 @@ public static class KernelCheck
             foreach (var (R, I, O) in new[] { (1, 769, 33), (7, 33, 769), (70, 33, 65), (1, 64, large ? 50257 : 2053) })
             {
                 float[] x = Rand((long)R * I), w = Rand((long)O * I), b = Rand(O);
-                yield return Compare($"matmul+bias ({(precision == WeightPrecision.Float16 ? "f16" : "bf16")} weights)", $"[{R}×{I}]·[{O}×{I}]ᵀ", be =>
+                yield return Compare($"matmul+bias ({(precision == WeightPrecision.Float16 ? "f16" : "bf16")} weights)",
+                    $"[{R}×{I}]·[{O}×{I}]ᵀ", be =>
                 {
-                    using var xb = be.Upload(x); using var wb = be.UploadWeight(w, precision); using var bb = be.Upload(b); using var y = Zeros(be, (long)R * O);
+                    using var xb = be.Upload(x);
+                    using var wb = be.UploadWeight(w, precision);
+                    using var bb = be.Upload(b);
+                    using var y = Zeros(be, (long)R * O);
                     be.MatMul(xb, wb, bb, y, R, I, O);
                     return Read(be, y);
                 });
@@ -106,7 +134,10 @@ public static class KernelCheck
             float[] x = Rand((long)R * I), w = Rand((long)O * I), b = Rand(O);
             yield return Compare("matmul+bias (q8_0 weights)", $"[{R}×{I}]·[{O}×{I}]ᵀ", be =>
             {
-                using var xb = be.Upload(x); using var wb = be.UploadWeight(w, WeightPrecision.Q8_0); using var bb = be.Upload(b); using var y = Zeros(be, (long)R * O);
+                using var xb = be.Upload(x);
+                using var wb = be.UploadWeight(w, WeightPrecision.Q8_0);
+                using var bb = be.Upload(b);
+                using var y = Zeros(be, (long)R * O);
                 be.MatMul(xb, wb, bb, y, R, I, O);
                 return Read(be, y);
             });
@@ -116,7 +147,10 @@ public static class KernelCheck
             float[] x = Rand((long)R * D, 3), g = Rand(D), bt = Rand(D);
             yield return Compare("layernorm", $"[{R}×{D}]", be =>
             {
-                using var xb = be.Upload(x); using var gb = be.Upload(g); using var bb = be.Upload(bt); using var y = Zeros(be, (long)R * D);
+                using var xb = be.Upload(x);
+                using var gb = be.Upload(g);
+                using var bb = be.Upload(bt);
+                using var y = Zeros(be, (long)R * D);
                 be.LayerNorm(xb, gb, bb, y, R, D, 1e-5f);
                 return Read(be, y);
             });
@@ -124,14 +158,20 @@ public static class KernelCheck
         foreach (int n in new[] { 1, 7, 769, 50257 })
         {
             float[] x = Rand(n, 5), z = Rand(n);
-            yield return Compare("gelu", $"[{n}]", be => { using var xb = Output(be, x); be.Gelu(xb, n); return Read(be, xb); });
-            yield return Compare("add", $"[{n}]", be => { using var xb = Output(be, x); using var zb = be.Upload(z); be.Add(xb, zb, n); return Read(be, xb); });
-            yield return Compare("copy", $"[{n}]", be => { using var xb = be.Upload(x); using var y = Zeros(be, n + 3); be.Copy(xb, 0, y, 3, n); return Read(be, y); });
+            yield return Compare("gelu", $"[{n}]",
+                be => { using var xb = Output(be, x); be.Gelu(xb, n); return Read(be, xb); });
+            yield return Compare("add", $"[{n}]",
+                be => { using var xb = Output(be, x); using var zb = be.Upload(z); be.Add(xb, zb, n); return Read(be,
+                xb); });
+            yield return Compare("copy", $"[{n}]",
+                be => { using var xb = be.Upload(x); using var y = Zeros(be, n + 3); be.Copy(xb, 0, y, 3,
+                n); return Read(be, y); });
         }
         {
             int V = 1000, P = 40;
             int[] ids = Enumerable.Range(0, 7).Select(_ => rng.Next(V)).ToArray();
-            foreach (var precision in new[] { WeightPrecision.Float32, WeightPrecision.Float16, WeightPrecision.BFloat16, WeightPrecision.Q8_0 })
+            foreach (var precision in new[] { WeightPrecision.Float32, WeightPrecision.Float16,
+                WeightPrecision.BFloat16, WeightPrecision.Q8_0 })
             {
                 int D = precision == WeightPrecision.Q8_0 ? 64 : 33;   // Q8_0 rows are whole blocks of 32
                 float[] wte = Rand((long)V * D), wpe = Rand((long)P * D);
@@ -142,18 +182,22 @@ public static class KernelCheck
                 };
                 yield return Compare(name, $"7 ids, dim {D}", be =>
                 {
-                    using var a = be.UploadWeight(wte, precision); using var b = be.Upload(wpe); using var x = Zeros(be, 7 * D);
+                    using var a = be.UploadWeight(wte, precision);
+                    using var b = be.Upload(wpe);
+                    using var x = Zeros(be, 7 * D);
                     be.Embedding(ids, 5, a, b, x, D);
                     return Read(be, x);
                 });
             }
         }
-        foreach (var (rows, past, heads, hd) in new[] { (1, 0, 1, 7), (7, 0, 4, 16), (1, 33, 4, 16), (5, 12, 3, 64), (33, 0, 2, 33), (1, 130, 2, 64), (3, 70, 2, 80), (70, 0, 1, 16) })
+        foreach (var (rows, past, heads, hd) in new[] { (1, 0, 1, 7), (7, 0, 4, 16), (1, 33, 4, 16), (5, 12, 3, 64),
+            (33, 0, 2, 33), (1, 130, 2, 64), (3, 70, 2, 80), (70, 0, 1, 16) })
         {
             int E = heads * hd, cap = past + rows;
             float[] qkv = Rand((long)rows * 3 * E), kc = Rand((long)cap * E), vc = Rand((long)cap * E);
             foreach (bool wantProbs in new[] { false, true })
-                yield return Compare(wantProbs ? "attention (weights)" : "attention", $"rows {rows}, past {past}, {heads}×{hd}", be =>
+                yield return Compare(wantProbs ? "attention (weights)" : "attention",
+                    $"rows {rows}, past {past}, {heads}×{hd}", be =>
                 {
                     using var q = be.Upload(qkv); using var k = be.Upload(kc); using var v = be.Upload(vc);
                     using var y = Zeros(be, (long)rows * E); using var pr = Zeros(be, (long)heads * rows * cap);
@@ -166,7 +210,8 @@ public static class KernelCheck
     /// <summary>The largest difference between a kernel's output and its reference (NaN counts as infinite).</summary>
     public static KernelCheckResult Measure(string kernel, string shape, float[] expected, float[] actual)
     {
-        if (expected.Length != actual.Length) return new KernelCheckResult(kernel, shape, double.PositiveInfinity, double.PositiveInfinity);
+        if (expected.Length != actual.Length)
+            return new KernelCheckResult(kernel, shape, double.PositiveInfinity, double.PositiveInfinity);
         double maxAbs = 0, maxRef = 1e-30;
         for (int i = 0; i < expected.Length; i++)
         {

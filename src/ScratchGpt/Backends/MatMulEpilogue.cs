@@ -1,6 +1,7 @@
 namespace ScratchGpt.Backends;
 
-/// <summary>What a matmul does with its result r = x·Wᵀ + b (the same codes select the epilogue in kernels/MatMul.cs).</summary>
+/// <summary>What a matmul does with its result r = x·Wᵀ + b (the same codes select the epilogue in
+/// kernels/MatMul.cs).</summary>
 public enum MatMulEpilogue
 {
     /// <summary>y = r</summary>

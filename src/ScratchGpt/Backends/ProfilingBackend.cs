@@ -28,11 +28,14 @@ public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = nul
     public IReadOnlyList<Entry> Entries()
     {
         lock (_entries)
-            return _entries.Select(e => new Entry(e.Key, TimeSpan.FromTicks(e.Value.Ticks * TimeSpan.TicksPerSecond / Stopwatch.Frequency), e.Value.Calls, e.Value.Bytes))
+            return _entries.Select(e =>
+                new Entry(e.Key, TimeSpan.FromTicks(e.Value.Ticks * TimeSpan.TicksPerSecond / Stopwatch.Frequency),
+                e.Value.Calls, e.Value.Bytes))
                 .OrderByDescending(e => e.Time).ToList();
     }
 
-    /// <summary>Adds the time since <paramref name="start"/> (a Stopwatch timestamp) to <paramref name="operation"/>.</summary>
+    /// <summary>Adds the time since <paramref name="start"/> (a Stopwatch timestamp) to
+    /// <paramref name="operation"/>.</summary>
     private void Record(string operation, long start, long weightBytes = 0)
     {
         waitForDevice?.Invoke();
@@ -76,24 +79,30 @@ public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = nul
         long t = Stopwatch.GetTimestamp(); inner.Copy(src, srcOffset, dst, dstOffset, count); Record("copy", t);
     }
 
-    public void Embedding(ReadOnlySpan<int> ids, int startPosition, IDeviceBuffer wte, IDeviceBuffer wpe, IDeviceBuffer x, int dim)
+    public void Embedding(ReadOnlySpan<int> ids, int startPosition, IDeviceBuffer wte, IDeviceBuffer wpe,
+        IDeviceBuffer x, int dim)
     {
-        long t = Stopwatch.GetTimestamp(); inner.Embedding(ids, startPosition, wte, wpe, x, dim); Record("embedding", t);
+        long t = Stopwatch.GetTimestamp();
+        inner.Embedding(ids, startPosition, wte, wpe, x, dim);
+        Record("embedding", t);
     }
 
-    public void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim, float eps)
+    public void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim,
+        float eps)
     {
         long t = Stopwatch.GetTimestamp(); inner.LayerNorm(x, gamma, beta, y, rows, dim, eps); Record("layernorm", t);
     }
 
-    public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim,
-        MatMulEpilogue epilogue = MatMulEpilogue.Store)
+    public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim,
+        int outDim, MatMulEpilogue epilogue = MatMulEpilogue.Store)
     {
         double bytes;
         lock (_bytesPerWeight) bytes = _bytesPerWeight.GetValueOrDefault(w, 4);
         long t = Stopwatch.GetTimestamp(); inner.MatMul(x, w, bias, y, rows, inDim, outDim, epilogue);
-        string then = epilogue switch { MatMulEpilogue.Gelu => " +gelu", MatMulEpilogue.AddToOutput => " +residual", _ => "" };
-        Record($"matmul {inDim}→{outDim}{then}{(rows == 1 ? "" : $" ×{rows} rows")}", t, (long)(inDim * (long)outDim * bytes));
+        string then = epilogue switch { MatMulEpilogue.Gelu => " +gelu", MatMulEpilogue.AddToOutput => " +residual",
+            _ => "" };
+        Record($"matmul {inDim}→{outDim}{then}{(rows == 1 ? "" : $" ×{rows} rows")}", t,
+            (long)(inDim * (long)outDim * bytes));
     }
 
     public void Gelu(IDeviceBuffer x, long count)
@@ -111,10 +120,12 @@ public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = nul
         long t = Stopwatch.GetTimestamp(); int i = inner.Argmax(x, n); Record("argmax", t); return i;
     }
 
-    public void Attention(IDeviceBuffer qkv, IDeviceBuffer kCache, IDeviceBuffer vCache, IDeviceBuffer y, IDeviceBuffer? probs,
-        int rows, int past, int nHead, int headDim)
+    public void Attention(IDeviceBuffer qkv, IDeviceBuffer kCache, IDeviceBuffer vCache, IDeviceBuffer y,
+        IDeviceBuffer? probs, int rows, int past, int nHead, int headDim)
     {
-        long t = Stopwatch.GetTimestamp(); inner.Attention(qkv, kCache, vCache, y, probs, rows, past, nHead, headDim); Record("attention", t);
+        long t = Stopwatch.GetTimestamp();
+        inner.Attention(qkv, kCache, vCache, y, probs, rows, past, nHead, headDim);
+        Record("attention", t);
     }
 
     public void Dispose() => inner.Dispose();

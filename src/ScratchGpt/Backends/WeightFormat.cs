@@ -15,7 +15,8 @@ public static class WeightFormat
         _ => Float32,
     };
 
-    /// <summary>float32 → float16, as the CPU backend keeps them (values from a float16 checkpoint convert exactly).</summary>
+    /// <summary>float32 → float16, as the CPU backend keeps them (values from a float16 checkpoint convert
+    /// exactly).</summary>
     public static Half[] ToFloat16(ReadOnlySpan<float> data)
     {
         var h = new Half[data.Length];
@@ -23,7 +24,8 @@ public static class WeightFormat
         return h;
     }
 
-    /// <summary>float32 → bfloat16 bits (the top half of each float, rounded; exact for values from a bfloat16 checkpoint).</summary>
+    /// <summary>float32 → bfloat16 bits (the top half of each float, rounded; exact for values from a bfloat16
+    /// checkpoint).</summary>
     public static ushort[] ToBFloat16(ReadOnlySpan<float> data)
     {
         var b = new ushort[data.Length];
@@ -34,11 +36,13 @@ public static class WeightFormat
     private static ushort[] Float16Bits(ReadOnlySpan<float> data)
     {
         var bits = new ushort[data.Length];   // converted straight into the upload array, no Half[] in between
-        TensorPrimitives.ConvertToHalf(data, System.Runtime.InteropServices.MemoryMarshal.Cast<ushort, Half>(bits.AsSpan()));
+        TensorPrimitives.ConvertToHalf(data, System.Runtime.InteropServices.MemoryMarshal.Cast<ushort,
+            Half>(bits.AsSpan()));
         return bits;
     }
 
-    /// <summary>The 16-bit patterns of <paramref name="data"/> in <paramref name="precision"/>, as the GPU backends upload them.</summary>
+    /// <summary>The 16-bit patterns of <paramref name="data"/> in <paramref name="precision"/>, as the GPU backends
+    /// upload them.</summary>
     public static ushort[] SixteenBit(ReadOnlySpan<float> data, WeightPrecision precision) => precision switch
     {
         WeightPrecision.Float16 => Float16Bits(data),

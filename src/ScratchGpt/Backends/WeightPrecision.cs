@@ -7,7 +7,8 @@ public enum WeightPrecision
     Float16,
     BFloat16,
     /// <summary>llama.cpp's Q8_0: blocks of 32 signed bytes with one float16 scale (see Loading/Q8_0.cs). The CPU
-    /// backend keeps and reads them as such; the reference and ILGPU backends hold the dequantized float32 values.</summary>
+    /// backend keeps and reads them as such; the reference and ILGPU backends hold the dequantized float32
+    /// values.</summary>
     Q8_0,
 }
 

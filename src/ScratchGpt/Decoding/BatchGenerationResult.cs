@@ -6,7 +6,8 @@ namespace ScratchGpt.Decoding;
 /// <see cref="Width"/> wide, with an attention mask that is 0 on the left padding. Row b·R + r is
 /// return sequence r of prompt b (R = num_return_sequences).
 /// </summary>
-public sealed record BatchGenerationResult(IReadOnlyList<GenerationResult> PerPrompt, int[][] Sequences, int[][] AttentionMask)
+public sealed record BatchGenerationResult(IReadOnlyList<GenerationResult> PerPrompt, int[][] Sequences,
+    int[][] AttentionMask)
 {
     public int Width => Sequences.Length == 0 ? 0 : Sequences[0].Length;
 

@@ -28,10 +28,12 @@ public sealed record GenerationConfig
     public int? BosTokenId { get; init; }
     public int? Seed { get; init; }
 
-    /// <summary>Epsilon-greedy: with probability ε take the argmax, otherwise sample from the full distribution. ε = 1 is greedy.</summary>
+    /// <summary>Epsilon-greedy: with probability ε take the argmax, otherwise sample from the full distribution. ε = 1
+    /// is greedy.</summary>
     public double? Epsilon { get; init; }
 
-    /// <summary>Teaching aid: pick uniformly among the tokens the processors and warpers leave, ignoring their weights.</summary>
+    /// <summary>Teaching aid: pick uniformly among the tokens the processors and warpers leave, ignoring their
+    /// weights.</summary>
     public bool Unweighted { get; init; }
 
     /// <summary>Total length limit (prompt included) for a prompt of <paramref name="promptLength"/> tokens.</summary>
@@ -48,7 +50,8 @@ public sealed record GenerationConfig
         : NumBeams > 1 ? (DoSample ? "beam sampling" : "beam search")
         : DoSample ? "multinomial sampling" : "greedy";
 
-    /// <summary>Checks every parameter as transformers does; the message names the parameter and its allowed range.</summary>
+    /// <summary>Checks every parameter as transformers does; the message names the parameter and its allowed
+    /// range.</summary>
     public void Validate()
     {
         static void Fail(string name, object value, string range) =>
@@ -59,21 +62,28 @@ public sealed record GenerationConfig
         if (MinLength is int mil && mil < 0) Fail("min_length (--min-length)", mil, "≥ 0");
         if (NumBeams < 1) Fail("num_beams (--num-beams)", NumBeams, "≥ 1");
         if (NumReturnSequences < 1) Fail("num_return_sequences (--num-return-sequences)", NumReturnSequences, "≥ 1");
-        if (NoRepeatNgramSize < 0) Fail("no_repeat_ngram_size (--no-repeat-ngram-size)", NoRepeatNgramSize, "≥ 0 (0 disables)");
-        if (!(RepetitionPenalty > 0) || float.IsInfinity(RepetitionPenalty)) Fail("repetition_penalty (--repetition-penalty)", RepetitionPenalty, "a finite float > 0 (1.0 disables)");
-        if (double.IsNaN(LengthPenalty) || double.IsInfinity(LengthPenalty)) Fail("length_penalty (--length-penalty)", LengthPenalty, "a finite float");
+        if (NoRepeatNgramSize < 0)
+            Fail("no_repeat_ngram_size (--no-repeat-ngram-size)", NoRepeatNgramSize, "≥ 0 (0 disables)");
+        if (!(RepetitionPenalty > 0) || float.IsInfinity(RepetitionPenalty))
+            Fail("repetition_penalty (--repetition-penalty)", RepetitionPenalty, "a finite float > 0 (1.0 disables)");
+        if (double.IsNaN(LengthPenalty) || double.IsInfinity(LengthPenalty))
+            Fail("length_penalty (--length-penalty)", LengthPenalty, "a finite float");
         bool sampling = DoSample || Unweighted || Epsilon is not null;
         if (sampling && (!(Temperature > 0) || float.IsInfinity(Temperature)))
-            Fail("temperature (--temperature)", Temperature, "a finite float > 0 when sampling (for greedy decoding leave out --do-sample)");
+            Fail("temperature (--temperature)", Temperature,
+                "a finite float > 0 when sampling (for greedy decoding leave out --do-sample)");
         if (TopK < 0) Fail("top_k (--top-k)", TopK, "≥ 0 (0 disables)");
         if (!(TopP > 0 && TopP <= 1)) Fail("top_p (--top-p)", TopP, "in (0, 1]");
         if (Epsilon is double e && !(e >= 0 && e <= 1)) Fail("epsilon (--epsilon)", e, "in [0, 1]");
         if (NumBeams > 1 && (Epsilon is not null || Unweighted))
-            throw new GenerationConfigException("epsilon-greedy and unweighted sampling pick one token per step: use them with num_beams 1");
+            throw new GenerationConfigException("epsilon-greedy and unweighted sampling pick one token per step: use " +
+                "them with num_beams 1");
         if (NumBeams > 1 && NumReturnSequences > NumBeams)
-            Fail("num_return_sequences (--num-return-sequences)", NumReturnSequences, $"≤ num_beams ({NumBeams}) for beam search");
+            Fail("num_return_sequences (--num-return-sequences)", NumReturnSequences,
+                $"≤ num_beams ({NumBeams}) for beam search");
         if (NumBeams == 1 && !sampling && NumReturnSequences > 1)
-            Fail("num_return_sequences (--num-return-sequences)", NumReturnSequences, "1 for greedy search (use --do-sample or --num-beams)");
+            Fail("num_return_sequences (--num-return-sequences)", NumReturnSequences,
+                "1 for greedy search (use --do-sample or --num-beams)");
     }
 
     /// <summary>The settings of a generation_config.json object (the keys this record has; others are ignored).
@@ -130,7 +140,9 @@ public sealed record GenerationConfig
     public IEnumerable<(string Name, string Value)> Describe(int promptLength)
     {
         yield return ("strategy", StrategyName);
-        yield return ("max_length", $"{EffectiveMaxLength(promptLength)} (prompt {promptLength} + {EffectiveMaxLength(promptLength) - promptLength} new)");
+        yield return ("max_length",
+            $"{EffectiveMaxLength(promptLength)} (prompt {promptLength} + " +
+            $"{EffectiveMaxLength(promptLength) - promptLength} new)");
         yield return ("min_length", EffectiveMinLength(promptLength).ToString());
         yield return ("do_sample", DoSample.ToString().ToLowerInvariant());
         yield return ("temperature", Temperature.ToString("R"));

@@ -25,7 +25,8 @@ public sealed class Generator(ILanguageModel model)
         var sampler = new TokenSampler(config.Seed);
         var trace = TraceChoices > 0 ? new List<StepTrace>() : null;
         if (config.NumBeams > 1)
-            return new BeamSearch(model, config, sampler) { Trace = trace, TraceChoices = TraceChoices }.Run(promptIds, ct);
+            return new BeamSearch(model, config, sampler) { Trace = trace, TraceChoices = TraceChoices }.Run(promptIds,
+                ct);
 
         int P = promptIds.Length;
         using var promptState = model.CreateState(config.EffectiveMaxLength(P));
@@ -38,7 +39,11 @@ public sealed class Generator(ILanguageModel model)
         if (rowCount == 1)
         {
             var ids = new List<int>(promptIds);
-            var decoder = new SingleSequenceDecoder(model, config, sampler) { Trace = trace, TraceChoices = TraceChoices };
+            var decoder = new SingleSequenceDecoder(model, config, sampler)
+            {
+                Trace = trace,
+                TraceChoices = TraceChoices,
+            };
             foreach (int id in decoder.Decode(promptState, ids, promptLogits, P, ct)) OnToken?.Invoke(id);
             stopped = decoder.Stopped;
             rows.Add(new GeneratedSequence(ids.ToArray(), ids.Skip(P).ToArray()));
@@ -49,7 +54,9 @@ public sealed class Generator(ILanguageModel model)
             // batched model step per token). They share the generator and draw from it in row order at each step,
             // as generate() draws each step's tokens for all rows from one torch generator.
             var steppers = Enumerable.Range(0, rowCount)
-                .Select(r => new SequenceStepper(model, config, sampler, [.. promptIds], P) { Trace = r == 0 ? trace : null, TraceChoices = TraceChoices })
+                .Select(r =>
+                    new SequenceStepper(model, config, sampler, [.. promptIds], P) { Trace = r == 0 ? trace : null,
+                TraceChoices = TraceChoices })
                 .ToList();
             new LockstepDecoder(model).Decode(steppers, _ => config.EffectiveMaxLength(P), (_, state, next) =>
             {
@@ -74,7 +81,8 @@ public sealed class Generator(ILanguageModel model)
     /// With one row per prompt and no beams the prompts decode in lock-step (<see cref="LockstepDecoder"/>):
     /// one batched model step per token for all of them.
     /// </summary>
-    public BatchGenerationResult GenerateBatch(IReadOnlyList<int[]> prompts, GenerationConfig config, CancellationToken ct = default)
+    public BatchGenerationResult GenerateBatch(IReadOnlyList<int[]> prompts, GenerationConfig config,
+        CancellationToken ct = default)
     {
         if (prompts.Count == 0) throw new GenerationConfigException("a batch needs at least one prompt");
         // One row per prompt without beams: the prompts decode in lock-step, one batched model step for all.
@@ -93,33 +101,40 @@ public sealed class Generator(ILanguageModel model)
                 var mask = new int[width];
                 r.PromptIds.CopyTo(row, left);
                 s.NewIds.CopyTo(row, longestPrompt);
-                for (int i = left; i < width; i++) mask[i] = 1;   // generate() extends the mask by 1 per step, pads included
+                // generate() extends the mask by 1 per step, pads included
+                for (int i = left; i < width; i++) mask[i] = 1;
                 rows.Add(row); masks.Add(mask);
             }
         return new BatchGenerationResult(results, rows.ToArray(), masks.ToArray());
     }
 
-    private List<GenerationResult> GenerateLockstep(IReadOnlyList<int[]> prompts, GenerationConfig config, CancellationToken ct)
+    private List<GenerationResult> GenerateLockstep(IReadOnlyList<int[]> prompts, GenerationConfig config,
+        CancellationToken ct)
     {
         foreach (var p in prompts) Check(p, config);
-        var steppers = prompts.Select(p => new SequenceStepper(model, config, new TokenSampler(config.Seed), [.. p], p.Length)
+        var steppers = prompts.Select(p =>
+            new SequenceStepper(model, config, new TokenSampler(config.Seed), [.. p], p.Length)
             { Trace = TraceChoices > 0 ? [] : null, TraceChoices = TraceChoices }).ToList();
         new LockstepDecoder(model).Decode(steppers, b => config.EffectiveMaxLength(prompts[b].Length),
             (b, state, next) => state.Append(prompts[b], next), ct);   // each prompt's own prefill
         return prompts.Select((p, b) =>
         {
             var ids = steppers[b].Ids.ToArray();
-            return new GenerationResult(p, [new GeneratedSequence(ids, ids[p.Length..])], ids.Length - p.Length, steppers[b].Trace ?? [],
+            return new GenerationResult(p, [new GeneratedSequence(ids, ids[p.Length..])], ids.Length - p.Length,
+                steppers[b].Trace ?? [],
                 Stopped: !steppers[b].Finished);   // only cancellation leaves a stepper unfinished
         }).ToList();
     }
 
-    /// <summary>Streams the new tokens of one sequence as they are chosen (num_beams = 1, one return sequence).</summary>
-    public async IAsyncEnumerable<int> StreamAsync(int[] promptIds, GenerationConfig config, [EnumeratorCancellation] CancellationToken ct = default)
+    /// <summary>Streams the new tokens of one sequence as they are chosen (num_beams = 1, one return
+    /// sequence).</summary>
+    public async IAsyncEnumerable<int> StreamAsync(int[] promptIds, GenerationConfig config,
+        [EnumeratorCancellation] CancellationToken ct = default)
     {
         Check(promptIds, config);
         if (config.NumBeams > 1 || config.NumReturnSequences > 1)
-            throw new GenerationConfigException("streaming needs num_beams 1 and num_return_sequences 1 (beam search knows its result only at the end)");
+            throw new GenerationConfigException("streaming needs num_beams 1 and num_return_sequences 1 (beam search " +
+                "knows its result only at the end)");
         var sampler = new TokenSampler(config.Seed);
         using var state = model.CreateState(config.EffectiveMaxLength(promptIds.Length));
         var logits = new float[model.VocabSize];
@@ -135,16 +150,20 @@ public sealed class Generator(ILanguageModel model)
     {
         config.Validate();
         if (promptIds.Length == 0)
-            throw new GenerationConfigException("the prompt is empty: give at least one token (the CLI starts an empty prompt from the BOS token)");
+            throw new GenerationConfigException("the prompt is empty: give at least one token (the CLI starts an " +
+                "empty prompt from the BOS token)");
         int maxLength = config.EffectiveMaxLength(promptIds.Length);
         if (promptIds.Length >= maxLength && config.MaxNewTokens is null)
-            throw new GenerationConfigException($"max_length ({maxLength}) must be larger than the prompt ({promptIds.Length} tokens): raise --max-length or use --max-new-tokens");
+            throw new GenerationConfigException($"max_length ({maxLength}) must be larger than the prompt " +
+                $"({promptIds.Length} tokens): raise --max-length or use --max-new-tokens");
         if (maxLength > model.MaxPositions)
             throw new GenerationConfigException(
-                $"prompt ({promptIds.Length} tokens) + new tokens = {maxLength} is more than the model's n_positions ({model.MaxPositions}): shorten the prompt or lower --max-new-tokens");
+                $"prompt ({promptIds.Length} tokens) + new tokens = {maxLength} is more than the model's n_positions " +
+                $"({model.MaxPositions}): shorten the prompt or lower --max-new-tokens");
         foreach (int id in promptIds)
             if ((uint)id >= (uint)model.VocabSize)
-                throw new GenerationConfigException($"prompt token id {id} is outside the vocabulary (0..{model.VocabSize - 1})");
+                throw new GenerationConfigException($"prompt token id {id} is outside the vocabulary " +
+                    $"(0..{model.VocabSize - 1})");
     }
 
     private static GeneratedSequence Pad(GeneratedSequence s, int width, int pad, int promptLength)

@@ -15,9 +15,11 @@ public interface ILanguageModel
     ILanguageModelState CreateState(int capacity);
 
     /// <summary>One token more for each of several sequences: appends ids[b] to states[b] and writes its next-token
-    /// logits to nextLogits[b·VocabSize ..]. The same as an Append per sequence; a model may run them as one batch.</summary>
+    /// logits to nextLogits[b·VocabSize ..]. The same as an Append per sequence; a model may run them as one
+    /// batch.</summary>
     void AppendEach(IReadOnlyList<ILanguageModelState> states, ReadOnlySpan<int> ids, Span<float> nextLogits)
     {
-        for (int b = 0; b < states.Count; b++) states[b].Append(ids.Slice(b, 1), nextLogits.Slice(b * VocabSize, VocabSize));
+        for (int b = 0; b < states.Count; b++)
+            states[b].Append(ids.Slice(b, 1), nextLogits.Slice(b * VocabSize, VocabSize));
     }
 }

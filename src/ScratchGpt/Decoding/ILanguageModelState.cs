@@ -6,7 +6,8 @@ public interface ILanguageModelState : IDisposable
     /// <summary>Tokens processed so far.</summary>
     int Length { get; }
 
-    /// <summary>Appends <paramref name="ids"/> and writes the float32 logits for the token after the last of them.</summary>
+    /// <summary>Appends <paramref name="ids"/> and writes the float32 logits for the token after the last of
+    /// them.</summary>
     void Append(ReadOnlySpan<int> ids, Span<float> nextLogits);
 
     /// <summary>Appends <paramref name="ids"/> and returns only the index of the largest next-token logit

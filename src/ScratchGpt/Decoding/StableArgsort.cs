@@ -14,7 +14,8 @@ public sealed class StableArgsort
     private readonly int[] _counts = new int[1 << 11];
     private static readonly (int Shift, int Width)[] Digits = [(0, 11), (11, 11), (22, 10)];
 
-    /// <summary>Writes into <paramref name="order"/> the indices of <paramref name="scores"/> in ascending order.</summary>
+    /// <summary>Writes into <paramref name="order"/> the indices of <paramref name="scores"/> in ascending
+    /// order.</summary>
     public void Sort(ReadOnlySpan<float> scores, Span<int> order)
     {
         int n = scores.Length;

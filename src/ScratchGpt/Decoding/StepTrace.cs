@@ -1,4 +1,5 @@
 namespace ScratchGpt.Decoding;
 
-/// <summary>One decoding step for the step table: the ids so far and the top candidates with their probabilities.</summary>
+/// <summary>One decoding step for the step table: the ids so far and the top candidates with their
+/// probabilities.</summary>
 public sealed record StepTrace(int[] InputIds, (int Id, float Prob)[] Choices, int ChosenId);

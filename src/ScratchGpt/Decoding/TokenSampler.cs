@@ -30,7 +30,8 @@ public sealed class TokenSampler(int? seed)
         return last;   // round-off left u just past the total
     }
 
-    /// <summary><paramref name="count"/> distinct draws without replacement (as torch.multinomial(replacement=False)).</summary>
+    /// <summary><paramref name="count"/> distinct draws without replacement (as
+    /// torch.multinomial(replacement=False)).</summary>
     public int[] SampleWithoutReplacement(ReadOnlySpan<float> probs, int count)
     {
         var p = probs.ToArray();
@@ -38,7 +39,9 @@ public sealed class TokenSampler(int? seed)
         for (int k = 0; k < count; k++)
         {
             int i = Sample(p);
-            if (i < 0) throw new InvalidOperationException($"cannot draw {count} distinct tokens: only {k} have non-zero probability");
+            if (i < 0)
+                throw new InvalidOperationException($"cannot draw {count} distinct tokens: only {k} have non-zero " +
+                    "probability");
             picks[k] = i;
             p[i] = 0;
         }

@@ -17,12 +17,14 @@ public static class ActivationCache
         return cache;
     }
 
-    /// <summary>Writes the cache (in the order the pass made the activations) and input_ids to <paramref name="path"/>.</summary>
+    /// <summary>Writes the cache (in the order the pass made the activations) and input_ids to
+    /// <paramref name="path"/>.</summary>
     public static void Save(IReadOnlyDictionary<string, Activation> cache, int[] ids, Gpt2Config config, string path)
     {
         var w = new SafetensorsWriter().AddInt64("input_ids", [1, ids.Length], ids.Select(i => (long)i).ToArray());
         foreach (string name in ForwardHooks.Names(config))
-            if (cache.TryGetValue(name, out var a)) w.AddFloat32(name, a.Shape.Select(d => (long)d).ToArray(), a.Values);
+            if (cache.TryGetValue(name, out var a))
+                w.AddFloat32(name, a.Shape.Select(d => (long)d).ToArray(), a.Values);
         w.Save(path);
     }
 }

@@ -43,7 +43,10 @@ public static class AttentionViewer
         if (lens is not null && lensTokens is not null)
         {
             static string Rows(IEnumerable<IEnumerable<double>> rows) =>
-                "[" + string.Join(",", rows.Select(r => "[" + string.Join(",", r.Select(v => Math.Round(v, 4).ToString(CultureInfo.InvariantCulture))) + "]")) + "]";
+                "[" + string.Join(",",
+                    rows.Select(r => "["
+                    + string.Join(",", r.Select(v => Math.Round(v, 4).ToString(CultureInfo.InvariantCulture))) + "]"))
+                    + "]";
             json.Append(",\"lens\":{\"rows\":").Append(JsonSerializer.Serialize(
                     Enumerable.Range(0, lens.TopIds.Length).Select(l => l == 0 ? "embed" : $"block {l - 1}")))
                 .Append(",\"tokens\":").Append(JsonSerializer.Serialize(lensTokens))
@@ -62,7 +65,8 @@ public static class AttentionViewer
 
     private static string Template()
     {
-        using var s = typeof(AttentionViewer).Assembly.GetManifestResourceStream("ScratchGpt.Inspection.attention_viewer.html")
+        using var s = typeof(AttentionViewer)
+            .Assembly.GetManifestResourceStream("ScratchGpt.Inspection.attention_viewer.html")
             ?? throw new InvalidOperationException("attention_viewer.html is missing from the assembly");
         return new StreamReader(s).ReadToEnd();
     }

@@ -19,7 +19,8 @@ public static class HeadAblation
     public static Result Run(Gpt2Model model, int[] ids, int target, bool mean = false, CancellationToken ct = default)
     {
         var c = model.Config;
-        if ((uint)target >= (uint)model.VocabSize) throw new ArgumentException($"target id {target} is outside the vocabulary");
+        if ((uint)target >= (uint)model.VocabSize)
+            throw new ArgumentException($"target id {target} is outside the vocabulary");
         double baseline = LastLogProb(model, ids, target, null);
         var delta = new double[c.NLayer][];
         for (int l = 0; l < c.NLayer; l++)
@@ -29,7 +30,8 @@ public static class HeadAblation
             {
                 ct.ThrowIfCancellationRequested();
                 int head = h;
-                var hooks = new ForwardHooks().On($"blocks.{l}.attn.hook_z", z => Ablate(z.Values, ids.Length, head, c.HeadDim, c.NEmbd, mean));
+                var hooks = new ForwardHooks()
+                    .On($"blocks.{l}.attn.hook_z", z => Ablate(z.Values, ids.Length, head, c.HeadDim, c.NEmbd, mean));
                 delta[l][h] = LastLogProb(model, ids, target, hooks) - baseline;
             }
         }

@@ -13,7 +13,8 @@ public static class LogitLens
 {
     /// <param name="TopIds">[layer][position][k] the k likeliest tokens, best first.</param>
     /// <param name="TopProbs">[layer][position][k] their probabilities.</param>
-    /// <param name="FinalTokenProbs">[layer][position] the probability this layer gives the model's final top token.</param>
+    /// <param name="FinalTokenProbs">[layer][position] the probability this layer gives the model's final top
+    /// token.</param>
     public sealed record Result(int[] Ids, int[][][] TopIds, float[][][] TopProbs, float[][] FinalTokenProbs);
 
     public static Result Run(Gpt2Model model, int[] ids, int top = 1)

@@ -22,8 +22,10 @@ public static class PromptProbe
         return template[..at] + fill + template[(at + 2)..];
     }
 
-    /// <param name="targets">Each target as token ids; its probability is p(all of them | prompt), teacher-forced.</param>
-    /// <param name="generation">When given, the continuations each filled prompt gets from <see cref="Generator"/>.</param>
+    /// <param name="targets">Each target as token ids; its probability is p(all of them | prompt),
+    /// teacher-forced.</param>
+    /// <param name="generation">When given, the continuations each filled prompt gets from
+    /// <see cref="Generator"/>.</param>
     public static Row Probe(Gpt2Model model, string fill, string prompt, int[] ids, int topK,
         IReadOnlyList<(string Text, int[] Ids)> targets, GenerationConfig? generation)
     {

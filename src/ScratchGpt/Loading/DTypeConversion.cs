@@ -14,7 +14,8 @@ public static class DTypeConversion
     public static void HalfToFloat(ReadOnlySpan<Half> src, Span<float> dst) =>
         System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(src, dst);
 
-    /// <summary>float32 → the little-endian bytes of float16, rounded to nearest even (as a file stores them).</summary>
+    /// <summary>float32 → the little-endian bytes of float16, rounded to nearest even (as a file stores
+    /// them).</summary>
     public static byte[] FloatToHalfBytes(ReadOnlySpan<float> src)
     {
         var h = new Half[src.Length];
@@ -37,9 +38,15 @@ public static class DTypeConversion
     {
         switch (dtype)
         {
-            case SafetensorsDType.F32: System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(raw).CopyTo(dst); return true;
-            case SafetensorsDType.F16: HalfToFloat(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, Half>(raw), dst); return true;
-            case SafetensorsDType.BF16: BFloat16ToFloat(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(raw), dst); return true;
+            case SafetensorsDType.F32:
+                System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(raw).CopyTo(dst);
+                return true;
+            case SafetensorsDType.F16:
+                HalfToFloat(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, Half>(raw), dst);
+                return true;
+            case SafetensorsDType.BF16:
+                BFloat16ToFloat(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(raw), dst);
+                return true;
             case SafetensorsDType.F64:
                 var d = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(raw);
                 for (int i = 0; i < d.Length; i++) dst[i] = (float)d[i];

@@ -21,9 +21,12 @@ public sealed class GgufWriter
     private readonly List<(string Key, Action<BinaryWriter> Value)> _values = [];
     private readonly List<(string Name, long[] Dims, TensorType Type, byte[] Data)> _tensors = [];
 
-    public GgufWriter Add(string key, string value) => Value(key, w => { w.Write((uint)ValueType.String); Str(w, value); });
-    public GgufWriter Add(string key, uint value) => Value(key, w => { w.Write((uint)ValueType.UInt32); w.Write(value); });
-    public GgufWriter Add(string key, float value) => Value(key, w => { w.Write((uint)ValueType.Float32); w.Write(value); });
+    public GgufWriter Add(string key, string value) =>
+        Value(key, w => { w.Write((uint)ValueType.String); Str(w, value); });
+    public GgufWriter Add(string key, uint value) =>
+        Value(key, w => { w.Write((uint)ValueType.UInt32); w.Write(value); });
+    public GgufWriter Add(string key, float value) =>
+        Value(key, w => { w.Write((uint)ValueType.Float32); w.Write(value); });
 
     public GgufWriter Add(string key, IReadOnlyList<string> values) => Value(key, w =>
     {
@@ -42,8 +45,10 @@ public sealed class GgufWriter
     public GgufWriter AddTensor(string name, long[] dims, TensorType type, byte[] data)
     {
         long count = dims.Aggregate(1L, (a, b) => a * b);
-        long want = type switch { TensorType.F32 => 4 * count, TensorType.F16 => 2 * count, _ => count / Q8_0.BlockSize * Q8_0.BlockBytes };
-        if (data.Length != want) throw new ArgumentException($"tensor '{name}': {data.Length} bytes, its shape and type need {want}");
+        long want = type switch { TensorType.F32 => 4 * count, TensorType.F16 => 2 * count,
+            _ => count / Q8_0.BlockSize * Q8_0.BlockBytes };
+        if (data.Length != want)
+            throw new ArgumentException($"tensor '{name}': {data.Length} bytes, its shape and type need {want}");
         _tensors.Add((name, dims, type, data));
         return this;
     }

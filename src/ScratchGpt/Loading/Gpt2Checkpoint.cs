@@ -1,7 +1,8 @@
 namespace ScratchGpt.Loading;
 
 /// <summary>
-/// Finds GPT-2's tensors in a checkpoint file (safetensors or pytorch_model.bin) and checks their shapes against the config.
+/// Finds GPT-2's tensors in a checkpoint file (safetensors or pytorch_model.bin) and checks their shapes against the
+/// config.
 ///
 /// Two key layouts exist: save_pretrained writes "transformer.h.0.attn.c_attn.weight" (lm_head.weight
 /// omitted because it is tied to wte); the Hub's original files write "h.0.attn.c_attn.weight" and
@@ -20,21 +21,25 @@ public sealed class Gpt2Checkpoint
         Config = config;
         _prefix = file.Tensors.ContainsKey("transformer.wte.weight") ? "transformer." : "";
         if (!file.Tensors.ContainsKey(_prefix + "wte.weight"))
-            throw new ModelLoadException($"{file.Path}: tensor 'transformer.wte.weight' (or 'wte.weight') not found: not a GPT-2 checkpoint");
+            throw new ModelLoadException($"{file.Path}: tensor 'transformer.wte.weight' (or 'wte.weight') not found: " +
+                "not a GPT-2 checkpoint");
     }
 
     /// <summary>The dtype of the embedding matrix, taken as the checkpoint's dtype (I8: Q8_0 matrices, see
     /// <see cref="Q8_0Checkpoint"/>).</summary>
     public SafetensorsDType DType => _file.Tensors[_prefix + "wte.weight"].DType;
 
-    /// <summary>Reads a tensor as float32 after checking its shape. <paramref name="name"/> is without the "transformer." prefix.</summary>
+    /// <summary>Reads a tensor as float32 after checking its shape. <paramref name="name"/> is without the
+    /// "transformer." prefix.</summary>
     public float[] Read(string name, params long[] shape)
     {
         string full = _prefix + name;
         if (!_file.Tensors.TryGetValue(full, out var t))
-            throw new ModelLoadException($"{_file.Path}: tensor '{full}' not found (expected shape [{string.Join(", ", shape)}])");
+            throw new ModelLoadException($"{_file.Path}: tensor '{full}' not found (expected shape " +
+                $"[{string.Join(", ", shape)}])");
         if (!t.Shape.SequenceEqual(shape))
-            throw new ModelLoadException($"{_file.Path}: tensor '{full}' has shape {t.ShapeText}, expected [{string.Join(", ", shape)}] from config.json");
+            throw new ModelLoadException($"{_file.Path}: tensor '{full}' has shape {t.ShapeText}, expected " +
+                $"[{string.Join(", ", shape)}] from config.json");
         var data = new float[t.ElementCount];
         _file.ReadFloat32(t, data);
         CheckFinite(full, data);
@@ -48,7 +53,8 @@ public sealed class Gpt2Checkpoint
         string full = _prefix + spec.Name;
         if (_file.Tensors.TryGetValue(full, out var t) && t.DType == SafetensorsDType.I8 && _file is SafetensorsFile sf)
         {
-            if (!spec.IsMatMulWeight) throw new ModelLoadException($"{_file.Path}: tensor '{full}' is I8; only matrices are stored in Q8_0");
+            if (!spec.IsMatMulWeight)
+                throw new ModelLoadException($"{_file.Path}: tensor '{full}' is I8; only matrices are stored in Q8_0");
             float[] q8 = Q8_0Checkpoint.Read(sf, t, full + Q8_0Checkpoint.ScaleSuffix, spec.Shape[0], spec.Shape[1]);
             CheckFinite(full, q8);
             return q8;
@@ -65,6 +71,8 @@ public sealed class Gpt2Checkpoint
     {
         if (float.IsFinite(System.Numerics.Tensors.TensorPrimitives.Sum(data))) return;
         int bad = Array.FindIndex(data, v => !float.IsFinite(v));
-        if (bad >= 0) throw new ModelLoadException($"{_file.Path}: tensor '{name}' holds {data[bad]} at index {bad}: the checkpoint is corrupt");
+        if (bad >= 0)
+            throw new ModelLoadException($"{_file.Path}: tensor '{name}' holds {data[bad]} at index {bad}: the " +
+                "checkpoint is corrupt");
     }
 }

@@ -29,18 +29,22 @@ public static class Gpt2Gguf
     }
 
     /// <summary>general.file_type: 0 all float32, 1 mostly float16, 7 mostly Q8_0.</summary>
-    public static uint FileType(string dtype) => dtype switch { "f32" => 0, "f16" => 1, "q8_0" => 7, _ => throw Bad(dtype) };
+    public static uint FileType(string dtype) =>
+        dtype switch { "f32" => 0, "f16" => 1, "q8_0" => 7, _ => throw Bad(dtype) };
 
-    private static ArgumentException Bad(string dtype) => new($"--dtype for GGUF must be f32, f16 or q8_0, got '{dtype}'");
+    private static ArgumentException Bad(string dtype) =>
+        new($"--dtype for GGUF must be f32, f16 or q8_0, got '{dtype}'");
 
     public static void Write(Gpt2Checkpoint ckpt, GgufVocabulary vocab, string dtype, string name, string path)
     {
         var c = ckpt.Config;
         FileType(dtype);
         if (vocab.Tokens.Length != c.VocabSize)
-            throw new ArgumentException($"the tokenizer gives {vocab.Tokens.Length} tokens, the model's vocab_size is {c.VocabSize}");
+            throw new ArgumentException($"the tokenizer gives {vocab.Tokens.Length} tokens, the model's vocab_size " +
+                $"is {c.VocabSize}");
         if (dtype == "q8_0" && (c.NEmbd % Q8_0.BlockSize != 0))
-            throw new ArgumentException($"Q8_0 stores rows in blocks of {Q8_0.BlockSize}: n_embd {c.NEmbd} is not a multiple");
+            throw new ArgumentException($"Q8_0 stores rows in blocks of {Q8_0.BlockSize}: n_embd {c.NEmbd} is not " +
+                "a multiple");
         var w = new GgufWriter()
             .Add("general.architecture", "gpt2")
             .Add("general.name", name)
@@ -64,8 +68,10 @@ public static class Gpt2Gguf
         {
             float[] data = ckpt.Read(spec);
             long[] dims = spec.Shape.Reverse().Select(d => (long)d).ToArray();
-            var type = spec.Shape.Length == 1 || (spec.Name == "wpe.weight" && dtype == "q8_0") ? GgufWriter.TensorType.F32
-                : dtype switch { "f16" => GgufWriter.TensorType.F16, "q8_0" => GgufWriter.TensorType.Q8_0, _ => GgufWriter.TensorType.F32 };
+            var type = spec.Shape.Length == 1 || (spec.Name == "wpe.weight" && dtype == "q8_0")
+                ? GgufWriter.TensorType.F32
+                : dtype switch { "f16" => GgufWriter.TensorType.F16, "q8_0" => GgufWriter.TensorType.Q8_0,
+                _ => GgufWriter.TensorType.F32 };
             byte[] bytes = Encode(data, type);
             w.AddTensor(TensorName(spec.Name), dims, type, bytes);
             if (spec.Name == "wte.weight") w.AddTensor("output.weight", dims, type, bytes);

@@ -6,6 +6,7 @@ public interface ITensorFile : IDisposable
     string Path { get; }
     IReadOnlyDictionary<string, TensorInfo> Tensors { get; }
 
-    /// <summary>A floating-point tensor widened (or rounded) to float32, into <paramref name="dst"/> of its element count.</summary>
+    /// <summary>A floating-point tensor widened (or rounded) to float32, into <paramref name="dst"/> of its element
+    /// count.</summary>
     void ReadFloat32(TensorInfo t, Span<float> dst);
 }

@@ -10,8 +10,14 @@ public static class JsonObjectFile
     public static JsonObject Read(string path)
     {
         JsonNode? root;
-        try { root = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { MaxDepth = 16 }); }
-        catch (JsonException e) { throw new ModelLoadException($"{path}: not valid JSON: {e.Message.ReplaceLineEndings(" ")}", e); }
+        try
+        {
+            root = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { MaxDepth = 16 });
+        }
+        catch (JsonException e)
+        {
+            throw new ModelLoadException($"{path}: not valid JSON: {e.Message.ReplaceLineEndings(" ")}", e);
+        }
         return root as JsonObject ?? throw new ModelLoadException($"{path}: expected a JSON object");
     }
 }

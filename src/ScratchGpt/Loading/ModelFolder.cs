@@ -17,7 +17,9 @@ public static class ModelFolder
 
     /// <summary>True for the folders shipped in weights/ (the default model and the GPT-2 tokenizer files).</summary>
     public static bool IsBundled(string directory) =>
-        Path.GetFullPath(directory).StartsWith(Path.GetFullPath(BundledWeightsDirectory) + Path.DirectorySeparatorChar, StringComparison.Ordinal);
+        Path.GetFullPath(directory)
+            .StartsWith(Path.GetFullPath(BundledWeightsDirectory) + Path.DirectorySeparatorChar,
+            StringComparison.Ordinal);
 
     public static Gpt2Config LoadConfig(string directory)
     {
@@ -25,14 +27,16 @@ public static class ModelFolder
         return Gpt2Config.Load(Path.Combine(directory, "config.json"));
     }
 
-    /// <summary>The folder's weights: model.safetensors, else pytorch_model.bin (read without executing its pickle).</summary>
+    /// <summary>The folder's weights: model.safetensors, else pytorch_model.bin (read without executing its
+    /// pickle).</summary>
     public static ITensorFile OpenWeights(string directory)
     {
         string safetensors = Path.Combine(directory, "model.safetensors");
         if (File.Exists(safetensors)) return SafetensorsFile.Open(safetensors);
         string bin = Path.Combine(directory, "pytorch_model.bin");
         if (File.Exists(bin)) return Torch.TorchCheckpointFile.Open(bin);
-        throw new ModelLoadException($"{safetensors}: file not found (ScratchGpt reads model.safetensors, or pytorch_model.bin)");
+        throw new ModelLoadException($"{safetensors}: file not found (ScratchGpt reads model.safetensors, or " +
+            "pytorch_model.bin)");
     }
 
     /// <summary>generation_config.json as a JSON object, or null when the folder has none.</summary>

@@ -14,7 +14,8 @@ public static class Q8_0
     /// <summary>Quantizes <paramref name="x"/> (a multiple of 32 values): one q per value, one d per block.</summary>
     public static (sbyte[] Q, Half[] D) Split(ReadOnlySpan<float> x)
     {
-        if (x.Length % BlockSize != 0) throw new ArgumentException($"Q8_0 needs a multiple of {BlockSize} values, got {x.Length}");
+        if (x.Length % BlockSize != 0)
+            throw new ArgumentException($"Q8_0 needs a multiple of {BlockSize} values, got {x.Length}");
         var q = new sbyte[x.Length];
         var d = new Half[x.Length / BlockSize];
         for (int b = 0; b < d.Length; b++)
@@ -24,7 +25,8 @@ public static class Q8_0
             foreach (float f in v) amax = Math.Max(amax, Math.Abs(f));
             float scale = amax / 127f, inverse = scale != 0 ? 1f / scale : 0f;
             d[b] = (Half)scale;
-            for (int i = 0; i < BlockSize; i++) q[b * BlockSize + i] = (sbyte)MathF.Round(v[i] * inverse, MidpointRounding.AwayFromZero);
+            for (int i = 0; i < BlockSize; i++)
+                q[b * BlockSize + i] = (sbyte)MathF.Round(v[i] * inverse, MidpointRounding.AwayFromZero);
         }
         return (q, d);
     }
@@ -61,7 +63,8 @@ public static class Q8_0
     /// <summary>d · q from the block layout.</summary>
     public static float[] Dequantize(ReadOnlySpan<byte> blocks)
     {
-        if (blocks.Length % BlockBytes != 0) throw new ArgumentException($"Q8_0 data is whole blocks of {BlockBytes} bytes, got {blocks.Length}");
+        if (blocks.Length % BlockBytes != 0)
+            throw new ArgumentException($"Q8_0 data is whole blocks of {BlockBytes} bytes, got {blocks.Length}");
         int n = blocks.Length / BlockBytes;
         var q = new sbyte[n * BlockSize];
         var d = new Half[n];

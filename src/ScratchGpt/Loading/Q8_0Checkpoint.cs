@@ -18,20 +18,26 @@ public static class Q8_0Checkpoint
     public static void Add(SafetensorsWriter w, string name, int[] shape, ReadOnlySpan<float> values)
     {
         int rows = shape[0], cols = shape[1];
-        if (cols % Q8_0.BlockSize != 0) throw new ArgumentException($"{name}: Q8_0 needs rows of whole blocks of {Q8_0.BlockSize}, got {cols}");
+        if (cols % Q8_0.BlockSize != 0)
+            throw new ArgumentException($"{name}: Q8_0 needs rows of whole blocks of {Q8_0.BlockSize}, got {cols}");
         var (q, d) = Q8_0.Split(values);
         w.Add(name, SafetensorsDType.I8, [rows, cols], MemoryMarshal.AsBytes(q.AsSpan()).ToArray());
-        w.Add(name + ScaleSuffix, SafetensorsDType.F16, [rows, cols / Q8_0.BlockSize], MemoryMarshal.AsBytes(d.AsSpan()).ToArray());
+        w.Add(name + ScaleSuffix, SafetensorsDType.F16, [rows, cols / Q8_0.BlockSize],
+            MemoryMarshal.AsBytes(d.AsSpan()).ToArray());
     }
 
     /// <summary>d · q for a matrix stored this way, [out, in] as the runtime holds it.</summary>
     public static float[] Read(SafetensorsFile file, TensorInfo q, string scaleName, int rows, int cols)
     {
         if (!q.Shape.SequenceEqual([rows, cols]))
-            throw new ModelLoadException($"{file.Path}: tensor '{q.Name}' has shape {q.ShapeText}, expected [{rows}, {cols}] (Q8_0, [out, in])");
-        if (cols % Q8_0.BlockSize != 0 || !file.Tensors.TryGetValue(scaleName, out var s) || s.DType != SafetensorsDType.F16
+            throw new ModelLoadException($"{file.Path}: tensor '{q.Name}' has shape {q.ShapeText}, expected [{rows}, " +
+                $"{cols}] (Q8_0, [out, in])");
+        if (cols % Q8_0.BlockSize != 0 || !file.Tensors.TryGetValue(scaleName, out var s)
+            || s.DType != SafetensorsDType.F16
             || !s.Shape.SequenceEqual([rows, cols / Q8_0.BlockSize]))
-            throw new ModelLoadException($"{file.Path}: I8 tensor '{q.Name}' needs '{scaleName}' F16 [{rows}, {cols / Q8_0.BlockSize}] (Q8_0 scales)");
-        return Q8_0.Dequantize(MemoryMarshal.Cast<byte, sbyte>(file.RawBytes(q)), MemoryMarshal.Cast<byte, Half>(file.RawBytes(s)));
+            throw new ModelLoadException($"{file.Path}: I8 tensor '{q.Name}' needs '{scaleName}' F16 [{rows}, " +
+                $"{cols / Q8_0.BlockSize}] (Q8_0 scales)");
+        return Q8_0.Dequantize(MemoryMarshal.Cast<byte, sbyte>(file.RawBytes(q)), MemoryMarshal.Cast<byte,
+            Half>(file.RawBytes(s)));
     }
 }

@@ -51,11 +51,16 @@ public sealed unsafe class SafetensorsFile : ITensorFile
         if (fileLength < 8)
         {
             stream.Dispose();
-            throw new ModelLoadException($"{path}: truncated safetensors file ({fileLength} bytes; the 8-byte header length is missing)");
+            throw new ModelLoadException($"{path}: truncated safetensors file ({fileLength} bytes; the 8-byte header " +
+                "length is missing)");
         }
 
         MemoryMappedFile map;
-        try { map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false); }
+        try
+        {
+            map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read,
+                HandleInheritability.None, leaveOpen: false);
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             stream.Dispose();
@@ -71,9 +76,11 @@ public sealed unsafe class SafetensorsFile : ITensorFile
             var bytes = new ReadOnlySpan<byte>(ptr, checked((int)Math.Min(fileLength, int.MaxValue)));
             ulong n = BitConverter.ToUInt64(bytes[..8]);
             if (n > MaxHeaderBytes)
-                throw new ModelLoadException($"{path}: header length {n} is larger than the {MaxHeaderBytes}-byte limit (not a safetensors file, or corrupt)");
+                throw new ModelLoadException($"{path}: header length {n} is larger than the {MaxHeaderBytes}-byte " +
+                    "limit (not a safetensors file, or corrupt)");
             if ((long)n > fileLength - 8)
-                throw new ModelLoadException($"{path}: header length {n} runs past the end of the file ({fileLength} bytes): truncated or corrupt");
+                throw new ModelLoadException($"{path}: header length {n} runs past the end of the file ({fileLength} " +
+                    "bytes): truncated or corrupt");
             var header = new ReadOnlySpan<byte>(ptr + 8, (int)n);
             long dataStart = 8 + (long)n;
             long dataLength = fileLength - dataStart;
@@ -89,7 +96,8 @@ public sealed unsafe class SafetensorsFile : ITensorFile
     }
 
     /// <summary>Parses and validates a header against a data section of <paramref name="dataLength"/> bytes.</summary>
-    internal static (Dictionary<string, TensorInfo>, Dictionary<string, string>) ParseHeader(string path, ReadOnlySpan<byte> header, long dataLength)
+    internal static (Dictionary<string, TensorInfo>, Dictionary<string, string>) ParseHeader(string path,
+        ReadOnlySpan<byte> header, long dataLength)
     {
         if (header.Length == 0 || header[0] != (byte)'{')
             throw new ModelLoadException($"{path}: header does not start with '{{' (not a safetensors file)");
@@ -113,7 +121,8 @@ public sealed unsafe class SafetensorsFile : ITensorFile
             {
                 if (prop.Name == "__metadata__")
                 {
-                    if (sawMetadata) throw new ModelLoadException($"{path}: duplicate \"__metadata__\" entry in header");
+                    if (sawMetadata)
+                        throw new ModelLoadException($"{path}: duplicate \"__metadata__\" entry in header");
                     sawMetadata = true;
                     if (prop.Value.ValueKind != JsonValueKind.Object)
                         throw new ModelLoadException($"{path}: \"__metadata__\" must be an object of strings");
@@ -151,7 +160,8 @@ public sealed unsafe class SafetensorsFile : ITensorFile
                 throw new ModelLoadException($"{where}: shape entry {d} is not a non-negative integer");
             shape.Add(v);
         }
-        if (!e.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
+        if (!e.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array
+            || off.GetArrayLength() != 2)
             throw new ModelLoadException($"{where}: \"data_offsets\" must be [begin, end]");
         if (!off[0].TryGetInt64(out long begin) || !off[1].TryGetInt64(out long end) || begin < 0 || end < begin)
             throw new ModelLoadException($"{where}: invalid data_offsets {off}");
@@ -162,7 +172,8 @@ public sealed unsafe class SafetensorsFile : ITensorFile
             foreach (long d in shape) count = checked(count * d);
             long bytes = checked(count * dtype.Size());
             if (bytes != end - begin)
-                throw new ModelLoadException($"{where}: shape [{string.Join(", ", shape)}] of {dtype.Name()} needs {bytes} bytes but data_offsets span {end - begin}");
+                throw new ModelLoadException($"{where}: shape [{string.Join(", ", shape)}] of {dtype.Name()} needs " +
+                    $"{bytes} bytes but data_offsets span {end - begin}");
         }
         catch (OverflowException)
         { throw new ModelLoadException($"{where}: shape [{string.Join(", ", shape)}] overflows a 64-bit size"); }
@@ -176,14 +187,18 @@ public sealed unsafe class SafetensorsFile : ITensorFile
         {
             if (t.Begin != expected)
                 throw new ModelLoadException(t.Begin < expected
-                    ? $"{path}: tensor '{t.Name}' at bytes [{t.Begin}, {t.End}) overlaps the previous tensor (which ends at {expected})"
-                    : $"{path}: gap in the data section before tensor '{t.Name}' (starts at {t.Begin}, expected {expected})");
+                    ? $"{path}: tensor '{t.Name}' at bytes [{t.Begin}, {t.End}) overlaps the previous tensor (which " +
+                    $"ends at {expected})"
+                    : $"{path}: gap in the data section before tensor '{t.Name}' (starts at {t.Begin}, expected " +
+                    $"{expected})");
             expected = t.End;
         }
         if (expected > dataLength)
-            throw new ModelLoadException($"{path}: tensors need {expected} data bytes but the file has {dataLength}: truncated or offsets out of range");
+            throw new ModelLoadException($"{path}: tensors need {expected} data bytes but the file has {dataLength}: " +
+                "truncated or offsets out of range");
         if (expected < dataLength)
-            throw new ModelLoadException($"{path}: {dataLength - expected} bytes after the last tensor are not described by the header");
+            throw new ModelLoadException($"{path}: {dataLength - expected} bytes after the last tensor are not " +
+                "described by the header");
     }
 
     public TensorInfo Get(string name) =>
@@ -208,13 +223,15 @@ public sealed unsafe class SafetensorsFile : ITensorFile
     public void ReadFloat32(TensorInfo t, Span<float> dst)
     {
         if (!DTypeConversion.TryToFloat32(RawBytes(t), t.DType, dst))
-            throw new ModelLoadException($"{Path}: tensor '{t.Name}' has dtype {t.DType.Name()}, expected a float type (F32, F16, BF16)");
+            throw new ModelLoadException($"{Path}: tensor '{t.Name}' has dtype {t.DType.Name()}, expected a float " +
+                "type (F32, F16, BF16)");
     }
 
     public long[] ReadInt64(string name)
     {
         var t = Get(name);
-        if (t.DType != SafetensorsDType.I64) throw new ModelLoadException($"{Path}: tensor '{name}' is {t.DType.Name()}, expected I64");
+        if (t.DType != SafetensorsDType.I64)
+            throw new ModelLoadException($"{Path}: tensor '{name}' is {t.DType.Name()}, expected I64");
         return MemoryMarshal.Cast<byte, long>(RawBytes(t)).ToArray();
     }
 

@@ -11,7 +11,8 @@ namespace ScratchGpt.Loading;
 /// </summary>
 public sealed class SafetensorsWriter
 {
-    private readonly SortedDictionary<string, (SafetensorsDType DType, long[] Shape, byte[] Bytes)> _tensors = new(StringComparer.Ordinal);
+    private readonly SortedDictionary<string,
+        (SafetensorsDType DType, long[] Shape, byte[] Bytes)> _tensors = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _metadata = new() { ["format"] = "pt" };
 
     public SafetensorsWriter AddFloat32(string name, long[] shape, ReadOnlySpan<float> data) =>
@@ -34,7 +35,8 @@ public sealed class SafetensorsWriter
     {
         long count = shape.Aggregate(1L, (a, b) => checked(a * b));
         if (count * dtype.Size() != bytes.Length)
-            throw new ArgumentException($"tensor '{name}': shape [{string.Join(", ", shape)}] does not match {bytes.Length} bytes of {dtype.Name()}");
+            throw new ArgumentException($"tensor '{name}': shape [{string.Join(", ", shape)}] does not match " +
+                $"{bytes.Length} bytes of {dtype.Name()}");
         _tensors[name] = (dtype, shape, bytes);
         return this;
     }
@@ -54,7 +56,10 @@ public sealed class SafetensorsWriter
                 w.WriteStartObject(name);
                 w.WriteString("dtype", t.DType.Name());
                 w.WriteStartArray("shape"); foreach (long d in t.Shape) w.WriteNumberValue(d); w.WriteEndArray();
-                w.WriteStartArray("data_offsets"); w.WriteNumberValue(offset); w.WriteNumberValue(offset + t.Bytes.Length); w.WriteEndArray();
+                w.WriteStartArray("data_offsets");
+                w.WriteNumberValue(offset);
+                w.WriteNumberValue(offset + t.Bytes.Length);
+                w.WriteEndArray();
                 w.WriteEndObject();
                 offset += t.Bytes.Length;
             }

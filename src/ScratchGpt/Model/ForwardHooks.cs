@@ -7,11 +7,11 @@ namespace ScratchGpt.Model;
 ///
 ///     hook_embed, hook_pos_embed                               [1, T, E]    wte[ids], wpe[positions]
 ///     blocks.{l}.hook_resid_pre                                [1, T, E]    the residual stream entering block l
-///     blocks.{l}.ln1.hook_normalized                           [1, T, E]    (x − mean) / √(var + ε), before ln_1's γ, β
+/// blocks.{l}.ln1.hook_normalized                           [1, T, E]    (x − mean) / √(var + ε), before ln_1's γ, β
 ///     blocks.{l}.attn.hook_q / hook_k / hook_v                 [1, T, H, D]
 ///     blocks.{l}.attn.hook_attn_scores                         [1, H, T, T] q·kᵀ/√D, −∞ above the diagonal
 ///     blocks.{l}.attn.hook_pattern                             [1, H, T, T] softmax of the scores
-///     blocks.{l}.attn.hook_z                                   [1, T, H, D] pattern · v, each head's output before c_proj
+/// blocks.{l}.attn.hook_z                                   [1, T, H, D] pattern · v, each head's output before c_proj
 ///     blocks.{l}.hook_attn_out                                 [1, T, E]    attn.c_proj(z)
 ///     blocks.{l}.hook_resid_mid                                [1, T, E]    resid_pre + attn_out
 ///     blocks.{l}.ln2.hook_normalized                           [1, T, E]
@@ -43,7 +43,8 @@ public sealed class ForwardHooks
         return this;
     }
 
-    /// <summary>Every activation into <paramref name="cache"/>, by name (copies: the cache never changes the pass).</summary>
+    /// <summary>Every activation into <paramref name="cache"/>, by name (copies: the cache never changes the
+    /// pass).</summary>
     public ForwardHooks CacheInto(IDictionary<string, Activation> cache) =>
         OnEvery(a => cache[a.Name] = a with { Values = (float[])a.Values.Clone() });
 

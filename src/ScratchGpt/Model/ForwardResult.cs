@@ -7,7 +7,8 @@ namespace ScratchGpt.Model;
 ///   Attentions    [layers][heads, T, past + T]     — as output_attentions' [batch, heads, seq, seq]
 ///   HiddenStates  [layers + 1][T, n_embd]          — 0 = embeddings, last = after ln_f
 /// </summary>
-public sealed record ForwardResult(float[] Logits, int Positions, int VocabSize, float[][]? Attentions, float[][]? HiddenStates)
+public sealed record ForwardResult(float[] Logits, int Positions, int VocabSize, float[][]? Attentions,
+    float[][]? HiddenStates)
 {
     /// <summary>The logits row of position <paramref name="t"/> (0-based among the rows returned).</summary>
     public ReadOnlySpan<float> Row(int t) => Logits.AsSpan(t * VocabSize, VocabSize);

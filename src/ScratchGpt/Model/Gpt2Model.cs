@@ -38,7 +38,8 @@ public sealed class Gpt2Model : ILanguageModel, IDisposable
         Config = ckpt.Config;
         Backend = backend;
         Precision = precision;
-        // Matmul weights (wte, the Conv1D weights) in the run's precision; embeddings of positions, gains, biases in float32.
+        // Matmul weights (wte, the Conv1D weights) in the run's precision; embeddings of positions, gains, biases in
+        // float32.
         _w = Gpt2Layout.For(Config).Select(spec => spec.IsMatMulWeight
             ? backend.UploadWeight(ckpt.Read(spec), precision)
             : backend.Upload(ckpt.Read(spec)));
@@ -46,7 +47,8 @@ public sealed class Gpt2Model : ILanguageModel, IDisposable
     }
 
     /// <summary>Loads config.json, model.safetensors and the tokenizer from a Hugging Face model folder.</summary>
-    public static Gpt2Model Load(string directory, ModelLoadOptions? options = null) => Gpt2ModelLoader.Load(directory, options ?? new());
+    public static Gpt2Model Load(string directory, ModelLoadOptions? options = null) =>
+        Gpt2ModelLoader.Load(directory, options ?? new());
 
     public Gpt2Session CreateSession(int capacity = 0) =>
         new(this, capacity <= 0 ? Config.NPositions : Math.Min(capacity, Config.NPositions));
@@ -60,17 +62,20 @@ public sealed class Gpt2Model : ILanguageModel, IDisposable
         return Forward(session, ids, options ?? new ForwardOptions());
     }
 
-    /// <summary>Appends <paramref name="ids"/> to the session's sequence and returns the outputs for those positions.</summary>
+    /// <summary>Appends <paramref name="ids"/> to the session's sequence and returns the outputs for those
+    /// positions.</summary>
     public ForwardResult Forward(Gpt2Session session, ReadOnlySpan<int> ids, ForwardOptions options)
     {
         var c = Config;
         int T = ids.Length, past = session.Length, E = c.NEmbd;
         if (T == 0) throw new ArgumentException("Forward needs at least one token", nameof(ids));
         if (past + T > session.Capacity)
-            throw new ArgumentException($"sequence of {past + T} tokens is longer than the model's n_positions ({c.NPositions})" +
+            throw new ArgumentException($"sequence of {past + T} tokens is longer than the model's n_positions " +
+                $"({c.NPositions})" +
                 (session.Capacity < c.NPositions ? $" or this session's capacity ({session.Capacity})" : ""));
         foreach (int id in ids)
-            if ((uint)id >= (uint)c.VocabSize) throw new ArgumentException($"token id {id} is outside the vocabulary (0..{c.VocabSize - 1})");
+            if ((uint)id >= (uint)c.VocabSize)
+                throw new ArgumentException($"token id {id} is outside the vocabulary (0..{c.VocabSize - 1})");
 
         // The workspace is sized for the largest T seen; decode steps (T = 1) reuse it without allocating.
         if (session.Work is null || session.Work.Rows < T || (options.AllLogits && session.Work.LogitRows < T))
@@ -83,9 +88,10 @@ public sealed class Gpt2Model : ILanguageModel, IDisposable
         var attentions = options.Attentions ? new float[c.NLayer][] : null;
         if (options.Hooks is not null && past > 0)
             throw new ArgumentException("a hooked forward pass needs a fresh sequence (no cached positions)");
-        using var probs = options.Attentions || options.Hooks is not null ? Backend.Allocate((long)c.NHead * T * (past + T)) : null;
+        using var probs = options.Attentions || options.Hooks is not null
+            ? Backend.Allocate((long)c.NHead * T * (past + T)) : null;
         var hooks = options.Hooks is null ? null : new HookSite(Backend, options.Hooks, T, c.NHead, c.HeadDim);
-        RunLayers(s, [session], ids, probs, hidden, attentions, hooks);          // s.A = ln_f(blocks(embed(ids)))   [T, E]
+        RunLayers(s, [session], ids, probs, hidden, attentions, hooks);   // s.A = ln_f(blocks(embed(ids)))   [T, E]
 
         // LM head: logits = x · wteᵀ, for every row or only the last one.      [T or 1, V]
         int rows = options.AllLogits ? T : 1;
@@ -117,15 +123,21 @@ public sealed class Gpt2Model : ILanguageModel, IDisposable
     {
         int B = states.Count, V = VocabSize;
         if (ids.Length != B) throw new ArgumentException($"{ids.Length} token ids for {B} sequences", nameof(ids));
-        if (nextLogits.Length < (long)B * V) throw new ArgumentException($"room for {nextLogits.Length} logits, {B} sequences need {(long)B * V}", nameof(nextLogits));
+        if (nextLogits.Length < (long)B * V)
+            throw new ArgumentException($"room for {nextLogits.Length} logits, {B} sequences need {(long)B * V}",
+                nameof(nextLogits));
         for (int b = 0; b < B; b++)
         {
-            if (states[b] is not Gpt2Session s || s.Model != this) throw new ArgumentException($"sequence {b} is not a session of this model", nameof(states));
+            if (states[b] is not Gpt2Session s || s.Model != this)
+                throw new ArgumentException($"sequence {b} is not a session of this model", nameof(states));
             ObjectDisposedException.ThrowIf(s.IsDisposed, s);
-            if (s.Length + 1 > s.Capacity) throw new ArgumentException($"sequence {b} is full ({s.Capacity} positions)", nameof(states));
-            if ((uint)ids[b] >= (uint)V) throw new ArgumentException($"token id {ids[b]} is outside the vocabulary (0..{V - 1})", nameof(ids));
+            if (s.Length + 1 > s.Capacity)
+                throw new ArgumentException($"sequence {b} is full ({s.Capacity} positions)", nameof(states));
+            if ((uint)ids[b] >= (uint)V)
+                throw new ArgumentException($"token id {ids[b]} is outside the vocabulary (0..{V - 1})", nameof(ids));
             for (int o = 0; o < b; o++)
-                if (ReferenceEquals(states[o], s)) throw new ArgumentException($"sequences {o} and {b} are the same session", nameof(states));
+                if (ReferenceEquals(states[o], s))
+                    throw new ArgumentException($"sequences {o} and {b} are the same session", nameof(states));
         }
         for (int b0 = 0; b0 < B; b0 += MaxDecodeBatch)
         {
@@ -136,7 +148,8 @@ public sealed class Gpt2Model : ILanguageModel, IDisposable
         }
     }
 
-    /// <summary>The batched step for sequences b0 .. b0+n−1; the logits stay in the first one's batch workspace.</summary>
+    /// <summary>The batched step for sequences b0 .. b0+n−1; the logits stay in the first one's batch
+    /// workspace.</summary>
     private void DecodeStep(IReadOnlyList<ILanguageModelState> states, int b0, int n, ReadOnlySpan<int> ids)
     {
         var c = Config;
@@ -149,7 +162,7 @@ public sealed class Gpt2Model : ILanguageModel, IDisposable
             owner.BatchWork = new Workspace(Backend, c, n, allLogits: true);
         }
         var w = owner.BatchWork;
-        RunLayers(w, sessions, ids, null, null, null, null);                    // w.A = ln_f(blocks(embed(ids)))   [n, E]
+        RunLayers(w, sessions, ids, null, null, null, null);   // w.A = ln_f(blocks(embed(ids)))   [n, E]
         Backend.MatMul(w.A, _w.Wte, null, w.Logits, n, c.NEmbd, c.VocabSize);   // logits = x · wteᵀ   [n, V]
         foreach (var session in sessions) session.Length++;
     }
@@ -166,7 +179,8 @@ public sealed class Gpt2Model : ILanguageModel, IDisposable
     {
         var c = Config;
         int E = c.NEmbd, n = seqs.Count, T = n == 1 ? ids.Length : 1, N = ids.Length;   // N = all new rows
-        if (n == 1) Backend.Embedding(ids, seqs[0].Length, _w.Wte, _w.Wpe, w.X, E);     // x = wte[ids] + wpe[pos]   [N, E]
+        // x = wte[ids] + wpe[pos]   [N, E]
+        if (n == 1) Backend.Embedding(ids, seqs[0].Length, _w.Wte, _w.Wpe, w.X, E);
         else
             for (int b = 0; b < n; b++)
             {
@@ -179,28 +193,32 @@ public sealed class Gpt2Model : ILanguageModel, IDisposable
         {
             var block = _blocks[l];
             string at = $"blocks.{l}.";
-            var residPre = hooks?.Device(at + "hook_resid_pre", w.X, [1, T, E], need: hooks.Wants(at + "ln1.hook_normalized"));
+            var residPre = hooks?.Device(at + "hook_resid_pre", w.X, [1, T, E],
+                need: hooks.Wants(at + "ln1.hook_normalized"));
             hooks?.Host(at + "ln1.hook_normalized", [1, T, E], () => hooks.Normalized(residPre!, c.LayerNormEpsilon));
-            block.QueryKeyValue(Backend, c, w, N);                                      // qkv = c_attn(ln_1(x))   [N, 3E]
-            var (q, k) = hooks?.QueryKeyValue(at + "attn.", w.Qkv, hooks.Wants(at + "attn.hook_attn_scores")) ?? ([], []);
-            if (n == 1)                                                                 // a = causal attention over the cache
+            block.QueryKeyValue(Backend, c, w, N);   // qkv = c_attn(ln_1(x))   [N, 3E]
+            var (q, k) = hooks?.QueryKeyValue(at + "attn.", w.Qkv, hooks.Wants(at + "attn.hook_attn_scores"))
+                ?? ([], []);
+            if (n == 1)   // a = causal attention over the cache
                 Backend.Attention(w.Qkv, seqs[0].K[l], seqs[0].V[l], w.A, probs, T, seqs[0].Length, c.NHead, c.HeadDim);
             else
-                for (int b = 0; b < n; b++)                                             // a[b] = attention over sequence b's cache
+                for (int b = 0; b < n; b++)   // a[b] = attention over sequence b's cache
                 {
                     Backend.Copy(w.Qkv, (long)b * 3 * E, w.RowQkv, 0, 3 * E);
-                    Backend.Attention(w.RowQkv, seqs[b].K[l], seqs[b].V[l], w.RowA, null, 1, seqs[b].Length, c.NHead, c.HeadDim);
+                    Backend.Attention(w.RowQkv, seqs[b].K[l], seqs[b].V[l], w.RowA, null, 1, seqs[b].Length, c.NHead,
+                        c.HeadDim);
                     Backend.Copy(w.RowA, 0, w.A, (long)b * E, E);
                 }
             if (attentions is not null) attentions[l] = DownloadRows(probs!, (long)c.NHead * T * (seqs[0].Length + T));
             if (hooks is not null)
             {
                 hooks.Host(at + "attn.hook_attn_scores", [1, c.NHead, T, T], () => hooks.Scores(q, k));
-                hooks.Host(at + "attn.hook_pattern", [1, c.NHead, T, T], () => DownloadRows(probs!, (long)c.NHead * T * T));
+                hooks.Host(at + "attn.hook_pattern", [1, c.NHead, T, T],
+                    () => DownloadRows(probs!, (long)c.NHead * T * T));
                 hooks.Device(at + "attn.hook_z", w.A, [1, T, c.NHead, c.HeadDim]);
-                block.ProjectionAndMlpHooked(Backend, c, w, T, hooks, at);              // the same, unfused, each step hooked
+                block.ProjectionAndMlpHooked(Backend, c, w, T, hooks, at);   // the same, unfused, each step hooked
             }
-            else block.ProjectionAndMlp(Backend, c, w, N);                              // x += c_proj(a); x += mlp(ln_2(x))
+            else block.ProjectionAndMlp(Backend, c, w, N);   // x += c_proj(a); x += mlp(ln_2(x))
             if (hidden is not null && l < c.NLayer - 1) hidden[l + 1] = DownloadRows(w.X, (long)N * E);
         }
         if (hooks is not null)
@@ -210,7 +228,8 @@ public sealed class Gpt2Model : ILanguageModel, IDisposable
         if (hidden is not null) hidden[c.NLayer] = DownloadRows(w.A, (long)N * E);
     }
 
-    /// <summary>hook_embed = wte[ids] (an embedding with a zero position table) and hook_pos_embed = wpe[0..T).</summary>
+    /// <summary>hook_embed = wte[ids] (an embedding with a zero position table) and hook_pos_embed =
+    /// wpe[0..T).</summary>
     private void HookEmbeddings(HookSite hooks, ReadOnlySpan<int> ids)
     {
         int T = ids.Length, E = Config.NEmbd;
@@ -236,12 +255,14 @@ public sealed class Gpt2Model : ILanguageModel, IDisposable
     public float[] Unembed(float[] residual, int rows)
     {
         var c = Config;
-        if (residual.Length != rows * c.NEmbd) throw new ArgumentException($"{residual.Length} values are not {rows} rows of {c.NEmbd}");
+        if (residual.Length != rows * c.NEmbd)
+            throw new ArgumentException($"{residual.Length} values are not {rows} rows of {c.NEmbd}");
         using var x = Backend.Upload(residual);
         using var normed = Backend.Allocate((long)rows * c.NEmbd);
         using var logits = Backend.Allocate((long)rows * c.VocabSize);
-        Backend.LayerNorm(x, _w.LnFWeight, _w.LnFBias, normed, rows, c.NEmbd, c.LayerNormEpsilon);   // ln_f(x)   [rows, E]
-        Backend.MatMul(normed, _w.Wte, null, logits, rows, c.NEmbd, c.VocabSize);                   // · wteᵀ    [rows, V]
+        // ln_f(x)   [rows, E]
+        Backend.LayerNorm(x, _w.LnFWeight, _w.LnFBias, normed, rows, c.NEmbd, c.LayerNormEpsilon);
+        Backend.MatMul(normed, _w.Wte, null, logits, rows, c.NEmbd, c.VocabSize);   // · wteᵀ    [rows, V]
         return DownloadRows(logits, (long)rows * c.VocabSize);
     }
 

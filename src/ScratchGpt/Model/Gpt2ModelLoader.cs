@@ -18,13 +18,15 @@ public static class Gpt2ModelLoader
         var config = ModelFolder.LoadConfig(directory);
         var tokenizer = Gpt2Tokenizer.ForModel(directory, options.TokenizerDirectory, config.VocabSize, options.Note);
         if (tokenizer.VocabSize > config.VocabSize)
-            throw new ModelLoadException($"{directory}: the tokenizer has {tokenizer.VocabSize} tokens but config.json says vocab_size {config.VocabSize}");
+            throw new ModelLoadException($"{directory}: the tokenizer has {tokenizer.VocabSize} tokens but " +
+                $"config.json says vocab_size {config.VocabSize}");
         var genDefaults = ModelFolder.ReadGenerationConfig(directory) is { } json
             ? GenerationConfig.FromJson(json, Path.Combine(directory, "generation_config.json"))
             : null;
 
         if (options.Precision == WeightPrecision.Q8_0 && config.NEmbd % Q8_0.BlockSize != 0)
-            throw new ModelLoadException($"{directory}: Q8_0 quantizes rows in blocks of {Q8_0.BlockSize}; n_embd {config.NEmbd} is not a multiple");
+            throw new ModelLoadException($"{directory}: Q8_0 quantizes rows in blocks of {Q8_0.BlockSize}; n_embd " +
+                $"{config.NEmbd} is not a multiple");
         using var file = ModelFolder.OpenWeights(directory);
         var ckpt = new Gpt2Checkpoint(file, config);
         var precision = options.Precision ?? ckpt.DType switch

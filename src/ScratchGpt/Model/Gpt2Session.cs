@@ -60,7 +60,8 @@ public sealed class Gpt2Session : ILanguageModelState
     public void CopyFrom(ILanguageModelState other)
     {
         var o = (Gpt2Session)other;
-        if (o.Length > Capacity) throw new ArgumentException($"a session of capacity {Capacity} cannot take {o.Length} positions");
+        if (o.Length > Capacity)
+            throw new ArgumentException($"a session of capacity {Capacity} cannot take {o.Length} positions");
         var c = _model.Config;
         long n = (long)o.Length * c.HeadDim;
         for (int l = 0; l < K.Length && n > 0; l++)

@@ -32,6 +32,13 @@ public sealed class Workspace : IDisposable
 
     public void Dispose()
     {
-        X.Dispose(); A.Dispose(); Qkv.Dispose(); Proj.Dispose(); Hidden.Dispose(); Logits.Dispose(); RowQkv.Dispose(); RowA.Dispose();
+        X.Dispose();
+        A.Dispose();
+        Qkv.Dispose();
+        Proj.Dispose();
+        Hidden.Dispose();
+        Logits.Dispose();
+        RowQkv.Dispose();
+        RowA.Dispose();
     }
 }

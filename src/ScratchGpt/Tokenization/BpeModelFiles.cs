@@ -15,7 +15,8 @@ public sealed class BpeModelFiles
     public required Dictionary<string, int> Vocabulary { get; init; }
     /// <summary>Merge rules, best first, as "a b".</summary>
     public required List<string> Merges { get; init; }
-    /// <summary>Tokens split out of the text before BPE (GPT-2's &lt;|endoftext|&gt;, tokenizer.json's added tokens).</summary>
+    /// <summary>Tokens split out of the text before BPE (GPT-2's &lt;|endoftext|&gt;, tokenizer.json's added
+    /// tokens).</summary>
     public required Dictionary<string, int> SpecialTokens { get; init; }
     public required string Directory { get; init; }
 
@@ -32,18 +33,20 @@ public sealed class BpeModelFiles
         string jsonPath = Path.Combine(directory, TokenizerJsonFile);
         if (File.Exists(vocabPath))
         {
-            if (!File.Exists(mergesPath)) throw new ModelLoadException($"{mergesPath}: file not found (vocab.json needs merges.txt beside it)");
+            if (!File.Exists(mergesPath))
+                throw new ModelLoadException($"{mergesPath}: file not found (vocab.json needs merges.txt beside it)");
             var vocab = ReadVocab(vocabPath);
             return Checked(new BpeModelFiles
             {
                 Vocabulary = vocab,
                 Merges = ReadMergesTxt(mergesPath),
-                SpecialTokens = vocab.TryGetValue(Gpt2Tokenizer.EndOfText, out int eot) ? new() { [Gpt2Tokenizer.EndOfText] = eot } : [],
-                Directory = directory,
+                SpecialTokens = vocab.TryGetValue(Gpt2Tokenizer.EndOfText, out int eot)
+                ? new() { [Gpt2Tokenizer.EndOfText] = eot } : [], Directory = directory,
             }, vocabPath, mergesPath);
         }
         if (File.Exists(jsonPath)) return ReadTokenizerJson(jsonPath, directory);
-        throw new ModelLoadException($"{vocabPath}: file not found (a GPT-2 tokenizer is vocab.json + merges.txt, or tokenizer.json)");
+        throw new ModelLoadException($"{vocabPath}: file not found (a GPT-2 tokenizer is vocab.json + merges.txt, or " +
+            "tokenizer.json)");
     }
 
     private static Dictionary<string, int> ReadVocab(string path)
@@ -54,13 +57,17 @@ public sealed class BpeModelFiles
 
     private static Dictionary<string, int> VocabFrom(JsonElement e, string path, string where)
     {
-        if (e.ValueKind != JsonValueKind.Object) throw new ModelLoadException($"{path}: expected {where}a JSON object of token → id");
+        if (e.ValueKind != JsonValueKind.Object)
+            throw new ModelLoadException($"{path}: expected {where}a JSON object of token → id");
         Dictionary<string, int> vocab = new(StringComparer.Ordinal);
         foreach (var p in e.EnumerateObject())
         {
-            if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetInt32(out int id) || id is < 0 or > 10_000_000)
-                throw new ModelLoadException($"{path}: {where}token '{Truncate(p.Name)}' has an invalid id {Truncate(p.Value.GetRawText())}");
-            if (!vocab.TryAdd(p.Name, id)) throw new ModelLoadException($"{path}: {where}token '{Truncate(p.Name)}' appears twice");
+            if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetInt32(out int id)
+                || id is < 0 or > 10_000_000)
+                throw new ModelLoadException($"{path}: {where}token '{Truncate(p.Name)}' has an invalid id " +
+                    $"{Truncate(p.Value.GetRawText())}");
+            if (!vocab.TryAdd(p.Name, id))
+                throw new ModelLoadException($"{path}: {where}token '{Truncate(p.Name)}' appears twice");
         }
         if (vocab.Count == 0) throw new ModelLoadException($"{path}: {where}the vocabulary is empty");
         return vocab;
@@ -79,26 +86,33 @@ public sealed class BpeModelFiles
             if (l.Length == 0 || (lineNo == 1 && l.StartsWith("#version", StringComparison.Ordinal))) continue;
             int sp = l.IndexOf(' ');
             if (sp <= 0 || sp == l.Length - 1 || l.IndexOf(' ', sp + 1) >= 0)
-                throw new ModelLoadException($"{path}:{lineNo}: expected two tokens separated by one space, got '{Truncate(l)}'");
+                throw new ModelLoadException($"{path}:{lineNo}: expected two tokens separated by one space, got " +
+                    $"'{Truncate(l)}'");
             merges.Add(l);
         }
         return merges;
     }
 
-    /// <summary>tokenizer.json: a BPE model whose pre-tokenizer and decoder are ByteLevel (GPT-2's), no normalizer.</summary>
+    /// <summary>tokenizer.json: a BPE model whose pre-tokenizer and decoder are ByteLevel (GPT-2's), no
+    /// normalizer.</summary>
     private static BpeModelFiles ReadTokenizerJson(string path, string directory)
     {
         using var doc = ParseJson(path, maxDepth: 64);
         var root = doc.RootElement;
-        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("model", out var model) || model.ValueKind != JsonValueKind.Object)
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("model", out var model)
+            || model.ValueKind != JsonValueKind.Object)
             throw new ModelLoadException($"{path}: expected a JSON object with a \"model\" object");
-        string type = model.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "BPE";
-        if (type != "BPE") throw new ModelLoadException($"{path}: model.type is '{Truncate(type)}'; ScratchGpt reads byte-level BPE (GPT-2's)");
+        string type = model.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()!
+            : "BPE";
+        if (type != "BPE")
+            throw new ModelLoadException($"{path}: model.type is '{Truncate(type)}'; ScratchGpt reads byte-level BPE " +
+                "(GPT-2's)");
         RequireByteLevel(root, "pre_tokenizer", path);
         RequireByteLevel(root, "decoder", path);
         if (root.TryGetProperty("normalizer", out var norm) && norm.ValueKind != JsonValueKind.Null)
             throw new ModelLoadException($"{path}: has a normalizer; GPT-2's tokenizer has none");
-        if (!model.TryGetProperty("vocab", out var vocabJson)) throw new ModelLoadException($"{path}: model.vocab is missing");
+        if (!model.TryGetProperty("vocab", out var vocabJson))
+            throw new ModelLoadException($"{path}: model.vocab is missing");
         var vocab = VocabFrom(vocabJson, path, "model.vocab: ");
 
         if (!model.TryGetProperty("merges", out var mergesJson) || mergesJson.ValueKind != JsonValueKind.Array)
@@ -114,7 +128,8 @@ public sealed class BpeModelFiles
                      && m[0].ValueKind == JsonValueKind.String && m[1].ValueKind == JsonValueKind.String)
                 (a, b) = (m[0].GetString(), m[1].GetString());
             if (string.IsNullOrEmpty(a) || string.IsNullOrEmpty(b) || a.Contains(' ') || b.Contains(' '))
-                throw new ModelLoadException($"{path}: model.merges[{i}] is not a pair of tokens: {Truncate(m.GetRawText())}");
+                throw new ModelLoadException($"{path}: model.merges[{i}] is not a pair of tokens: " +
+                    $"{Truncate(m.GetRawText())}");
             merges.Add(a + " " + b);
             i++;
         }
@@ -122,41 +137,53 @@ public sealed class BpeModelFiles
         var special = new Dictionary<string, int>(StringComparer.Ordinal);
         if (root.TryGetProperty("added_tokens", out var added) && added.ValueKind != JsonValueKind.Null)
         {
-            if (added.ValueKind != JsonValueKind.Array) throw new ModelLoadException($"{path}: added_tokens is not an array");
+            if (added.ValueKind != JsonValueKind.Array)
+                throw new ModelLoadException($"{path}: added_tokens is not an array");
             foreach (var a in added.EnumerateArray())
             {
                 if (a.ValueKind != JsonValueKind.Object
-                    || !a.TryGetProperty("content", out var c) || c.ValueKind != JsonValueKind.String || c.GetString() is not { Length: > 0 } content
-                    || !a.TryGetProperty("id", out var idJson) || !idJson.TryGetInt32(out int id) || id is < 0 or > 10_000_000)
-                    throw new ModelLoadException($"{path}: added_tokens has an entry without a content string and an id: {Truncate(a.GetRawText())}");
+                    || !a.TryGetProperty("content", out var c) || c.ValueKind != JsonValueKind.String
+                    || c.GetString() is not { Length: > 0 } content
+                    || !a.TryGetProperty("id", out var idJson) || !idJson.TryGetInt32(out int id)
+                    || id is < 0 or > 10_000_000)
+                    throw new ModelLoadException($"{path}: added_tokens has an entry without a content string and an " +
+                        $"id: {Truncate(a.GetRawText())}");
                 // An added token either is a vocabulary token under the same id or extends the vocabulary.
                 if (vocab.TryGetValue(content, out int have) ? have != id : !vocab.TryAdd(content, id))
-                    throw new ModelLoadException($"{path}: added token '{Truncate(content)}' has id {id}, which disagrees with model.vocab");
+                    throw new ModelLoadException($"{path}: added token '{Truncate(content)}' has id {id}, which " +
+                        "disagrees with model.vocab");
                 special[content] = id;
             }
         }
-        return Checked(new BpeModelFiles { Vocabulary = vocab, Merges = merges, SpecialTokens = special, Directory = directory }, path, path);
+        return Checked(
+            new BpeModelFiles { Vocabulary = vocab, Merges = merges, SpecialTokens = special, Directory = directory },
+            path, path);
     }
 
     /// <summary>The component must be ByteLevel, alone or inside a Sequence, with GPT-2's settings.</summary>
     private static void RequireByteLevel(JsonElement root, string name, string path)
     {
-        if (!root.TryGetProperty(name, out var e) || e.ValueKind == JsonValueKind.Null) return;   // absent: GPT-2's defaults
+        // absent: GPT-2's defaults
+        if (!root.TryGetProperty(name, out var e) || e.ValueKind == JsonValueKind.Null) return;
         var parts = new List<JsonElement>();
-        if (e.ValueKind == JsonValueKind.Object && e.TryGetProperty("type", out var ty) && ty.ValueKind == JsonValueKind.String && ty.GetString() == "Sequence")
+        if (e.ValueKind == JsonValueKind.Object && e.TryGetProperty("type", out var ty)
+            && ty.ValueKind == JsonValueKind.String && ty.GetString() == "Sequence")
         {
             string list = name == "decoder" ? "decoders" : "pretokenizers";
-            if (e.TryGetProperty(list, out var items) && items.ValueKind == JsonValueKind.Array) parts.AddRange(items.EnumerateArray());
+            if (e.TryGetProperty(list, out var items) && items.ValueKind == JsonValueKind.Array)
+                parts.AddRange(items.EnumerateArray());
         }
         else parts.Add(e);
         // The decoder's settings don't matter (ByteLevel decoding only maps characters back to bytes); the
         // pre-tokenizer's do: GPT-2 adds no prefix space and splits with its own regex.
         bool ok = parts.Count == 1 && parts[0].ValueKind == JsonValueKind.Object
-            && parts[0].TryGetProperty("type", out var pt) && pt.ValueKind == JsonValueKind.String && pt.GetString() == "ByteLevel"
+            && parts[0].TryGetProperty("type", out var pt) && pt.ValueKind == JsonValueKind.String
+            && pt.GetString() == "ByteLevel"
             && (name == "decoder"
                 || (!(parts[0].TryGetProperty("add_prefix_space", out var aps) && aps.ValueKind == JsonValueKind.True)
                     && !(parts[0].TryGetProperty("use_regex", out var ur) && ur.ValueKind == JsonValueKind.False)));
-        if (!ok) throw new ModelLoadException($"{path}: {name} is {Truncate(e.GetRawText())}; ScratchGpt reads GPT-2's: " +
+        if (!ok) throw new ModelLoadException($"{path}: {name} is {Truncate(e.GetRawText())}; ScratchGpt reads " +
+            "GPT-2's: " +
             (name == "decoder" ? "ByteLevel" : "ByteLevel with GPT-2's split pattern and no prefix space"));
     }
 
@@ -166,10 +193,12 @@ public sealed class BpeModelFiles
     {
         var ids = new HashSet<int>();
         foreach (var (tok, id) in f.Vocabulary)
-            if (!ids.Add(id)) throw new ModelLoadException($"{vocabPath}: two tokens share the id {id} (one is '{Truncate(tok)}')");
+            if (!ids.Add(id))
+                throw new ModelLoadException($"{vocabPath}: two tokens share the id {id} (one is '{Truncate(tok)}')");
         foreach (char c in ByteLevelAlphabet.ByteToChar)
             if (!f.Vocabulary.ContainsKey(c.ToString()))
-                throw new ModelLoadException($"{vocabPath}: the byte token '{c}' (U+{(int)c:X4}) is missing; a byte-level BPE vocabulary holds all 256");
+                throw new ModelLoadException($"{vocabPath}: the byte token '{c}' (U+{(int)c:X4}) is missing; a " +
+                    "byte-level BPE vocabulary holds all 256");
         var seen = new HashSet<string>(StringComparer.Ordinal);
         for (int i = 0; i < f.Merges.Count; i++)
         {
@@ -177,7 +206,8 @@ public sealed class BpeModelFiles
             int sp = m.IndexOf(' ');
             string a = m[..sp], b = m[(sp + 1)..];
             if (!f.Vocabulary.ContainsKey(a) || !f.Vocabulary.ContainsKey(b) || !f.Vocabulary.ContainsKey(a + b))
-                throw new ModelLoadException($"{mergesPath}: merge #{i + 1} '{Truncate(m)}' uses or makes a token that is not in the vocabulary");
+                throw new ModelLoadException($"{mergesPath}: merge #{i + 1} '{Truncate(m)}' uses or makes a token " +
+                    "that is not in the vocabulary");
             if (!seen.Add(m)) { f.Merges.RemoveAt(i--); }   // a repeated merge keeps its first (best) rank
         }
         return f;
@@ -188,7 +218,10 @@ public sealed class BpeModelFiles
         byte[] bytes = File.ReadAllBytes(path);
         if (!System.Text.Unicode.Utf8.IsValid(bytes)) throw new ModelLoadException($"{path}: not valid UTF-8");
         try { return JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = maxDepth }); }
-        catch (JsonException e) { throw new ModelLoadException($"{path}: not valid JSON: {e.Message.ReplaceLineEndings(" ")}", e); }
+        catch (JsonException e)
+        {
+            throw new ModelLoadException($"{path}: not valid JSON: {e.Message.ReplaceLineEndings(" ")}", e);
+        }
     }
 
     private static string Truncate(string s) => s.Length > 60 ? s[..60] + "…" : s;

@@ -47,9 +47,11 @@ public sealed class Gpt2Tokenizer
                 ByteLevel = true,
             });
         }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or KeyNotFoundException)
+        catch (Exception e)
+            when (e is ArgumentException or InvalidOperationException or FormatException or KeyNotFoundException)
         {
-            throw new ModelLoadException($"{files.Directory}: the tokenizer library refused these files: {e.Message.ReplaceLineEndings(" ")}", e);
+            throw new ModelLoadException($"{files.Directory}: the tokenizer library refused these files: " +
+                $"{e.Message.ReplaceLineEndings(" ")}", e);
         }
     }
 
@@ -68,7 +70,8 @@ public sealed class Gpt2Tokenizer
     {
         if (tokenizerDirectory is not null)
         {
-            if (!Directory.Exists(tokenizerDirectory)) throw new ModelLoadException($"{tokenizerDirectory}: tokenizer folder not found");
+            if (!Directory.Exists(tokenizerDirectory))
+                throw new ModelLoadException($"{tokenizerDirectory}: tokenizer folder not found");
             return Load(tokenizerDirectory);
         }
         if (modelDirectory is not null && BpeModelFiles.ExistIn(modelDirectory))
@@ -76,9 +79,12 @@ public sealed class Gpt2Tokenizer
         var bundled = Load(ModelFolder.BundledWeightsDirectory);
         if (modelDirectory is null || ModelFolder.IsBundled(modelDirectory)) return bundled;
         if (modelVocabSize is int v && v < bundled.VocabSize)
-            throw new ModelLoadException($"{modelDirectory}: no vocab.json + merges.txt or tokenizer.json, and its vocab_size {v} is " +
-                $"smaller than the bundled GPT-2 tokenizer's {bundled.VocabSize}: give the model's tokenizer with --tokenizer DIR");
-        note?.Invoke($"{modelDirectory} has no vocab.json + merges.txt or tokenizer.json: using the bundled GPT-2 tokenizer");
+            throw new ModelLoadException($"{modelDirectory}: no vocab.json + merges.txt or tokenizer.json, and its " +
+                $"vocab_size {v} is " +
+                $"smaller than the bundled GPT-2 tokenizer's {bundled.VocabSize}: give the model's tokenizer with " +
+                "--tokenizer DIR");
+        note?.Invoke($"{modelDirectory} has no vocab.json + merges.txt or tokenizer.json: using the bundled GPT-2 " +
+            "tokenizer");
         return bundled;
     }
 
@@ -86,11 +92,13 @@ public sealed class Gpt2Tokenizer
     {
         // A lone surrogate has no UTF-8 form; like Encoding.UTF8 (and unlike the library's byte conversion, which
         // writes three bytes that decode to three U+FFFD), it becomes one U+FFFD.
-        if (text.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF') >= 0) text = Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(text));
+        if (text.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF') >= 0)
+            text = Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(text));
         return [.. _bpe.EncodeToIds(text)];
     }
 
-    /// <summary>Decodes ids to text. With <paramref name="cleanUpSpaces"/> (transformers' default) " ." → "." etc.</summary>
+    /// <summary>Decodes ids to text. With <paramref name="cleanUpSpaces"/> (transformers' default) " ." → "."
+    /// etc.</summary>
     public string Decode(IEnumerable<int> ids, bool cleanUpSpaces = true, bool skipSpecialTokens = false)
     {
         var list = ids as IReadOnlyCollection<int> ?? ids.ToList();
@@ -104,13 +112,15 @@ public sealed class Gpt2Tokenizer
 
     public string IdToToken(int id) =>
         id >= 0 && id < _tokens.Length && _tokens[id] is { } t ? t
-            : throw new ArgumentOutOfRangeException(nameof(id), $"token id {id} is outside the vocabulary (0..{_tokens.Length - 1})");
+            : throw new ArgumentOutOfRangeException(nameof(id),
+            $"token id {id} is outside the vocabulary (0..{_tokens.Length - 1})");
 
     public bool TryGetId(string token, out int id) => _bpe.Vocabulary.TryGetValue(token, out id);
 
     public bool IsSpecial(int id) => _specialIds.Contains(id);
 
-    /// <summary>The bytes a token stands for: its byte characters mapped back, or a special token's UTF-8 text.</summary>
+    /// <summary>The bytes a token stands for: its byte characters mapped back, or a special token's UTF-8
+    /// text.</summary>
     public byte[] TokenBytes(int id)
     {
         string token = IdToToken(id);
@@ -118,7 +128,8 @@ public sealed class Gpt2Tokenizer
         var bytes = new byte[token.Length];
         for (int i = 0; i < token.Length; i++)
             bytes[i] = ByteLevelAlphabet.TryGetByte(token[i], out byte b) ? b
-                : throw new ArgumentOutOfRangeException(nameof(id), $"token {id} '{token}' is not made of byte characters");
+                : throw new ArgumentOutOfRangeException(nameof(id),
+                $"token {id} '{token}' is not made of byte characters");
         return bytes;
     }
 
@@ -126,20 +137,24 @@ public sealed class Gpt2Tokenizer
     /// unused "[PAD{id}]" entries (as llama.cpp's converter pads it).</summary>
     public GgufVocabulary ToGguf(int vocabSize)
     {
-        if (vocabSize < VocabSize) throw new ArgumentException($"the model's vocab_size {vocabSize} is smaller than the tokenizer's {VocabSize}");
+        if (vocabSize < VocabSize)
+            throw new ArgumentException($"the model's vocab_size {vocabSize} is smaller than the tokenizer's " +
+                $"{VocabSize}");
         var tokens = new string[vocabSize];
         var types = new int[vocabSize];
         for (int id = 0; id < vocabSize; id++)
         {
             string? t = id < _tokens.Length ? _tokens[id] : null;
             tokens[id] = t ?? $"[PAD{id}]";
-            types[id] = t is null ? GgufVocabulary.Unused : IsSpecial(id) ? GgufVocabulary.Control : GgufVocabulary.Normal;
+            types[id] = t is null ? GgufVocabulary.Unused : IsSpecial(id) ? GgufVocabulary.Control
+                : GgufVocabulary.Normal;
         }
         int? eot = EndOfTextId >= 0 ? EndOfTextId : null;
         return new GgufVocabulary(tokens, types, [.. _files.Merges], eot, eot);
     }
 
-    /// <summary>transformers' clean_up_tokenization: removes the space before punctuation and English contractions.</summary>
+    /// <summary>transformers' clean_up_tokenization: removes the space before punctuation and English
+    /// contractions.</summary>
     public static string CleanUpTokenizationSpaces(string text) => text
         .Replace(" .", ".").Replace(" ?", "?").Replace(" !", "!").Replace(" ,", ",")
         .Replace(" ' ", "'").Replace(" n't", "n't").Replace(" 'm", "'m").Replace(" 's", "'s")

@@ -1,7 +1,9 @@
 namespace ScratchGpt.Training;
 
-/// <summary>Training on the CPU: <see cref="Gpt2TrainingModel"/>'s forward and backward, gradients in a host array, <see cref="AdamW"/>.</summary>
-public sealed class CpuTrainingEngine(Gpt2Parameters parameters, AdamW optimizer, (float Embd, float Attn, float Resid) dropout) : ITrainingEngine
+/// <summary>Training on the CPU: <see cref="Gpt2TrainingModel"/>'s forward and backward, gradients in a host array,
+/// <see cref="AdamW"/>.</summary>
+public sealed class CpuTrainingEngine(Gpt2Parameters parameters, AdamW optimizer,
+    (float Embd, float Attn, float Resid) dropout) : ITrainingEngine
 {
     private readonly Gpt2TrainingModel _model = new(parameters) { Dropout = dropout };
     private readonly float[] _grads = new float[parameters.Count];

@@ -22,7 +22,8 @@ public sealed class DeviceTrainingModel : ITrainingEngine
     private const int HeadChunkRows = 256;   // rows of [rows, V] logits held at once by the loss
 
     /// <summary>A parameter tensor's value, gradient and Adam moments on the device.</summary>
-    private sealed record Slot(ParameterTensor Tensor, IDeviceBuffer Value, IDeviceBuffer Grad, IDeviceBuffer M, IDeviceBuffer V);
+    private sealed record Slot(ParameterTensor Tensor, IDeviceBuffer Value, IDeviceBuffer Grad, IDeviceBuffer M,
+        IDeviceBuffer V);
 
     private readonly IlgpuBackend _gpu;
     private readonly Gpt2Parameters _parameters;
@@ -37,7 +38,8 @@ public sealed class DeviceTrainingModel : ITrainingEngine
     private int _capacity;
     private (int Batch, int Seq) _shape;
     private readonly List<IDeviceBuffer> _activations = [];
-    private IDeviceBuffer _ids = null!, _targets = null!, _rowLoss = null!, _lnF = null!, _lnFMean = null!, _lnFRstd = null!;
+    private IDeviceBuffer _ids = null!, _targets = null!, _rowLoss = null!, _lnF = null!, _lnFMean = null!,
+        _lnFRstd = null!;
     private IDeviceBuffer[] _resid = [];   // residual stream entering block l; _resid[L] leaves the last block
     private IDeviceBuffer[] _ln1 = [], _ln1Mean = [], _ln1Rstd = [], _qkv = [], _probs = [], _attnY = [], _xMid = [],
         _ln2 = [], _ln2Mean = [], _ln2Rstd = [], _fcPre = [], _fcAct = [];
@@ -50,14 +52,16 @@ public sealed class DeviceTrainingModel : ITrainingEngine
 
     public string Device => $"{_gpu.Kind} — {_gpu.DeviceName}";
 
-    public DeviceTrainingModel(IlgpuBackend gpu, Gpt2Parameters parameters, AdamW optimizer, (float Embd, float Attn, float Resid) dropout)
+    public DeviceTrainingModel(IlgpuBackend gpu, Gpt2Parameters parameters, AdamW optimizer,
+        (float Embd, float Attn, float Resid) dropout)
     {
         _gpu = gpu; _parameters = parameters; _optimizer = optimizer; _dropout = dropout;
         _c = parameters.Config;
         foreach (var t in parameters.Tensors)
         {
             var values = t.Of(parameters.Values);
-            _slots[t] = new Slot(t, gpu.Upload(values), gpu.Allocate(t.Length), gpu.Upload(t.Of(optimizer.M)), gpu.Upload(t.Of(optimizer.V)));
+            _slots[t] = new Slot(t, gpu.Upload(values), gpu.Allocate(t.Length), gpu.Upload(t.Of(optimizer.M)),
+                gpu.Upload(t.Of(optimizer.V)));
         }
         _partials = gpu.Allocate((long)parameters.Tensors.Count * Optimizer.SumSquaresGroups);
     }
@@ -155,10 +159,13 @@ public sealed class DeviceTrainingModel : ITrainingEngine
     private int Prepare(int[] ids, int[] targets, int batch, int seq, int dropoutSeed)
     {
         if (ids.Length != batch * seq || targets.Length != batch * seq)
-            throw new ArgumentException($"ids/targets have {ids.Length}/{targets.Length} tokens, expected batch {batch} × seq {seq}");
-        if (seq > _c.NPositions) throw new ArgumentException($"sequence length {seq} is past n_positions {_c.NPositions}");
+            throw new ArgumentException($"ids/targets have {ids.Length}/{targets.Length} tokens, expected batch " +
+                $"{batch} × seq {seq}");
+        if (seq > _c.NPositions)
+            throw new ArgumentException($"sequence length {seq} is past n_positions {_c.NPositions}");
         foreach (int id in ids)
-            if ((uint)id >= (uint)_c.VocabSize) throw new ArgumentException($"token id {id} is outside the vocabulary (size {_c.VocabSize})");
+            if ((uint)id >= (uint)_c.VocabSize)
+                throw new ArgumentException($"token id {id} is outside the vocabulary (size {_c.VocabSize})");
         Ensure(batch, seq);
         _gpu.Write(_ids, MemoryMarshal.Cast<int, float>(ids.AsSpan()));
         _gpu.Write(_targets, MemoryMarshal.Cast<int, float>(targets.AsSpan()));
@@ -170,7 +177,9 @@ public sealed class DeviceTrainingModel : ITrainingEngine
             if (_embdMask is null)
             {
                 _embdMask = Alloc(_capacity * _c.NEmbd);
-                _attnMask = PerLayer((long)_shape.Batch * _c.NHead * _shape.Seq * _shape.Seq); _attnResidMask = PerLayer(_capacity * _c.NEmbd); _mlpResidMask = PerLayer(_capacity * _c.NEmbd);
+                _attnMask = PerLayer((long)_shape.Batch * _c.NHead * _shape.Seq * _shape.Seq);
+                _attnResidMask = PerLayer(_capacity * _c.NEmbd);
+                _mlpResidMask = PerLayer(_capacity * _c.NEmbd);
             }
             _gpu.Write(_embdMask, _hostMasks.Embd.AsSpan(0, n));
             for (int l = 0; l < _c.NLayer; l++)
@@ -187,29 +196,31 @@ public sealed class DeviceTrainingModel : ITrainingEngine
     {
         int E = _c.NEmbd, M = _c.MlpWidth, H = _c.NHead, D = _c.HeadDim, N = batch * seq;
         var p = _parameters;
-        _gpu.Embedding(_ids, 0, seq, W(p.Wte), W(p.Wpe), _resid[0], N, E);                                      // x = wte[ids] + wpe[t]
+        _gpu.Embedding(_ids, 0, seq, W(p.Wte), W(p.Wpe), _resid[0], N, E);   // x = wte[ids] + wpe[t]
         if (_dropping) _gpu.Multiply(_resid[0], _embdMask!, N * E);
         for (int l = 0; l < _c.NLayer; l++)
         {
             var b = p.Blocks[l];
-            LayerNorm(_resid[l], b.Ln1Weight, b.Ln1Bias, _ln1[l], _ln1Mean[l], _ln1Rstd[l], N);                  // [N, E]
-            _gpu.MatMul(_ln1[l], W(b.CAttnWeight), W(b.CAttnBias), _qkv[l], N, E, 3 * E);                          // [N, 3E]
-            _gpu.AttentionTrain(_qkv[l], _attnY[l], _probs[l], _dropping ? _attnMask[l] : null, batch, seq, H, D);   // [N, E]
-            _gpu.MatMul(_attnY[l], W(b.AttnCProjWeight), W(b.AttnCProjBias), _xMid[l], N, E, E);                          // [N, E]
+            LayerNorm(_resid[l], b.Ln1Weight, b.Ln1Bias, _ln1[l], _ln1Mean[l], _ln1Rstd[l], N);   // [N, E]
+            _gpu.MatMul(_ln1[l], W(b.CAttnWeight), W(b.CAttnBias), _qkv[l], N, E, 3 * E);   // [N, 3E]
+            // [N, E]
+            _gpu.AttentionTrain(_qkv[l], _attnY[l], _probs[l], _dropping ? _attnMask[l] : null, batch, seq, H, D);
+            _gpu.MatMul(_attnY[l], W(b.AttnCProjWeight), W(b.AttnCProjBias), _xMid[l], N, E, E);   // [N, E]
             if (_dropping) _gpu.Multiply(_xMid[l], _attnResidMask[l], N * E);
-            _gpu.Add(_xMid[l], _resid[l], (long)N * E);                                                          // x_mid = x + attn
+            _gpu.Add(_xMid[l], _resid[l], (long)N * E);   // x_mid = x + attn
             LayerNorm(_xMid[l], b.Ln2Weight, b.Ln2Bias, _ln2[l], _ln2Mean[l], _ln2Rstd[l], N);
-            _gpu.MatMul(_ln2[l], W(b.CFcWeight), W(b.CFcBias), _fcPre[l], N, E, M);                                // [N, M]
+            _gpu.MatMul(_ln2[l], W(b.CFcWeight), W(b.CFcBias), _fcPre[l], N, E, M);   // [N, M]
             _gpu.Copy(_fcPre[l], 0, _fcAct[l], 0, (long)N * M);
             _gpu.Gelu(_fcAct[l], (long)N * M);
-            _gpu.MatMul(_fcAct[l], W(b.MlpCProjWeight), W(b.MlpCProjBias), _resid[l + 1], N, M, E);                  // [N, E]
+            _gpu.MatMul(_fcAct[l], W(b.MlpCProjWeight), W(b.MlpCProjBias), _resid[l + 1], N, M, E);   // [N, E]
             if (_dropping) _gpu.Multiply(_resid[l + 1], _mlpResidMask[l], N * E);
-            _gpu.Add(_resid[l + 1], _xMid[l], (long)N * E);                                                      // x = x_mid + mlp
+            _gpu.Add(_resid[l + 1], _xMid[l], (long)N * E);   // x = x_mid + mlp
         }
         LayerNorm(_resid[_c.NLayer], p.LnFWeight, p.LnFBias, _lnF, _lnFMean, _lnFRstd, N);
     }
 
-    private void LayerNorm(IDeviceBuffer x, ParameterTensor gamma, ParameterTensor beta, IDeviceBuffer y, IDeviceBuffer mean, IDeviceBuffer rstd, int rows) =>
+    private void LayerNorm(IDeviceBuffer x, ParameterTensor gamma, ParameterTensor beta, IDeviceBuffer y,
+        IDeviceBuffer mean, IDeviceBuffer rstd, int rows) =>
         _gpu.LayerNorm(x, W(gamma), W(beta), y, mean, rstd, rows, _c.NEmbd, _c.LayerNormEpsilon);
 
     /// <summary>
@@ -246,18 +257,22 @@ public sealed class DeviceTrainingModel : ITrainingEngine
     {
         int E = _c.NEmbd, M = _c.MlpWidth, H = _c.NHead, D = _c.HeadDim, N = batch * seq;
         var p = _parameters;
-        LayerNormBackward(_dLnF, _resid[_c.NLayer], p.LnFWeight, p.LnFBias, _lnFMean, _lnFRstd, N, accumulate: false);   // _dx
+        // _dx
+        LayerNormBackward(_dLnF, _resid[_c.NLayer], p.LnFWeight, p.LnFBias, _lnFMean, _lnFRstd, N, accumulate: false);
         for (int l = _c.NLayer - 1; l >= 0; l--)
         {
             var b = p.Blocks[l];
             // x_out = x_mid + fcproj(gelu(fc(ln_2(x_mid)))): _dx flows to x_mid unchanged and through the branch.
-            LinearBackward(Masked(_dx, _mlpResidMask, l, N * E), _fcAct[l], b.MlpCProjWeight, b.MlpCProjBias, _dFc, N, M, E);
+            LinearBackward(Masked(_dx, _mlpResidMask, l, N * E), _fcAct[l], b.MlpCProjWeight, b.MlpCProjBias, _dFc, N,
+                M, E);
             _gpu.GeluBackward(_fcPre[l], _dFc, N * M);
             LinearBackward(_dFc, _ln2[l], b.CFcWeight, b.CFcBias, _dTmpE, N, E, M);
             LayerNormBackward(_dTmpE, _xMid[l], b.Ln2Weight, b.Ln2Bias, _ln2Mean[l], _ln2Rstd[l], N, accumulate: true);
             // x_mid = x_in + proj(attention(ln_1(x_in))).
-            LinearBackward(Masked(_dx, _attnResidMask, l, N * E), _attnY[l], b.AttnCProjWeight, b.AttnCProjBias, _dTmpE, N, E, E);
-            _gpu.AttentionBackward(_qkv[l], _probs[l], _dropping ? _attnMask[l] : null, _dTmpE, _dScores, _dQkv, batch, seq, H, D);
+            LinearBackward(Masked(_dx, _attnResidMask, l, N * E), _attnY[l], b.AttnCProjWeight, b.AttnCProjBias, _dTmpE,
+                N, E, E);
+            _gpu.AttentionBackward(_qkv[l], _probs[l], _dropping ? _attnMask[l] : null, _dTmpE, _dScores, _dQkv, batch,
+                seq, H, D);
             LinearBackward(_dQkv, _ln1[l], b.CAttnWeight, b.CAttnBias, _dTmpE, N, E, 3 * E);
             LayerNormBackward(_dTmpE, _resid[l], b.Ln1Weight, b.Ln1Bias, _ln1Mean[l], _ln1Rstd[l], N, accumulate: true);
         }
@@ -265,8 +280,10 @@ public sealed class DeviceTrainingModel : ITrainingEngine
         _gpu.EmbeddingBackward(_ids, _dx, G(p.Wte), G(p.Wpe), N, seq, E);
     }
 
-    /// <summary>For y = x·Wᵀ + b (x [n, in], W [out, in]): dx = dy·W (overwritten), dW += dyᵀ·x, db += Σ_rows dy.</summary>
-    private void LinearBackward(IDeviceBuffer dy, IDeviceBuffer x, ParameterTensor w, ParameterTensor bias, IDeviceBuffer dx, int n, int inDim, int outDim)
+    /// <summary>For y = x·Wᵀ + b (x [n, in], W [out, in]): dx = dy·W (overwritten), dW += dyᵀ·x, db += Σ_rows
+    /// dy.</summary>
+    private void LinearBackward(IDeviceBuffer dy, IDeviceBuffer x, ParameterTensor w, ParameterTensor bias,
+        IDeviceBuffer dx, int n, int inDim, int outDim)
     {
         Gemm(dy, outDim, 1, W(w), inDim, 1, dx, n, inDim, outDim, accumulate: false);
         Gemm(dy, 1, outDim, x, inDim, 1, G(w), outDim, inDim, n, accumulate: true);
@@ -293,8 +310,8 @@ public sealed class DeviceTrainingModel : ITrainingEngine
     // ---- launches and buffers -------------------------------------------------------------------------------
 
     /// <summary>c[m, n] (+)= A·B with A(i, k) = a[i·aRow + k·aCol], B(k, j) = b[k·bRow + j·bCol].</summary>
-    private void Gemm(IDeviceBuffer a, int aRow, int aCol, IDeviceBuffer b, int bRow, int bCol, IDeviceBuffer c, int m, int n, int k, bool accumulate) =>
-        _gpu.Gemm(a, aRow, aCol, b, bRow, bCol, c, m, n, k, accumulate);
+    private void Gemm(IDeviceBuffer a, int aRow, int aCol, IDeviceBuffer b, int bRow, int bCol, IDeviceBuffer c, int m,
+        int n, int k, bool accumulate) => _gpu.Gemm(a, aRow, aCol, b, bRow, bCol, c, m, n, k, accumulate);
 
     private IDeviceBuffer Alloc(long length)
     {
@@ -303,7 +320,8 @@ public sealed class DeviceTrainingModel : ITrainingEngine
         return b;
     }
 
-    private IDeviceBuffer[] PerLayer(long length) => Enumerable.Range(0, _c.NLayer).Select(_ => Alloc(length)).ToArray();
+    private IDeviceBuffer[] PerLayer(long length) =>
+        Enumerable.Range(0, _c.NLayer).Select(_ => Alloc(length)).ToArray();
 
     private void Ensure(int batch, int seq)
     {
@@ -315,11 +333,17 @@ public sealed class DeviceTrainingModel : ITrainingEngine
         _ids = Alloc(n); _targets = Alloc(n); _rowLoss = Alloc(n);
         _resid = Enumerable.Range(0, L + 1).Select(_ => Alloc((long)n * E)).ToArray();
         _ln1 = PerLayer((long)n * E); _ln1Mean = PerLayer(n); _ln1Rstd = PerLayer(n);
-        _qkv = PerLayer((long)n * 3 * E); _probs = PerLayer(scores); _attnY = PerLayer((long)n * E); _xMid = PerLayer((long)n * E);
+        _qkv = PerLayer((long)n * 3 * E);
+        _probs = PerLayer(scores);
+        _attnY = PerLayer((long)n * E);
+        _xMid = PerLayer((long)n * E);
         _ln2 = PerLayer((long)n * E); _ln2Mean = PerLayer(n); _ln2Rstd = PerLayer(n);
         _fcPre = PerLayer((long)n * M); _fcAct = PerLayer((long)n * M);
         _lnF = Alloc((long)n * E); _lnFMean = Alloc(n); _lnFRstd = Alloc(n);
-        _dx = Alloc((long)n * E); _dTmpE = Alloc((long)n * E); _dQkv = Alloc((long)n * 3 * E); _dFc = Alloc((long)n * M);
+        _dx = Alloc((long)n * E);
+        _dTmpE = Alloc((long)n * E);
+        _dQkv = Alloc((long)n * 3 * E);
+        _dFc = Alloc((long)n * M);
         _dScores = Alloc(scores); _dMasked = Alloc((long)n * E); _dLnF = Alloc((long)n * E);
         int chunk = Math.Min(HeadChunkRows, n);
         _logits = Alloc((long)chunk * V); _chunkX = Alloc((long)chunk * E); _chunkDx = Alloc((long)chunk * E);

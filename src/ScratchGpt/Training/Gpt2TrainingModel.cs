@@ -24,7 +24,8 @@ public sealed class Gpt2TrainingModel
 {
     public Gpt2Parameters Parameters { get; }
 
-    /// <summary>Dropout probabilities used by <see cref="LossAndGradients"/> (none by default; <see cref="Loss"/> never drops).</summary>
+    /// <summary>Dropout probabilities used by <see cref="LossAndGradients"/> (none by default; <see cref="Loss"/> never
+    /// drops).</summary>
     public (float Embd, float Attn, float Resid) Dropout { get; set; }
 
     /// <summary>Seeds the dropout masks of the next <see cref="LossAndGradients"/> call.</summary>
@@ -79,7 +80,9 @@ public sealed class Gpt2TrainingModel
         _dropping = false;
         Forward(ids, batch, seq);
         int count = targets.Count(t => t >= 0);
-        return count == 0 ? 0 : _head.Run(_lnF, targets, Parameters.Wte.MemoryOf(Parameters.Values), batch * seq, default, default, 0f) / count;
+        return count == 0 ? 0
+            : _head.Run(_lnF, targets, Parameters.Wte.MemoryOf(Parameters.Values), batch * seq, default, default,
+            0f) / count;
     }
 
     /// <summary>Mean cross-entropy of a batch; adds d(loss)/d(parameter) into <paramref name="grads"/>
@@ -99,8 +102,10 @@ public sealed class Gpt2TrainingModel
 
     private void Forward(int[] ids, int batch, int seq)
     {
-        if (ids.Length != batch * seq) throw new ArgumentException($"ids has {ids.Length} tokens, expected batch {batch} × seq {seq}");
-        if (seq > _c.NPositions) throw new ArgumentException($"sequence length {seq} is past n_positions {_c.NPositions}");
+        if (ids.Length != batch * seq)
+            throw new ArgumentException($"ids has {ids.Length} tokens, expected batch {batch} × seq {seq}");
+        if (seq > _c.NPositions)
+            throw new ArgumentException($"sequence length {seq} is past n_positions {_c.NPositions}");
         Ensure(batch, seq);
         if (_dropping)
         {
@@ -113,8 +118,10 @@ public sealed class Gpt2TrainingModel
         for (int r = 0; r < N; r++)
         {
             int id = ids[r];
-            if ((uint)id >= (uint)_c.VocabSize) throw new ArgumentException($"token id {id} is outside the vocabulary (size {_c.VocabSize})");
-            System.Numerics.Tensors.TensorPrimitives.Add(wte.Slice(id * E, E), wpe.Slice(r % seq * E, E), _x0.AsSpan(r * E, E));
+            if ((uint)id >= (uint)_c.VocabSize)
+                throw new ArgumentException($"token id {id} is outside the vocabulary (size {_c.VocabSize})");
+            System.Numerics.Tensors.TensorPrimitives.Add(wte.Slice(id * E, E), wpe.Slice(r % seq * E, E),
+                _x0.AsSpan(r * E, E));
         }
         if (_dropping) Mul(_x0, _masks!.Embd, N * E);
         float[] x = _x0;
@@ -122,21 +129,27 @@ public sealed class Gpt2TrainingModel
         {
             var b = Parameters.Blocks[l];
             x.AsSpan(0, N * E).CopyTo(_xIn[l]);
-            LayerNormOp.Forward(_xIn[l], b.Ln1Weight.MemoryOf(P), b.Ln1Bias.MemoryOf(P), _ln1[l], _ln1Mean[l], _ln1Rstd[l], N, E, _c.LayerNormEpsilon);
+            LayerNormOp.Forward(_xIn[l], b.Ln1Weight.MemoryOf(P), b.Ln1Bias.MemoryOf(P), _ln1[l], _ln1Mean[l],
+                _ln1Rstd[l], N, E, _c.LayerNormEpsilon);
             Gemm.MatMulNT(_ln1[l], b.CAttnWeight.MemoryOf(P), _qkv[l], N, 3 * E, E, b.CAttnBias.MemoryOf(P));
-            AttentionOp.Forward(_qkv[l], _attnY[l], _probs[l], batch, seq, _c.NHead, _c.HeadDim, _dropping ? _masks!.Attn[l] : default);
+            AttentionOp.Forward(_qkv[l], _attnY[l], _probs[l], batch, seq, _c.NHead, _c.HeadDim,
+                _dropping ? _masks!.Attn[l] : default);
             Gemm.MatMulNT(_attnY[l], b.AttnCProjWeight.MemoryOf(P), _xMid[l], N, E, E, b.AttnCProjBias.MemoryOf(P));
             if (_dropping) Mul(_xMid[l], _masks!.AttnResid[l], N * E);
-            System.Numerics.Tensors.TensorPrimitives.Add(_xMid[l].AsSpan(0, N * E), _xIn[l].AsSpan(0, N * E), _xMid[l].AsSpan(0, N * E));
-            LayerNormOp.Forward(_xMid[l], b.Ln2Weight.MemoryOf(P), b.Ln2Bias.MemoryOf(P), _ln2[l], _ln2Mean[l], _ln2Rstd[l], N, E, _c.LayerNormEpsilon);
+            System.Numerics.Tensors.TensorPrimitives.Add(_xMid[l].AsSpan(0, N * E), _xIn[l].AsSpan(0, N * E),
+                _xMid[l].AsSpan(0, N * E));
+            LayerNormOp.Forward(_xMid[l], b.Ln2Weight.MemoryOf(P), b.Ln2Bias.MemoryOf(P), _ln2[l], _ln2Mean[l],
+                _ln2Rstd[l], N, E, _c.LayerNormEpsilon);
             Gemm.MatMulNT(_ln2[l], b.CFcWeight.MemoryOf(P), _fcPre[l], N, M, E, b.CFcBias.MemoryOf(P));
             GeluOp.Forward(_fcPre[l].AsMemory(0, N * M), _fcAct[l]);
             x = l + 1 < _c.NLayer ? _xIn[l + 1] : _xOut;
             Gemm.MatMulNT(_fcAct[l], b.MlpCProjWeight.MemoryOf(P), x, N, E, M, b.MlpCProjBias.MemoryOf(P));
             if (_dropping) Mul(x, _masks!.MlpResid[l], N * E);
-            System.Numerics.Tensors.TensorPrimitives.Add(x.AsSpan(0, N * E), _xMid[l].AsSpan(0, N * E), x.AsSpan(0, N * E));
+            System.Numerics.Tensors.TensorPrimitives.Add(x.AsSpan(0, N * E), _xMid[l].AsSpan(0, N * E),
+                x.AsSpan(0, N * E));
         }
-        LayerNormOp.Forward(x, Parameters.LnFWeight.MemoryOf(P), Parameters.LnFBias.MemoryOf(P), _lnF, _lnFMean, _lnFRstd, N, E, _c.LayerNormEpsilon);
+        LayerNormOp.Forward(x, Parameters.LnFWeight.MemoryOf(P), Parameters.LnFBias.MemoryOf(P), _lnF, _lnFMean,
+            _lnFRstd, N, E, _c.LayerNormEpsilon);
     }
 
     /// <summary>Backward from d(loss)/d(ln_f output), which the head left in _dTmpE.</summary>
@@ -152,15 +165,19 @@ public sealed class Gpt2TrainingModel
         {
             var b = Parameters.Blocks[l];
             // x_out = x_mid + fcproj(g): the residual passes _dx straight to x_mid; the branch gets it too.
-            LinearBackward(Masked(_dx, _masks?.MlpResid[l], N * E), _fcAct[l], b.MlpCProjWeight, b.MlpCProjBias, _dFc, N, M, E, grads, accumulateInput: false);
+            LinearBackward(Masked(_dx, _masks?.MlpResid[l], N * E), _fcAct[l], b.MlpCProjWeight, b.MlpCProjBias, _dFc,
+                N, M, E, grads, accumulateInput: false);
             GeluOp.Backward(_fcPre[l].AsMemory(0, N * M), _dFc.AsMemory(0, N * M), _dFc);
             LinearBackward(_dFc, _ln2[l], b.CFcWeight, b.CFcBias, _dTmpE, N, E, M, grads, accumulateInput: false);
             LayerNormOp.Backward(_dTmpE, _xMid[l], b.Ln2Weight.MemoryOf(P), _ln2Mean[l], _ln2Rstd[l], _dx,
                 b.Ln2Weight.MemoryOf(grads), b.Ln2Bias.MemoryOf(grads), N, E, accumulate: true);
             // x_mid = x_in + proj(attention(ln_1(x_in))).
-            LinearBackward(Masked(_dx, _masks?.AttnResid[l], N * E), _attnY[l], b.AttnCProjWeight, b.AttnCProjBias, _dTmpE, N, E, E, grads, accumulateInput: false);
-            AttentionOp.Backward(_qkv[l], _probs[l], _dTmpE, _dQkv, batch, seq, _c.NHead, _c.HeadDim, _dropping ? _masks!.Attn[l] : default);
-            LinearBackward(_dQkv, _ln1[l], b.CAttnWeight, b.CAttnBias, _dTmpE, N, E, 3 * E, grads, accumulateInput: false);
+            LinearBackward(Masked(_dx, _masks?.AttnResid[l], N * E), _attnY[l], b.AttnCProjWeight, b.AttnCProjBias,
+                _dTmpE, N, E, E, grads, accumulateInput: false);
+            AttentionOp.Backward(_qkv[l], _probs[l], _dTmpE, _dQkv, batch, seq, _c.NHead, _c.HeadDim,
+                _dropping ? _masks!.Attn[l] : default);
+            LinearBackward(_dQkv, _ln1[l], b.CAttnWeight, b.CAttnBias, _dTmpE, N, E, 3 * E, grads,
+                accumulateInput: false);
             LayerNormOp.Backward(_dTmpE, _xIn[l], b.Ln1Weight.MemoryOf(P), _ln1Mean[l], _ln1Rstd[l], _dx,
                 b.Ln1Weight.MemoryOf(grads), b.Ln1Bias.MemoryOf(grads), N, E, accumulate: true);
         }
@@ -195,7 +212,8 @@ public sealed class Gpt2TrainingModel
         var P = Parameters.Values;
         var wT = _wT.AsMemory(0, inDim * outDim);
         BlockedTranspose.Transpose(w.MemoryOf(P), wT, outDim, inDim);                       // Wᵀ [in, out]
-        Gemm.MatMulNT(dy.AsMemory(0, n * outDim), wT, dx.AsMemory(0, n * inDim), n, inDim, outDim, accumulate: accumulateInput);
+        Gemm.MatMulNT(dy.AsMemory(0, n * outDim), wT, dx.AsMemory(0, n * inDim), n, inDim, outDim,
+            accumulate: accumulateInput);
         var dyT = _tA.AsMemory(0, outDim * n); var xT = _tB.AsMemory(0, inDim * n);
         BlockedTranspose.Transpose(dy.AsMemory(0, n * outDim), dyT, n, outDim);             // dyᵀ [out, N]
         BlockedTranspose.Transpose(x.AsMemory(0, n * inDim), xT, n, inDim);                 // xᵀ  [in, N]

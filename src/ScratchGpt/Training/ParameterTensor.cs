@@ -2,7 +2,8 @@ using ScratchGpt.Loading;
 
 namespace ScratchGpt.Training;
 
-/// <summary>One tensor of <see cref="Gpt2Layout"/> inside <see cref="Gpt2Parameters.Values"/>, at <paramref name="Offset"/>.</summary>
+/// <summary>One tensor of <see cref="Gpt2Layout"/> inside <see cref="Gpt2Parameters.Values"/>, at
+/// <paramref name="Offset"/>.</summary>
 public sealed record ParameterTensor(TensorSpec Spec, int Offset)
 {
     public string Name => Spec.Name;

@@ -18,7 +18,8 @@ public static class RandomCheckpoint
         {
             var (fill, std) = Gpt2Parameters.InitRule(name, shape.Length, c);
             var data = new float[shape.Aggregate(1L, (a, b) => a * b)];
-            for (long i = 0; i < data.Length; i++) data[i] = std == 0 ? fill : (float)(fill + std * Gpt2Parameters.StandardNormal(rng));
+            for (long i = 0; i < data.Length; i++)
+                data[i] = std == 0 ? fill : (float)(fill + std * Gpt2Parameters.StandardNormal(rng));
             string full = "transformer." + name;
             if (dtype == "f16") w.AddFloat16(full, shape, data);
             else if (dtype == "bf16") w.AddBFloat16(full, shape, data);

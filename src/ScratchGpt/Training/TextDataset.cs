@@ -16,12 +16,14 @@ public sealed class TextDataset
     public int BlockSize { get; }
     public string Source { get; }
 
-    /// <summary>Where the tokenizer's files are (from <see cref="FromFile"/>): the trainer writes them beside the model.</summary>
+    /// <summary>Where the tokenizer's files are (from <see cref="FromFile"/>): the trainer writes them beside the
+    /// model.</summary>
     public string? TokenizerDirectory { get; init; }
 
     public TextDataset(int[] tokens, double evalFraction, int blockSize, string source)
     {
-        if (evalFraction is < 0 or >= 1) throw new ArgumentException($"--eval-split must be in [0, 1), got {evalFraction}");
+        if (evalFraction is < 0 or >= 1)
+            throw new ArgumentException($"--eval-split must be in [0, 1), got {evalFraction}");
         if (blockSize < 1) throw new ArgumentException($"--block-size must be at least 1, got {blockSize}");
         int nVal = (int)Math.Round(tokens.Length * evalFraction);
         Train = tokens[..^nVal];
@@ -29,7 +31,8 @@ public sealed class TextDataset
         BlockSize = blockSize;
         Source = source;
         if (TrainBlocks < 1)
-            throw new ArgumentException($"{source}: {Train.Length} training tokens are fewer than one block of --block-size {blockSize} + 1");
+            throw new ArgumentException($"{source}: {Train.Length} training tokens are fewer than one block of " +
+                $"--block-size {blockSize} + 1");
     }
 
     public static TextDataset FromFile(string path, Gpt2Tokenizer tokenizer, double evalFraction, int blockSize)
@@ -37,7 +40,10 @@ public sealed class TextDataset
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: training text not found");
         string text = File.ReadAllText(path);
         if (text.Length == 0) throw new ArgumentException($"{path}: the file is empty");
-        return new TextDataset(tokenizer.Encode(text), evalFraction, blockSize, path) { TokenizerDirectory = tokenizer.SourceDirectory };
+        return new TextDataset(tokenizer.Encode(text), evalFraction, blockSize, path)
+        {
+            TokenizerDirectory = tokenizer.SourceDirectory,
+        };
     }
 
     public int TrainBlocks => (Train.Length - 1) / BlockSize;
@@ -66,7 +72,8 @@ public sealed class TextDataset
         return (int)(h & 0x7FFFFFFF);
     }
 
-    /// <summary>Fills ids/targets [count, T] from training blocks; <paramref name="blocks"/> are block indices.</summary>
+    /// <summary>Fills ids/targets [count, T] from training blocks; <paramref name="blocks"/> are block
+    /// indices.</summary>
     public void FillTrain(ReadOnlySpan<int> blocks, int[] ids, int[] targets)
     {
         int T = BlockSize;
@@ -79,7 +86,8 @@ public sealed class TextDataset
     }
 
     /// <summary>Validation block <paramref name="block"/> into row <paramref name="row"/>; the last block may be
-    /// short, its missing positions padded with token 0 and target −1 (ignored). Returns the number of targets.</summary>
+    /// short, its missing positions padded with token 0 and target −1 (ignored). Returns the number of
+    /// targets.</summary>
     public int FillValidation(int block, int row, int[] ids, int[] targets)
     {
         int T = BlockSize, start = block * T;

@@ -33,31 +33,38 @@ public sealed class Trainer : IDisposable
     public long StepsPerEpoch => (Data.TrainBlocks / Options.BatchSize) / Options.GradientAccumulationSteps;
     public long TotalSteps => Math.Min(Options.MaxSteps ?? long.MaxValue, StepsPerEpoch * Options.Epochs);
 
-    /// <param name="device">An ILGPU backend to train on (the weights are copied there); null trains on the CPU.</param>
-    public Trainer(Gpt2Parameters parameters, TextDataset data, TrainingOptions options, Backends.Ilgpu.IlgpuBackend? device = null)
+    /// <param name="device">An ILGPU backend to train on (the weights are copied there); null trains on the
+    /// CPU.</param>
+    public Trainer(Gpt2Parameters parameters, TextDataset data, TrainingOptions options,
+        Backends.Ilgpu.IlgpuBackend? device = null)
     {
         options.Validate();
         if (options.BlockSize > parameters.Config.NPositions)
-            throw new ArgumentException($"--block-size {options.BlockSize} is larger than the model's n_positions {parameters.Config.NPositions}");
+            throw new ArgumentException($"--block-size {options.BlockSize} is larger than the model's n_positions " +
+                $"{parameters.Config.NPositions}");
         // The dropout the run uses is written into the saved config.json too, so the folder says how it was trained.
-        if (options.Dropout is float d) parameters = parameters.WithConfig(parameters.Config with { ResidPdrop = d, EmbdPdrop = d, AttnPdrop = d });
+        if (options.Dropout is float d)
+            parameters = parameters.WithConfig(parameters.Config with { ResidPdrop = d, EmbdPdrop = d, AttnPdrop = d });
         Parameters = parameters;
         Data = data;
         Options = options;
         if (StepsPerEpoch < 1)
-            throw new ArgumentException($"{data.Source}: {data.TrainBlocks} training blocks are fewer than one step of --batch-size {options.BatchSize} × --grad-accum {options.GradientAccumulationSteps}");
+            throw new ArgumentException($"{data.Source}: {data.TrainBlocks} training blocks are fewer than one step " +
+                $"of --batch-size {options.BatchSize} × --grad-accum {options.GradientAccumulationSteps}");
         _optimizer = new AdamW(parameters, options.WeightDecay);
         var dropout = (parameters.Config.EmbdPdrop, parameters.Config.AttnPdrop, parameters.Config.ResidPdrop);
-        Engine = device is null ? new CpuTrainingEngine(parameters, _optimizer, dropout) : new DeviceTrainingModel(device, parameters, _optimizer, dropout);
+        Engine = device is null ? new CpuTrainingEngine(parameters, _optimizer, dropout)
+            : new DeviceTrainingModel(device, parameters, _optimizer, dropout);
     }
 
     public LearningRateSchedule Schedule => new(Options.LearningRate,
         Options.WarmupSteps ?? (long)Math.Ceiling(TotalSteps * 0.05), TotalSteps, Options.MinLearningRateRatio);
 
     /// <summary>Runs the remaining epochs, writing the tokenizer's files (when the data knows them), the best model and
-    /// checkpoint/ into <paramref name="outputDirectory"/>. Returns normally when cancelled (after saving the checkpoint).</summary>
-    public void Run(string outputDirectory, IProgress<TrainingProgress>? progress = null, Action<EpochResult>? onEpoch = null,
-        CancellationToken cancel = default)
+    /// checkpoint/ into <paramref name="outputDirectory"/>. Returns normally when cancelled (after saving the
+    /// checkpoint).</summary>
+    public void Run(string outputDirectory, IProgress<TrainingProgress>? progress = null,
+        Action<EpochResult>? onEpoch = null, CancellationToken cancel = default)
     {
         Directory.CreateDirectory(outputDirectory);
         if (Data.TokenizerDirectory is string tokenizer) CopyTokenizerFiles(tokenizer, outputDirectory);
@@ -93,10 +100,13 @@ public sealed class Trainer : IDisposable
                 lossSum += stepLoss; lossCount++;
                 tokensSeen += (long)B * T * accum;
                 TokensPerSecond = tokensSeen / clock.Elapsed.TotalSeconds;
-                progress?.Report(new TrainingProgress(epoch + 1, _optimizer.Step, TotalSteps, stepLoss, lr, norm, TokensPerSecond, clock.Elapsed));
+                progress?.Report(
+                    new TrainingProgress(epoch + 1, _optimizer.Step, TotalSteps, stepLoss, lr, norm, TokensPerSecond,
+                    clock.Elapsed));
             }
             double? val = Data.ValidationBlocks > 0 ? Evaluate(cancel) : null;
-            var row = new EpochResult(epoch + 1, _optimizer.Step, lossCount > 0 ? lossSum / lossCount : double.NaN, val);
+            var row = new EpochResult(epoch + 1, _optimizer.Step, lossCount > 0 ? lossSum / lossCount : double.NaN,
+                val);
             History.Add(row);
             Engine.CopyToHost();   // the weights and Adam moments the saves below write
             if (val is null || BestValidationLoss is null || val < BestValidationLoss)
@@ -149,7 +159,8 @@ public sealed class Trainer : IDisposable
     /// <summary>The epoch table as JSON, for training_results.json and trainer_state.json.</summary>
     private JsonArray HistoryJson() => new(History.Select(h => (JsonNode)new JsonObject
     {
-        ["epoch"] = h.Epoch, ["step"] = h.Step, ["training_loss"] = h.TrainingLoss, ["validation_loss"] = h.ValidationLoss,
+        ["epoch"] = h.Epoch, ["step"] = h.Step, ["training_loss"] = h.TrainingLoss,
+        ["validation_loss"] = h.ValidationLoss,
     }).ToArray());
 
     private void WriteResults(string dir)
@@ -160,19 +171,22 @@ public sealed class Trainer : IDisposable
             ["train_tokens"] = Data.Train.Length,
             ["validation_tokens"] = Data.Validation.Length,
             ["unigram_entropy_of_validation_nats"] = Data.Validation.Length > 1 ? Data.UnigramEntropy() : null,
-            ["unigram_model_validation_loss_nats"] = Data.Validation.Length > 1 ? Data.UnigramCrossEntropy(Parameters.Config.VocabSize) : null,
+            ["unigram_model_validation_loss_nats"] = Data.Validation.Length > 1
+                ? Data.UnigramCrossEntropy(Parameters.Config.VocabSize) : null,
             ["best_validation_loss"] = BestValidationLoss,
             ["steps"] = _optimizer.Step,
             ["tokens_per_second"] = Math.Round(TokensPerSecond, 1),
             ["options"] = JsonSerializer.SerializeToNode(Options),
             ["epochs"] = HistoryJson(),
         };
-        AtomicFile.WriteAllText(Path.Combine(dir, "training_results.json"), o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        AtomicFile.WriteAllText(Path.Combine(dir, "training_results.json"),
+            o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 
     // ---- checkpoint / resume ------------------------------------------------------------------------
 
-    /// <summary>Writes the host's parameters, Adam moments and the position in the data (call <see cref="ITrainingEngine.CopyToHost"/> first).</summary>
+    /// <summary>Writes the host's parameters, Adam moments and the position in the data (call
+    /// <see cref="ITrainingEngine.CopyToHost"/> first).</summary>
     private void SaveCheckpoint(string outputDirectory, int epoch, int block)
     {
         string dir = Path.Combine(outputDirectory, "checkpoint");
@@ -192,7 +206,8 @@ public sealed class Trainer : IDisposable
             ["train_tokens"] = Data.Train.Length,
             ["history"] = HistoryJson(),
         };
-        AtomicFile.WriteAllText(Path.Combine(dir, "trainer_state.json"), state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        AtomicFile.WriteAllText(Path.Combine(dir, "trainer_state.json"),
+            state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 
     /// <summary>Restores the optimiser and the position in the data from a checkpoint folder written by an
@@ -200,15 +215,19 @@ public sealed class Trainer : IDisposable
     public void RestoreState(string checkpointDirectory)
     {
         string statePath = Path.Combine(checkpointDirectory, "trainer_state.json");
-        if (!File.Exists(statePath)) throw new ModelLoadException($"{statePath}: not found; --resume takes the checkpoint/ folder a training run wrote");
+        if (!File.Exists(statePath))
+            throw new ModelLoadException($"{statePath}: not found; --resume takes the checkpoint/ folder a training " +
+                "run wrote");
         var state = JsonNode.Parse(File.ReadAllText(statePath))!;
         if (state["train_tokens"]!.GetValue<int>() != Data.Train.Length)
-            throw new ModelLoadException($"{statePath}: the checkpoint was trained on {state["train_tokens"]} tokens, this data has {Data.Train.Length}; resume with the same --data and --eval-split");
+            throw new ModelLoadException($"{statePath}: the checkpoint was trained on {state["train_tokens"]} " +
+                $"tokens, this data has {Data.Train.Length}; resume with the same --data and --eval-split");
         using (var f = SafetensorsFile.Open(Path.Combine(checkpointDirectory, "optimizer.safetensors")))
         {
             var m = f.ReadFloat32("adamw.m"); var v = f.ReadFloat32("adamw.v");
             if (m.Length != _optimizer.M.Length || v.Length != _optimizer.V.Length)
-                throw new ModelLoadException($"{checkpointDirectory}: optimizer state has {m.Length} entries, the model {_optimizer.M.Length}");
+                throw new ModelLoadException($"{checkpointDirectory}: optimizer state has {m.Length} entries, the " +
+                    $"model {_optimizer.M.Length}");
             m.CopyTo(_optimizer.M, 0); v.CopyTo(_optimizer.V, 0);
         }
         Engine.CopyFromHost();
@@ -217,8 +236,9 @@ public sealed class Trainer : IDisposable
         _startBlock = state["block"]!.GetValue<int>();
         BestValidationLoss = state["best_validation_loss"]?.GetValue<double>();
         foreach (var h in state["history"]!.AsArray())
-            History.Add(new EpochResult(h!["epoch"]!.GetValue<int>(), h["step"]!.GetValue<long>(), h["training_loss"]!.GetValue<double>(),
-                h["validation_loss"]?.GetValue<double>()));
+            History.Add(
+                new EpochResult(h!["epoch"]!.GetValue<int>(), h["step"]!.GetValue<long>(),
+                h["training_loss"]!.GetValue<double>(), h["validation_loss"]?.GetValue<double>()));
     }
 
     public void Dispose() => Engine.Dispose();

@@ -7,17 +7,23 @@ using ScratchGpt.Training.Kernels;
 namespace ScratchGpt.Training;
 
 /// <summary>
-/// The training kernels of kernels/ (what <see cref="DeviceTrainingModel"/> launches through <see cref="IlgpuBackend"/>) against their CPU
-/// references (<see cref="Gemm"/>, <see cref="LayerNormOp"/>, <see cref="GeluOp"/>, <see cref="AttentionOp"/>, and
-/// plain loops for the rest), on random inputs of sizes that are no multiple of a tile. The forward-pass kernels
-/// are <see cref="KernelCheck"/>'s; `scratchgpt kernels test` prints both tables.
+/// The training kernels of kernels/ (what <see cref="DeviceTrainingModel"/> launches through
+/// <see cref="IlgpuBackend"/>) against their CPU references (<see cref="Gemm"/>, <see cref="LayerNormOp"/>,
+/// <see cref="GeluOp"/>, <see cref="AttentionOp"/>, and plain loops for the rest), on random inputs of sizes that are
+/// no multiple of a tile. The forward-pass kernels are <see cref="KernelCheck"/>'s; `scratchgpt kernels test` prints
+/// both tables.
 /// </summary>
 public static class TrainingKernelCheck
 {
     public static IEnumerable<KernelCheckResult> Run(IlgpuBackend gpu, int seed = 0, bool small = false)
     {
         var rng = new Random(seed);
-        float[] Rand(long n, float scale = 1f) { var a = new float[n]; for (long i = 0; i < n; i++) a[i] = (float)(rng.NextDouble() * 2 - 1) * scale; return a; }
+        float[] Rand(long n, float scale = 1f)
+        {
+            var a = new float[n];
+            for (long i = 0; i < n; i++) a[i] = (float)(rng.NextDouble() * 2 - 1) * scale;
+            return a;
+        }
         float[] Read(IDeviceBuffer b) { var a = new float[b.Length]; gpu.Download(b, 0, a); return a; }
         IDeviceBuffer Up(float[] a) => gpu.Upload(a);
         IDeviceBuffer UpInts(int[] a) => gpu.Upload(MemoryMarshal.Cast<int, float>(a.AsSpan()));
@@ -26,7 +32,8 @@ public static class TrainingKernelCheck
         foreach (var (m, k, n) in new[] { (1, 7, 1), (7, 33, 769), (33, 769, 7), (17, 50, 257), (70, 40, 130) })
         {
             float[] x = Rand((long)m * k), w = Rand((long)n * k), dy = Rand((long)m * n), c0 = Rand((long)m * n);
-            var cases = new (string Name, float[] A, int ARow, int ACol, float[] B, int BRow, int BCol, int M, int N, int K)[]
+            var cases = new (string Name, float[] A, int ARow, int ACol, float[] B, int BRow, int BCol, int M, int N,
+                int K)[]
             {
                 ("gemm x·Wᵀ", x, k, 1, w, 1, k, m, n, k),
                 ("gemm dy·W", dy, n, 1, w, k, 1, m, k, n),
@@ -40,7 +47,8 @@ public static class TrainingKernelCheck
                     for (int j = 0; j < g.N; j++)
                     {
                         double s = 0;
-                        for (int t = 0; t < g.K; t++) s += (double)g.A[i * g.ARow + t * g.ACol] * g.B[t * g.BRow + j * g.BCol];
+                        for (int t = 0; t < g.K; t++)
+                            s += (double)g.A[i * g.ARow + t * g.ACol] * g.B[t * g.BRow + j * g.BCol];
                         expected[i * g.N + j] += (float)s;
                     }
                 using var a = Up(g.A); using var b = Up(g.B); using var cb = Up(c);
@@ -59,20 +67,29 @@ public static class TrainingKernelCheck
         // layernorm with saved statistics, then both halves of its backward.
         foreach (var (rows, dim) in new[] { (1, 7), (7, 33), (33, 769) })
         {
-            float[] x = Rand((long)rows * dim, 3), gamma = Rand(dim), beta = Rand(dim), dy = Rand((long)rows * dim), dx0 = Rand((long)rows * dim);
+            float[] x = Rand((long)rows * dim, 3), gamma = Rand(dim), beta = Rand(dim), dy = Rand((long)rows * dim),
+                dx0 = Rand((long)rows * dim);
             float[] y = new float[rows * dim], mean = new float[rows], rstd = new float[rows];
             LayerNormOp.Forward(x, gamma, beta, y, mean, rstd, rows, dim, 1e-5f);
             float[] dx = (float[])dx0.Clone(), dGamma = new float[dim], dBeta = new float[dim];
             LayerNormOp.Backward(dy, x, gamma, mean, rstd, dx, dGamma, dBeta, rows, dim, accumulate: true);
-            using var xb = Up(x); using var gb = Up(gamma); using var bb = Up(beta); using var yb = gpu.Allocate(rows * dim);
+            using var xb = Up(x);
+            using var gb = Up(gamma);
+            using var bb = Up(beta);
+            using var yb = gpu.Allocate(rows * dim);
             using var mb = gpu.Allocate(rows); using var rb = gpu.Allocate(rows);
             gpu.LayerNorm(xb, gb, bb, yb, mb, rb, rows, dim, 1e-5f);
-            yield return Compare("layernorm (saving mean, rstd)", $"[{rows}×{dim}]", [.. y, .. mean, .. rstd], [.. Read(yb), .. Read(mb), .. Read(rb)]);
-            using var dyb = Up(dy); using var dxb = Up(dx0); using var dgb = gpu.Allocate(dim); using var dbb = gpu.Allocate(dim);
+            yield return Compare("layernorm (saving mean, rstd)", $"[{rows}×{dim}]", [.. y, .. mean, .. rstd],
+                [.. Read(yb), .. Read(mb), .. Read(rb)]);
+            using var dyb = Up(dy);
+            using var dxb = Up(dx0);
+            using var dgb = gpu.Allocate(dim);
+            using var dbb = gpu.Allocate(dim);
             gpu.LayerNormBackward(dyb, xb, gb, mb, rb, dxb, rows, dim, accumulate: true);
             yield return Compare("layernorm_backward (+=)", $"[{rows}×{dim}]", dx, Read(dxb));
             gpu.LayerNormParameterGradients(dyb, xb, mb, rb, dgb, dbb, rows, dim);
-            yield return Compare("layernorm_param_grads", $"[{rows}×{dim}]", [.. dGamma, .. dBeta], [.. Read(dgb), .. Read(dbb)]);
+            yield return Compare("layernorm_param_grads", $"[{rows}×{dim}]", [.. dGamma, .. dBeta],
+                [.. Read(dgb), .. Read(dbb)]);
         }
 
         foreach (int n in new[] { 1, 7, 769, 50257 })
@@ -102,7 +119,10 @@ public static class TrainingKernelCheck
                 float[] y = new float[N * E], probs = new float[S], dqkv = new float[N * 3 * E];
                 AttentionOp.Forward(qkv, y, probs, batch, seq, heads, hd, mask);
                 AttentionOp.Backward(qkv, probs, dy, dqkv, batch, seq, heads, hd, mask);
-                using var qb = Up(qkv); using var yb = gpu.Allocate(N * E); using var pb = gpu.Allocate(S); using var mb = Up(masked ? mask : [0f]);
+                using var qb = Up(qkv);
+                using var yb = gpu.Allocate(N * E);
+                using var pb = gpu.Allocate(S);
+                using var mb = Up(masked ? mask : [0f]);
                 using var dyb = Up(dy); using var dsb = gpu.Allocate(S); using var dqb = gpu.Allocate((long)N * 3 * E);
                 string shape = $"{batch}×{seq}, {heads}×{hd}{(masked ? ", dropout mask" : "")}";
                 gpu.AttentionTrain(qb, yb, pb, masked ? mb : null, batch, seq, heads, hd);
@@ -117,10 +137,15 @@ public static class TrainingKernelCheck
             float[] dx = Rand((long)rows * dim), dwte = Rand((long)V * dim), dwpe = Rand((long)seq * dim);
             float[] eWte = (float[])dwte.Clone(), eWpe = (float[])dwpe.Clone();
             for (int t = 0; t < rows; t++)
-                for (int i = 0; i < dim; i++) { eWte[ids[t] * dim + i] += dx[t * dim + i]; eWpe[t % seq * dim + i] += dx[t * dim + i]; }
+                for (int i = 0; i < dim; i++)
+                {
+                    eWte[ids[t] * dim + i] += dx[t * dim + i];
+                    eWpe[t % seq * dim + i] += dx[t * dim + i];
+                }
             using var ib = UpInts(ids); using var xb = Up(dx); using var wb = Up(dwte); using var pb = Up(dwpe);
             gpu.EmbeddingBackward(ib, xb, wb, pb, rows, seq, dim);
-            yield return Compare("embedding_backward", $"{rows} ids (repeating), dim {dim}", [.. eWte, .. eWpe], [.. Read(wb), .. Read(pb)]);
+            yield return Compare("embedding_backward", $"{rows} ids (repeating), dim {dim}", [.. eWte, .. eWpe],
+                [.. Read(wb), .. Read(pb)]);
         }
 
         foreach (var (rows, vocab) in new[] { (1, 7), (5, 769), (3, small ? 2053 : 50257) })
@@ -136,17 +161,21 @@ public static class TrainingKernelCheck
                 double max = System.Numerics.Tensors.TensorPrimitives.Max(row), sum = 0;
                 foreach (float v in row) sum += Math.Exp(v - max);
                 loss[r] = (float)(Math.Log(sum) + max - row[targets[r]]);
-                for (int v = 0; v < vocab; v++) grad[r * vocab + v] = (float)(Math.Exp(row[v] - max) / sum * weight) - (v == targets[r] ? weight : 0f);
+                for (int v = 0; v < vocab; v++)
+                    grad[r * vocab + v] = (float)(Math.Exp(row[v] - max) / sum * weight) - (v == targets[r] ? weight
+                        : 0f);
             }
             using var lb = Up(logits); using var tb = UpInts(targets); using var lossb = gpu.Allocate(rows);
             gpu.CrossEntropy(lb, tb, lossb, rows, 0, vocab, weight);
-            yield return Compare("cross_entropy (loss, dlogits)", $"[{rows}×{vocab}], one row without target", [.. loss, .. grad], [.. Read(lossb), .. Read(lb)]);
+            yield return Compare("cross_entropy (loss, dlogits)", $"[{rows}×{vocab}], one row without target",
+                [.. loss, .. grad], [.. Read(lossb), .. Read(lb)]);
         }
 
         foreach (int n in new[] { 1, 7, 769, small ? 20_003 : 100_003 })
         {
             float[] p = Rand(n), g = Rand(n), m = Rand(n, 0.1f), v = Rand(n, 0.01f).Select(Math.Abs).ToArray();
-            const float lr = 1e-3f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f, decay = 0.9999f, c1 = 0.271f, c2 = 0.00399f, scale = 0.5f;
+            const float lr = 1e-3f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f, decay = 0.9999f, c1 = 0.271f, c2 = 0.00399f,
+                scale = 0.5f;
             float[] ep = (float[])p.Clone(), em = (float[])m.Clone(), ev = (float[])v.Clone();
             for (int i = 0; i < n; i++)
             {
@@ -156,8 +185,11 @@ public static class TrainingKernelCheck
                 ep[i] = ep[i] * decay - lr * (em[i] / c1) / (MathF.Sqrt(ev[i] / c2) + eps);
             }
             using var pb = Up(p); using var gb = Up(g); using var mb = Up(m); using var vb = Up(v);
-            gpu.AdamW(pb, gb, mb, vb, n, new ScratchGpt.Kernels.AdamWStep { LearningRate = lr, Beta1 = b1, Beta2 = b2, Epsilon = eps, Decay = decay, Correction1 = c1, Correction2 = c2, GradScale = scale });
-            yield return Compare("adamw (p, m, v)", $"[{n}]", [.. ep, .. em, .. ev], [.. Read(pb), .. Read(mb), .. Read(vb)]);
+            gpu.AdamW(pb, gb, mb, vb, n,
+                new ScratchGpt.Kernels.AdamWStep { LearningRate = lr, Beta1 = b1, Beta2 = b2, Epsilon = eps,
+                Decay = decay, Correction1 = c1, Correction2 = c2, GradScale = scale });
+            yield return Compare("adamw (p, m, v)", $"[{n}]", [.. ep, .. em, .. ev],
+                [.. Read(pb), .. Read(mb), .. Read(vb)]);
             using var partial = gpu.Allocate(2 * 64);
             gpu.SumSquares(gb, n, partial, 1);
             double expected = g.Sum(x => (double)x * x);

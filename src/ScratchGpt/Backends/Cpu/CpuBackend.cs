@@ -9,7 +9,8 @@ namespace ScratchGpt.Backends.Cpu;
 public sealed class CpuBackend : IBackend
 {
     public string Kind => "cpu";
-    public string DeviceName { get; } = $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}";
+    public string DeviceName { get; } = $"{Environment.ProcessorCount} cores, " +
+        $"{System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}";
 
     private static float[] F(IDeviceBuffer b) => ((CpuBuffer)b).Data;
 
@@ -32,12 +33,14 @@ public sealed class CpuBackend : IBackend
 
     public IDeviceBuffer Allocate(long length) => new CpuBuffer(new float[length]);
 
-    public void Download(IDeviceBuffer src, long offset, Span<float> dst) => F(src).AsSpan((int)offset, dst.Length).CopyTo(dst);
+    public void Download(IDeviceBuffer src, long offset, Span<float> dst) =>
+        F(src).AsSpan((int)offset, dst.Length).CopyTo(dst);
 
     public void Copy(IDeviceBuffer src, long srcOffset, IDeviceBuffer dst, long dstOffset, long count) =>
         F(src).AsSpan((int)srcOffset, (int)count).CopyTo(F(dst).AsSpan((int)dstOffset));
 
-    public void Embedding(ReadOnlySpan<int> ids, int startPosition, IDeviceBuffer wte, IDeviceBuffer wpe, IDeviceBuffer x, int dim)
+    public void Embedding(ReadOnlySpan<int> ids, int startPosition, IDeviceBuffer wte, IDeviceBuffer wpe,
+        IDeviceBuffer x, int dim)
     {
         var table = (CpuBuffer)wte;
         if (table.Half16 is null && table.BFloat16 is null && table.Q8 is null)
@@ -50,24 +53,27 @@ public sealed class CpuBackend : IBackend
         for (int t = 0; t < ids.Length; t++)
         {
             var row = xs.AsSpan(t * dim, dim);
-            if (table.Half16 is { } h) System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(h.AsSpan(ids[t] * dim, dim), row);
+            if (table.Half16 is { } h)
+                System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(h.AsSpan(ids[t] * dim, dim), row);
             else if (table.Q8 is { } q8) q8.Dequantize(ids[t], dim, row);
             else DTypeConversion.BFloat16ToFloat(table.BFloat16!.AsSpan(ids[t] * dim, dim), row);
             CpuKernels.Add(row, F(wpe).AsSpan((startPosition + t) * dim, dim));
         }
     }
 
-    public void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim, float eps)
+    public void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim,
+        float eps)
     {
         float[] xs = F(x), g = F(gamma), b = F(beta), ys = F(y);
         if (rows < 8) { CpuKernels.LayerNorm(xs, g, b, ys, rows, dim, eps); return; }
-        Parallel.For(0, rows, r => CpuKernels.LayerNorm(xs.AsSpan(r * dim, dim), g, b, ys.AsSpan(r * dim, dim), 1, dim, eps));
+        Parallel.For(0, rows,
+            r => CpuKernels.LayerNorm(xs.AsSpan(r * dim, dim), g, b, ys.AsSpan(r * dim, dim), 1, dim, eps));
     }
 
     /// <summary>On the CPU an epilogue saves no launch, so it runs as the separate step it fuses on a GPU (same
     /// arithmetic, same bits): gelu over the result, or the result into pooled scratch and then added.</summary>
-    public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim,
-        MatMulEpilogue epilogue = MatMulEpilogue.Store)
+    public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim,
+        int outDim, MatMulEpilogue epilogue = MatMulEpilogue.Store)
     {
         switch (epilogue)
         {
@@ -90,7 +96,8 @@ public sealed class CpuBackend : IBackend
         }
     }
 
-    private static void MatMulInto(float[] xs, IDeviceBuffer w, IDeviceBuffer? bias, float[] ys, int rows, int inDim, int outDim)
+    private static void MatMulInto(float[] xs, IDeviceBuffer w, IDeviceBuffer? bias, float[] ys, int rows, int inDim,
+        int outDim)
     {
         float[] bs = bias is null ? [] : F(bias);
         var wb = (CpuBuffer)w;
@@ -98,9 +105,14 @@ public sealed class CpuBackend : IBackend
         // 64 rows at a time. Decode (below) reads every format as stored: Q8_0 at ~1 byte a weight.
         if (rows >= 16 && wb.BFloat16 is null)
         {
-            if (wb.Half16 is { } half) Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), half, ys.AsMemory(0, rows * outDim), rows, outDim, inDim, bs);
-            else if (wb.Q8 is { } q8w) Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), q8w, ys.AsMemory(0, rows * outDim), rows, outDim, inDim, bs);
-            else Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), wb.Data, ys.AsMemory(0, rows * outDim), rows, outDim, inDim, bs);
+            if (wb.Half16 is { } half)
+                Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), half, ys.AsMemory(0, rows * outDim), rows, outDim, inDim,
+                    bs);
+            else if (wb.Q8 is { } q8w)
+                Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), q8w, ys.AsMemory(0, rows * outDim), rows, outDim, inDim,
+                    bs);
+            else Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), wb.Data, ys.AsMemory(0, rows * outDim), rows, outDim,
+                inDim, bs);
             return;
         }
         // Enough column blocks to keep every core busy; each block's weight rows stay hot in cache
@@ -108,13 +120,16 @@ public sealed class CpuBackend : IBackend
         int blocks = Math.Min(outDim, Math.Max(Environment.ProcessorCount * 8, outDim / 64));
         if ((long)rows * inDim * outDim < 32_768) blocks = 1;
         // float16 decode: the input rows are put in the order the widening dot product reads them once, here.
-        float[]? paired = wb.Half16 is not null && rows <= CpuKernels.DecodeRows ? System.Buffers.ArrayPool<float>.Shared.Rent(rows * inDim) : null;
+        float[]? paired = wb.Half16 is not null && rows <= CpuKernels.DecodeRows
+            ? System.Buffers.ArrayPool<float>.Shared.Rent(rows * inDim) : null;
         if (paired is not null)
-            for (int r = 0; r < rows; r++) CpuKernels.PairForHalfDot(xs.AsSpan(r * inDim, inDim), paired.AsSpan(r * inDim, inDim));
+            for (int r = 0; r < rows; r++)
+                CpuKernels.PairForHalfDot(xs.AsSpan(r * inDim, inDim), paired.AsSpan(r * inDim, inDim));
         Parallel.For(0, blocks, blk =>
         {
             int j0 = (int)((long)outDim * blk / blocks), j1 = (int)((long)outDim * (blk + 1) / blocks);
-            if (paired is not null) CpuKernels.MatMulColumnsHalfPaired(paired, wb.Half16, bs, ys, rows, inDim, outDim, j0, j1);
+            if (paired is not null)
+                CpuKernels.MatMulColumnsHalfPaired(paired, wb.Half16, bs, ys, rows, inDim, outDim, j0, j1);
             else if (wb.Half16 is { } h) CpuKernels.MatMulColumns(xs, h, bs, ys, rows, inDim, outDim, j0, j1);
             else if (wb.BFloat16 is { } bf) CpuKernels.MatMulColumns(xs, bf, bs, ys, rows, inDim, outDim, j0, j1);
             else if (wb.Q8 is { } q8) CpuKernels.MatMulColumnsQ8(xs, q8, bs, ys, rows, inDim, outDim, j0, j1);
@@ -135,10 +150,11 @@ public sealed class CpuBackend : IBackend
         });
     }
 
-    public void Add(IDeviceBuffer x, IDeviceBuffer y, long count) => CpuKernels.Add(F(x).AsSpan(0, (int)count), F(y).AsSpan(0, (int)count));
+    public void Add(IDeviceBuffer x, IDeviceBuffer y, long count) =>
+        CpuKernels.Add(F(x).AsSpan(0, (int)count), F(y).AsSpan(0, (int)count));
 
-    public void Attention(IDeviceBuffer qkv, IDeviceBuffer kCache, IDeviceBuffer vCache, IDeviceBuffer y, IDeviceBuffer? probs,
-        int rows, int past, int nHead, int headDim)
+    public void Attention(IDeviceBuffer qkv, IDeviceBuffer kCache, IDeviceBuffer vCache, IDeviceBuffer y,
+        IDeviceBuffer? probs, int rows, int past, int nHead, int headDim)
     {
         float[] q = F(qkv), k = F(kCache), v = F(vCache), ys = F(y), ps = probs is null ? [] : F(probs);
         int E = nHead * headDim, capacity = IBackend.CacheCapacity(kCache, nHead, headDim);
@@ -151,7 +167,8 @@ public sealed class CpuBackend : IBackend
             }
         void Head(int h)
         {
-            int n = Math.Min(rows, 4) * (past + rows);   // room for up to four rows' scores (a prompt takes four at a time)
+            // room for up to four rows' scores (a prompt takes four at a time)
+            int n = Math.Min(rows, 4) * (past + rows);
             Span<float> scores = n <= 8192 ? stackalloc float[n] : new float[n];
             CpuKernels.AttentionHead(q, k, v, ys, ps, rows, past, nHead, headDim, capacity, h, scores);
         }

@@ -17,14 +17,16 @@ public static class CpuKernels
     // ---- matmul: y[r, j] = bias[j] + dot(x[r, :], w[j, :]) -------------------------------------------
 
     /// <summary>Up to this many rows count as a decode step (one new token for each of several sequences): every row
-    /// gets exactly the dot product a single row would, so a sequence decoded in a batch gets the same bits as alone.</summary>
+    /// gets exactly the dot product a single row would, so a sequence decoded in a batch gets the same bits as
+    /// alone.</summary>
     public const int DecodeRows = 8;
 
     /// <summary>Output columns j0..j1 of the matmul, for a few rows (a decode step, or a short prompt; longer ones go
     /// through <see cref="Gemm"/>): each weight row is taken once from memory and dotted with every input row, four
-    /// at a time, while it is in L1. Every row gets exactly the bits a single row would (see <see cref="DotRows4"/>).</summary>
-    public static void MatMulColumns(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y,
-        int rows, int inDim, int outDim, int j0, int j1)
+    /// at a time, while it is in L1. Every row gets exactly the bits a single row would (see
+    /// <see cref="DotRows4"/>).</summary>
+    public static void MatMulColumns(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias,
+        Span<float> y, int rows, int inDim, int outDim, int j0, int j1)
     {
         for (int j = j0; j < j1; j++)
         {
@@ -42,9 +44,10 @@ public static class CpuKernels
     }
 
     /// <summary>The same with float16 weights, for more than <see cref="DecodeRows"/> rows: each weight row is widened
-    /// once and reused for every input row. (A decode step goes through <see cref="MatMulColumnsHalfPaired"/>.)</summary>
-    public static void MatMulColumns(ReadOnlySpan<float> x, ReadOnlySpan<Half> w, ReadOnlySpan<float> bias, Span<float> y,
-        int rows, int inDim, int outDim, int j0, int j1)
+    /// once and reused for every input row. (A decode step goes through
+    /// <see cref="MatMulColumnsHalfPaired"/>.)</summary>
+    public static void MatMulColumns(ReadOnlySpan<float> x, ReadOnlySpan<Half> w, ReadOnlySpan<float> bias,
+        Span<float> y, int rows, int inDim, int outDim, int j0, int j1)
     {
         Span<float> wRow = inDim <= 4096 ? stackalloc float[inDim] : new float[inDim];
         for (int j = j0; j < j1; j++)
@@ -58,8 +61,8 @@ public static class CpuKernels
     /// <summary>A decode step (≤ <see cref="DecodeRows"/> rows) with float16 weights: the rows come already in
     /// <see cref="PairForHalfDot"/> order (paired once per matmul, not once per block of columns) and each weight is
     /// widened inside the dot product, read once from memory as 2 bytes and used for two rows at a time.</summary>
-    public static void MatMulColumnsHalfPaired(ReadOnlySpan<float> paired, ReadOnlySpan<Half> w, ReadOnlySpan<float> bias, Span<float> y,
-        int rows, int inDim, int outDim, int j0, int j1)
+    public static void MatMulColumnsHalfPaired(ReadOnlySpan<float> paired, ReadOnlySpan<Half> w,
+        ReadOnlySpan<float> bias, Span<float> y, int rows, int inDim, int outDim, int j0, int j1)
     {
         for (int j = j0; j < j1; j++)
         {
@@ -76,8 +79,8 @@ public static class CpuKernels
     }
 
     /// <summary>The same with bfloat16 weights (the top 16 bits of a float32).</summary>
-    public static void MatMulColumns(ReadOnlySpan<float> x, ReadOnlySpan<ushort> w, ReadOnlySpan<float> bias, Span<float> y,
-        int rows, int inDim, int outDim, int j0, int j1)
+    public static void MatMulColumns(ReadOnlySpan<float> x, ReadOnlySpan<ushort> w, ReadOnlySpan<float> bias,
+        Span<float> y, int rows, int inDim, int outDim, int j0, int j1)
     {
         float[] wRow = new float[inDim];
         for (int j = j0; j < j1; j++)
@@ -106,7 +109,11 @@ public static class CpuKernels
     {
         int n = x.Length, k = 0;
         for (; k + 16 <= n; k += 16)
-            for (int i = 0; i < 8; i++) { paired[k + i] = x[k + 2 * i] * XScale; paired[k + 8 + i] = x[k + 2 * i + 1] * XScale; }
+            for (int i = 0; i < 8; i++)
+            {
+                paired[k + i] = x[k + 2 * i] * XScale;
+                paired[k + 8 + i] = x[k + 2 * i + 1] * XScale;
+            }
         x[k..].CopyTo(paired[k..]);
     }
 
@@ -137,15 +144,18 @@ public static class CpuKernels
         {
             var u = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2)).AsInt32();
             var v = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2) + 8).AsInt32();
-            acc0 = MulAdd(HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask), Vector256.LoadUnsafe(ref px, (nuint)k), acc0);
+            acc0 = MulAdd(HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask),
+                Vector256.LoadUnsafe(ref px, (nuint)k), acc0);
             acc1 = MulAdd(HalfInTopBitsToScaledFloat(u, mask), Vector256.LoadUnsafe(ref px, (nuint)k + 8), acc1);
-            acc2 = MulAdd(HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(v, 16), mask), Vector256.LoadUnsafe(ref px, (nuint)k + 16), acc2);
+            acc2 = MulAdd(HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(v, 16), mask),
+                Vector256.LoadUnsafe(ref px, (nuint)k + 16), acc2);
             acc3 = MulAdd(HalfInTopBitsToScaledFloat(v, mask), Vector256.LoadUnsafe(ref px, (nuint)k + 24), acc3);
         }
         for (; k + 16 <= n; k += 16)
         {
             var u = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2)).AsInt32();
-            acc0 = MulAdd(HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask), Vector256.LoadUnsafe(ref px, (nuint)k), acc0);
+            acc0 = MulAdd(HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask),
+                Vector256.LoadUnsafe(ref px, (nuint)k), acc0);
             acc1 = MulAdd(HalfInTopBitsToScaledFloat(u, mask), Vector256.LoadUnsafe(ref px, (nuint)k + 8), acc1);
         }
         float s = Vector256.Sum((acc0 + acc1) + (acc2 + acc3)) * XScale;   // (w·2^-112)·(x·2^56) summed, × 2^56
@@ -153,8 +163,9 @@ public static class CpuKernels
         return s;
     }
 
-    /// <summary><see cref="DotHalfPaired"/> for two rows x = [x0 | x1] at once: each 32 weights are widened once and used
-    /// twice. Per row the same operations in the same order, so each sum has exactly the bits of DotHalfPaired.</summary>
+    /// <summary><see cref="DotHalfPaired"/> for two rows x = [x0 | x1] at once: each 32 weights are widened once and
+    /// used twice. Per row the same operations in the same order, so each sum has exactly the bits of
+    /// DotHalfPaired.</summary>
     public static void DotHalfPairedRows2(ReadOnlySpan<Half> w, ReadOnlySpan<float> x, out float s0, out float s1)
     {
         int n = w.Length, k = 0;
@@ -168,19 +179,28 @@ public static class CpuKernels
         {
             var u = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2)).AsInt32();
             var v = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2) + 8).AsInt32();
-            var w0 = HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask); var w1 = HalfInTopBitsToScaledFloat(u, mask);
-            var w2 = HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(v, 16), mask); var w3 = HalfInTopBitsToScaledFloat(v, mask);
-            a0 = MulAdd(w0, Vector256.LoadUnsafe(ref p0, (nuint)k), a0); b0 = MulAdd(w0, Vector256.LoadUnsafe(ref p1, (nuint)k), b0);
-            a1 = MulAdd(w1, Vector256.LoadUnsafe(ref p0, (nuint)k + 8), a1); b1 = MulAdd(w1, Vector256.LoadUnsafe(ref p1, (nuint)k + 8), b1);
-            a2 = MulAdd(w2, Vector256.LoadUnsafe(ref p0, (nuint)k + 16), a2); b2 = MulAdd(w2, Vector256.LoadUnsafe(ref p1, (nuint)k + 16), b2);
-            a3 = MulAdd(w3, Vector256.LoadUnsafe(ref p0, (nuint)k + 24), a3); b3 = MulAdd(w3, Vector256.LoadUnsafe(ref p1, (nuint)k + 24), b3);
+            var w0 = HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask);
+            var w1 = HalfInTopBitsToScaledFloat(u, mask);
+            var w2 = HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(v, 16), mask);
+            var w3 = HalfInTopBitsToScaledFloat(v, mask);
+            a0 = MulAdd(w0, Vector256.LoadUnsafe(ref p0, (nuint)k), a0);
+            b0 = MulAdd(w0, Vector256.LoadUnsafe(ref p1, (nuint)k), b0);
+            a1 = MulAdd(w1, Vector256.LoadUnsafe(ref p0, (nuint)k + 8), a1);
+            b1 = MulAdd(w1, Vector256.LoadUnsafe(ref p1, (nuint)k + 8), b1);
+            a2 = MulAdd(w2, Vector256.LoadUnsafe(ref p0, (nuint)k + 16), a2);
+            b2 = MulAdd(w2, Vector256.LoadUnsafe(ref p1, (nuint)k + 16), b2);
+            a3 = MulAdd(w3, Vector256.LoadUnsafe(ref p0, (nuint)k + 24), a3);
+            b3 = MulAdd(w3, Vector256.LoadUnsafe(ref p1, (nuint)k + 24), b3);
         }
         for (; k + 16 <= n; k += 16)
         {
             var u = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2)).AsInt32();
-            var w0 = HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask); var w1 = HalfInTopBitsToScaledFloat(u, mask);
-            a0 = MulAdd(w0, Vector256.LoadUnsafe(ref p0, (nuint)k), a0); b0 = MulAdd(w0, Vector256.LoadUnsafe(ref p1, (nuint)k), b0);
-            a1 = MulAdd(w1, Vector256.LoadUnsafe(ref p0, (nuint)k + 8), a1); b1 = MulAdd(w1, Vector256.LoadUnsafe(ref p1, (nuint)k + 8), b1);
+            var w0 = HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask);
+            var w1 = HalfInTopBitsToScaledFloat(u, mask);
+            a0 = MulAdd(w0, Vector256.LoadUnsafe(ref p0, (nuint)k), a0);
+            b0 = MulAdd(w0, Vector256.LoadUnsafe(ref p1, (nuint)k), b0);
+            a1 = MulAdd(w1, Vector256.LoadUnsafe(ref p0, (nuint)k + 8), a1);
+            b1 = MulAdd(w1, Vector256.LoadUnsafe(ref p1, (nuint)k + 8), b1);
         }
         s0 = Vector256.Sum((a0 + a1) + (a2 + a3)) * XScale;
         s1 = Vector256.Sum((b0 + b1) + (b2 + b3)) * XScale;
@@ -208,30 +228,48 @@ public static class CpuKernels
         return s;
     }
 
-    /// <summary><see cref="Dot"/> of w with four rows x = [x0 | x1 | x2 | x3] at once: each 16 weights are loaded once and
-    /// used four times. Per row the same operations in the same order, so each sum has exactly the bits of Dot.</summary>
-    public static void DotRows4(ReadOnlySpan<float> w, ReadOnlySpan<float> x, out float s0, out float s1, out float s2, out float s3)
+    /// <summary><see cref="Dot"/> of w with four rows x = [x0 | x1 | x2 | x3] at once: each 16 weights are loaded once
+    /// and used four times. Per row the same operations in the same order, so each sum has exactly the bits of
+    /// Dot.</summary>
+    public static void DotRows4(ReadOnlySpan<float> w, ReadOnlySpan<float> x, out float s0, out float s1, out float s2,
+        out float s3)
     {
         int n = w.Length, k = 0;
         ref float pw = ref MemoryMarshal.GetReference(w);
         ref float p0 = ref MemoryMarshal.GetReference(x);
-        ref float p1 = ref Unsafe.Add(ref p0, n); ref float p2 = ref Unsafe.Add(ref p0, 2 * n); ref float p3 = ref Unsafe.Add(ref p0, 3 * n);
+        ref float p1 = ref Unsafe.Add(ref p0, n);
+        ref float p2 = ref Unsafe.Add(ref p0, 2 * n);
+        ref float p3 = ref Unsafe.Add(ref p0, 3 * n);
         Vector256<float> a0 = default, b0 = default, c0 = default, d0 = default;   // lanes k..k+7 of rows 0..3
         Vector256<float> a1 = default, b1 = default, c1 = default, d1 = default;   // lanes k+8..k+15
         for (; k + 16 <= n; k += 16)
         {
             var lo = Vector256.LoadUnsafe(ref pw, (nuint)k);
             var hi = Vector256.LoadUnsafe(ref pw, (nuint)k + 8);
-            a0 = MulAdd(lo, Vector256.LoadUnsafe(ref p0, (nuint)k), a0); a1 = MulAdd(hi, Vector256.LoadUnsafe(ref p0, (nuint)k + 8), a1);
-            b0 = MulAdd(lo, Vector256.LoadUnsafe(ref p1, (nuint)k), b0); b1 = MulAdd(hi, Vector256.LoadUnsafe(ref p1, (nuint)k + 8), b1);
-            c0 = MulAdd(lo, Vector256.LoadUnsafe(ref p2, (nuint)k), c0); c1 = MulAdd(hi, Vector256.LoadUnsafe(ref p2, (nuint)k + 8), c1);
-            d0 = MulAdd(lo, Vector256.LoadUnsafe(ref p3, (nuint)k), d0); d1 = MulAdd(hi, Vector256.LoadUnsafe(ref p3, (nuint)k + 8), d1);
+            a0 = MulAdd(lo, Vector256.LoadUnsafe(ref p0, (nuint)k), a0);
+            a1 = MulAdd(hi, Vector256.LoadUnsafe(ref p0, (nuint)k + 8), a1);
+            b0 = MulAdd(lo, Vector256.LoadUnsafe(ref p1, (nuint)k), b0);
+            b1 = MulAdd(hi, Vector256.LoadUnsafe(ref p1, (nuint)k + 8), b1);
+            c0 = MulAdd(lo, Vector256.LoadUnsafe(ref p2, (nuint)k), c0);
+            c1 = MulAdd(hi, Vector256.LoadUnsafe(ref p2, (nuint)k + 8), c1);
+            d0 = MulAdd(lo, Vector256.LoadUnsafe(ref p3, (nuint)k), d0);
+            d1 = MulAdd(hi, Vector256.LoadUnsafe(ref p3, (nuint)k + 8), d1);
         }
-        s0 = Vector256.Sum(a0 + a1); s1 = Vector256.Sum(b0 + b1); s2 = Vector256.Sum(c0 + c1); s3 = Vector256.Sum(d0 + d1);
-        for (; k < n; k++) { s0 += w[k] * x[k]; s1 += w[k] * x[n + k]; s2 += w[k] * x[2 * n + k]; s3 += w[k] * x[3 * n + k]; }
+        s0 = Vector256.Sum(a0 + a1);
+        s1 = Vector256.Sum(b0 + b1);
+        s2 = Vector256.Sum(c0 + c1);
+        s3 = Vector256.Sum(d0 + d1);
+        for (; k < n; k++)
+        {
+            s0 += w[k] * x[k];
+            s1 += w[k] * x[n + k];
+            s2 += w[k] * x[2 * n + k];
+            s3 += w[k] * x[3 * n + k];
+        }
     }
 
-    /// <summary>y[r, j] = bias[j] + Σ_k x[r, k] · w[j, k] for columns j0..j1 with Q8_0 weights (see <see cref="DotQ8"/>).</summary>
+    /// <summary>y[r, j] = bias[j] + Σ_k x[r, k] · w[j, k] for columns j0..j1 with Q8_0 weights (see
+    /// <see cref="DotQ8"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void MatMulColumnsQ8(ReadOnlySpan<float> x, Q8Weights w, ReadOnlySpan<float> bias, Span<float> y,
         int rows, int inDim, int outDim, int j0, int j1)
@@ -268,8 +306,11 @@ public static class CpuKernels
                 {
                     sbyte* qb = qp + b * 32; float* xb = xp + b * 32;
                     var dv = Vector512.Create(dp[b]);
-                    var w0 = Avx512F.Multiply(Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(qb))), dv);
-                    var w1 = Avx512F.Multiply(Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(qb + 16))), dv);
+                    var w0 = Avx512F.Multiply(
+                        Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(qb))), dv);
+                    var w1 = Avx512F.Multiply(
+                        Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(qb + 16))),
+                        dv);
                     a0 = Avx512F.FusedMultiplyAdd(w0, Avx512F.LoadVector512(xb), a0);
                     a1 = Avx512F.FusedMultiplyAdd(w1, Avx512F.LoadVector512(xb + 16), a1);
                 }
@@ -282,10 +323,18 @@ public static class CpuKernels
                 {
                     sbyte* qb = qp + b * 32; float* xb = xp + b * 32;
                     var dv = Vector256.Create(dp[b]);
-                    a0 = Fma.MultiplyAdd(Avx.Multiply(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(qb)), dv), Avx.LoadVector256(xb), a0);
-                    a1 = Fma.MultiplyAdd(Avx.Multiply(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(qb + 8)), dv), Avx.LoadVector256(xb + 8), a1);
-                    a2 = Fma.MultiplyAdd(Avx.Multiply(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(qb + 16)), dv), Avx.LoadVector256(xb + 16), a2);
-                    a3 = Fma.MultiplyAdd(Avx.Multiply(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(qb + 24)), dv), Avx.LoadVector256(xb + 24), a3);
+                    a0 = Fma.MultiplyAdd(
+                        Avx.Multiply(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(qb)), dv),
+                        Avx.LoadVector256(xb), a0);
+                    a1 = Fma.MultiplyAdd(
+                        Avx.Multiply(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(qb + 8)), dv),
+                        Avx.LoadVector256(xb + 8), a1);
+                    a2 = Fma.MultiplyAdd(
+                        Avx.Multiply(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(qb + 16)), dv),
+                        Avx.LoadVector256(xb + 16), a2);
+                    a3 = Fma.MultiplyAdd(
+                        Avx.Multiply(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(qb + 24)), dv),
+                        Avx.LoadVector256(xb + 24), a3);
                 }
                 return Vector256.Sum((a0 + a1) + (a2 + a3));
             }
@@ -298,14 +347,16 @@ public static class CpuKernels
 
     // ---- element-wise and per-row kernels ----------------------------------------------------------
 
-    public static void Embedding(ReadOnlySpan<int> ids, int startPosition, ReadOnlySpan<float> wte, ReadOnlySpan<float> wpe, Span<float> x, int dim)
+    public static void Embedding(ReadOnlySpan<int> ids, int startPosition, ReadOnlySpan<float> wte,
+        ReadOnlySpan<float> wpe, Span<float> x, int dim)
     {
         for (int t = 0; t < ids.Length; t++)
             for (int i = 0; i < dim; i++)
                 x[t * dim + i] = wte[ids[t] * dim + i] + wpe[(startPosition + t) * dim + i];
     }
 
-    public static void LayerNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y, int rows, int dim, float eps)
+    public static void LayerNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
+        Span<float> y, int rows, int dim, float eps)
     {
         for (int r = 0; r < rows; r++)
         {
@@ -342,9 +393,11 @@ public static class CpuKernels
         }
     }
 
-    public static void Add(Span<float> x, ReadOnlySpan<float> y) => System.Numerics.Tensors.TensorPrimitives.Add(x, y, x);
+    public static void Add(Span<float> x, ReadOnlySpan<float> y) =>
+        System.Numerics.Tensors.TensorPrimitives.Add(x, y, x);
 
-    /// <summary>Softmax in place, with the max subtracted first so exp never overflows (vectorised exp and sum).</summary>
+    /// <summary>Softmax in place, with the max subtracted first so exp never overflows (vectorised exp and
+    /// sum).</summary>
     public static void Softmax(Span<float> x)
     {
         float max = System.Numerics.Tensors.TensorPrimitives.Max(x);
@@ -364,24 +417,36 @@ public static class CpuKernels
         ref float py = ref MemoryMarshal.GetReference(y);
         for (; d + 64 <= n; d += 64)
         {
-            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default,
+                a6 = default, a7 = default;
             for (int t = 0; t < w.Length; t++)
             {
                 var wt = Vector256.Create(w[t]);
                 nuint row = (nuint)(t * stride + d);
-                a0 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row), a0); a1 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 8), a1);
-                a2 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 16), a2); a3 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 24), a3);
-                a4 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 32), a4); a5 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 40), a5);
-                a6 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 48), a6); a7 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 56), a7);
+                a0 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row), a0);
+                a1 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 8), a1);
+                a2 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 16), a2);
+                a3 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 24), a3);
+                a4 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 32), a4);
+                a5 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 40), a5);
+                a6 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 48), a6);
+                a7 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 56), a7);
             }
             nuint o = (nuint)d;
-            a0.StoreUnsafe(ref py, o); a1.StoreUnsafe(ref py, o + 8); a2.StoreUnsafe(ref py, o + 16); a3.StoreUnsafe(ref py, o + 24);
-            a4.StoreUnsafe(ref py, o + 32); a5.StoreUnsafe(ref py, o + 40); a6.StoreUnsafe(ref py, o + 48); a7.StoreUnsafe(ref py, o + 56);
+            a0.StoreUnsafe(ref py, o);
+            a1.StoreUnsafe(ref py, o + 8);
+            a2.StoreUnsafe(ref py, o + 16);
+            a3.StoreUnsafe(ref py, o + 24);
+            a4.StoreUnsafe(ref py, o + 32);
+            a5.StoreUnsafe(ref py, o + 40);
+            a6.StoreUnsafe(ref py, o + 48);
+            a7.StoreUnsafe(ref py, o + 56);
         }
         for (; d + 8 <= n; d += 8)
         {
             Vector256<float> acc = default;
-            for (int t = 0; t < w.Length; t++) acc = MulAdd(Vector256.Create(w[t]), Vector256.LoadUnsafe(ref pv, (nuint)(t * stride + d)), acc);
+            for (int t = 0; t < w.Length; t++)
+                acc = MulAdd(Vector256.Create(w[t]), Vector256.LoadUnsafe(ref pv, (nuint)(t * stride + d)), acc);
             acc.StoreUnsafe(ref py, (nuint)d);
         }
         for (; d < n; d++)
@@ -397,9 +462,11 @@ public static class CpuKernels
     /// scores over positions 0..p, softmax, weighted sum of v. The cache already holds k and v, head-major
     /// ([nHead, capacity, headDim]), so this head's keys and values are two contiguous [capacity, headDim] blocks.
     /// Rows go four at a time where they can (a prompt): each key row is loaded once for the four rows' scores
-    /// (<see cref="DotRows4"/>, the same bits as a Dot per row). <paramref name="scores"/> holds min(rows, 4) × (past + rows).
+    /// (<see cref="DotRows4"/>, the same bits as a Dot per row). <paramref name="scores"/> holds min(rows, 4) × (past +
+    /// rows).
     /// </summary>
-    public static void AttentionHead(ReadOnlySpan<float> qkv, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache, Span<float> y,
+    public static void AttentionHead(ReadOnlySpan<float> qkv, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache,
+        Span<float> y,
         Span<float> probs, int rows, int past, int nHead, int headDim, int capacity, int h, Span<float> scores)
     {
         int E = nHead * headDim, total = past + rows, D = headDim;
@@ -410,17 +477,23 @@ public static class CpuKernels
         int r0 = 0;
         for (; r0 + 4 <= rows; r0 += 4)
         {
-            for (int i = 0; i < 4; i++) qkv.Slice((r0 + i) * 3 * E + h * D, D).CopyTo(q4.Slice(i * D, D));   // four queries side by side
+            // four queries side by side
+            for (int i = 0; i < 4; i++) qkv.Slice((r0 + i) * 3 * E + h * D, D).CopyTo(q4.Slice(i * D, D));
             int shared = past + r0;   // positions 0..shared are visible to all four rows
             for (int t = 0; t <= shared; t++)
             {
                 DotRows4(kh.Slice(t * D, D), q4, out float s0, out float s1, out float s2, out float s3);
-                scores[t] = s0 / scale; scores[total + t] = s1 / scale; scores[2 * total + t] = s2 / scale; scores[3 * total + t] = s3 / scale;
+                scores[t] = s0 / scale;
+                scores[total + t] = s1 / scale;
+                scores[2 * total + t] = s2 / scale;
+                scores[3 * total + t] = s3 / scale;
             }
             for (int i = 1; i < 4; i++)
-                for (int t = shared + 1; t <= shared + i; t++) scores[i * total + t] = Dot(q4.Slice(i * D, D), kh.Slice(t * D, D)) / scale;
+                for (int t = shared + 1; t <= shared + i; t++)
+                    scores[i * total + t] = Dot(q4.Slice(i * D, D), kh.Slice(t * D, D)) / scale;
             for (int i = 0; i < 4; i++)
-                FinishRow(scores.Slice(i * total, shared + i + 1), vh, y.Slice((r0 + i) * E + h * D, D), probs.IsEmpty ? probs : probs.Slice((h * rows + r0 + i) * total, total));
+                FinishRow(scores.Slice(i * total, shared + i + 1), vh, y.Slice((r0 + i) * E + h * D, D),
+                    probs.IsEmpty ? probs : probs.Slice((h * rows + r0 + i) * total, total));
         }
         for (int r = r0; r < rows; r++)
         {
@@ -428,12 +501,14 @@ public static class CpuKernels
             var w = scores[..(p + 1)];
             var q = qkv.Slice(r * 3 * E + h * D, D);
             for (int t = 0; t <= p; t++) w[t] = Dot(q, kh.Slice(t * D, D)) / scale;
-            FinishRow(w, vh, y.Slice(r * E + h * D, D), probs.IsEmpty ? probs : probs.Slice((h * rows + r) * total, total));
+            FinishRow(w, vh, y.Slice(r * E + h * D, D),
+                probs.IsEmpty ? probs : probs.Slice((h * rows + r) * total, total));
         }
     }
 
     /// <summary>The rest of one row of attention from its scores w over positions 0..p: softmax, the weighted sum of
-    /// v into yRow, and (if asked) the weights into probsRow [past + rows] for output_attentions (future = 0).</summary>
+    /// v into yRow, and (if asked) the weights into probsRow [past + rows] for output_attentions (future =
+    /// 0).</summary>
     private static void FinishRow(Span<float> w, ReadOnlySpan<float> vh, Span<float> yRow, Span<float> probsRow)
     {
         Softmax(w);

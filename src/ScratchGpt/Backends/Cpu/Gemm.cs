@@ -28,15 +28,16 @@ public static class Gemm
         void RunTile(int t)
         {
             int i0 = t / tilesN * Tile, j0 = t % tilesN * Tile;
-            TileProduct(a.Span, b.Span, 0, c.Span, bias.Span, i0, Math.Min(m, i0 + Tile), j0, Math.Min(n, j0 + Tile), n, k, accumulate);
+            TileProduct(a.Span, b.Span, 0, c.Span, bias.Span, i0, Math.Min(m, i0 + Tile), j0, Math.Min(n, j0 + Tile), n,
+                k, accumulate);
         }
         if ((long)m * n * k < 1 << 18) for (int t = 0; t < tilesM * tilesN; t++) RunTile(t);
         else Parallel.For(0, tilesM * tilesN, RunTile);
     }
 
     /// <summary>The plain triple loop, kept as the reference the tiled version is tested against.</summary>
-    public static void MatMulNTReference(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k,
-        ReadOnlySpan<float> bias = default, bool accumulate = false)
+    public static void MatMulNTReference(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n,
+        int k, ReadOnlySpan<float> bias = default, bool accumulate = false)
     {
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++)
@@ -55,7 +56,8 @@ public static class Gemm
     public static void MatMulNT(ReadOnlyMemory<float> a, ReadOnlyMemory<Half> b, Memory<float> c, int m, int n, int k,
         ReadOnlyMemory<float> bias = default) =>
         MatMulNTWidening(a, c, m, n, k, bias,
-            (j0, j1, dst) => System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(b.Span.Slice(j0 * k, (j1 - j0) * k), dst));
+            (j0, j1, dst) =>
+            System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(b.Span.Slice(j0 * k, (j1 - j0) * k), dst));
 
     /// <summary>The same with Q8_0 B: each block of 64 rows is dequantized (d · q) into the scratch.</summary>
     public static void MatMulNT(ReadOnlyMemory<float> a, Q8Weights b, Memory<float> c, int m, int n, int k,
@@ -80,15 +82,16 @@ public static class Gemm
             {
                 widen(j0, j1, scratch.AsSpan(0, (j1 - j0) * k));
                 for (int i0 = 0; i0 < m; i0 += Tile)
-                    TileProduct(a.Span, scratch, j0, c.Span, bias.Span, i0, Math.Min(m, i0 + Tile), j0, j1, n, k, accumulate: false);
+                    TileProduct(a.Span, scratch, j0, c.Span, bias.Span, i0, Math.Min(m, i0 + Tile), j0, j1, n, k,
+                        accumulate: false);
             }
             finally { System.Buffers.ArrayPool<float>.Shared.Return(scratch); }
         });
     }
 
     /// <summary>C tile [i0, i1) × [j0, j1); row j of B is at b[(j − bRow0)·k].</summary>
-    private static void TileProduct(ReadOnlySpan<float> a, ReadOnlySpan<float> b, int bRow0, Span<float> c, ReadOnlySpan<float> bias,
-        int i0, int i1, int j0, int j1, int n, int k, bool accumulate)
+    private static void TileProduct(ReadOnlySpan<float> a, ReadOnlySpan<float> b, int bRow0, Span<float> c,
+        ReadOnlySpan<float> bias, int i0, int i1, int j0, int j1, int n, int k, bool accumulate)
     {
         Span<float> block = stackalloc float[16];
         int i = i0;
@@ -104,7 +107,8 @@ public static class Gemm
             }
             for (; j < j1; j++)
                 for (int r = 0; r < 4; r++)
-                    Store(c, bias, (i + r) * n + j, j, Dot(a.Slice((i + r) * k, k), b.Slice((j - bRow0) * k, k)), accumulate);
+                    Store(c, bias, (i + r) * n + j, j, Dot(a.Slice((i + r) * k, k), b.Slice((j - bRow0) * k, k)),
+                        accumulate);
         }
         for (; i < i1; i++)
             for (int j = j0; j < j1; j++)
@@ -112,7 +116,8 @@ public static class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store(Span<float> c, ReadOnlySpan<float> bias, int index, int column, float value, bool accumulate)
+    private static void Store(Span<float> c, ReadOnlySpan<float> bias, int index, int column, float value,
+        bool accumulate)
     {
         if (!bias.IsEmpty) value += bias[column];
         c[index] = accumulate ? c[index] + value : value;
@@ -146,14 +151,27 @@ public static class Gemm
             var a3 = Vector256.LoadUnsafe(ref pa, 3 * K + p);
             c30 = MulAdd(a3, b0, c30); c31 = MulAdd(a3, b1, c31); c32 = MulAdd(a3, b2, c32); c33 = MulAdd(a3, b3, c33);
         }
-        result[0] = Vector256.Sum(c00); result[1] = Vector256.Sum(c01); result[2] = Vector256.Sum(c02); result[3] = Vector256.Sum(c03);
-        result[4] = Vector256.Sum(c10); result[5] = Vector256.Sum(c11); result[6] = Vector256.Sum(c12); result[7] = Vector256.Sum(c13);
-        result[8] = Vector256.Sum(c20); result[9] = Vector256.Sum(c21); result[10] = Vector256.Sum(c22); result[11] = Vector256.Sum(c23);
-        result[12] = Vector256.Sum(c30); result[13] = Vector256.Sum(c31); result[14] = Vector256.Sum(c32); result[15] = Vector256.Sum(c33);
+        result[0] = Vector256.Sum(c00);
+        result[1] = Vector256.Sum(c01);
+        result[2] = Vector256.Sum(c02);
+        result[3] = Vector256.Sum(c03);
+        result[4] = Vector256.Sum(c10);
+        result[5] = Vector256.Sum(c11);
+        result[6] = Vector256.Sum(c12);
+        result[7] = Vector256.Sum(c13);
+        result[8] = Vector256.Sum(c20);
+        result[9] = Vector256.Sum(c21);
+        result[10] = Vector256.Sum(c22);
+        result[11] = Vector256.Sum(c23);
+        result[12] = Vector256.Sum(c30);
+        result[13] = Vector256.Sum(c31);
+        result[14] = Vector256.Sum(c32);
+        result[15] = Vector256.Sum(c33);
         for (; p < K; p++)
             for (int r = 0; r < 4; r++)
                 for (int q = 0; q < 4; q++)
-                    result[r * 4 + q] += Unsafe.Add(ref pa, (nint)((nuint)r * K + p)) * Unsafe.Add(ref pb, (nint)((nuint)q * K + p));
+                    result[r * 4 + q] += Unsafe.Add(ref pa, (nint)((nuint)r * K + p)) * Unsafe.Add(ref pb,
+                        (nint)((nuint)q * K + p));
     }
 
     private static float Dot(ReadOnlySpan<float> x, ReadOnlySpan<float> y) => CpuKernels.Dot(x, y);

@@ -17,7 +17,8 @@ public sealed class IlgpuBackend : IBackend
     private readonly Accelerator _accelerator;
     private readonly DeviceKernels _k;
     /// <summary>The most groups a launch uses; kernels walk the rest of their work with a grid stride. A GPU gets
-    /// 32 per multiprocessor; ILGPU's CPU accelerator, where each group costs milliseconds of thread hand-offs, 2.</summary>
+    /// 32 per multiprocessor; ILGPU's CPU accelerator, where each group costs milliseconds of thread hand-offs,
+    /// 2.</summary>
     private readonly int _maxGroups;
     private long _liveBuffers, _liveBytes;
 
@@ -30,7 +31,8 @@ public sealed class IlgpuBackend : IBackend
     /// where a group barrier costs about a millisecond.</summary>
     public bool ThreadPerColumn { get; set; }
 
-    /// <summary>The most rows <see cref="ThreadPerColumn"/> covers: a batched decode step (Gpt2Model's 8 sequences).</summary>
+    /// <summary>The most rows <see cref="ThreadPerColumn"/> covers: a batched decode step (Gpt2Model's 8
+    /// sequences).</summary>
     public const int PerThreadRows = 8;
 
     /// <summary>Device buffers alive now, and their bytes (tests check that nothing leaks).</summary>
@@ -60,17 +62,21 @@ public sealed class IlgpuBackend : IBackend
 
     private static IlgpuBuffer B(IDeviceBuffer b) => (IlgpuBuffer)b;
 
-    /// <summary>Groups of <paramref name="threads"/> for a thread per item (at most <see cref="_maxGroups"/>).</summary>
+    /// <summary>Groups of <paramref name="threads"/> for a thread per item (at most
+    /// <see cref="_maxGroups"/>).</summary>
     private KernelConfig Each(long items, int threads = 256) => PerGroup((items + threads - 1) / threads, threads);
 
-    /// <summary>A group of <paramref name="threads"/> per item (a row, a column), at most <see cref="_maxGroups"/>.</summary>
+    /// <summary>A group of <paramref name="threads"/> per item (a row, a column), at most
+    /// <see cref="_maxGroups"/>.</summary>
     private KernelConfig PerGroup(long items, int threads) => new((int)Math.Clamp(items, 1, _maxGroups), threads);
 
     /// <summary>Groups of 16 × 16 threads for the 64 × 64 output blocks of the tiled matmul and gemm.</summary>
     private KernelConfig Blocks(int columns, int rows)
     {
-        long blocks = (long)((columns + Kernels.MatMul.Block - 1) / Kernels.MatMul.Block) * ((rows + Kernels.MatMul.Block - 1) / Kernels.MatMul.Block);
-        return new(new Index2D((int)Math.Clamp(blocks, 1, _maxGroups), 1), new Index2D(Kernels.MatMul.GroupSide, Kernels.MatMul.GroupSide));
+        long blocks = (long)((columns + Kernels.MatMul.Block - 1) / Kernels.MatMul.Block) * (
+            (rows + Kernels.MatMul.Block - 1) / Kernels.MatMul.Block);
+        return new(new Index2D((int)Math.Clamp(blocks, 1, _maxGroups), 1),
+            new Index2D(Kernels.MatMul.GroupSide, Kernels.MatMul.GroupSide));
     }
 
     // ---- memory ----------------------------------------------------------------------------------------------------
@@ -104,7 +110,8 @@ public sealed class IlgpuBackend : IBackend
     /// <summary>dst[0 ..] = src (host → device).</summary>
     public void Write(IDeviceBuffer dst, ReadOnlySpan<float> src)
     {
-        if (src.Length > dst.Length) throw new ArgumentException($"writing {src.Length} floats into a buffer of {dst.Length}");
+        if (src.Length > dst.Length)
+            throw new ArgumentException($"writing {src.Length} floats into a buffer of {dst.Length}");
         if (src.Length > 0) B(dst).Slice(0, src.Length).CopyFromCPU(src);
     }
 
@@ -139,7 +146,8 @@ public sealed class IlgpuBackend : IBackend
 
     // ---- the forward pass ------------------------------------------------------------------------------------------
 
-    public void Embedding(ReadOnlySpan<int> ids, int startPosition, IDeviceBuffer wte, IDeviceBuffer wpe, IDeviceBuffer x, int dim)
+    public void Embedding(ReadOnlySpan<int> ids, int startPosition, IDeviceBuffer wte, IDeviceBuffer wpe,
+        IDeviceBuffer x, int dim)
     {
         var idBuffer = Rent(ids.Length);
         Write(idBuffer, MemoryMarshal.Cast<int, float>(ids));   // the ids' bits, read back as ints by the kernel
@@ -149,33 +157,41 @@ public sealed class IlgpuBackend : IBackend
 
     /// <summary>x[t] = wte[ids[t]] + wpe[start + t mod seq] for ids already on the device (a training batch restarts
     /// the positions every <paramref name="seq"/> rows).</summary>
-    public void Embedding(IDeviceBuffer ids, int start, int seq, IDeviceBuffer wte, IDeviceBuffer wpe, IDeviceBuffer x, int rows, int dim)
+    public void Embedding(IDeviceBuffer ids, int start, int seq, IDeviceBuffer wte, IDeviceBuffer wpe, IDeviceBuffer x,
+        int rows, int dim)
     {
         var config = Each((long)rows * dim);
         var w = B(wte);
         switch (w.Precision)
         {
             case WeightPrecision.Float16:
-                _k.Float16.Embedding(config, B(ids).Ints, start, seq, w.Weights<Float16Weight>(), B(wpe).View, B(x).View, rows, dim); break;
+                _k.Float16.Embedding(config, B(ids).Ints, start, seq, w.Weights<Float16Weight>(), B(wpe).View,
+                    B(x).View, rows, dim);
+                break;
             case WeightPrecision.BFloat16:
-                _k.BFloat16.Embedding(config, B(ids).Ints, start, seq, w.Weights<BFloat16Weight>(), B(wpe).View, B(x).View, rows, dim); break;
+                _k.BFloat16.Embedding(config, B(ids).Ints, start, seq, w.Weights<BFloat16Weight>(), B(wpe).View,
+                    B(x).View, rows, dim);
+                break;
             default:
-                _k.Float32.Embedding(config, B(ids).Ints, start, seq, w.Weights<Float32Weight>(), B(wpe).View, B(x).View, rows, dim); break;
+                _k.Float32.Embedding(config, B(ids).Ints, start, seq, w.Weights<Float32Weight>(), B(wpe).View,
+                    B(x).View, rows, dim);
+                break;
         }
     }
 
-    public void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim, float eps) =>
-        _k.LayerNorm(PerGroup(rows, Kernels.LayerNorm.Threads), B(x).View, B(gamma).View, B(beta).View, B(y).View, B(y).View, B(y).View,
-            0, rows, dim, eps);
+    public void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim,
+        float eps) =>
+        _k.LayerNorm(PerGroup(rows, Kernels.LayerNorm.Threads), B(x).View, B(gamma).View, B(beta).View, B(y).View,
+            B(y).View, B(y).View, 0, rows, dim, eps);
 
     /// <summary>LayerNorm that also keeps each row's mean and 1/√(var + eps) for the backward pass.</summary>
-    public void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, IDeviceBuffer mean, IDeviceBuffer rstd,
-        int rows, int dim, float eps) =>
-        _k.LayerNorm(PerGroup(rows, Kernels.LayerNorm.Threads), B(x).View, B(gamma).View, B(beta).View, B(y).View, B(mean).View, B(rstd).View,
-            1, rows, dim, eps);
+    public void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, IDeviceBuffer mean,
+        IDeviceBuffer rstd, int rows, int dim, float eps) =>
+        _k.LayerNorm(PerGroup(rows, Kernels.LayerNorm.Threads), B(x).View, B(gamma).View, B(beta).View, B(y).View,
+            B(mean).View, B(rstd).View, 1, rows, dim, eps);
 
-    public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim,
-        MatMulEpilogue epilogue = MatMulEpilogue.Store)
+    public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim,
+        int outDim, MatMulEpilogue epilogue = MatMulEpilogue.Store)
     {
         var b = bias is null ? B(x).View : B(bias).View;   // any view will do when there is no bias
         int hasBias = bias is null ? 0 : 1, code = (int)epilogue;
@@ -191,26 +207,31 @@ public sealed class IlgpuBackend : IBackend
         {
             if (ThreadPerColumn && rows <= PerThreadRows)
                 for (int r = 0; r < rows; r++)
-                    k.MatVecPerThread(Each(outDim), B(x).Slice((long)r * inDim, inDim), wv, b, hasBias, B(y).Slice((long)r * outDim, outDim),
-                        inDim, outDim, code);
-            else if (rows == 1) k.MatVec(PerGroup(outDim, Kernels.MatMul.VectorThreads), B(x).View, wv, b, hasBias, B(y).View, inDim, outDim, code);
+                    k.MatVecPerThread(Each(outDim), B(x).Slice((long)r * inDim, inDim), wv, b, hasBias,
+                        B(y).Slice((long)r * outDim, outDim), inDim, outDim, code);
+            else if (rows == 1)
+                k.MatVec(PerGroup(outDim, Kernels.MatMul.VectorThreads), B(x).View, wv, b, hasBias, B(y).View, inDim,
+                    outDim, code);
             else k.MatMulTiled(Blocks(outDim, rows), B(x).View, wv, b, hasBias, B(y).View, rows, inDim, outDim, code);
         }
     }
 
     public void Gelu(IDeviceBuffer x, long count) => _k.Gelu(Each(count), B(x).View, (int)count);
 
-    public void Add(IDeviceBuffer x, IDeviceBuffer y, long count) => _k.Add(Each(count), B(x).View, B(y).View, (int)count);
+    public void Add(IDeviceBuffer x, IDeviceBuffer y, long count) =>
+        _k.Add(Each(count), B(x).View, B(y).View, (int)count);
 
-    public void Attention(IDeviceBuffer qkv, IDeviceBuffer kCache, IDeviceBuffer vCache, IDeviceBuffer y, IDeviceBuffer? probs,
-        int rows, int past, int nHead, int headDim)
+    public void Attention(IDeviceBuffer qkv, IDeviceBuffer kCache, IDeviceBuffer vCache, IDeviceBuffer y,
+        IDeviceBuffer? probs, int rows, int past, int nHead, int headDim)
     {
         if (headDim > Kernels.Attention.MaxHeadDim)
-            throw new BackendException($"{Kind} attention: head_dim {headDim} is larger than the kernel's MaxHeadDim ({Kernels.Attention.MaxHeadDim})");
+            throw new BackendException($"{Kind} attention: head_dim {headDim} is larger than the kernel's MaxHeadDim " +
+                $"({Kernels.Attention.MaxHeadDim})");
         int e = nHead * headDim, capacity = IBackend.CacheCapacity(kCache, nHead, headDim);
-        _k.StoreKeysValues(Each((long)rows * e), B(qkv).View, B(kCache).View, B(vCache).View, rows, past, nHead, headDim, capacity);
-        _k.Attention(PerGroup((long)rows * nHead, Kernels.Attention.Threads), B(qkv).View, B(kCache).View, B(vCache).View, B(y).View,
-            B(probs ?? y).View, probs is null ? 0 : 1, rows, past, nHead, headDim, capacity);
+        _k.StoreKeysValues(Each((long)rows * e), B(qkv).View, B(kCache).View, B(vCache).View, rows, past, nHead,
+            headDim, capacity);
+        _k.Attention(PerGroup((long)rows * nHead, Kernels.Attention.Threads), B(qkv).View, B(kCache).View,
+            B(vCache).View, B(y).View, B(probs ?? y).View, probs is null ? 0 : 1, rows, past, nHead, headDim, capacity);
     }
 
     public int Argmax(IDeviceBuffer x, int n)
@@ -226,61 +247,68 @@ public sealed class IlgpuBackend : IBackend
     // ---- training (DeviceTrainingModel) ----------------------------------------------------------------------------
 
     /// <summary>c[m, n] (+)= A·B with A(i, k) = a[i·aRow + k·aCol], B(k, j) = b[k·bRow + j·bCol].</summary>
-    public void Gemm(IDeviceBuffer a, int aRow, int aCol, IDeviceBuffer b, int bRow, int bCol, IDeviceBuffer c, int m, int n, int k,
-        bool accumulate) =>
+    public void Gemm(IDeviceBuffer a, int aRow, int aCol, IDeviceBuffer b, int bRow, int bCol, IDeviceBuffer c, int m,
+        int n, int k, bool accumulate) =>
         _k.Gemm(Blocks(n, m), B(a).View, aRow, aCol, B(b).View, bRow, bCol, B(c).View, m, n, k, accumulate ? 1 : 0);
 
     /// <summary>db[j] += Σ_r dy[r, j].</summary>
-    public void ColumnSums(IDeviceBuffer dy, IDeviceBuffer db, int rows, int cols) => _k.ColumnSums(Each(cols, 64), B(dy).View, B(db).View, rows, cols);
+    public void ColumnSums(IDeviceBuffer dy, IDeviceBuffer db, int rows, int cols) =>
+        _k.ColumnSums(Each(cols, 64), B(dy).View, B(db).View, rows, cols);
 
     /// <summary>d *= gelu_new'(x).</summary>
-    public void GeluBackward(IDeviceBuffer x, IDeviceBuffer d, int n) => _k.GeluBackward(Each(n), B(x).View, B(d).View, n);
+    public void GeluBackward(IDeviceBuffer x, IDeviceBuffer d, int n) =>
+        _k.GeluBackward(Each(n), B(x).View, B(d).View, n);
 
     /// <summary>x *= y (a dropout mask).</summary>
     public void Multiply(IDeviceBuffer x, IDeviceBuffer y, int n) => _k.Multiply(Each(n), B(x).View, B(y).View, n);
 
-    public void LayerNormBackward(IDeviceBuffer dy, IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer mean, IDeviceBuffer rstd, IDeviceBuffer dx,
-        int rows, int dim, bool accumulate) =>
-        _k.LayerNormBackward(PerGroup(rows, Kernels.LayerNorm.Threads), B(dy).View, B(x).View, B(gamma).View, B(mean).View, B(rstd).View,
-            B(dx).View, rows, dim, accumulate ? 1 : 0);
+    public void LayerNormBackward(IDeviceBuffer dy, IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer mean,
+        IDeviceBuffer rstd, IDeviceBuffer dx, int rows, int dim, bool accumulate) =>
+        _k.LayerNormBackward(PerGroup(rows, Kernels.LayerNorm.Threads), B(dy).View, B(x).View, B(gamma).View,
+            B(mean).View, B(rstd).View, B(dx).View, rows, dim, accumulate ? 1 : 0);
 
-    public void LayerNormParameterGradients(IDeviceBuffer dy, IDeviceBuffer x, IDeviceBuffer mean, IDeviceBuffer rstd, IDeviceBuffer dgamma,
-        IDeviceBuffer dbeta, int rows, int dim) =>
-        _k.LayerNormParameterGradients(Each(dim, 64), B(dy).View, B(x).View, B(mean).View, B(rstd).View, B(dgamma).View, B(dbeta).View, rows, dim);
+    public void LayerNormParameterGradients(IDeviceBuffer dy, IDeviceBuffer x, IDeviceBuffer mean, IDeviceBuffer rstd,
+        IDeviceBuffer dgamma, IDeviceBuffer dbeta, int rows, int dim) =>
+        _k.LayerNormParameterGradients(Each(dim, 64), B(dy).View, B(x).View, B(mean).View, B(rstd).View, B(dgamma).View,
+            B(dbeta).View, rows, dim);
 
     /// <summary>Attention over whole sequences; <paramref name="mask"/> null = no dropout.</summary>
-    public void AttentionTrain(IDeviceBuffer qkv, IDeviceBuffer y, IDeviceBuffer probs, IDeviceBuffer? mask, int batch, int seq, int nHead,
-        int headDim) =>
-        _k.AttentionTrain(Each((long)batch * nHead * seq, 64), B(qkv).View, B(y).View, B(probs).View, B(mask ?? probs).View, mask is null ? 0 : 1,
-            batch, seq, nHead, headDim);
+    public void AttentionTrain(IDeviceBuffer qkv, IDeviceBuffer y, IDeviceBuffer probs, IDeviceBuffer? mask, int batch,
+        int seq, int nHead, int headDim) =>
+        _k.AttentionTrain(Each((long)batch * nHead * seq, 64), B(qkv).View, B(y).View, B(probs).View,
+            B(mask ?? probs).View, mask is null ? 0 : 1, batch, seq, nHead, headDim);
 
     /// <summary>dqkv from dy: the query pass (which leaves dscores), then the key/value pass.</summary>
-    public void AttentionBackward(IDeviceBuffer qkv, IDeviceBuffer probs, IDeviceBuffer? mask, IDeviceBuffer dy, IDeviceBuffer dscores,
-        IDeviceBuffer dqkv, int batch, int seq, int nHead, int headDim)
+    public void AttentionBackward(IDeviceBuffer qkv, IDeviceBuffer probs, IDeviceBuffer? mask, IDeviceBuffer dy,
+        IDeviceBuffer dscores, IDeviceBuffer dqkv, int batch, int seq, int nHead, int headDim)
     {
         var config = Each((long)batch * nHead * seq, 64);
         var m = B(mask ?? probs).View;
         int hasMask = mask is null ? 0 : 1;
-        _k.AttentionBackwardQuery(config, B(qkv).View, B(probs).View, m, hasMask, B(dy).View, B(dscores).View, B(dqkv).View,
-            batch, seq, nHead, headDim);
-        _k.AttentionBackwardKeyValue(config, B(qkv).View, B(probs).View, m, hasMask, B(dy).View, B(dscores).View, B(dqkv).View,
-            batch, seq, nHead, headDim);
+        _k.AttentionBackwardQuery(config, B(qkv).View, B(probs).View, m, hasMask, B(dy).View, B(dscores).View,
+            B(dqkv).View, batch, seq, nHead, headDim);
+        _k.AttentionBackwardKeyValue(config, B(qkv).View, B(probs).View, m, hasMask, B(dy).View, B(dscores).View,
+            B(dqkv).View, batch, seq, nHead, headDim);
     }
 
-    public void EmbeddingBackward(IDeviceBuffer ids, IDeviceBuffer dx, IDeviceBuffer dwte, IDeviceBuffer dwpe, int rows, int seq, int dim) =>
+    public void EmbeddingBackward(IDeviceBuffer ids, IDeviceBuffer dx, IDeviceBuffer dwte, IDeviceBuffer dwpe, int rows,
+        int seq, int dim) =>
         _k.EmbeddingBackward(Each(dim, 64), B(ids).Ints, B(dx).View, B(dwte).View, B(dwpe).View, rows, seq, dim);
 
     /// <summary>Per-row loss into loss[rowOffset ..]; with gradWeight ≠ 0 the logits become dlogits in place.</summary>
-    public void CrossEntropy(IDeviceBuffer logits, IDeviceBuffer targets, IDeviceBuffer loss, int rows, int rowOffset, int vocab, float gradWeight) =>
-        _k.CrossEntropy(PerGroup(rows, Kernels.CrossEntropy.Threads), B(logits).View, B(targets).Ints, B(loss).View, rows, rowOffset, vocab,
-            gradWeight, gradWeight != 0f ? 1 : 0);
+    public void CrossEntropy(IDeviceBuffer logits, IDeviceBuffer targets, IDeviceBuffer loss, int rows, int rowOffset,
+        int vocab, float gradWeight) =>
+        _k.CrossEntropy(PerGroup(rows, Kernels.CrossEntropy.Threads), B(logits).View, B(targets).Ints, B(loss).View,
+            rows, rowOffset, vocab, gradWeight, gradWeight != 0f ? 1 : 0);
 
     public void AdamW(IDeviceBuffer p, IDeviceBuffer grad, IDeviceBuffer m, IDeviceBuffer v, int n, AdamWStep step) =>
         _k.AdamW(Each(n, 64), B(p).View, B(grad).View, B(m).View, B(v).View, n, step);
 
-    /// <summary>partial[slot · 64 + g]: the 64 partial sums of x[i]² (<see cref="Optimizer.SumSquaresGroups"/>).</summary>
+    /// <summary>partial[slot · 64 + g]: the 64 partial sums of x[i]²
+    /// (<see cref="Optimizer.SumSquaresGroups"/>).</summary>
     public void SumSquares(IDeviceBuffer x, int n, IDeviceBuffer partial, int slot) =>
-        _k.SumSquares(PerGroup(Optimizer.SumSquaresGroups, Optimizer.SumSquaresThreads), B(x).View, n, B(partial).View, slot);
+        _k.SumSquares(PerGroup(Optimizer.SumSquaresGroups, Optimizer.SumSquaresThreads), B(x).View, n, B(partial).View,
+            slot);
 
     /// <summary>Waits until every launch and copy made so far has finished (for timing).</summary>
     public void Synchronize() => _accelerator.Synchronize();

@@ -26,8 +26,10 @@ public sealed class IlgpuBuffer : IDeviceBuffer
         owner.Track(+1, Bytes);
     }
 
-    /// <summary>The float32 contents; an error for a 16-bit weight buffer, which only the weight kernels read.</summary>
-    internal ArrayView<float> View => _floats is { } f ? f.View : throw new BackendException($"a {Precision} weight buffer is not a float32 buffer");
+    /// <summary>The float32 contents; an error for a 16-bit weight buffer, which only the weight kernels
+    /// read.</summary>
+    internal ArrayView<float> View =>
+        _floats is { } f ? f.View : throw new BackendException($"a {Precision} weight buffer is not a float32 buffer");
 
     internal ArrayView<float> Slice(long offset, long count) => View.SubView(offset, count);
 
@@ -39,7 +41,8 @@ public sealed class IlgpuBuffer : IDeviceBuffer
 
     /// <summary>The weights as the element type a weight kernel reads (the same bytes).</summary>
     internal ArrayView<TWeight> Weights<TWeight>() where TWeight : unmanaged =>
-        _floats is { } f ? ((ArrayView<float>)f.View).Cast<TWeight>() : ((ArrayView<ushort>)_halves!.View).Cast<TWeight>();
+        _floats is { } f ? ((ArrayView<float>)f.View).Cast<TWeight>() : ((ArrayView<ushort>)_halves!.View)
+            .Cast<TWeight>();
 
     public void Dispose()
     {

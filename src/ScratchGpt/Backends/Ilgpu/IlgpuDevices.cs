@@ -18,7 +18,8 @@ public static class IlgpuDevices
 {
     /// <summary>The CPU accelerator's shape: warps of 32 and groups of up to 256 threads, as on a GPU (ILGPU's default
     /// CPU device has warps of 4 and groups of 16, too small for the kernels' 256-thread groups).</summary>
-    private static CPUDevice CpuDevice => new(numThreadsPerWarp: 32, numWarpsPerMultiprocessor: 8, numMultiprocessors: 1);
+    private static CPUDevice CpuDevice =>
+        new(numThreadsPerWarp: 32, numWarpsPerMultiprocessor: 8, numMultiprocessors: 1);
 
     private static readonly Lazy<Context> Shared = new(() =>
     {
@@ -46,15 +47,20 @@ public static class IlgpuDevices
         return list;
     }
 
-    /// <summary>A backend on device <paramref name="index"/> of <paramref name="kind"/>, or a one-line reason why not.</summary>
+    /// <summary>A backend on device <paramref name="index"/> of <paramref name="kind"/>, or a one-line reason why
+    /// not.</summary>
     public static IlgpuBackend Open(string kind, int index)
     {
         var devices = Of(kind);
         if (devices.Count == 0) throw new BackendException($"--device {kind}: no device found ({WhyNone(kind)})");
-        if (index >= devices.Count) throw new BackendException($"--device {kind}:{index}: only {devices.Count} device(s) found");
+        if (index >= devices.Count)
+            throw new BackendException($"--device {kind}:{index}: only {devices.Count} device(s) found");
         Accelerator accelerator;
         try { accelerator = devices[index].CreateAccelerator(Context); }
-        catch (Exception e) { throw new BackendException($"--device {kind}:{index}: {e.Message.ReplaceLineEndings(" ")}", e); }
+        catch (Exception e)
+        {
+            throw new BackendException($"--device {kind}:{index}: {e.Message.ReplaceLineEndings(" ")}", e);
+        }
         return new IlgpuBackend(accelerator, kind);
     }
 

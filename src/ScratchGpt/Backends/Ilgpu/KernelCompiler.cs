@@ -15,7 +15,8 @@ namespace ScratchGpt.Backends.Ilgpu;
 /// </summary>
 public static class KernelCompiler
 {
-    /// <summary>One (name, source) per kernel and weight-type specialisation. <paramref name="arch"/>: e.g. "sm_90".</summary>
+    /// <summary>One (name, source) per kernel and weight-type specialisation. <paramref name="arch"/>: e.g.
+    /// "sm_90".</summary>
     public static IEnumerable<(string Name, string Source)> Compile(string target, string arch = "sm_90")
     {
         using var context = IlgpuDevices.CreateCompileContext();
@@ -24,18 +25,23 @@ public static class KernelCompiler
             // ISA 7.8 is what CUDA 11.8's ptxas (Debian's) accepts; ILGPU writes .target as min(sm_80, arch).
             "ptx" => new PTXBackend(context, ParseArchitecture(arch), CudaInstructionSet.ISA_78, null!),
             "opencl" => new CLBackend(context,
-                new CLCapabilityContext(float16: true, float64: false, genericAddressSpace: true, int64_Atomics: false, subGroups: false),
-                CLDeviceVendor.Other, CLCVersion.CL20),
+                new CLCapabilityContext(float16: true, float64: false, genericAddressSpace: true, int64_Atomics: false,
+                subGroups: false), CLDeviceVendor.Other, CLCVersion.CL20),
             _ => throw new ArgumentException($"--target must be ptx or opencl, got '{target}'"),
         };
         using (backend)
             foreach (var (name, method) in DeviceKernels.EntryPoints())
             {
                 CompiledKernel compiled;
-                try { compiled = backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(method), new KernelSpecialization()); }
+                try
+                {
+                    compiled = backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(method),
+                        new KernelSpecialization());
+                }
                 catch (Exception e) when (e is not OutOfMemoryException)
                 {
-                    throw new BackendException($"{target}: kernel {name}: {(e.InnerException ?? e).Message.ReplaceLineEndings(" ")}", e);
+                    throw new BackendException($"{target}: kernel {name}: " +
+                        $"{(e.InnerException ?? e).Message.ReplaceLineEndings(" ")}", e);
                 }
                 yield return (name, compiled switch
                 {

@@ -25,18 +25,21 @@ public sealed class ReferenceBackend : IBackend
     public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision) => precision switch
     {
         WeightPrecision.Float16 => new Buffer(WeightFormat.ToFloat16(data).Select(h => (float)h).ToArray()),
-        WeightPrecision.BFloat16 => new Buffer(WeightFormat.ToBFloat16(data).Select(b => BitConverter.Int32BitsToSingle(b << 16)).ToArray()),
+        WeightPrecision.BFloat16 =>
+            new Buffer(WeightFormat.ToBFloat16(data).Select(b => BitConverter.Int32BitsToSingle(b << 16)).ToArray()),
         WeightPrecision.Q8_0 => new Buffer(Loading.Q8_0.RoundTrip(data)),   // d · q, exactly
         _ => Upload(data),
     };
 
     public IDeviceBuffer Allocate(long length) => new Buffer(new float[length]);
-    public void Download(IDeviceBuffer src, long offset, Span<float> dst) => D(src).AsSpan((int)offset, dst.Length).CopyTo(dst);
+    public void Download(IDeviceBuffer src, long offset, Span<float> dst) =>
+        D(src).AsSpan((int)offset, dst.Length).CopyTo(dst);
     public void Copy(IDeviceBuffer src, long srcOffset, IDeviceBuffer dst, long dstOffset, long count) =>
         Array.Copy(D(src), srcOffset, D(dst), dstOffset, count);
 
     /// <summary>x[t, i] = wte[ids[t], i] + wpe[start + t, i]</summary>
-    public void Embedding(ReadOnlySpan<int> ids, int startPosition, IDeviceBuffer wte, IDeviceBuffer wpe, IDeviceBuffer x, int dim)
+    public void Embedding(ReadOnlySpan<int> ids, int startPosition, IDeviceBuffer wte, IDeviceBuffer wpe,
+        IDeviceBuffer x, int dim)
     {
         for (int t = 0; t < ids.Length; t++)
             for (int i = 0; i < dim; i++)
@@ -44,7 +47,8 @@ public sealed class ReferenceBackend : IBackend
     }
 
     /// <summary>y = (x − mean) / √(var + eps) · γ + β per row, biased variance.</summary>
-    public void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim, float eps)
+    public void LayerNorm(IDeviceBuffer x, IDeviceBuffer gamma, IDeviceBuffer beta, IDeviceBuffer y, int rows, int dim,
+        float eps)
     {
         float[] xs = D(x), ys = D(y), g = D(gamma), b = D(beta);
         for (int r = 0; r < rows; r++)
@@ -59,8 +63,8 @@ public sealed class ReferenceBackend : IBackend
     }
 
     /// <summary>r = bias[j] + Σ_k x[r, k] · w[j, k]; then y = r, gelu_new(r) or y + r.</summary>
-    public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim, int outDim,
-        MatMulEpilogue epilogue = MatMulEpilogue.Store)
+    public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim,
+        int outDim, MatMulEpilogue epilogue = MatMulEpilogue.Store)
     {
         float[] xs = D(x), ws = D(w), ys = D(y);
         for (int r = 0; r < rows; r++)
@@ -69,11 +73,13 @@ public sealed class ReferenceBackend : IBackend
                 float s = bias is null ? 0f : D(bias)[j];
                 for (int k = 0; k < inDim; k++) s += xs[(long)r * inDim + k] * ws[(long)j * inDim + k];
                 long at = (long)r * outDim + j;
-                ys[at] = epilogue switch { MatMulEpilogue.Gelu => GeluNew(s), MatMulEpilogue.AddToOutput => ys[at] + s, _ => s };
+                ys[at] = epilogue switch { MatMulEpilogue.Gelu => GeluNew(s), MatMulEpilogue.AddToOutput => ys[at] + s,
+                    _ => s };
             }
     }
 
-    private static float GeluNew(float v) => 0.5f * v * (1f + MathF.Tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    private static float GeluNew(float v) =>
+        0.5f * v * (1f + MathF.Tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
 
     public void Gelu(IDeviceBuffer x, long count)
     {
@@ -86,8 +92,8 @@ public sealed class ReferenceBackend : IBackend
     }
 
     /// <summary>k, v of the new rows into the head-major caches; then per head and row: softmax(q·kᵀ/√d) · v.</summary>
-    public void Attention(IDeviceBuffer qkv, IDeviceBuffer kCache, IDeviceBuffer vCache, IDeviceBuffer y, IDeviceBuffer? probs,
-        int rows, int past, int nHead, int headDim)
+    public void Attention(IDeviceBuffer qkv, IDeviceBuffer kCache, IDeviceBuffer vCache, IDeviceBuffer y,
+        IDeviceBuffer? probs, int rows, int past, int nHead, int headDim)
     {
         float[] q = D(qkv), k = D(kCache), v = D(vCache), o = D(y);
         int e = nHead * headDim, capacity = IBackend.CacheCapacity(kCache, nHead, headDim), total = past + rows;
@@ -108,7 +114,8 @@ public sealed class ReferenceBackend : IBackend
                 for (int t = 0; t <= p; t++)
                 {
                     float s = 0;
-                    for (int d = 0; d < headDim; d++) s += q[(long)r * 3 * e + h * headDim + d] * k[((long)h * capacity + t) * headDim + d];
+                    for (int d = 0; d < headDim; d++)
+                        s += q[(long)r * 3 * e + h * headDim + d] * k[((long)h * capacity + t) * headDim + d];
                     w[t] = s / MathF.Sqrt(headDim);
                     max = Math.Max(max, w[t]);
                 }
@@ -120,7 +127,8 @@ public sealed class ReferenceBackend : IBackend
                     o[(long)r * e + h * headDim + d] = acc;
                 }
                 if (probs is not null)
-                    for (int t = 0; t < total; t++) D(probs)[((long)h * rows + r) * total + t] = t <= p ? w[t] / sum : 0f;
+                    for (int t = 0; t < total; t++)
+                        D(probs)[((long)h * rows + r) * total + t] = t <= p ? w[t] / sum : 0f;
             }
     }
 

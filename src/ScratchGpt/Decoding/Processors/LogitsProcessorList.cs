@@ -26,7 +26,8 @@ public sealed class LogitsProcessorList
             // generate() turns min_new_tokens into min_length = prompt + M and adds both processors.
             int minLength = c.EffectiveMinLength(promptLength);
             if (minLength > 0) processors.Add(new MinLengthLogitsProcessor(minLength, eos));
-            if (c.MinNewTokens is int mn && mn > 0) processors.Add(new MinNewTokensLengthLogitsProcessor(promptLength, mn, eos));
+            if (c.MinNewTokens is int mn && mn > 0)
+                processors.Add(new MinNewTokensLengthLogitsProcessor(promptLength, mn, eos));
         }
 
         // Epsilon-greedy draws from the full distribution by definition, so it gets no warpers.

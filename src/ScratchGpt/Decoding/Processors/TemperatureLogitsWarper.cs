@@ -10,7 +10,8 @@ public sealed class TemperatureLogitsWarper : ILogitsProcessor
 
     public TemperatureLogitsWarper(float temperature)
     {
-        if (!(temperature > 0)) throw new GenerationConfigException($"temperature must be a float > 0, got {temperature}");
+        if (!(temperature > 0))
+            throw new GenerationConfigException($"temperature must be a float > 0, got {temperature}");
         Temperature = temperature;
     }
 

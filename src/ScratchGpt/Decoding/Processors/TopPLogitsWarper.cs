@@ -43,6 +43,7 @@ public sealed class TopPLogitsWarper : ILogitsProcessor
             if ((float)acc <= cut) removed++;
             else break;   // the cumulative sum only grows
         }
-        for (int i = 0; i < removed; i++) scores[order[i]] = float.NegativeInfinity;   // after reading: order indexes scores
+        // after reading: order indexes scores
+        for (int i = 0; i < removed; i++) scores[order[i]] = float.NegativeInfinity;
     }
 }

@@ -43,7 +43,8 @@ public sealed class BeamHypotheses(int numBeams, double lengthPenalty, EarlyStop
         return WorstScore >= highestAttainable;
     }
 
-    /// <summary>Hypotheses best first. Python's stable sort + pop() returns the later of two equal scores first.</summary>
+    /// <summary>Hypotheses best first. Python's stable sort + pop() returns the later of two equal scores
+    /// first.</summary>
     public IEnumerable<(double Score, int[] Tokens)> BestFirst() =>
         _beams.Select((b, i) => (b, i)).OrderByDescending(t => t.b.Score).ThenByDescending(t => t.i).Select(t => t.b);
 }

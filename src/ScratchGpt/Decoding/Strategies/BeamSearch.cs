@@ -43,7 +43,11 @@ public sealed class BeamSearch(ILanguageModel model, GenerationConfig config, To
                 beamScores[b] = b == 0 ? 0f : -1e9f;
             }
             states[0].Append(prompt, logits.AsSpan(0, V));
-            for (int b = 1; b < B; b++) { states[b].CopyFrom(states[0]); logits.AsSpan(0, V).CopyTo(logits.AsSpan(b * V, V)); }
+            for (int b = 1; b < B; b++)
+            {
+                states[b].CopyFrom(states[0]);
+                logits.AsSpan(0, V).CopyTo(logits.AsSpan(b * V, V));
+            }
 
             var scores = new float[(long)B * V];
             int curLen = P, steps = 0;
@@ -125,7 +129,8 @@ public sealed class BeamSearch(ILanguageModel model, GenerationConfig config, To
         }
     }
 
-    /// <summary>Beam sampling: draw candidates from softmax over all beams × vocab without replacement, then sort by score.</summary>
+    /// <summary>Beam sampling: draw candidates from softmax over all beams × vocab without replacement, then sort by
+    /// score.</summary>
     private (int Index, float Value)[] SampleCandidates(float[] scores, int count)
     {
         var probs = new float[scores.Length];

@@ -10,14 +10,16 @@ namespace ScratchGpt.Decoding.Strategies;
 /// </summary>
 public sealed class LockstepDecoder(ILanguageModel model)
 {
-    /// <summary>How sequence <paramref name="index"/> begins in its fresh <paramref name="state"/> (its prompt appended,
-    /// or a prompt's cache copied in), with the logits after it written to <paramref name="nextLogits"/>.</summary>
+    /// <summary>How sequence <paramref name="index"/> begins in its fresh <paramref name="state"/> (its prompt
+    /// appended, or a prompt's cache copied in), with the logits after it written to
+    /// <paramref name="nextLogits"/>.</summary>
     public delegate void StartSequence(int index, ILanguageModelState state, Span<float> nextLogits);
 
     /// <summary>Opens a state of <paramref name="capacity"/>(b) positions for each stepper, starts it, decodes all of
     /// them in lock-step until every stepper is finished or <paramref name="ct"/> is cancelled (then the steppers hold
     /// the tokens chosen so far), and releases the states.</summary>
-    public void Decode(IReadOnlyList<SequenceStepper> steppers, Func<int, int> capacity, StartSequence start, CancellationToken ct)
+    public void Decode(IReadOnlyList<SequenceStepper> steppers, Func<int, int> capacity, StartSequence start,
+        CancellationToken ct)
     {
         int V = model.VocabSize, B = steppers.Count;
         var states = new List<ILanguageModelState>(B);
@@ -40,8 +42,10 @@ public sealed class LockstepDecoder(ILanguageModel model)
                 if (active.Count == 0) break;
                 activeStates.Clear(); tokens.Clear();
                 foreach (int b in active) { activeStates.Add(states[b]); tokens.Add(steppers[b].Ids[^1]); }
-                model.AppendEach(activeStates, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(tokens), stepLogits);
-                for (int i = 0; i < active.Count; i++) stepLogits.AsSpan(i * V, V).CopyTo(logits.AsSpan(active[i] * V, V));
+                model.AppendEach(activeStates, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(tokens),
+                    stepLogits);
+                for (int i = 0; i < active.Count; i++)
+                    stepLogits.AsSpan(i * V, V).CopyTo(logits.AsSpan(active[i] * V, V));
             }
         }
         finally { foreach (var s in states) s.Dispose(); }

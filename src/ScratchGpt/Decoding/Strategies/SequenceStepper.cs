@@ -26,7 +26,8 @@ public sealed class SequenceStepper
     /// compute it where the logits live (one int per token back from a GPU instead of vocab_size floats).</summary>
     public bool ArgmaxOnly => _chooser is GreedyChooser && _list.Processors.Count == 0 && Trace is null;
 
-    public SequenceStepper(ILanguageModel model, GenerationConfig config, TokenSampler sampler, List<int> ids, int promptLength)
+    public SequenceStepper(ILanguageModel model, GenerationConfig config, TokenSampler sampler, List<int> ids,
+        int promptLength)
     {
         _config = config;
         _maxLength = Math.Min(config.EffectiveMaxLength(promptLength), model.MaxPositions);

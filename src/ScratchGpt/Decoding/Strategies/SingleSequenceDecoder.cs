@@ -15,9 +15,14 @@ public sealed class SingleSequenceDecoder(ILanguageModel model, GenerationConfig
 
     /// <summary>Decodes after a prompt whose state and last logits are given; the state is extended in place.
     /// Cancellation ends the sequence after the step in flight (no exception): the tokens so far stand.</summary>
-    public IEnumerable<int> Decode(ILanguageModelState state, List<int> ids, float[] logits, int promptLength, CancellationToken ct)
+    public IEnumerable<int> Decode(ILanguageModelState state, List<int> ids, float[] logits, int promptLength,
+        CancellationToken ct)
     {
-        var stepper = new SequenceStepper(model, config, sampler, ids, promptLength) { Trace = Trace, TraceChoices = TraceChoices };
+        var stepper = new SequenceStepper(model, config, sampler, ids, promptLength)
+        {
+            Trace = Trace,
+            TraceChoices = TraceChoices,
+        };
         var next = new int[1];
         int? chosen = null;   // the device's argmax of the last step, when that is all greedy needs
         while (!stepper.Finished)

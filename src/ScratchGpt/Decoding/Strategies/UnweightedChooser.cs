@@ -1,6 +1,7 @@
 namespace ScratchGpt.Decoding.Strategies;
 
-/// <summary>Teaching aid: a uniform choice among the tokens the warpers leave, to show why the weights matter.</summary>
+/// <summary>Teaching aid: a uniform choice among the tokens the warpers leave, to show why the weights
+/// matter.</summary>
 public sealed class UnweightedChooser(TokenSampler sampler) : ITokenChooser
 {
     public int Choose(ReadOnlySpan<float> scores, Span<float> distribution)

@@ -15,12 +15,14 @@ public static partial class HubModelId
 
     public static void Validate(string id)
     {
-        if (!IsValid(id)) throw new ArgumentException($"'{id}' is neither a model folder nor a Hub model id (like gpt2 or org/name)");
+        if (!IsValid(id))
+            throw new ArgumentException($"'{id}' is neither a model folder nor a Hub model id (like gpt2 or org/name)");
     }
 
     public static void ValidateRevision(string revision)
     {
-        if (revision.Length == 0 || revision.Length > 255 || revision.Contains("..") || revision.StartsWith('/') || revision.Any(c => char.IsControl(c) || c == '\\'))
+        if (revision.Length == 0 || revision.Length > 255 || revision.Contains("..") || revision.StartsWith('/')
+            || revision.Any(c => char.IsControl(c) || c == '\\'))
             throw new ArgumentException($"--revision '{revision}' is not a valid branch, tag or commit");
     }
 }

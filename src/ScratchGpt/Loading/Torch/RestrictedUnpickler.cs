@@ -15,15 +15,19 @@ public sealed class RestrictedUnpickler
 {
     private static readonly Dictionary<string, SafetensorsDType> StorageTypes = new()
     {
-        ["FloatStorage"] = SafetensorsDType.F32, ["HalfStorage"] = SafetensorsDType.F16, ["BFloat16Storage"] = SafetensorsDType.BF16,
-        ["DoubleStorage"] = SafetensorsDType.F64, ["LongStorage"] = SafetensorsDType.I64, ["IntStorage"] = SafetensorsDType.I32,
-        ["ShortStorage"] = SafetensorsDType.I16, ["CharStorage"] = SafetensorsDType.I8, ["ByteStorage"] = SafetensorsDType.U8,
+        ["FloatStorage"] = SafetensorsDType.F32, ["HalfStorage"] = SafetensorsDType.F16,
+        ["BFloat16Storage"] = SafetensorsDType.BF16,
+        ["DoubleStorage"] = SafetensorsDType.F64, ["LongStorage"] = SafetensorsDType.I64,
+            ["IntStorage"] = SafetensorsDType.I32,
+        ["ShortStorage"] = SafetensorsDType.I16, ["CharStorage"] = SafetensorsDType.I8,
+            ["ByteStorage"] = SafetensorsDType.U8,
         ["BoolStorage"] = SafetensorsDType.Bool,
     };
 
     private static readonly HashSet<string> AllowedGlobals =
     [
-        "collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor", "torch._utils._rebuild_parameter",
+        "collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor",
+            "torch._utils._rebuild_parameter",
         .. StorageTypes.Keys.Select(k => "torch." + k),
     ];
 
@@ -45,7 +49,8 @@ public sealed class RestrictedUnpickler
         _data = data; _source = source; _pos = start;
     }
 
-    /// <summary>Where the reader stopped (one past the STOP opcode): the legacy format puts more pickles after it.</summary>
+    /// <summary>Where the reader stopped (one past the STOP opcode): the legacy format puts more pickles after
+    /// it.</summary>
     public int Position => _pos;
 
     private ModelLoadException Error(string message) => new($"{_source}: {message}");
@@ -59,8 +64,13 @@ public sealed class RestrictedUnpickler
             switch (op)
             {
                 case 0x80: Byte(); break;                                   // PROTO n
-                case 0x95: Bytes(8); break;                                  // FRAME len (protocol 4 framing: just a hint)
-                case (byte)'.': return _stack.Count == 1 ? Pop() : throw Error($"pickle stops with {_stack.Count} objects on the stack");
+                case 0x95:
+                    Bytes(8);
+                    break;
+                // FRAME len (protocol 4 framing: just a hint)
+                case (byte)'.':
+                    return _stack.Count == 1 ? Pop()
+                        : throw Error($"pickle stops with {_stack.Count} objects on the stack");
                 case (byte)'(': Push(MarkObject); break;                     // MARK
                 case (byte)'N': Push(null); break;
                 case 0x88: Push(true); break;                                // NEWTRUE
@@ -71,13 +81,31 @@ public sealed class RestrictedUnpickler
                 case 0x8a: Push(Long(Byte())); break;                                                   // LONG1
                 case 0x8b: Push(Long(Length(BinaryPrimitives.ReadInt32LittleEndian(Bytes(4))))); break; // LONG4
                 case (byte)'G': Push(BinaryPrimitives.ReadDoubleBigEndian(Bytes(8))); break;            // BINFLOAT
-                case (byte)'X': Push(Utf8(Length(BinaryPrimitives.ReadUInt32LittleEndian(Bytes(4))))); break; // BINUNICODE
-                case 0x8c: Push(Utf8(Byte())); break;                                                    // SHORT_BINUNICODE
+                // BINUNICODE
+                case (byte)'X':
+                    Push(Utf8(Length(BinaryPrimitives.ReadUInt32LittleEndian(Bytes(4)))));
+                    break;
+                case 0x8c:
+                    Push(Utf8(Byte()));
+                    break;
+                // SHORT_BINUNICODE
                 case 0x8d: Push(Utf8(Length(BinaryPrimitives.ReadUInt64LittleEndian(Bytes(8))))); break; // BINUNICODE8
-                case (byte)'U': Push(Encoding.Latin1.GetString(Bytes(Byte()))); break;                   // SHORT_BINSTRING
-                case (byte)'T': Push(Encoding.Latin1.GetString(Bytes(Length(BinaryPrimitives.ReadUInt32LittleEndian(Bytes(4)))))); break; // BINSTRING
-                case (byte)'C': Push(Bytes(Byte()).ToArray()); break;                                    // SHORT_BINBYTES
-                case (byte)'B': Push(Bytes(Length(BinaryPrimitives.ReadUInt32LittleEndian(Bytes(4)))).ToArray()); break; // BINBYTES
+                case (byte)'U':
+                    Push(Encoding.Latin1.GetString(Bytes(Byte())));
+                    break;
+                // SHORT_BINSTRING
+                // BINSTRING
+                case (byte)'T':
+                    Push(Encoding.Latin1.GetString(Bytes(Length(BinaryPrimitives.ReadUInt32LittleEndian(Bytes(4))))));
+                    break;
+                case (byte)'C':
+                    Push(Bytes(Byte()).ToArray());
+                    break;
+                // SHORT_BINBYTES
+                // BINBYTES
+                case (byte)'B':
+                    Push(Bytes(Length(BinaryPrimitives.ReadUInt32LittleEndian(Bytes(4)))).ToArray());
+                    break;
                 case (byte)')': Push(Array.Empty<object?>()); break;         // EMPTY_TUPLE
                 case 0x85: Push(new[] { Pop() }); break;                     // TUPLE1
                 case 0x86: { var b = Pop(); var a = Pop(); Push(new[] { a, b }); break; }          // TUPLE2
@@ -102,25 +130,39 @@ public sealed class RestrictedUnpickler
                 case 0x94: _memo[_memo.Count] = Peek(); break;                                          // MEMOIZE
                 case (byte)'h': Push(Memo(Byte())); break;                                              // BINGET
                 case (byte)'j': Push(Memo(BinaryPrimitives.ReadUInt32LittleEndian(Bytes(4)))); break;   // LONG_BINGET
-                case (byte)'c': Push(Global(Line(), Line())); break;                                    // GLOBAL "module\nname\n"
-                case 0x93: { var name = Pop(); var module = Pop(); Push(Global(module as string, name as string)); break; } // STACK_GLOBAL
+                case (byte)'c':
+                    Push(Global(Line(), Line()));
+                    break;
+                // GLOBAL "module\nname\n"
+                // STACK_GLOBAL
+                case 0x93:
+                    { var name = Pop(); var module = Pop(); Push(Global(module as string, name as string)); break; }
                 case (byte)'Q':                                                                          // BINPERSID
                 {
                     if (Pop() is not object?[] pid) throw Error("persistent id is not a tuple");
-                    Push((PersistentLoad ?? throw Error("pickle uses persistent ids, which this file type does not allow"))(pid));
+                    Push((PersistentLoad
+                        ?? throw Error("pickle uses persistent ids, which this file type does not allow"))(pid));
                     break;
                 }
-                case (byte)'R': { var args = Pop(); var f = Pop(); Push(Call(f, args as object?[] ?? throw Error("REDUCE arguments are not a tuple"))); break; }
+                case (byte)'R':
+                    { var args = Pop(); var f = Pop(); Push(
+                        Call(f, args as object?[] ?? throw Error("REDUCE arguments are not a tuple"))); break; }
                 case (byte)'b':                                                                          // BUILD
                 {
                     var state = Pop();
-                    // A state dict's OrderedDict carries a '_metadata' attribute (module versions); it is plain data and is dropped.
+                    // A state dict's OrderedDict carries a '_metadata' attribute (module versions); it is plain data
+                    // and is dropped.
                     if (Peek() is not PickleDict || state is not (null or PickleDict))
-                        throw Error("BUILD (setting an object's state) is only allowed as an OrderedDict's attribute dict");
+                        throw Error("BUILD (setting an object's state) is only allowed as an OrderedDict's " +
+                            "attribute dict");
                     break;
                 }
-                case 0x81: case 0x92: throw Error("NEWOBJ (creating an instance of a class) is not allowed in a state dict");
-                default: throw Error($"pickle opcode 0x{op:x2} at byte {_pos - 1} is not supported (a torch.save state dict does not use it)");
+                case 0x81:
+                    case 0x92:
+                        throw Error("NEWOBJ (creating an instance of a class) is not allowed in a state dict");
+                default:
+                    throw Error($"pickle opcode 0x{op:x2} at byte {_pos - 1} is not supported (a torch.save state " +
+                        "dict does not use it)");
             }
         }
     }
@@ -130,7 +172,8 @@ public sealed class RestrictedUnpickler
         if (module is null || name is null) throw Error("STACK_GLOBAL with non-string operands");
         var g = new PickleGlobal(module, name);
         if (!AllowedGlobals.Contains(g.ToString()))
-            throw Error($"pickle refers to global '{g}', which ScratchGpt refuses to load (only PyTorch state-dict tensors are read; nothing is executed)");
+            throw Error($"pickle refers to global '{g}', which ScratchGpt refuses to load (only PyTorch state-dict " +
+                "tensors are read; nothing is executed)");
         return g;
     }
 
@@ -158,9 +201,11 @@ public sealed class RestrictedUnpickler
         : throw Error($"{g}: shape/stride is not a tuple of integers");
 
     private object Key(object? k) => k ?? throw Error("dictionary key is None");
-    private List<object?> AsList(object? o) => o as List<object?> ?? throw Error("APPEND to something that is not a list");
+    private List<object?> AsList(object? o) =>
+        o as List<object?> ?? throw Error("APPEND to something that is not a list");
     private PickleDict AsDict(object? o) => o as PickleDict ?? throw Error("SETITEM on something that is not a dict");
-    private object? Memo(long i) => _memo.TryGetValue(i, out var v) ? v : throw Error($"memo entry {i} used before it was stored");
+    private object? Memo(long i) =>
+        _memo.TryGetValue(i, out var v) ? v : throw Error($"memo entry {i} used before it was stored");
 
     private void Push(object? o)
     {
@@ -197,8 +242,12 @@ public sealed class RestrictedUnpickler
         return span;
     }
 
-    private int Length(long n) => n >= 0 && n <= _data.Length - _pos ? (int)n : throw Error($"pickle declares a {n}-byte value past the end of the data");
-    private int Length(ulong n) => n <= (ulong)(_data.Length - _pos) ? (int)n : throw Error($"pickle declares a {n}-byte value past the end of the data");
+    private int Length(long n) =>
+        n >= 0 && n <= _data.Length - _pos ? (int)n
+        : throw Error($"pickle declares a {n}-byte value past the end of the data");
+    private int Length(ulong n) =>
+        n <= (ulong)(_data.Length - _pos) ? (int)n
+        : throw Error($"pickle declares a {n}-byte value past the end of the data");
 
     private string Utf8(int n)
     {

@@ -22,7 +22,8 @@ namespace ScratchGpt.Training.Kernels;
 /// </summary>
 public static class AttentionOp
 {
-    public static void Forward(ReadOnlyMemory<float> qkv, Memory<float> y, Memory<float> probs, int batch, int seq, int nHead, int headDim,
+    public static void Forward(ReadOnlyMemory<float> qkv, Memory<float> y, Memory<float> probs, int batch, int seq,
+    int nHead, int headDim,
         ReadOnlyMemory<float> dropMask = default)
     {
         int E = nHead * headDim;
@@ -39,7 +40,8 @@ public static class AttentionOp
                 float max = float.NegativeInfinity;
                 for (int u = 0; u <= t; u++)
                 {
-                    row[u] = TensorPrimitives.Dot(qt, q.Slice((b * seq + u) * 3 * E + E + h * headDim, headDim)) * scale;
+                    row[u] = TensorPrimitives.Dot(qt,
+                        q.Slice((b * seq + u) * 3 * E + E + h * headDim, headDim)) * scale;
                     max = MathF.Max(max, row[u]);
                 }
                 float sum = 0;
@@ -50,14 +52,15 @@ public static class AttentionOp
                 yt.Clear();
                 var m = dropMask.IsEmpty ? default : dropMask.Span.Slice(bh * seq * seq + t * seq, seq);
                 for (int u = 0; u <= t; u++)
-                    TensorPrimitives.MultiplyAdd(q.Slice((b * seq + u) * 3 * E + 2 * E + h * headDim, headDim), m.IsEmpty ? row[u] : row[u] * m[u], yt, yt);
+                    TensorPrimitives.MultiplyAdd(q.Slice((b * seq + u) * 3 * E + 2 * E + h * headDim, headDim),
+                        m.IsEmpty ? row[u] : row[u] * m[u], yt, yt);
             }
         });
     }
 
     /// <summary>Writes the whole of dqkv [B·T, 3E] from dy [B·T, E].</summary>
-    public static void Backward(ReadOnlyMemory<float> qkv, ReadOnlyMemory<float> probs, ReadOnlyMemory<float> dy, Memory<float> dqkv,
-        int batch, int seq, int nHead, int headDim, ReadOnlyMemory<float> dropMask = default)
+    public static void Backward(ReadOnlyMemory<float> qkv, ReadOnlyMemory<float> probs, ReadOnlyMemory<float> dy,
+        Memory<float> dqkv, int batch, int seq, int nHead, int headDim, ReadOnlyMemory<float> dropMask = default)
     {
         int E = nHead * headDim;
         float scale = 1f / MathF.Sqrt(headDim);
@@ -79,7 +82,8 @@ public static class AttentionOp
                     int vOff = (b * seq + u) * 3 * E + 2 * E + h * headDim;
                     float keep = m.IsEmpty ? 1f : m[u];
                     dp[u] = TensorPrimitives.Dot(dyt, q.Slice(vOff, headDim)) * keep;
-                    TensorPrimitives.MultiplyAdd(dyt, row[u] * keep, d.Slice(vOff, headDim), d.Slice(vOff, headDim));  // dv_u
+                    // dv_u
+                    TensorPrimitives.MultiplyAdd(dyt, row[u] * keep, d.Slice(vOff, headDim), d.Slice(vOff, headDim));
                     weighted += row[u] * dp[u];
                 }
                 var qt = q.Slice((b * seq + t) * 3 * E + h * headDim, headDim);

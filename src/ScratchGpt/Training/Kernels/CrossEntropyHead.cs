@@ -65,7 +65,8 @@ public sealed class CrossEntropyHead
             Gemm.MatMulNT(logits, _wteT, dx.Slice(r0 * _dim, n * _dim), n, _dim, _vocab);
             BlockedTranspose.Transpose(logits, _logitsT.AsMemory(0, n * _vocab), n, _vocab);
             BlockedTranspose.Transpose(xc, _xT.AsMemory(0, n * _dim), n, _dim);
-            Gemm.MatMulNT(_logitsT.AsMemory(0, _vocab * n), _xT.AsMemory(0, _dim * n), dWte, _vocab, _dim, n, accumulate: true);
+            Gemm.MatMulNT(_logitsT.AsMemory(0, _vocab * n), _xT.AsMemory(0, _dim * n), dWte, _vocab, _dim, n,
+                accumulate: true);
         }
         return total;
     }

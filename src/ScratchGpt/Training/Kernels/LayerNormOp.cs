@@ -30,10 +30,11 @@ public static class LayerNormOp
         });
     }
 
-    /// <summary>dx is overwritten when <paramref name="accumulate"/> is false, otherwise added to (the residual stream's gradient).</summary>
+    /// <summary>dx is overwritten when <paramref name="accumulate"/> is false, otherwise added to (the residual
+    /// stream's gradient).</summary>
     public static void Backward(ReadOnlyMemory<float> dy, ReadOnlyMemory<float> x, ReadOnlyMemory<float> gamma,
-        ReadOnlyMemory<float> mean, ReadOnlyMemory<float> rstd, Memory<float> dx, Memory<float> dGamma, Memory<float> dBeta,
-        int rows, int dim, bool accumulate)
+        ReadOnlyMemory<float> mean, ReadOnlyMemory<float> rstd, Memory<float> dx, Memory<float> dGamma,
+        Memory<float> dBeta, int rows, int dim, bool accumulate)
     {
         Parallel.For(0, rows, r =>
         {
