@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+
+namespace ScratchGpt.Tests;
+
+/// <summary>
+/// scripts/paired-bench.py against stand-ins for both sides: a fake scratchgpt that answers init / convert / bench
+/// and a fake llama-bench, each with fixed rates and logging how it was called. Checks what the script promises:
+/// interleaved pairs pinned to the same cores, our thread count passed on, decode after the prompt on llama.cpp's
+/// side (-pg minus -p), the ratios, and the medians. The real run against llama.cpp is in docs/benchmarks.md.
+/// </summary>
+public class PairedBenchScriptTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("sgpt-paired").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private string Script(string name, string body)
+    {
+        string path = Path.Combine(_dir, name);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.WriteAllText(path, "#!/usr/bin/env bash\n" + body);
+        if (!OperatingSystem.IsWindows())
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return path;
+    }
+
+    private (int Code, string Stdout, string Stderr) Run(params string[] args)
+    {
+        var info = new ProcessStartInfo("python3")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        info.ArgumentList.Add(Path.Combine(Fixtures.RepoRoot, "scripts", "paired-bench.py"));
+        foreach (var a in args) info.ArgumentList.Add(a);
+        using var p = Process.Start(info)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        Assert.True(p.WaitForExit(120_000), "paired-bench.py did not finish");
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [Fact]
+    public void Pairs_are_interleaved_pinned_and_decode_is_measured_after_the_prompt()
+    {
+        string log = Path.Combine(_dir, "calls.log");
+        // ours: 500 tok/s prefill, 60 tok/s decode, floor 100 tok/s
+        string cli = Script("scratchgpt", $$"""
+            echo "ours $(taskset -cp $$ | sed 's/.*: //') DOTNET_PROCESSOR_COUNT=$DOTNET_PROCESSOR_COUNT $*" >> {{log}}
+            out=""; prev=""
+            for a in "$@"; do [ "$prev" = "--out" ] && out="$a"; prev="$a"; done
+            case "$1" in
+              init|convert)
+                if [[ "$out" == *.gguf ]]; then touch "$out"
+                else mkdir -p "$out"; touch "$out/model.safetensors"; fi ;;
+              bench)
+                echo '{"prefill_tok_s": 500.0, "decode_tok_s": 60.0, "floor_ms_per_token": 10.0,' \
+                     '"bandwidth_gb_s": 30.0}' ;;
+            esac
+            """);
+        // llama.cpp: -p 128 in 0.32 s (400 tok/s); -pg 128,64 in 1.6 s, so its 64 decoded tokens took 1.28 s (50 tok/s)
+        Script("llama/bin/llama-bench", $$"""
+            echo "llama $(taskset -cp $$ | sed 's/.*: //') $*" >> {{log}}
+            echo '[{"n_prompt": 128, "n_gen": 0, "avg_ns": 320000000},' \
+                 '{"n_prompt": 128, "n_gen": 64, "avg_ns": 1600000000}]'
+            """);
+
+        var (code, stdout, stderr) = Run("--llama", Path.Combine(_dir, "llama"), "--cli", "bash " + cli,
+            "--work", Path.Combine(_dir, "work"), "--rounds", "2", "--threads", "1", "--runs", "1");
+        Assert.True(code == 0, stderr);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).ToList();
+        var pairs = lines.Where(l => l["summary"] is null).ToList();
+        var summaries = lines.Where(l => l["summary"] is not null).ToList();
+        Assert.Equal(6, pairs.Count);   // 2 rounds × f32, f16, q8_0
+        Assert.Equal(["f32", "f16", "q8_0"], summaries.Select(s => s["dtype"]!.GetValue<string>()));
+        foreach (var pair in lines)
+        {
+            Assert.Equal(400.0, pair["llama_cpp"]!["prefill"]!.GetValue<double>());
+            Assert.Equal(50.0, pair["llama_cpp"]!["decode"]!.GetValue<double>());
+            Assert.Equal(60.0, pair["ours"]!["decode"]!.GetValue<double>());
+            Assert.Equal(1.25, pair["ratio"]!["prefill"]!.GetValue<double>());
+            Assert.Equal(1.2, pair["ratio"]!["decode"]!.GetValue<double>());
+            Assert.Equal(1, pair["threads"]!.GetValue<int>());
+        }
+        Assert.Equal(0.6, summaries[0]["decode_fraction_of_floor"]!.GetValue<double>());
+
+        // The timed calls alternate ours, llama.cpp; each is pinned to core 0, ours told it has one core, q8_0
+        // quantized at load, and llama-bench asked for the prompt alone and for prompt + 64.
+        var timed = File.ReadAllLines(log).Where(l => l.StartsWith("llama") || l.Contains(" bench ")).ToList();
+        Assert.Equal(12, timed.Count);
+        for (int i = 0; i < timed.Count; i++)
+        {
+            Assert.StartsWith(i % 2 == 0 ? "ours 0 DOTNET_PROCESSOR_COUNT=1" : "llama 0 ", timed[i]);
+            if (i % 2 == 1) Assert.Contains("-t 1 -r 1 -p 128 -n 0 -pg 128,64", timed[i]);
+        }
+        Assert.Contains("--quantize q8_0", timed[4]);
+        Assert.EndsWith("gpt2-q8_0.gguf -t 1 -r 1 -p 128 -n 0 -pg 128,64 -o json", timed[5].Split(" -m ")[1]);
+        Assert.DoesNotContain("--quantize", timed[0] + timed[2]);
+    }
+
+    [Fact]
+    public void A_folder_without_llama_bench_is_refused_in_one_line()
+    {
+        var (code, stdout, stderr) = Run("--llama", Path.Combine(_dir, "nowhere"));
+        Assert.NotEqual(0, code);
+        Assert.Equal("", stdout);
+        Assert.Equal($"paired-bench: --llama {Path.Combine(_dir, "nowhere")}: no executable bin/llama-bench there",
+            stderr.Trim());
+    }
+}
