@@ -89,8 +89,8 @@ public static class AttentionTraining
     }
 
     /// <summary>
-    /// For key position u, over the queries t ≥ u that saw it: dk_u = Σ_t ds[t, u] q_t, dv_u = Σ_t p[t, u] m[t, u]
-    /// dy_t.
+    /// For key position u, over the queries t ≥ u that saw it: dk_u = Σ_t ds[t, u] q_t, dv_u =
+    /// Σ_t p[t, u] m[t, u] dy_t.
     /// Runs after <see cref="BackwardQuery"/> (it reads dscores); writes dqkv's k and v columns, so nothing is
     /// written twice.
     /// </summary>

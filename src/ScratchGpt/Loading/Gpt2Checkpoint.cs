@@ -1,8 +1,8 @@
 namespace ScratchGpt.Loading;
 
 /// <summary>
-/// Finds GPT-2's tensors in a checkpoint file (safetensors or pytorch_model.bin) and checks their shapes against the
-/// config.
+/// Finds GPT-2's tensors in a checkpoint file (safetensors or pytorch_model.bin) and checks their
+/// shapes against the config.
 ///
 /// Two key layouts exist: save_pretrained writes "transformer.h.0.attn.c_attn.weight" (lm_head.weight
 /// omitted because it is tied to wte); the Hub's original files write "h.0.attn.c_attn.weight" and

@@ -38,8 +38,8 @@ public sealed class Gpt2Model : ILanguageModel, IDisposable
         Config = ckpt.Config;
         Backend = backend;
         Precision = precision;
-        // Matmul weights (wte, the Conv1D weights) in the run's precision; embeddings of positions, gains, biases in
-        // float32.
+        // Matmul weights (wte, the Conv1D weights) in the run's precision; embeddings of positions,
+        // gains, biases in float32.
         _w = Gpt2Layout.For(Config).Select(spec => spec.IsMatMulWeight
             ? backend.UploadWeight(ckpt.Read(spec), precision)
             : backend.Upload(ckpt.Read(spec)));

@@ -32,8 +32,8 @@ internal sealed class HookSite(IBackend backend, ForwardHooks hooks, int T, int 
 
     public bool Wants(string name) => hooks.Wants(name);
 
-    /// <summary>hook_q, hook_k, hook_v as [1, T, H, D] views of qkv [T, 3E]; written back into qkv. Returns q and
-    /// k.</summary>
+    /// <summary>hook_q, hook_k, hook_v as [1, T, H, D] views of qkv [T, 3E]; written back into qkv.
+    /// Returns q and k.</summary>
     public (float[] Q, float[] K) QueryKeyValue(string prefix, IDeviceBuffer qkv, bool needQk)
     {
         string[] names = [prefix + "hook_q", prefix + "hook_k", prefix + "hook_v"];

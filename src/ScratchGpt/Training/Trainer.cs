@@ -33,8 +33,8 @@ public sealed class Trainer : IDisposable
     public long StepsPerEpoch => (Data.TrainBlocks / Options.BatchSize) / Options.GradientAccumulationSteps;
     public long TotalSteps => Math.Min(Options.MaxSteps ?? long.MaxValue, StepsPerEpoch * Options.Epochs);
 
-    /// <param name="device">An ILGPU backend to train on (the weights are copied there); null trains on the
-    /// CPU.</param>
+    /// <param name="device">An ILGPU backend to train on (the weights are copied there); null
+    /// trains on the CPU.</param>
     public Trainer(Gpt2Parameters parameters, TextDataset data, TrainingOptions options,
         Backends.Ilgpu.IlgpuBackend? device = null)
     {

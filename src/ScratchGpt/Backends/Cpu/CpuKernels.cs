@@ -471,8 +471,8 @@ public static class CpuKernels
     /// scores over positions 0..p, softmax, weighted sum of v. The cache already holds k and v, head-major
     /// ([nHead, capacity, headDim]), so this head's keys and values are two contiguous [capacity, headDim] blocks.
     /// Rows go four at a time where they can (a prompt): each key row is loaded once for the four rows' scores
-    /// (<see cref="DotRows4"/>, the same bits as a Dot per row). <paramref name="scores"/> holds min(rows, 4) × (past +
-    /// rows).
+    /// (<see cref="DotRows4"/>, the same bits as a Dot per row). <paramref name="scores"/> holds
+    /// min(rows, 4) × (past + rows).
     /// </summary>
     public static void AttentionHead(ReadOnlySpan<float> qkv, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache,
         Span<float> y,

@@ -1,8 +1,8 @@
 namespace ScratchGpt.Backends.Cpu;
 
 /// <summary>A Q8_0 weight matrix [rows, cols] as the CPU backend keeps it: one signed byte per weight and one
-/// scale per block of 32 along a row (cols is a multiple of 32), w[r, c] = Scales[(r·cols + c) / 32] · Quants[r·cols +
-/// c].
+/// scale per block of 32 along a row (cols is a multiple of 32), w[r, c] = Scales[(r·cols + c) /
+/// 32] · Quants[r·cols + c].
 /// The scales are the float16 values of the Q8_0 format, held widened.</summary>
 public sealed record Q8Weights(sbyte[] Quants, float[] Scales)
 {

@@ -17,8 +17,8 @@ public sealed class IlgpuBackend : IBackend
     private readonly Accelerator _accelerator;
     private readonly DeviceKernels _k;
     /// <summary>The most groups a launch uses; kernels walk the rest of their work with a grid stride. A GPU gets
-    /// 32 per multiprocessor; ILGPU's CPU accelerator, where each group costs milliseconds of thread hand-offs,
-    /// 2.</summary>
+    /// 32 per multiprocessor; ILGPU's CPU accelerator, where each group costs milliseconds of
+    /// thread hand-offs, 2.</summary>
     private readonly int _maxGroups;
     private long _liveBuffers, _liveBytes;
 
