@@ -11,15 +11,3 @@ public enum WeightPrecision
     /// values.</summary>
     Q8_0,
 }
-
-/// <summary>What a stored weight costs in memory, and so what a matmul reads per weight.</summary>
-public static class WeightPrecisionSize
-{
-    /// <summary>Bytes per weight: 4, 2, 2, or Q8_0's 34 bytes per block of 32 (32 int8 + a float16 scale).</summary>
-    public static double BytesPerWeight(this WeightPrecision precision) => precision switch
-    {
-        WeightPrecision.Float32 => 4,
-        WeightPrecision.Q8_0 => 34.0 / 32,
-        _ => 2,
-    };
-}

@@ -38,7 +38,7 @@ public static class Gpt2Gguf
     public static void Write(Gpt2Checkpoint ckpt, GgufVocabulary vocab, string dtype, string name, string path)
     {
         var c = ckpt.Config;
-        FileType(dtype);
+        uint fileType = FileType(dtype);   // refuses an unknown dtype before any work
         if (vocab.Tokens.Length != c.VocabSize)
             throw new ArgumentException($"the tokenizer gives {vocab.Tokens.Length} tokens, the model's vocab_size " +
                 $"is {c.VocabSize}");
@@ -48,7 +48,7 @@ public static class Gpt2Gguf
         var w = new GgufWriter()
             .Add("general.architecture", "gpt2")
             .Add("general.name", name)
-            .Add("general.file_type", FileType(dtype))
+            .Add("general.file_type", fileType)
             .Add("general.quantization_version", 2u)
             .Add("gpt2.context_length", (uint)c.NPositions)
             .Add("gpt2.embedding_length", (uint)c.NEmbd)
@@ -64,14 +64,18 @@ public static class Gpt2Gguf
         if (vocab.BosId is int bos) w.Add("tokenizer.ggml.bos_token_id", (uint)bos);
         if (vocab.EosId is int eos) w.Add("tokenizer.ggml.eos_token_id", (uint)eos);
 
+        var matrixType = dtype switch
+        {
+            "f16" => GgufWriter.TensorType.F16,
+            "q8_0" => GgufWriter.TensorType.Q8_0,
+            _ => GgufWriter.TensorType.F32,
+        };
         foreach (var spec in Gpt2Layout.For(c).All())
         {
             float[] data = ckpt.Read(spec);
             long[] dims = spec.Shape.Reverse().Select(d => (long)d).ToArray();
-            var type = spec.Shape.Length == 1 || (spec.Name == "wpe.weight" && dtype == "q8_0")
-                ? GgufWriter.TensorType.F32
-                : dtype switch { "f16" => GgufWriter.TensorType.F16, "q8_0" => GgufWriter.TensorType.Q8_0,
-                _ => GgufWriter.TensorType.F32 };
+            bool keepFloat32 = spec.Shape.Length == 1 || (spec.Name == "wpe.weight" && dtype == "q8_0");
+            var type = keepFloat32 ? GgufWriter.TensorType.F32 : matrixType;
             byte[] bytes = Encode(data, type);
             w.AddTensor(TensorName(spec.Name), dims, type, bytes);
             if (spec.Name == "wte.weight") w.AddTensor("output.weight", dims, type, bytes);

@@ -288,8 +288,8 @@ public static class CpuKernels
     /// Σ_b d[b] · Σ_{k in block b} q[k] · x[k]: the signed bytes are sign-extended straight from memory to 32-bit
     /// integers (vpmovsxbd) and converted to floats; each block's products are summed unscaled and multiplied by the
     /// block's d once, so a weight costs a widening, a conversion and one multiply-add (scaling every weight first
-    /// costs a second multiply). Two partial sums per block and two accumulators, so no FMA waits on the one before
-    /// it. Reads 34 bytes per 32 weights, where float16 reads 64 and float32 128.
+    /// costs a second multiply). Two independent accumulators (and, on 256 bits, two partial sums per block), so no
+    /// FMA waits on the one before it. Reads 34 bytes per 32 weights, where float16 reads 64 and float32 128.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static unsafe float DotQ8(ReadOnlySpan<sbyte> q, ReadOnlySpan<float> d, ReadOnlySpan<float> x)
@@ -342,7 +342,7 @@ public static class CpuKernels
 
     /// <summary>Eight signed bytes as eight floats.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe Vector256<float> Widen8(sbyte* q) =>
+    internal static unsafe Vector256<float> Widen8(sbyte* q) =>
         Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(q));
 
     /// <summary>One block's Σ q·x, unscaled, in sixteen lanes.</summary>

@@ -1,8 +1,11 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
 namespace ScratchGpt.Backends.Cpu;
 
 /// <summary>A Q8_0 weight matrix [rows, cols] as the CPU backend keeps it: one signed byte per weight and one
-/// scale per block of 32 along a row (cols is a multiple of 32), w[r, c] = Scales[(r·cols + c) /
-/// 32] · Quants[r·cols + c].
+/// scale per block of 32 along a row (cols is a multiple of 32),
+///     w[r, c] = Scales[(r·cols + c) / 32] · Quants[r·cols + c].
 /// The scales are the float16 values of the Q8_0 format, held widened.</summary>
 public sealed record Q8Weights(sbyte[] Quants, float[] Scales)
 {
@@ -24,13 +27,11 @@ public sealed record Q8Weights(sbyte[] Quants, float[] Scales)
             for (int b = 0; b < cols / B; b++)
             {
                 float d = Scales[r * cols / B + b];
-                if (System.Runtime.Intrinsics.X86.Avx2.IsSupported)
+                if (Avx2.IsSupported)
                 {
-                    var dv = System.Runtime.Intrinsics.Vector256.Create(d);
+                    var dv = Vector256.Create(d);
                     for (int i = b * B; i < (b + 1) * B; i += 8)
-                        System.Runtime.Intrinsics.X86.Avx.Store(y + i, System.Runtime.Intrinsics.X86.Avx.Multiply(dv,
-                            System.Runtime.Intrinsics.X86.Avx.ConvertToVector256Single(
-                            System.Runtime.Intrinsics.X86.Avx2.ConvertToVector256Int32(q + i))));
+                        Avx.Store(y + i, Avx.Multiply(dv, CpuKernels.Widen8(q + i)));
                 }
                 else
                     for (int i = b * B; i < (b + 1) * B; i++) y[i] = d * q[i];

@@ -1,0 +1,15 @@
+using ScratchGpt.Loading;
+
+namespace ScratchGpt.Backends;
+
+/// <summary>What a stored weight costs in memory, and so what a matmul reads per weight.</summary>
+public static class WeightPrecisionSize
+{
+    /// <summary>Bytes per weight: 4, 2, 2, or Q8_0's block of 32 signed bytes and one float16 scale per 32.</summary>
+    public static double BytesPerWeight(this WeightPrecision precision) => precision switch
+    {
+        WeightPrecision.Float32 => 4,
+        WeightPrecision.Q8_0 => (double)Q8_0.BlockBytes / Q8_0.BlockSize,
+        _ => 2,
+    };
+}
