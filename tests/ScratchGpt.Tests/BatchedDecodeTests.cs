@@ -75,6 +75,17 @@ public class BatchedDecodeTests
         for (int step = 0; step < 2; step++) Assert.Equal(expected[step], actual[step]);
     }
 
+    [Fact]
+    public void A_batched_step_with_q8_0_weights_is_bit_for_bit_too()
+    {
+        using var model = Gpt2Model.Load(Fixtures.Model("tiny-gpt2"),
+            new ModelLoadOptions { TokenizerDirectory = Fixtures.TokenizerDir, Precision = WeightPrecision.Q8_0 });
+        Assert.Equal(WeightPrecision.Q8_0, model.Precision);
+        var expected = OneByOne(model, 5, 2);
+        var actual = Batched(model, 5, 2);
+        for (int step = 0; step < 2; step++) Assert.Equal(expected[step], actual[step]);
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(15)]

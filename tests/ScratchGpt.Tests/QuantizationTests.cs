@@ -101,4 +101,72 @@ public class QuantizationTests(ITestOutputHelper output)
         }
         finally { Directory.Delete(dir, true); }
     }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(8)]
+    [InlineData(9)]
+    [InlineData(24)]
+    [InlineData(96)]
+    public void The_integer_dot_product_is_each_blocks_exact_sum_times_both_scales(int blocks)
+    {
+        var rng = new Random(blocks);
+        int n = blocks * Loading.Q8_0.BlockSize;
+        sbyte[] qw = Enumerable.Range(0, n).Select(_ => (sbyte)rng.Next(-128, 128)).ToArray();   // -128 too
+        sbyte[] qx = Enumerable.Range(0, n).Select(_ => (sbyte)rng.Next(-127, 128)).ToArray();
+        float[] dw = Enumerable.Range(0, blocks).Select(_ => (float)rng.NextDouble() / 100).ToArray();
+        float[] dx = Enumerable.Range(0, blocks).Select(_ => (float)rng.NextDouble()).ToArray();
+        double want = 0, magnitude = 0;
+        for (int b = 0; b < blocks; b++)
+        {
+            long sum = 0;
+            for (int i = b * 32; i < (b + 1) * 32; i++) sum += qw[i] * qx[i];
+            want += (double)dw[b] * dx[b] * sum;
+            magnitude += Math.Abs((double)dw[b] * dx[b] * sum);
+        }
+        float got = Backends.Cpu.CpuKernels.DotQ8(qw, dw, qx, dx);
+        Assert.True(Math.Abs(got - want) <= 1e-6 * magnitude, $"{got} vs {want}");
+    }
+
+    [Fact]
+    public void Activations_quantize_to_within_half_a_step_and_round_trip_to_those_values()
+    {
+        var rng = new Random(7);
+        float[] x = Enumerable.Range(0, 128).Select(_ => (float)(rng.NextDouble() * 8 - 4)).ToArray();
+        Array.Clear(x, 64, 32);   // an all-zero block: d = 0, q = 0
+        x[100] = 1e6f;            // one block dominated by a single value
+        var q = new sbyte[128];
+        var d = new float[4];
+        Backends.Cpu.CpuKernels.QuantizeQ8(x, q, d);
+        var back = new float[128];
+        Backends.Cpu.CpuKernels.RoundTripQ8(x, back);
+        Assert.Equal(0f, d[2]);
+        for (int b = 0; b < 4; b++)
+        {
+            if (b != 2) Assert.Equal(127, q.Skip(b * 32).Take(32).Max(v => Math.Abs((int)v)));
+            for (int i = b * 32; i < (b + 1) * 32; i++)
+            {
+                Assert.True(Math.Abs(x[i] - d[b] * q[i]) <= d[b] / 2 * 1.0001f, $"x[{i}] = {x[i]}, d {d[b]}, q {q[i]}");
+                Assert.Equal(d[b] * q[i], back[i]);
+            }
+        }
+    }
+
+    [Fact]
+    public void Prefill_and_decode_compute_the_same_q8_0_model()
+    {
+        using var q8 = Load(WeightPrecision.Q8_0);
+        int[] ids = q8.Tokenizer!.Encode("ROMEO: But soft, what light through yonder window breaks? It is the east");
+        Assert.True(ids.Length >= 16);   // the prompt goes through the GEMM, the steps through the dot products
+        var prefill = q8.Forward(ids).Logits.AsSpan((ids.Length - 1) * q8.VocabSize, q8.VocabSize).ToArray();
+        using var session = q8.CreateSession(ids.Length);
+        var decode = new float[q8.VocabSize];
+        foreach (int id in ids) session.Append([id], decode);
+        float scale = prefill.Max(Math.Abs), worst = 0;
+        for (int v = 0; v < decode.Length; v++) worst = Math.Max(worst, Math.Abs(decode[v] - prefill[v]));
+        Assert.True(worst <= 1e-4f * scale, $"largest difference {worst} of logits up to {scale}");
+        Assert.Equal(Array.IndexOf(prefill, prefill.Max()), Array.IndexOf(decode, decode.Max()));
+    }
 }

@@ -128,10 +128,12 @@ public static class KernelCheck
                     return Read(be, y);
                 });
             }
-        // Q8_0 weights (rows in blocks of 32): the reference holds d · q as float32, the CPU reads the bytes.
+        // Q8_0 weights (rows in blocks of 32): the reference holds d · q as float32, the CPU reads the bytes and
+        // quantizes the input to Q8_0 as well. The input here is already on Q8_0's grid (d · q per block), so that
+        // quantization is exact and every backend must give the same sums.
         foreach (var (R, I, O) in new[] { (1, 768, 33), (7, 64, 769), (70, 96, 65), (1, 64, large ? 50257 : 2053) })
         {
-            float[] x = Rand((long)R * I), w = Rand((long)O * I), b = Rand(O);
+            float[] x = Loading.Q8_0.RoundTrip(Rand((long)R * I)), w = Rand((long)O * I), b = Rand(O);
             yield return Compare("matmul+bias (q8_0 weights)", $"[{R}×{I}]·[{O}×{I}]ᵀ", be =>
             {
                 using var xb = be.Upload(x);

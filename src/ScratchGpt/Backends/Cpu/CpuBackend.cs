@@ -102,15 +102,22 @@ public sealed class CpuBackend : IBackend
         float[] bs = bias is null ? [] : F(bias);
         var wb = (CpuBuffer)w;
         // Prefill: the register-blocked GEMM (4 rows × 4 columns per inner loop); float16 and Q8_0 weights are widened
-        // 64 rows at a time. Decode (below) reads every format as stored: Q8_0 at ~1 byte a weight.
+        // 64 rows at a time. Decode (below) reads every format as stored: Q8_0 at ~1 byte a weight, multiplied as
+        // integers with the input quantized to Q8_0.
         if (rows >= 16 && wb.BFloat16 is null)
         {
             if (wb.Half16 is { } half)
                 Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), half, ys.AsMemory(0, rows * outDim), rows, outDim, inDim,
                     bs);
             else if (wb.Q8 is { } q8w)
-                Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), q8w, ys.AsMemory(0, rows * outDim), rows, outDim, inDim,
+            {
+                // The input as decode's integer dot products see it (Q8_0 blocks), so prefill computes the same model.
+                float[] xr = System.Buffers.ArrayPool<float>.Shared.Rent(rows * inDim);
+                CpuKernels.RoundTripQ8(xs.AsSpan(0, rows * inDim), xr);
+                Gemm.MatMulNT(xr.AsMemory(0, rows * inDim), q8w, ys.AsMemory(0, rows * outDim), rows, outDim, inDim,
                     bs);
+                System.Buffers.ArrayPool<float>.Shared.Return(xr);
+            }
             else Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), wb.Data, ys.AsMemory(0, rows * outDim), rows, outDim,
                 inDim, bs);
             return;
@@ -125,6 +132,15 @@ public sealed class CpuBackend : IBackend
         if (paired is not null)
             for (int r = 0; r < rows; r++)
                 CpuKernels.PairForHalfDot(xs.AsSpan(r * inDim, inDim), paired.AsSpan(r * inDim, inDim));
+        // Q8_0 weights: the input rows are quantized to Q8_0 once, here, for the integer dot products.
+        sbyte[]? xq = null;
+        float[]? xd = null;
+        if (wb.Q8 is not null)
+        {
+            xq = System.Buffers.ArrayPool<sbyte>.Shared.Rent(rows * inDim);
+            xd = System.Buffers.ArrayPool<float>.Shared.Rent(rows * inDim / Loading.Q8_0.BlockSize);
+            CpuKernels.QuantizeQ8(xs.AsSpan(0, rows * inDim), xq, xd);
+        }
         Parallel.For(0, blocks, blk =>
         {
             int j0 = (int)((long)outDim * blk / blocks), j1 = (int)((long)outDim * (blk + 1) / blocks);
@@ -132,10 +148,12 @@ public sealed class CpuBackend : IBackend
                 CpuKernels.MatMulColumnsHalfPaired(paired, wb.Half16, bs, ys, rows, inDim, outDim, j0, j1);
             else if (wb.Half16 is { } h) CpuKernels.MatMulColumns(xs, h, bs, ys, rows, inDim, outDim, j0, j1);
             else if (wb.BFloat16 is { } bf) CpuKernels.MatMulColumns(xs, bf, bs, ys, rows, inDim, outDim, j0, j1);
-            else if (wb.Q8 is { } q8) CpuKernels.MatMulColumnsQ8(xs, q8, bs, ys, rows, inDim, outDim, j0, j1);
+            else if (wb.Q8 is { } q8) CpuKernels.MatMulColumnsQ8(xq, xd, q8, bs, ys, rows, inDim, outDim, j0, j1);
             else CpuKernels.MatMulColumns(xs, wb.Data, bs, ys, rows, inDim, outDim, j0, j1);
         });
         if (paired is not null) System.Buffers.ArrayPool<float>.Shared.Return(paired);
+        if (xq is not null) System.Buffers.ArrayPool<sbyte>.Shared.Return(xq);
+        if (xd is not null) System.Buffers.ArrayPool<float>.Shared.Return(xd);
     }
 
     public void Gelu(IDeviceBuffer x, long count)

@@ -268,11 +268,11 @@ public static class CpuKernels
         }
     }
 
-    /// <summary>y[r, j] = bias[j] + Σ_k x[r, k] · w[j, k] for columns j0..j1 with Q8_0 weights (see
-    /// <see cref="DotQ8"/>).</summary>
+    /// <summary>y[r, j] = bias[j] + Σ_k x[r, k] · w[j, k] for columns j0..j1 with Q8_0 weights and the input rows
+    /// quantized to Q8_0 too (<see cref="QuantizeQ8"/>; see <see cref="DotQ8"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void MatMulColumnsQ8(ReadOnlySpan<float> x, Q8Weights w, ReadOnlySpan<float> bias, Span<float> y,
-        int rows, int inDim, int outDim, int j0, int j1)
+    public static void MatMulColumnsQ8(ReadOnlySpan<sbyte> xq, ReadOnlySpan<float> xd, Q8Weights w,
+        ReadOnlySpan<float> bias, Span<float> y, int rows, int inDim, int outDim, int j0, int j1)
     {
         int blocksPerRow = inDim / Loading.Q8_0.BlockSize;
         for (int j = j0; j < j1; j++)
@@ -280,79 +280,149 @@ public static class CpuKernels
             var q = w.Quants.AsSpan(j * inDim, inDim);
             var d = w.Scales.AsSpan(j * blocksPerRow, blocksPerRow);
             float b = bias.Length > 0 ? bias[j] : 0f;
-            for (int r = 0; r < rows; r++) y[r * outDim + j] = b + DotQ8(q, d, x.Slice(r * inDim, inDim));
+            for (int r = 0; r < rows; r++)
+                y[r * outDim + j] =
+                    b + DotQ8(q, d, xq.Slice(r * inDim, inDim), xd.Slice(r * blocksPerRow, blocksPerRow));
         }
     }
 
+    /// <summary>Rows of activations as Q8_0, the way llama.cpp quantizes a matmul's input for Q8_0 weights: per block
+    /// of 32, d = max|x| / 127 (kept as float32 here) and q = round(x / d), halves to even. The error per value is at
+    /// most d / 2, the same relative size as the weights' own.</summary>
+    public static void QuantizeQ8(ReadOnlySpan<float> x, Span<sbyte> q, Span<float> d)
+    {
+        const int B = Loading.Q8_0.BlockSize;
+        for (int b = 0; b < x.Length / B; b++)
+        {
+            var v = x.Slice(b * B, B);
+            float scale = Q8Scale(v), inverse = scale != 0 ? 1f / scale : 0f;
+            d[b] = scale;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                var i0 = Vector256.ConvertToInt32(Vector256.Round(Vector256.Create(v) * inverse));
+                var i1 = Vector256.ConvertToInt32(Vector256.Round(Vector256.Create(v[8..]) * inverse));
+                var i2 = Vector256.ConvertToInt32(Vector256.Round(Vector256.Create(v[16..]) * inverse));
+                var i3 = Vector256.ConvertToInt32(Vector256.Round(Vector256.Create(v[24..]) * inverse));
+                // |q| ≤ 127, so narrowing 32 → 16 → 8 bits keeps every value
+                Vector256.Narrow(Vector256.Narrow(i0, i1), Vector256.Narrow(i2, i3)).CopyTo(q.Slice(b * B, B));
+            }
+            else
+                for (int i = 0; i < B; i++) q[b * B + i] = (sbyte)MathF.Round(v[i] * inverse);
+        }
+    }
+
+    /// <summary>x as <see cref="QuantizeQ8"/> leaves it, back in float32: d · q per block (the input of the prefill
+    /// GEMM with Q8_0 weights, so that prefill and decode compute the same model).</summary>
+    public static void RoundTripQ8(ReadOnlySpan<float> x, Span<float> y)
+    {
+        const int B = Loading.Q8_0.BlockSize;
+        for (int b = 0; b < x.Length / B; b++)
+        {
+            var v = x.Slice(b * B, B);
+            var r = y.Slice(b * B, B);
+            float scale = Q8Scale(v), inverse = scale != 0 ? 1f / scale : 0f;
+            if (Vector256.IsHardwareAccelerated)
+                for (int i = 0; i < B; i += 8)
+                    (Vector256.Round(Vector256.Create(v[i..]) * inverse) * scale).CopyTo(r[i..]);
+            else
+                for (int i = 0; i < B; i++) r[i] = MathF.Round(v[i] * inverse) * scale;
+        }
+    }
+
+    /// <summary>max|v| / 127 over one block of 32.</summary>
+    private static float Q8Scale(ReadOnlySpan<float> v)
+    {
+        if (!Vector256.IsHardwareAccelerated)
+        {
+            float m = 0;
+            foreach (float f in v) m = MathF.Max(m, MathF.Abs(f));
+            return m / 127f;
+        }
+        var a = Vector256.Max(
+            Vector256.Max(Vector256.Abs(Vector256.Create(v)), Vector256.Abs(Vector256.Create(v[8..]))),
+            Vector256.Max(Vector256.Abs(Vector256.Create(v[16..])), Vector256.Abs(Vector256.Create(v[24..]))));
+        var h = Vector128.Max(a.GetLower(), a.GetUpper());
+        return MathF.Max(MathF.Max(h[0], h[1]), MathF.Max(h[2], h[3])) / 127f;
+    }
+
     /// <summary>
-    /// Σ_b d[b] · Σ_{k in block b} q[k] · x[k]: the signed bytes are sign-extended straight from memory to 32-bit
-    /// integers (vpmovsxbd) and converted to floats; each block's products are summed unscaled and multiplied by the
-    /// block's d once, so a weight costs a widening, a conversion and one multiply-add (scaling every weight first
-    /// costs a second multiply). Two independent accumulators (and, on 256 bits, two partial sums per block), so no
-    /// FMA waits on the one before it. Reads 34 bytes per 32 weights, where float16 reads 64 and float32 128.
+    /// Σ_b dw[b] · dx[b] · Σ_{k in block b} qw[k] · qx[k], with both the weights and the input in Q8_0. A block's 32
+    /// products and their sum are exact integers, so a block costs four integer instructions on 32 bytes, one
+    /// conversion and one multiply-add. x86 (without VNNI) has no signed × signed byte multiply: vpmaddubsw
+    /// multiplies unsigned by signed bytes and adds neighbouring products into 16-bit lanes, so |qw| is the unsigned
+    /// side and qx takes qw's sign (vpsignb), and no pair overflows (2 · 128 · 127 &lt; 2^15); vpmaddwd by ones then
+    /// sums the pairs into eight 32-bit lanes. Reads 34 bytes per 32 weights, where float16 reads 64 and float32
+    /// 128.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static unsafe float DotQ8(ReadOnlySpan<sbyte> q, ReadOnlySpan<float> d, ReadOnlySpan<float> x)
+    public static unsafe float DotQ8(ReadOnlySpan<sbyte> qw, ReadOnlySpan<float> dw, ReadOnlySpan<sbyte> qx,
+        ReadOnlySpan<float> dx)
     {
-        int blocks = d.Length;
-        fixed (sbyte* qp = q)
-        fixed (float* xp = x)
-        fixed (float* dp = d)
+        const int B = Loading.Q8_0.BlockSize;
+        int blocks = dw.Length;
+        fixed (sbyte* wp = qw)
+        fixed (sbyte* xp = qx)
+        fixed (float* wd = dw)
+        fixed (float* xd = dx)
         {
-            // 512-bit only where the runtime accelerates Vector512 (it does not on every AVX-512 part, e.g. Zen 4).
-            if (Avx512F.IsSupported && Vector512.IsHardwareAccelerated)
-            {
-                Vector512<float> a0 = default, a1 = default;
-                for (int b = 0; b < blocks; b += 2)
-                {
-                    // two blocks a pass when there are two: one per accumulator
-                    sbyte* qb = qp + b * 32; float* xb = xp + b * 32;
-                    a0 = Avx512F.FusedMultiplyAdd(BlockSum512(qb, xb), Vector512.Create(dp[b]), a0);
-                    if (b + 1 < blocks)
-                        a1 = Avx512F.FusedMultiplyAdd(BlockSum512(qb + 32, xb + 32), Vector512.Create(dp[b + 1]), a1);
-                }
-                return Vector512.Sum(a0 + a1);
-            }
             if (Avx2.IsSupported && Fma.IsSupported)
             {
+                // two accumulators, so no multiply-add waits on the one before it
                 Vector256<float> a0 = default, a1 = default;
-                for (int b = 0; b < blocks; b++)
+                int b = 0;
+                for (; b + 8 <= blocks; b += 8)
                 {
-                    sbyte* qb = qp + b * 32; float* xb = xp + b * 32;
-                    var t0 = Avx.Multiply(Widen8(qb), Avx.LoadVector256(xb));
-                    var t1 = Avx.Multiply(Widen8(qb + 8), Avx.LoadVector256(xb + 8));
-                    t0 = Fma.MultiplyAdd(Widen8(qb + 16), Avx.LoadVector256(xb + 16), t0);
-                    t1 = Fma.MultiplyAdd(Widen8(qb + 24), Avx.LoadVector256(xb + 24), t1);
-                    var dv = Vector256.Create(dp[b]);
-                    a0 = Fma.MultiplyAdd(t0, dv, a0);
-                    a1 = Fma.MultiplyAdd(t1, dv, a1);
+                    for (int line = 0; line < 8 * B; line += 64) PrefetchAhead(wp + b * B + line);
+                    // the eight blocks' dw · dx in one vector; a permute broadcasts each one to every lane
+                    var s = Avx.Multiply(Avx.LoadVector256(wd + b), Avx.LoadVector256(xd + b));
+                    a0 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b), Avx2.PermuteVar8x32(s, Vector256.Create(0)), a0);
+                    a1 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 1), Avx2.PermuteVar8x32(s, Vector256.Create(1)), a1);
+                    a0 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 2), Avx2.PermuteVar8x32(s, Vector256.Create(2)), a0);
+                    a1 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 3), Avx2.PermuteVar8x32(s, Vector256.Create(3)), a1);
+                    a0 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 4), Avx2.PermuteVar8x32(s, Vector256.Create(4)), a0);
+                    a1 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 5), Avx2.PermuteVar8x32(s, Vector256.Create(5)), a1);
+                    a0 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 6), Avx2.PermuteVar8x32(s, Vector256.Create(6)), a0);
+                    a1 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 7), Avx2.PermuteVar8x32(s, Vector256.Create(7)), a1);
                 }
+                for (; b < blocks; b++)   // fewer than eight left: each scale broadcast on its own
+                    a0 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b), Vector256.Create(wd[b] * xd[b]), a0);
                 return Vector256.Sum(a0 + a1);
             }
             float sum = 0;
             for (int b = 0; b < blocks; b++)
             {
-                float block = 0;
-                for (int i = 0; i < 32; i++) block += qp[b * 32 + i] * xp[b * 32 + i];
-                sum += dp[b] * block;
+                int block = 0;
+                for (int i = b * B; i < (b + 1) * B; i++) block += wp[i] * xp[i];
+                sum += wd[b] * xd[b] * block;
             }
             return sum;
         }
+    }
+
+    /// <summary>Block b's Σ qw · qx, exact, in eight float lanes (see <see cref="DotQ8"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector256<float> BlockDotQ8(sbyte* qw, sbyte* qx, int b)
+    {
+        var w = Avx.LoadVector256(qw + b * Loading.Q8_0.BlockSize);
+        var x = Avx.LoadVector256(qx + b * Loading.Q8_0.BlockSize);
+        var pairs = Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(x, w));   // 16 × (|w|·x·sign w, twice)
+        return Avx.ConvertToVector256Single(Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1)));
+    }
+
+    /// <summary>A decode matmul reads each weight once, from memory: asking for the cache line this many bytes ahead
+    /// keeps more loads in flight than the hardware prefetcher does on its own (docs/benchmarks.md).</summary>
+    private const int PrefetchDistance = 4096;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void PrefetchAhead(void* p)
+    {
+        if (Sse.IsSupported) Sse.Prefetch0((byte*)p + PrefetchDistance);
     }
 
     /// <summary>Eight signed bytes as eight floats.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static unsafe Vector256<float> Widen8(sbyte* q) =>
         Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(q));
-
-    /// <summary>One block's Σ q·x, unscaled, in sixteen lanes.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe Vector512<float> BlockSum512(sbyte* q, float* x) =>
-        Avx512F.FusedMultiplyAdd(
-            Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(q + 16))),
-            Avx512F.LoadVector512(x + 16),
-            Avx512F.Multiply(Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(q))),
-                Avx512F.LoadVector512(x)));
 
     // ---- element-wise and per-row kernels ----------------------------------------------------------
 
