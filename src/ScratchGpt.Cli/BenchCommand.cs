@@ -100,7 +100,8 @@ public static class BenchCommand
             Console.Error.WriteLine("\r                    ");
 
             double bandwidth = MeasureBandwidth();
-            double bytesPer = model.Precision.BytesPerWeight();   // what a matmul reads per weight
+            // what a matmul reads per weight, as this backend holds it (the ILGPU backend holds Q8_0 as float32)
+            double bytesPer = model.Backend.StoredPrecision(model.Precision).BytesPerWeight();
             var cfg = model.Config;
             // wpe: one row per token
             long weightBytes = (long)((model.ParameterCount - (long)cfg.NPositions * cfg.NEmbd) * bytesPer);

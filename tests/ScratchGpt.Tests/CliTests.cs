@@ -70,6 +70,21 @@ public class CliTests
     }
 
     [Fact]
+    public void Bench_counts_the_bytes_a_backend_really_reads_per_weight()
+    {
+        // Q8_0 is read as stored by the SIMD CPU backend (34 bytes per 32 weights), as float32 by the reference one.
+        long Bytes(string device)
+        {
+            var (code, stdout, err) = Run("bench", "--model", Model, "--device", device, "--quantize", "q8_0",
+                "--prompt-tokens", "4", "--new-tokens", "2", "--runs", "1", "--json");
+            Assert.True(code == 0, err);
+            return JsonNode.Parse(stdout)!["weight_bytes_per_token"]!.GetValue<long>();
+        }
+        long cpu = Bytes("cpu"), reference = Bytes("reference");
+        Assert.Equal(4.0 / (34.0 / 32), (double)reference / cpu, 3);
+    }
+
+    [Fact]
     public void Tokenize_json_matches_the_tokenizer()
     {
         var (code, stdout, _) = Run("tokenize", "--model", Model, "--text", "Hello world", "--json");

@@ -58,11 +58,14 @@ public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = nul
         return inner.Upload(data);
     }
 
+    public WeightPrecision StoredPrecision(WeightPrecision precision) => inner.StoredPrecision(precision);
+
     public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision)
     {
-        Interlocked.Add(ref _bytesMoved, (long)(data.Length * precision.BytesPerWeight()));
+        double bytesPer = inner.StoredPrecision(precision).BytesPerWeight();
+        Interlocked.Add(ref _bytesMoved, (long)(data.Length * bytesPer));
         var b = inner.UploadWeight(data, precision);
-        lock (_bytesPerWeight) _bytesPerWeight[b] = precision.BytesPerWeight();
+        lock (_bytesPerWeight) _bytesPerWeight[b] = bytesPer;
         return b;
     }
 

@@ -16,6 +16,9 @@ public sealed class CpuBackend : IBackend
 
     public IDeviceBuffer Upload(ReadOnlySpan<float> data) => new CpuBuffer(data.ToArray());
 
+    /// <summary>Every format as it is: float16, bfloat16 and Q8_0 are read as stored.</summary>
+    public WeightPrecision StoredPrecision(WeightPrecision precision) => precision;
+
     public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision)
     {
         switch (precision)

@@ -22,6 +22,9 @@ public sealed class ReferenceBackend : IBackend
 
     public IDeviceBuffer Upload(ReadOnlySpan<float> data) => new Buffer(data.ToArray());
 
+    /// <summary>The rounded values, widened: every weight is a float32 here.</summary>
+    public WeightPrecision StoredPrecision(WeightPrecision precision) => WeightPrecision.Float32;
+
     public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision) => precision switch
     {
         WeightPrecision.Float16 => new Buffer(WeightFormat.ToFloat16(data).Select(h => (float)h).ToArray()),
