@@ -64,6 +64,20 @@ public class TrainingTests
     }
 
     [Fact]
+    public void The_vectorized_gelu_gives_the_bits_of_its_scalar_expressions()
+    {
+        var rng = new Random(3);
+        float[] x = Enumerable.Range(0, 300).Select(i => (float)((rng.NextDouble() * 2 - 1) * Math.Pow(10, i % 7 - 3)))
+            .ToArray();   // 300: whole chunks of 256 and of 8, and a tail of each
+        float[] t = x.Select(v => 0.7978845608028654f * (v + 0.044715f * v * v * v)).ToArray();
+        System.Numerics.Tensors.TensorPrimitives.Tanh(t, t);
+        float[] want = x.Select((v, i) => 0.5f * v * (1f + t[i])).ToArray();
+        float[] got = (float[])x.Clone();
+        Backends.Cpu.CpuKernels.Gelu(got);
+        Assert.Equal(want, got);
+    }
+
+    [Fact]
     public void LayerNorm_backward_matches_finite_differences()
     {
         const int rows = 3, dim = 8;
