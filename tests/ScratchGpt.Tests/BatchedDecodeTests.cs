@@ -64,23 +64,14 @@ public class BatchedDecodeTests
         for (int step = 0; step < 3; step++) Assert.Equal(expected[step], actual[step]);
     }
 
-    [Fact]
-    public void A_batched_step_with_float16_weights_is_bit_for_bit_too()
+    [Theory]
+    [InlineData(WeightPrecision.Float16)]
+    [InlineData(WeightPrecision.Q8_0)]
+    public void A_batched_step_with_float16_or_q8_0_weights_is_bit_for_bit_too(WeightPrecision precision)
     {
         using var model = Gpt2Model.Load(Fixtures.Model("tiny-gpt2"),
-            new ModelLoadOptions { TokenizerDirectory = Fixtures.TokenizerDir, Precision = WeightPrecision.Float16 });
-        Assert.Equal(WeightPrecision.Float16, model.Precision);
-        var expected = OneByOne(model, 5, 2);
-        var actual = Batched(model, 5, 2);
-        for (int step = 0; step < 2; step++) Assert.Equal(expected[step], actual[step]);
-    }
-
-    [Fact]
-    public void A_batched_step_with_q8_0_weights_is_bit_for_bit_too()
-    {
-        using var model = Gpt2Model.Load(Fixtures.Model("tiny-gpt2"),
-            new ModelLoadOptions { TokenizerDirectory = Fixtures.TokenizerDir, Precision = WeightPrecision.Q8_0 });
-        Assert.Equal(WeightPrecision.Q8_0, model.Precision);
+            new ModelLoadOptions { TokenizerDirectory = Fixtures.TokenizerDir, Precision = precision });
+        Assert.Equal(precision, model.Precision);
         var expected = OneByOne(model, 5, 2);
         var actual = Batched(model, 5, 2);
         for (int step = 0; step < 2; step++) Assert.Equal(expected[step], actual[step]);
