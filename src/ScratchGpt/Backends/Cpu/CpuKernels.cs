@@ -313,20 +313,17 @@ public static class CpuKernels
 
     /// <summary>x as <see cref="QuantizeQ8"/> leaves it, back in float32: d · q per block (the input of the prefill
     /// GEMM with Q8_0 weights, so that prefill and decode compute the same model).</summary>
-    public static void RoundTripQ8(ReadOnlySpan<float> x, Span<float> y)
+    public static unsafe void RoundTripQ8(ReadOnlySpan<float> x, Span<float> y)
     {
         const int B = Loading.Q8_0.BlockSize;
-        for (int b = 0; b < x.Length / B; b++)
-        {
-            var v = x.Slice(b * B, B);
-            var r = y.Slice(b * B, B);
-            float scale = Q8Scale(v), inverse = scale != 0 ? 1f / scale : 0f;
-            if (Vector256.IsHardwareAccelerated)
-                for (int i = 0; i < B; i += 8)
-                    (Vector256.Round(Vector256.Create(v[i..]) * inverse) * scale).CopyTo(r[i..]);
-            else
-                for (int i = 0; i < B; i++) r[i] = MathF.Round(v[i] * inverse) * scale;
-        }
+        sbyte[] q = System.Buffers.ArrayPool<sbyte>.Shared.Rent(x.Length);
+        float[] d = System.Buffers.ArrayPool<float>.Shared.Rent(x.Length / B);
+        QuantizeQ8(x, q, d);
+        fixed (sbyte* qp = q)
+        fixed (float* yp = y)
+            for (int b = 0; b < x.Length / B; b++) DequantizeBlockQ8(qp + b * B, d[b], yp + b * B);
+        System.Buffers.ArrayPool<sbyte>.Shared.Return(q);
+        System.Buffers.ArrayPool<float>.Shared.Return(d);
     }
 
     /// <summary>max|v| / 127 over one block of 32.</summary>
@@ -419,10 +416,19 @@ public static class CpuKernels
         if (Sse.IsSupported) Sse.Prefetch0((byte*)p + PrefetchDistance);
     }
 
-    /// <summary>Eight signed bytes as eight floats.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static unsafe Vector256<float> Widen8(sbyte* q) =>
-        Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(q));
+    /// <summary>y = d · q for one Q8_0 block of 32, eight at a time (the signed bytes widened to floats).</summary>
+    internal static unsafe void DequantizeBlockQ8(sbyte* q, float d, float* y)
+    {
+        const int B = Loading.Q8_0.BlockSize;
+        if (Avx2.IsSupported)
+        {
+            var dv = Vector256.Create(d);
+            for (int i = 0; i < B; i += 8)
+                Avx.Store(y + i, Avx.Multiply(dv, Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(q + i))));
+        }
+        else
+            for (int i = 0; i < B; i++) y[i] = d * q[i];
+    }
 
     // ---- element-wise and per-row kernels ----------------------------------------------------------
 
@@ -457,6 +463,10 @@ public static class CpuKernels
     /// <summary>The argument of gelu_new's tanh: √(2/π) (x + 0.044715 x³).</summary>
     private static float GeluTanhArgument(float x) => 0.7978845608028654f * (x + 0.044715f * x * x * x);
 
+    /// <summary>The same, eight at a time, the operations in the same order (so the same bits).</summary>
+    private static Vector256<float> GeluTanhArgument(Vector256<float> x) =>
+        0.7978845608028654f * (x + 0.044715f * x * x * x);
+
     /// <summary>gelu_new over a span, 256 values at a time: the cubic in one pass, tanh by TensorPrimitives
     /// (vectorised; a scalar MathF.Tanh per value cost more than the matmuls around it), then 0.5·x·(1 + t).</summary>
     public static void Gelu(Span<float> x)
@@ -469,10 +479,7 @@ public static class CpuKernels
             int i = 0;
             // eight at a time, the scalar expressions' operations in their order (so the same bits)
             for (; Vector256.IsHardwareAccelerated && i + 8 <= xs.Length; i += 8)
-            {
-                var v = Vector256.Create(xs[i..]);
-                (0.7978845608028654f * (v + 0.044715f * v * v * v)).CopyTo(ts[i..]);
-            }
+                GeluTanhArgument(Vector256.Create(xs[i..])).CopyTo(ts[i..]);
             for (; i < xs.Length; i++) ts[i] = GeluTanhArgument(xs[i]);
             System.Numerics.Tensors.TensorPrimitives.Tanh(ts, ts);
             for (i = 0; Vector256.IsHardwareAccelerated && i + 8 <= xs.Length; i += 8)

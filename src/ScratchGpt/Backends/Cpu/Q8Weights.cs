@@ -1,6 +1,3 @@
-using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
-
 namespace ScratchGpt.Backends.Cpu;
 
 /// <summary>A Q8_0 weight matrix [rows, cols] as the CPU backend keeps it: one signed byte per weight and one
@@ -17,25 +14,13 @@ public sealed record Q8Weights(sbyte[] Quants, float[] Scales)
         return new Q8Weights(q, scales);
     }
 
-    /// <summary>Row <paramref name="r"/> of <paramref name="cols"/> values, widened: d · q, eight at a time.</summary>
+    /// <summary>Row <paramref name="r"/> of <paramref name="cols"/> values, widened: d · q per block.</summary>
     public unsafe void Dequantize(int r, int cols, Span<float> dst)
     {
         const int B = Loading.Q8_0.BlockSize;
         fixed (sbyte* q = &Quants[r * cols])
         fixed (float* y = dst)
-        {
             for (int b = 0; b < cols / B; b++)
-            {
-                float d = Scales[r * cols / B + b];
-                if (Avx2.IsSupported)
-                {
-                    var dv = Vector256.Create(d);
-                    for (int i = b * B; i < (b + 1) * B; i += 8)
-                        Avx.Store(y + i, Avx.Multiply(dv, CpuKernels.Widen8(q + i)));
-                }
-                else
-                    for (int i = b * B; i < (b + 1) * B; i++) y[i] = d * q[i];
-            }
-        }
+                CpuKernels.DequantizeBlockQ8(q + b * B, Scales[r * cols / B + b], y + b * B);
     }
 }

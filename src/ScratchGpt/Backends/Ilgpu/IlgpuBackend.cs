@@ -88,11 +88,11 @@ public sealed class IlgpuBackend : IBackend
         return b;
     }
 
-    /// <summary>Float16 and bfloat16 weights stay 16-bit on the device; the weight kernels widen them.</summary>
     /// <summary>16-bit weights stay 16-bit; Q8_0 is held dequantized, as float32.</summary>
     public WeightPrecision StoredPrecision(WeightPrecision precision) =>
         precision == WeightPrecision.Q8_0 ? WeightPrecision.Float32 : precision;
 
+    /// <summary>Float16 and bfloat16 weights stay 16-bit on the device; the weight kernels widen them.</summary>
     public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision)
     {
         if (precision == WeightPrecision.Float32) return Upload(data);
