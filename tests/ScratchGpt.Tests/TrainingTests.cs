@@ -39,7 +39,8 @@ public class TrainingTests
     [InlineData(4, 4, 8)]
     [InlineData(67, 70, 37)]
     [InlineData(130, 9, 264)]
-    public void Tiled_matmul_matches_the_reference_loop(int m, int n, int k)
+    [InlineData(130, 17, 8200)]   // A in three passes of 64 rows (2 MB of panels), K not a multiple of 8
+    public void Gemm_matches_the_reference_loop(int m, int n, int k)
     {
         float[] a = RandomFloats(m * k, 1), b = RandomFloats(n * k, 2), bias = RandomFloats(n, 3);
         float[] start = RandomFloats(m * n, 4);
@@ -292,9 +293,22 @@ public class HalfDotTests
         }
     }
 
+    [Fact]
+    public void Widening_gives_every_finite_half_exactly_with_its_sign()
+    {
+        var halves = Enumerable.Range(0, 0x10000).Select(b => BitConverter.UInt16BitsToHalf((ushort)b))
+            .Where(Half.IsFinite).ToArray();
+        var wide = new float[halves.Length];
+        Backends.Cpu.CpuKernels.WidenHalf(halves, wide);
+        for (int i = 0; i < halves.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(wide[i]) == BitConverter.SingleToInt32Bits((float)halves[i]),
+                $"half 0x{BitConverter.HalfToUInt16Bits(halves[i]):x4}: {wide[i]} vs {(float)halves[i]}");
+    }
+
     [Theory]
     [InlineData(16, 64, 768)]
     [InlineData(37, 130, 50)]
+    [InlineData(70, 21, 100)]
     public void Float16_gemm_equals_the_float32_gemm_on_the_widened_weights(int m, int n, int k)
     {
         var rng = new Random(m + n + k);

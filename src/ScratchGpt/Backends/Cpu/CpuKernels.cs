@@ -207,6 +207,31 @@ public static class CpuKernels
         for (; k < n; k++) { s0 += (float)w[k] * x[k]; s1 += (float)w[k] * x[n + k]; }
     }
 
+    /// <summary>float16 → float32 (exact), eight at a time: each half zero-extended to 32 bits and shifted into the
+    /// top of its lane, <see cref="HalfInTopBitsToScaledFloat"/> (the value × 2^-112), then × 2^112, a power of
+    /// two, so no bits change, subnormals included. As <see cref="DotHalfPaired"/>, Inf/NaN would not survive (the
+    /// loader refuses them).</summary>
+    public static void WidenHalf(ReadOnlySpan<Half> h, Span<float> f)
+    {
+        int n = h.Length, i = 0;
+        ref ushort ph = ref Unsafe.As<Half, ushort>(ref MemoryMarshal.GetReference(h));
+        ref float pf = ref MemoryMarshal.GetReference(f);
+        if (Avx2.IsSupported)
+        {
+            var mask = Vector256.Create(unchecked((int)0x8FFFE000));
+            var scale = Vector256.Create(TwoTo112);
+            for (; i + 8 <= n; i += 8)
+            {
+                var lanes = Avx2.ConvertToVector256Int32(Vector128.LoadUnsafe(ref ph, (nuint)i));   // zero-extended
+                var scaled = HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(lanes, 16), mask);
+                (scaled * scale).StoreUnsafe(ref pf, (nuint)i);
+            }
+        }
+        for (; i < n; i++) f[i] = (float)h[i];
+    }
+
+    private static readonly float TwoTo112 = MathF.ScaleB(1f, 112);
+
     /// <summary>The half in the top 16 bits of each lane as a float × 2^-112 (low bits ignored).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> HalfInTopBitsToScaledFloat(Vector256<int> v, Vector256<int> mask) =>

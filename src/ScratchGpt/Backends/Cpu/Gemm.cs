@@ -24,6 +24,11 @@ public static class Gemm
     public static void MatMulNT(ReadOnlyMemory<float> a, ReadOnlyMemory<float> b, Memory<float> c, int m, int n, int k,
         ReadOnlyMemory<float> bias = default, bool accumulate = false)
     {
+        if (UsePanels(m))
+        {
+            PackedGemm.MatMulNT(a, b, null, c, m, n, k, bias, accumulate);
+            return;
+        }
         int tilesM = (m + Tile - 1) / Tile, tilesN = (n + Tile - 1) / Tile;
         void RunTile(int t)
         {
@@ -56,23 +61,32 @@ public static class Gemm
     public static void MatMulNT(ReadOnlyMemory<float> a, ReadOnlyMemory<Half> b, Memory<float> c, int m, int n, int k,
         ReadOnlyMemory<float> bias = default) =>
         MatMulNTWidening(a, c, m, n, k, bias,
-            (j0, j1, dst) =>
-            System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(b.Span.Slice(j0 * k, (j1 - j0) * k), dst));
+            (j0, count, dst) => CpuKernels.WidenHalf(b.Span.Slice(j0 * k, count * k), dst));
 
     /// <summary>The same with Q8_0 B: each block of 64 rows is dequantized (d · q) into the scratch.</summary>
     public static void MatMulNT(ReadOnlyMemory<float> a, Q8Weights b, Memory<float> c, int m, int n, int k,
         ReadOnlyMemory<float> bias = default) =>
-        MatMulNTWidening(a, c, m, n, k, bias, (j0, j1, dst) =>
+        MatMulNTWidening(a, c, m, n, k, bias, (j0, count, dst) =>
         {
-            for (int j = j0; j < j1; j++) b.Dequantize(j, k, dst.Slice((j - j0) * k, k));
+            for (int j = 0; j < count; j++) b.Dequantize(j0 + j, k, dst.Slice(j * k, k));
         });
 
-    /// <summary>Writes rows j0 .. j1−1 of B, widened to float32, into <paramref name="dst"/>.</summary>
-    private delegate void WidenRows(int j0, int j1, Span<float> dst);
+    /// <summary>Writes rows j0 .. j0+count−1 of B, widened to float32, into <paramref name="dst"/>
+    /// (count × K).</summary>
+    internal delegate void WidenRows(int j0, int count, Span<float> dst);
+
+    /// <summary>The outer-product kernel (<see cref="PackedGemm"/>) where the CPU has it and A has at least one
+    /// full panel of rows; the dot-product tiles otherwise.</summary>
+    private static bool UsePanels(int m) => PackedGemm.IsSupported && m >= PackedGemm.PanelRows;
 
     private static void MatMulNTWidening(ReadOnlyMemory<float> a, Memory<float> c, int m, int n, int k,
         ReadOnlyMemory<float> bias, WidenRows widen)
     {
+        if (UsePanels(m))
+        {
+            PackedGemm.MatMulNT(a, default, widen, c, m, n, k, bias, accumulate: false);
+            return;
+        }
         int blocks = (n + Tile - 1) / Tile;
         Parallel.For(0, blocks, blk =>
         {
@@ -80,7 +94,7 @@ public static class Gemm
             float[] scratch = System.Buffers.ArrayPool<float>.Shared.Rent((j1 - j0) * k);
             try
             {
-                widen(j0, j1, scratch.AsSpan(0, (j1 - j0) * k));
+                widen(j0, j1 - j0, scratch.AsSpan(0, (j1 - j0) * k));
                 for (int i0 = 0; i0 < m; i0 += Tile)
                     TileProduct(a.Span, scratch, j0, c.Span, bias.Span, i0, Math.Min(m, i0 + Tile), j0, j1, n, k,
                         accumulate: false);
