@@ -465,21 +465,47 @@ public static class CpuKernels
                 x[t * dim + i] = wte[ids[t] * dim + i] + wpe[(startPosition + t) * dim + i];
     }
 
+    /// <summary>y = (x − mean) / √(var + eps) · γ + β per row, var the biased variance (as torch's layer_norm),
+    /// computed from the centred values in a second pass (no E[x²] − mean² cancellation). Eight lanes at a
+    /// time.</summary>
     public static void LayerNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
         Span<float> y, int rows, int dim, float eps)
     {
         for (int r = 0; r < rows; r++)
         {
             var row = x.Slice(r * dim, dim);
-            float mean = 0;
-            for (int i = 0; i < dim; i++) mean += row[i];
-            mean /= dim;
-            float variance = 0;
-            for (int i = 0; i < dim; i++) { float d = row[i] - mean; variance += d * d; }
-            variance /= dim;
-            float rstd = 1f / MathF.Sqrt(variance + eps);
-            for (int i = 0; i < dim; i++) y[r * dim + i] = (row[i] - mean) * rstd * gamma[i] + beta[i];
+            var output = y.Slice(r * dim, dim);
+            float mean = System.Numerics.Tensors.TensorPrimitives.Sum(row) / dim;
+            float rstd = 1f / MathF.Sqrt(SumOfSquaredDeviations(row, mean) / dim + eps);
+            int i = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                Vector256<float> m = Vector256.Create(mean), s = Vector256.Create(rstd);
+                for (; i + 8 <= dim; i += 8)
+                    ((Vector256.Create(row[i..]) - m) * s * Vector256.Create(gamma[i..]) + Vector256.Create(beta[i..]))
+                        .CopyTo(output[i..]);
+            }
+            for (; i < dim; i++) output[i] = (row[i] - mean) * rstd * gamma[i] + beta[i];
         }
+    }
+
+    /// <summary>Σ (x − mean)².</summary>
+    private static float SumOfSquaredDeviations(ReadOnlySpan<float> x, float mean)
+    {
+        int i = 0;
+        float sum = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> m = Vector256.Create(mean), acc = default;
+            for (; i + 8 <= x.Length; i += 8)
+            {
+                var d = Vector256.Create(x[i..]) - m;
+                acc += d * d;
+            }
+            sum = Vector256.Sum(acc);
+        }
+        for (; i < x.Length; i++) sum += (x[i] - mean) * (x[i] - mean);
+        return sum;
     }
 
     /// <summary>gelu_new: 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))).</summary>
