@@ -114,7 +114,8 @@ public static class KernelCheck
             }
         // 16-bit weights, kept 16-bit on the device and widened in the kernel (the CPU widens them its own way).
         foreach (var precision in new[] { WeightPrecision.Float16, WeightPrecision.BFloat16 })
-            foreach (var (R, I, O) in new[] { (1, 769, 33), (7, 33, 769), (70, 33, 65), (1, 64, large ? 50257 : 2053) })
+            foreach (var (R, I, O) in new[]
+                     { (1, 769, 33), (7, 33, 769), (12, 40, 65), (70, 33, 65), (1, 64, large ? 50257 : 2053) })
             {
                 float[] x = Rand((long)R * I), w = Rand((long)O * I), b = Rand(O);
                 yield return Compare($"matmul+bias ({(precision == WeightPrecision.Float16 ? "f16" : "bf16")} weights)",

@@ -52,7 +52,7 @@ public static class CpuKernels
         Span<float> wRow = inDim <= 4096 ? stackalloc float[inDim] : new float[inDim];
         for (int j = j0; j < j1; j++)
         {
-            System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(w.Slice(j * inDim, inDim), wRow);
+            WidenHalf(w.Slice(j * inDim, inDim), wRow);
             float b = bias.IsEmpty ? 0f : bias[j];
             for (int r = 0; r < rows; r++) y[r * outDim + j] = Dot(wRow, x.Slice(r * inDim, inDim)) + b;
         }
