@@ -104,9 +104,9 @@ public sealed class CpuBackend : IBackend
     {
         float[] bs = bias is null ? [] : F(bias);
         var wb = (CpuBuffer)w;
-        // Prefill: the register-blocked GEMM (4 rows × 4 columns per inner loop); float16 and Q8_0 weights are widened
-        // 64 rows at a time. Decode (below) reads every format as stored: Q8_0 at ~1 byte a weight, multiplied as
-        // integers with the input quantized to Q8_0.
+        // Prefill: the GEMM (Gemm.MatMulNT: outer products on AVX-512, dot-product tiles otherwise); float16 and
+        // Q8_0 weights are widened a block of rows at a time. Decode (below) reads every format as stored: Q8_0 at
+        // ~1 byte a weight, multiplied as integers with the input quantized to Q8_0.
         if (rows >= 16 && wb.BFloat16 is null)
         {
             if (wb.Half16 is { } half)

@@ -14,8 +14,9 @@ namespace ScratchGpt.Backends.Cpu;
 ///     input     dx = dy · W          A = dy [N, out],   B = Wᵀ [in, out]
 ///     weight    dW = dyᵀ · x         A = dyᵀ [out, N],  B = xᵀ [in, N]
 ///
-/// The work is split into 64×64 tiles of C across all cores; inside a tile a 4×4 block of C is kept
-/// in 16 vector accumulators, so each pair of loads feeds four FMAs instead of one.
+/// On CPUs with AVX-512, products of 32 rows and more go to <see cref="PackedGemm"/> (outer products, a 32×8
+/// block of C in registers). Otherwise the work is split into 64×64 tiles of C across all cores; inside a tile a
+/// 4×4 block of C is kept in 16 vector accumulators, so each pair of loads feeds four FMAs instead of one.
 /// </summary>
 public static class Gemm
 {
@@ -40,7 +41,7 @@ public static class Gemm
         else Parallel.For(0, tilesM * tilesN, RunTile);
     }
 
-    /// <summary>The plain triple loop, kept as the reference the tiled version is tested against.</summary>
+    /// <summary>The plain triple loop, kept as the reference both fast versions are tested against.</summary>
     public static void MatMulNTReference(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n,
         int k, ReadOnlySpan<float> bias = default, bool accumulate = false)
     {
@@ -54,16 +55,16 @@ public static class Gemm
     }
 
     /// <summary>
-    /// The same product with float16 B (weights kept 16-bit in memory): each block of 64 rows of B is widened
-    /// once into a float32 scratch, then every row tile of A runs against it, so the widening is paid once per
-    /// weight, not once per input row.
+    /// The same product with float16 B (weights kept 16-bit in memory): each block of rows of B (64 for the tiles,
+    /// 8 for the panels) is widened once into a float32 scratch, then every row of A runs against it, so the
+    /// widening is paid once per weight, not once per input row.
     /// </summary>
     public static void MatMulNT(ReadOnlyMemory<float> a, ReadOnlyMemory<Half> b, Memory<float> c, int m, int n, int k,
         ReadOnlyMemory<float> bias = default) =>
         MatMulNTWidening(a, c, m, n, k, bias,
             (j0, count, dst) => CpuKernels.WidenHalf(b.Span.Slice(j0 * k, count * k), dst));
 
-    /// <summary>The same with Q8_0 B: each block of 64 rows is dequantized (d · q) into the scratch.</summary>
+    /// <summary>The same with Q8_0 B: each block of rows is dequantized (d · q) into the scratch.</summary>
     public static void MatMulNT(ReadOnlyMemory<float> a, Q8Weights b, Memory<float> c, int m, int n, int k,
         ReadOnlyMemory<float> bias = default) =>
         MatMulNTWidening(a, c, m, n, k, bias, (j0, count, dst) =>

@@ -55,7 +55,7 @@ internal static unsafe class PackedGemm
     {
         int blocks = (n + BlockColumns - 1) / BlockColumns;
         int tasks = (long)rows * n * k < 1 << 18 ? 1 : Math.Min(blocks, Environment.ProcessorCount * 4);
-        void Task(int t)
+        void RunBlocks(int t)
         {
             int b0 = (int)((long)blocks * t / tasks), b1 = (int)((long)blocks * (t + 1) / tasks);
             // A block of B that is not float32 in memory, or is the last with fewer than eight rows, goes through
@@ -87,8 +87,8 @@ internal static unsafe class PackedGemm
             }
             finally { System.Buffers.ArrayPool<float>.Shared.Return(scratch); }
         }
-        if (tasks == 1) Task(0);
-        else Parallel.For(0, tasks, Task);
+        if (tasks == 1) RunBlocks(0);
+        else Parallel.For(0, tasks, RunBlocks);
     }
 
     /// <summary>Rows of A [rows, K] → panels of 32 rows, each [K, 32] (rows past the end are zero). Eight rows
