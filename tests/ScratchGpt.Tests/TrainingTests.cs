@@ -46,10 +46,12 @@ public class TrainingTests
         float[] start = RandomFloats(m * n, 4);
         foreach (bool accumulate in new[] { false, true })
         {
-            float[] fast = (float[])start.Clone(), slow = (float[])start.Clone();
-            Gemm.MatMulNT(a, b, fast, m, n, k, bias, accumulate);
+            float[] fast = (float[])start.Clone(), tiles = (float[])start.Clone(), slow = (float[])start.Clone();
+            Gemm.MatMulNT(a, b, fast, m, n, k, bias, accumulate);   // the panels from 32 rows up, on AVX-512
+            Gemm.MatMulNTTiles(a, b, tiles, m, n, k, bias, accumulate);
             Gemm.MatMulNTReference(a, b, slow, m, n, k, bias, accumulate);
             Assert.True(Fixtures.MaxAbsDiff(slow, fast) <= 1e-4f * Math.Sqrt(k), $"accumulate={accumulate}");
+            Assert.True(Fixtures.MaxAbsDiff(slow, tiles) <= 1e-4f * Math.Sqrt(k), $"tiles, accumulate={accumulate}");
         }
     }
 

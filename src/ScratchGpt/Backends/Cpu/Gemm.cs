@@ -25,11 +25,15 @@ public static class Gemm
     public static void MatMulNT(ReadOnlyMemory<float> a, ReadOnlyMemory<float> b, Memory<float> c, int m, int n, int k,
         ReadOnlyMemory<float> bias = default, bool accumulate = false)
     {
-        if (UsePanels(m))
-        {
-            PackedGemm.MatMulNT(a, b, null, c, m, n, k, bias, accumulate);
-            return;
-        }
+        if (UsePanels(m)) PackedGemm.MatMulNT(a, b, null, c, m, n, k, bias, accumulate);
+        else MatMulNTTiles(a, b, c, m, n, k, bias, accumulate);
+    }
+
+    /// <summary>The dot-product tiles alone: what runs without AVX-512 or below 32 rows (the tests call it
+    /// directly, so it stays checked on CPUs that would never pick it).</summary>
+    internal static void MatMulNTTiles(ReadOnlyMemory<float> a, ReadOnlyMemory<float> b, Memory<float> c, int m, int n,
+        int k, ReadOnlyMemory<float> bias, bool accumulate)
+    {
         int tilesM = (m + Tile - 1) / Tile, tilesN = (n + Tile - 1) / Tile;
         void RunTile(int t)
         {
