@@ -116,7 +116,12 @@ public sealed class CpuBackend : IBackend
             {
                 // The input as decode's integer dot products see it (Q8_0 blocks), so prefill computes the same model.
                 float[] xr = System.Buffers.ArrayPool<float>.Shared.Rent(rows * inDim);
-                CpuKernels.RoundTripQ8(xs.AsSpan(0, rows * inDim), xr);
+                int chunks = Environment.ProcessorCount;   // rows shared out between the cores
+                Parallel.For(0, chunks, c =>
+                {
+                    int r0 = rows * c / chunks, r1 = rows * (c + 1) / chunks;
+                    CpuKernels.RoundTripQ8(xs.AsSpan(r0 * inDim, (r1 - r0) * inDim), xr.AsSpan(r0 * inDim));
+                });
                 Gemm.MatMulNT(xr.AsMemory(0, rows * inDim), q8w, ys.AsMemory(0, rows * outDim), rows, outDim, inDim,
                     bs);
                 System.Buffers.ArrayPool<float>.Shared.Return(xr);

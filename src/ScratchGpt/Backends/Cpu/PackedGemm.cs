@@ -41,7 +41,7 @@ internal static unsafe class PackedGemm
             for (int i0 = 0; i0 < m; i0 += rowsPerPass)
             {
                 int rows = Math.Min(rowsPerPass, m - i0);
-                PackPanels(a.Span.Slice(i0 * k, rows * k), packed, rows, k);
+                PackPanels(a.Slice(i0 * k, rows * k), packed, rows, k);
                 RunPass(packed, rows, b, widen, c[(i0 * n)..], n, k, bias, accumulate);
             }
         }
@@ -92,11 +92,14 @@ internal static unsafe class PackedGemm
     }
 
     /// <summary>Rows of A [rows, K] → panels of 32 rows, each [K, 32] (rows past the end are zero). Eight rows
-    /// at a time by an 8×8 transpose in registers.</summary>
-    private static void PackPanels(ReadOnlySpan<float> a, Span<float> packed, int rows, int k)
+    /// at a time by an 8×8 transpose in registers; the panels shared out between the cores.</summary>
+    private static void PackPanels(ReadOnlyMemory<float> a, float[] packed, int rows, int k)
     {
-        fixed (float* pa = a, pp = packed)
-            for (int p0 = 0; p0 < rows; p0 += PanelRows)
+        int panels = (rows + PanelRows - 1) / PanelRows;
+        void Pack(int panelIndex)
+        {
+            int p0 = panelIndex * PanelRows;
+            fixed (float* pa = a.Span, pp = packed)
             {
                 float* panel = pp + (long)p0 * k;
                 for (int r0 = 0; r0 < PanelRows; r0 += 8)
@@ -111,6 +114,9 @@ internal static unsafe class PackedGemm
                             panel[p * PanelRows + r0 + r] = i + r < rows ? pa[(long)(i + r) * k + p] : 0f;
                 }
             }
+        }
+        if (panels == 1 || (long)rows * k < 1 << 16) for (int i = 0; i < panels; i++) Pack(i);
+        else Parallel.For(0, panels, Pack);
     }
 
     /// <summary>dst[c·dstStride + r] = src[r·srcStride + c] for an 8×8 block.</summary>
