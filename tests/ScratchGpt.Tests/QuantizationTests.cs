@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics.X86;
 using System.Text.Json.Nodes;
 using ScratchGpt.Backends;
 using ScratchGpt.Decoding;
@@ -128,6 +129,31 @@ public class QuantizationTests(ITestOutputHelper output)
         }
         float got = Backends.Cpu.CpuKernels.DotQ8(qw, dw, qx, dx);
         Assert.True(Math.Abs(got - want) <= 1e-6 * magnitude, $"{got} vs {want}");
+        // every form of the kernel this CPU can run, not only the one DotQ8 picks here
+        foreach (var (name, form) in DotQ8Forms())
+        {
+            float other = DotQ8With(form, qw, dw, qx, dx);
+            Assert.True(Math.Abs(other - want) <= 1e-6 * magnitude, $"{name}: {other} vs {want}");
+        }
+    }
+
+    private unsafe delegate float DotQ8Form(sbyte* qw, float* dw, sbyte* qx, float* dx, int blocks);
+
+    private static unsafe List<(string, DotQ8Form)> DotQ8Forms()
+    {
+        var forms = new List<(string, DotQ8Form)> { ("scalar", Backends.Cpu.CpuKernels.DotQ8Scalar) };
+        if (Avx2.IsSupported && Fma.IsSupported) forms.Add(("avx2", Backends.Cpu.CpuKernels.DotQ8Avx2));
+        if (Avx512BW.IsSupported) forms.Add(("avx512", Backends.Cpu.CpuKernels.DotQ8Avx512));
+        return forms;
+    }
+
+    private static unsafe float DotQ8With(DotQ8Form form, sbyte[] qw, float[] dw, sbyte[] qx, float[] dx)
+    {
+        fixed (sbyte* w = qw)
+        fixed (float* wd = dw)
+        fixed (sbyte* x = qx)
+        fixed (float* xd = dx)
+            return form(w, wd, x, xd, dw.Length);
     }
 
     [Fact]

@@ -133,7 +133,9 @@ public sealed class CpuBackend : IBackend
         // Enough column blocks to keep every core busy; each block's weight rows stay hot in cache
         // while all the input rows pass over them.
         int blocks = Math.Min(outDim, Math.Max(Environment.ProcessorCount * 8, outDim / 64));
-        if ((long)rows * inDim * outDim < 32_768) blocks = 1;
+        // One block runs on this thread: a hand-off to the thread pool costs microseconds, a visible share of a
+        // 768×768 decode matmul (~25 µs), and buys nothing on one core.
+        if ((long)rows * inDim * outDim < 32_768 || Environment.ProcessorCount == 1) blocks = 1;
         // float16 decode: the input rows are put in the order the widening dot product reads them once, here.
         float[]? paired = wb.Half16 is not null && rows <= CpuKernels.DecodeRows
             ? System.Buffers.ArrayPool<float>.Shared.Rent(rows * inDim) : null;
@@ -149,7 +151,7 @@ public sealed class CpuBackend : IBackend
             xd = System.Buffers.ArrayPool<float>.Shared.Rent(rows * inDim / Loading.Q8_0.BlockSize);
             CpuKernels.QuantizeQ8(xs.AsSpan(0, rows * inDim), xq, xd);
         }
-        Parallel.For(0, blocks, blk =>
+        void Columns(int blk)
         {
             int j0 = (int)((long)outDim * blk / blocks), j1 = (int)((long)outDim * (blk + 1) / blocks);
             if (paired is not null)
@@ -158,7 +160,9 @@ public sealed class CpuBackend : IBackend
             else if (wb.BFloat16 is { } bf) CpuKernels.MatMulColumns(xs, bf, bs, ys, rows, inDim, outDim, j0, j1);
             else if (wb.Q8 is { } q8) CpuKernels.MatMulColumnsQ8(xq, xd, q8, bs, ys, rows, inDim, outDim, j0, j1);
             else CpuKernels.MatMulColumns(xs, wb.Data, bs, ys, rows, inDim, outDim, j0, j1);
-        });
+        }
+        if (blocks == 1) Columns(0);
+        else Parallel.For(0, blocks, Columns);
         if (paired is not null) System.Buffers.ArrayPool<float>.Shared.Return(paired);
         if (xq is not null) System.Buffers.ArrayPool<sbyte>.Shared.Return(xq);
         if (xd is not null) System.Buffers.ArrayPool<float>.Shared.Return(xd);
@@ -198,9 +202,10 @@ public sealed class CpuBackend : IBackend
             Span<float> scores = n <= 8192 ? stackalloc float[n] : new float[n];
             CpuKernels.AttentionHead(q, k, v, ys, ps, rows, past, nHead, headDim, capacity, h, scores);
         }
-        // Heads in parallel once there is enough work to pay for it: a decode step over a 128-token cache already
-        // is (the KV cache read is ~1 MB a layer for gpt2).
-        if ((long)rows * (past + rows) * nHead * headDim < 65_536) for (int h = 0; h < nHead; h++) Head(h);
+        // Heads in parallel once there is enough work to pay for it (a decode step over a 128-token cache already
+        // is: the KV cache read is ~1 MB a layer for gpt2) and more than one core to share it.
+        if ((long)rows * (past + rows) * nHead * headDim < 65_536 || Environment.ProcessorCount == 1)
+            for (int h = 0; h < nHead; h++) Head(h);
         else Parallel.For(0, nHead, Head);
     }
 

@@ -294,21 +294,28 @@ public static class CpuKernels
     }
 
     /// <summary>y[r, j] = bias[j] + Σ_k x[r, k] · w[j, k] for columns j0..j1 with Q8_0 weights and the input rows
-    /// quantized to Q8_0 too (<see cref="QuantizeQ8"/>; see <see cref="DotQ8"/>).</summary>
+    /// quantized to Q8_0 too (<see cref="QuantizeQ8"/>; see <see cref="DotQ8"/>). The arrays are pinned once for
+    /// all the columns: a 768-wide row is only 24 blocks, so per-row set-up is a visible share of its time.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void MatMulColumnsQ8(ReadOnlySpan<sbyte> xq, ReadOnlySpan<float> xd, Q8Weights w,
+    public static unsafe void MatMulColumnsQ8(ReadOnlySpan<sbyte> xq, ReadOnlySpan<float> xd, Q8Weights w,
         ReadOnlySpan<float> bias, Span<float> y, int rows, int inDim, int outDim, int j0, int j1)
     {
         int blocksPerRow = inDim / Loading.Q8_0.BlockSize;
-        for (int j = j0; j < j1; j++)
-        {
-            var q = w.Quants.AsSpan(j * inDim, inDim);
-            var d = w.Scales.AsSpan(j * blocksPerRow, blocksPerRow);
-            float b = bias.Length > 0 ? bias[j] : 0f;
-            for (int r = 0; r < rows; r++)
-                y[r * outDim + j] =
-                    b + DotQ8(q, d, xq.Slice(r * inDim, inDim), xd.Slice(r * blocksPerRow, blocksPerRow));
-        }
+        if (j1 <= j0) return;
+        ArgumentOutOfRangeException.ThrowIfLessThan(w.Quants.Length, (long)j1 * inDim, nameof(w));
+        ArgumentOutOfRangeException.ThrowIfLessThan(xq.Length, rows * inDim, nameof(xq));
+        ArgumentOutOfRangeException.ThrowIfLessThan(xd.Length, rows * blocksPerRow, nameof(xd));
+        fixed (sbyte* qw = w.Quants)
+        fixed (float* dw = w.Scales)
+        fixed (sbyte* qx = xq)
+        fixed (float* dx = xd)
+            for (int j = j0; j < j1; j++)
+            {
+                float b = bias.Length > 0 ? bias[j] : 0f;
+                for (int r = 0; r < rows; r++)
+                    y[r * outDim + j] = b + DotQ8(qw + (long)j * inDim, dw + (long)j * blocksPerRow,
+                        qx + r * inDim, dx + r * blocksPerRow, blocksPerRow);
+            }
     }
 
     /// <summary>Rows of activations as Q8_0, the way llama.cpp quantizes a matmul's input for Q8_0 weights: per block
@@ -369,56 +376,111 @@ public static class CpuKernels
 
     /// <summary>
     /// Σ_b dw[b] · dx[b] · Σ_{k in block b} qw[k] · qx[k], with both the weights and the input in Q8_0. A block's 32
-    /// products and their sum are exact integers, so a block costs four integer instructions on 32 bytes, one
+    /// products and their sum are exact integers, so a block costs a few integer instructions on 32 bytes, one
     /// conversion and one multiply-add. x86 (without VNNI) has no signed × signed byte multiply: vpmaddubsw
     /// multiplies unsigned by signed bytes and adds neighbouring products into 16-bit lanes, so |qw| is the unsigned
-    /// side and qx takes qw's sign (vpsignb), and no pair overflows (2 · 128 · 127 &lt; 2^15); vpmaddwd by ones then
-    /// sums the pairs into eight 32-bit lanes. Reads 34 bytes per 32 weights, where float16 reads 64 and float32
-    /// 128.
+    /// side and qx takes qw's sign, and no pair overflows (2 · 128 · 127 &lt; 2^15); vpmaddwd by ones then sums the
+    /// pairs into 32-bit lanes. Reads 34 bytes per 32 weights, where float16 reads 64 and float32 128.
+    /// With AVX-512 two blocks go through each instruction (<see cref="DotQ8Avx512"/>), otherwise one
+    /// (<see cref="DotQ8Avx2"/>); the block sums are the same integers either way, only the order of the float sums
+    /// differs.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static unsafe float DotQ8(ReadOnlySpan<sbyte> qw, ReadOnlySpan<float> dw, ReadOnlySpan<sbyte> qx,
         ReadOnlySpan<float> dx)
     {
-        const int B = Loading.Q8_0.BlockSize;
         int blocks = dw.Length;
+        ArgumentOutOfRangeException.ThrowIfLessThan(qw.Length, blocks * Loading.Q8_0.BlockSize, nameof(qw));
+        ArgumentOutOfRangeException.ThrowIfLessThan(qx.Length, blocks * Loading.Q8_0.BlockSize, nameof(qx));
+        ArgumentOutOfRangeException.ThrowIfLessThan(dx.Length, blocks, nameof(dx));
         fixed (sbyte* wp = qw)
         fixed (sbyte* xp = qx)
         fixed (float* wd = dw)
         fixed (float* xd = dx)
+            return DotQ8(wp, wd, xp, xd, blocks);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe float DotQ8(sbyte* wp, float* wd, sbyte* xp, float* xd, int blocks) =>
+        Avx512BW.IsSupported ? DotQ8Avx512(wp, wd, xp, xd, blocks)
+        : Avx2.IsSupported && Fma.IsSupported ? DotQ8Avx2(wp, wd, xp, xd, blocks)
+        : DotQ8Scalar(wp, wd, xp, xd, blocks);
+
+    /// <summary><see cref="DotQ8"/> with 512-bit vectors: each vector holds two blocks, so the eight blocks' scale
+    /// products are broadcast two at a time (block 2i to the low eight lanes, 2i + 1 to the high eight). AVX-512 has
+    /// no vpsignb: qx takes qw's sign by a masked negation instead.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe float DotQ8Avx512(sbyte* wp, float* wd, sbyte* xp, float* xd, int blocks)
+    {
+        const int B = Loading.Q8_0.BlockSize;
+        Vector512<float> a0 = default, a1 = default;   // two accumulators, so no multiply-add waits on the last
+        var pair0 = Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        var pair1 = pair0 + Vector512.Create(2);
+        var pair2 = pair0 + Vector512.Create(4);
+        var pair3 = pair0 + Vector512.Create(6);
+        int b = 0;
+        for (; b + 8 <= blocks; b += 8)
         {
-            if (Avx2.IsSupported && Fma.IsSupported)
-            {
-                // two accumulators, so no multiply-add waits on the one before it
-                Vector256<float> a0 = default, a1 = default;
-                int b = 0;
-                for (; b + 8 <= blocks; b += 8)
-                {
-                    for (int line = 0; line < 8 * B; line += 64) PrefetchAhead(wp + b * B + line);
-                    // the eight blocks' dw · dx in one vector; a permute broadcasts each one to every lane
-                    var s = Avx.Multiply(Avx.LoadVector256(wd + b), Avx.LoadVector256(xd + b));
-                    a0 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b), Avx2.PermuteVar8x32(s, Vector256.Create(0)), a0);
-                    a1 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 1), Avx2.PermuteVar8x32(s, Vector256.Create(1)), a1);
-                    a0 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 2), Avx2.PermuteVar8x32(s, Vector256.Create(2)), a0);
-                    a1 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 3), Avx2.PermuteVar8x32(s, Vector256.Create(3)), a1);
-                    a0 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 4), Avx2.PermuteVar8x32(s, Vector256.Create(4)), a0);
-                    a1 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 5), Avx2.PermuteVar8x32(s, Vector256.Create(5)), a1);
-                    a0 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 6), Avx2.PermuteVar8x32(s, Vector256.Create(6)), a0);
-                    a1 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 7), Avx2.PermuteVar8x32(s, Vector256.Create(7)), a1);
-                }
-                for (; b < blocks; b++)   // fewer than eight left: each scale broadcast on its own
-                    a0 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b), Vector256.Create(wd[b] * xd[b]), a0);
-                return Vector256.Sum(a0 + a1);
-            }
-            float sum = 0;
-            for (int b = 0; b < blocks; b++)
-            {
-                int block = 0;
-                for (int i = b * B; i < (b + 1) * B; i++) block += wp[i] * xp[i];
-                sum += wd[b] * xd[b] * block;
-            }
-            return sum;
+            for (int line = 0; line < 8 * B; line += 64) PrefetchAhead(wp + b * B + line);
+            var s = Avx.Multiply(Avx.LoadVector256(wd + b), Avx.LoadVector256(xd + b)).ToVector512Unsafe();
+            a0 = Avx512F.FusedMultiplyAdd(BlockPairDotQ8(wp, xp, b), Avx512F.PermuteVar16x32(s, pair0), a0);
+            a1 = Avx512F.FusedMultiplyAdd(BlockPairDotQ8(wp, xp, b + 2), Avx512F.PermuteVar16x32(s, pair1), a1);
+            a0 = Avx512F.FusedMultiplyAdd(BlockPairDotQ8(wp, xp, b + 4), Avx512F.PermuteVar16x32(s, pair2), a0);
+            a1 = Avx512F.FusedMultiplyAdd(BlockPairDotQ8(wp, xp, b + 6), Avx512F.PermuteVar16x32(s, pair3), a1);
         }
+        float sum = Vector512.Sum(a0 + a1);
+        for (; b < blocks; b++) sum += Vector256.Sum(BlockDotQ8(wp, xp, b)) * (wd[b] * xd[b]);
+        return sum;
+    }
+
+    /// <summary>Blocks b and b + 1's Σ qw · qx, exact, in eight float lanes each (see <see cref="DotQ8"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector512<float> BlockPairDotQ8(sbyte* qw, sbyte* qx, int b)
+    {
+        var w = Vector512.Load(qw + b * Loading.Q8_0.BlockSize);
+        var x = Vector512.Load(qx + b * Loading.Q8_0.BlockSize);
+        var signed = Vector512.ConditionalSelect(Vector512.LessThan(w, Vector512<sbyte>.Zero), -x, x);
+        var pairs = Avx512BW.MultiplyAddAdjacent(Vector512.Abs(w).AsByte(), signed);   // |w|·x·sign w, in pairs
+        return Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(pairs, Vector512.Create((short)1)));
+    }
+
+    /// <summary><see cref="DotQ8"/> with 256-bit vectors, one block per instruction.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe float DotQ8Avx2(sbyte* wp, float* wd, sbyte* xp, float* xd, int blocks)
+    {
+        const int B = Loading.Q8_0.BlockSize;
+        Vector256<float> a0 = default, a1 = default;   // two accumulators, so no multiply-add waits on the last
+        int b = 0;
+        for (; b + 8 <= blocks; b += 8)
+        {
+            for (int line = 0; line < 8 * B; line += 64) PrefetchAhead(wp + b * B + line);
+            // the eight blocks' dw · dx in one vector; a permute broadcasts each one to every lane
+            var s = Avx.Multiply(Avx.LoadVector256(wd + b), Avx.LoadVector256(xd + b));
+            a0 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b), Avx2.PermuteVar8x32(s, Vector256.Create(0)), a0);
+            a1 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 1), Avx2.PermuteVar8x32(s, Vector256.Create(1)), a1);
+            a0 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 2), Avx2.PermuteVar8x32(s, Vector256.Create(2)), a0);
+            a1 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 3), Avx2.PermuteVar8x32(s, Vector256.Create(3)), a1);
+            a0 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 4), Avx2.PermuteVar8x32(s, Vector256.Create(4)), a0);
+            a1 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 5), Avx2.PermuteVar8x32(s, Vector256.Create(5)), a1);
+            a0 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 6), Avx2.PermuteVar8x32(s, Vector256.Create(6)), a0);
+            a1 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 7), Avx2.PermuteVar8x32(s, Vector256.Create(7)), a1);
+        }
+        for (; b < blocks; b++)   // fewer than eight left: each scale broadcast on its own
+            a0 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b), Vector256.Create(wd[b] * xd[b]), a0);
+        return Vector256.Sum(a0 + a1);
+    }
+
+    /// <summary><see cref="DotQ8"/> one product at a time, for CPUs without AVX2.</summary>
+    internal static unsafe float DotQ8Scalar(sbyte* wp, float* wd, sbyte* xp, float* xd, int blocks)
+    {
+        const int B = Loading.Q8_0.BlockSize;
+        float sum = 0;
+        for (int b = 0; b < blocks; b++)
+        {
+            int block = 0;
+            for (int i = b * B; i < (b + 1) * B; i++) block += wp[i] * xp[i];
+            sum += wd[b] * xd[b] * block;
+        }
+        return sum;
     }
 
     /// <summary>Block b's Σ qw · qx, exact, in eight float lanes (see <see cref="DotQ8"/>).</summary>
