@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using ScratchGpt.Backends;
+using ScratchGpt.Backends.Cpu;
 using ScratchGpt.Decoding;
 using ScratchGpt.Model;
 using Spectre.Console;
@@ -169,18 +170,20 @@ public static class BenchCommand
     private static double Median(List<double> xs) { var s = xs.Order().ToList(); return s[s.Count / 2]; }
 
     /// <summary>Memory bandwidth from copying a 256 MB buffer (bytes read + bytes written), best of 5, on all
-    /// cores.</summary>
+    /// cores, in the same kind of memory as the CPU backend's weights (huge pages where the OS gives them).</summary>
     public static double MeasureBandwidth()
     {
         const int n = 1 << 26;
-        var a = new float[n]; var b = new float[n];
-        Array.Fill(a, 1f);
+        Memory<float> a = HugePageMemory.Allocate<float>(n), b = HugePageMemory.Allocate<float>(n);
+        a.Span.Fill(1f);
+        b.Span.Clear();
         double best = 0;
         int parts = Environment.ProcessorCount;
         for (int rep = 0; rep < 5; rep++)
         {
             var sw = Stopwatch.StartNew();
-            Parallel.For(0, parts, k => a.AsSpan(n / parts * k, n / parts).CopyTo(b.AsSpan(n / parts * k, n / parts)));
+            Parallel.For(0, parts,
+                k => a.Span.Slice(n / parts * k, n / parts).CopyTo(b.Span.Slice(n / parts * k, n / parts)));
             best = Math.Max(best, 2.0 * n * 4 / sw.Elapsed.TotalSeconds);
         }
         return best;

@@ -19,25 +19,19 @@ public sealed class CpuBackend : IBackend
     /// <summary>Every format as it is: float16, bfloat16 and Q8_0 are read as stored.</summary>
     public WeightPrecision StoredPrecision(WeightPrecision precision) => precision;
 
-    public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision)
+    /// <summary>A weight matrix in its format, in <see cref="HugePageMemory"/> (decode streams all of them).</summary>
+    public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision) => precision switch
     {
-        switch (precision)
-        {
-            case WeightPrecision.Float16:
-                return new CpuBuffer(WeightFormat.ToFloat16(data));
-            case WeightPrecision.BFloat16:
-                return new CpuBuffer(WeightFormat.ToBFloat16(data));
-            case WeightPrecision.Q8_0:
-                return new CpuBuffer(Q8Weights.From(data));
-            default:
-                return Upload(data);
-        }
-    }
+        WeightPrecision.Float16 => CpuBuffer.Weights(WeightFormat.ToFloat16(data)),
+        WeightPrecision.BFloat16 => CpuBuffer.BFloat16Weights(WeightFormat.ToBFloat16(data)),
+        WeightPrecision.Q8_0 => CpuBuffer.Weights(Q8Weights.From(data)),
+        _ => CpuBuffer.Weights(data),
+    };
 
     public IDeviceBuffer Allocate(long length) => new CpuBuffer(new float[length]);
 
     public void Download(IDeviceBuffer src, long offset, Span<float> dst) =>
-        F(src).AsSpan((int)offset, dst.Length).CopyTo(dst);
+        ((CpuBuffer)src).Float32.Span.Slice((int)offset, dst.Length).CopyTo(dst);
 
     public void Copy(IDeviceBuffer src, long srcOffset, IDeviceBuffer dst, long dstOffset, long count) =>
         F(src).AsSpan((int)srcOffset, (int)count).CopyTo(F(dst).AsSpan((int)dstOffset));
@@ -46,9 +40,9 @@ public sealed class CpuBackend : IBackend
         IDeviceBuffer x, int dim)
     {
         var table = (CpuBuffer)wte;
-        if (table.Half16 is null && table.BFloat16 is null && table.Q8 is null)
+        if (table.Precision == WeightPrecision.Float32)
         {
-            CpuKernels.Embedding(ids, startPosition, table.Data, F(wpe), F(x), dim);
+            CpuKernels.Embedding(ids, startPosition, table.Float32.Span, F(wpe), F(x), dim);
             return;
         }
         // 16-bit or Q8_0 embedding table: widen the looked-up rows, then add the positions.
@@ -56,10 +50,11 @@ public sealed class CpuBackend : IBackend
         for (int t = 0; t < ids.Length; t++)
         {
             var row = xs.AsSpan(t * dim, dim);
-            if (table.Half16 is { } h)
-                System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(h.AsSpan(ids[t] * dim, dim), row);
+            if (table.Precision == WeightPrecision.Float16)
+                System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(table.Half16.Span.Slice(ids[t] * dim, dim),
+                    row);
             else if (table.Q8 is { } q8) q8.Dequantize(ids[t], dim, row);
-            else DTypeConversion.BFloat16ToFloat(table.BFloat16!.AsSpan(ids[t] * dim, dim), row);
+            else DTypeConversion.BFloat16ToFloat(table.BFloat16.Span.Slice(ids[t] * dim, dim), row);
             CpuKernels.Add(row, F(wpe).AsSpan((startPosition + t) * dim, dim));
         }
     }
@@ -107,11 +102,11 @@ public sealed class CpuBackend : IBackend
         // Prefill: the GEMM (Gemm.MatMulNT: outer products on AVX-512, dot-product tiles otherwise); float16 and
         // Q8_0 weights are widened a block of rows at a time. Decode (below) reads every format as stored: Q8_0 at
         // ~1 byte a weight, multiplied as integers with the input quantized to Q8_0.
-        if (rows >= 16 && wb.BFloat16 is null)
+        if (rows >= 16 && wb.Precision != WeightPrecision.BFloat16)
         {
-            if (wb.Half16 is { } half)
-                Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), half, ys.AsMemory(0, rows * outDim), rows, outDim, inDim,
-                    bs);
+            if (wb.Precision == WeightPrecision.Float16)
+                Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), wb.Half16, ys.AsMemory(0, rows * outDim), rows, outDim,
+                    inDim, bs);
             else if (wb.Q8 is { } q8w)
             {
                 // The input as decode's integer dot products see it (Q8_0 blocks), so prefill computes the same model.
@@ -126,7 +121,7 @@ public sealed class CpuBackend : IBackend
                     bs);
                 System.Buffers.ArrayPool<float>.Shared.Return(xr);
             }
-            else Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), wb.Data, ys.AsMemory(0, rows * outDim), rows, outDim,
+            else Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), wb.Float32, ys.AsMemory(0, rows * outDim), rows, outDim,
                 inDim, bs);
             return;
         }
@@ -137,7 +132,7 @@ public sealed class CpuBackend : IBackend
         // 768×768 decode matmul (~25 µs), and buys nothing on one core.
         if ((long)rows * inDim * outDim < 32_768 || Environment.ProcessorCount == 1) blocks = 1;
         // float16 decode: the input rows are put in the order the widening dot product reads them once, here.
-        float[]? paired = wb.Half16 is not null && rows <= CpuKernels.DecodeRows
+        float[]? paired = wb.Precision == WeightPrecision.Float16 && rows <= CpuKernels.DecodeRows
             ? System.Buffers.ArrayPool<float>.Shared.Rent(rows * inDim) : null;
         if (paired is not null)
             for (int r = 0; r < rows; r++)
@@ -155,11 +150,13 @@ public sealed class CpuBackend : IBackend
         {
             int j0 = (int)((long)outDim * blk / blocks), j1 = (int)((long)outDim * (blk + 1) / blocks);
             if (paired is not null)
-                CpuKernels.MatMulColumnsHalfPaired(paired, wb.Half16, bs, ys, rows, inDim, outDim, j0, j1);
-            else if (wb.Half16 is { } h) CpuKernels.MatMulColumns(xs, h, bs, ys, rows, inDim, outDim, j0, j1);
-            else if (wb.BFloat16 is { } bf) CpuKernels.MatMulColumns(xs, bf, bs, ys, rows, inDim, outDim, j0, j1);
+                CpuKernels.MatMulColumnsHalfPaired(paired, wb.Half16.Span, bs, ys, rows, inDim, outDim, j0, j1);
+            else if (wb.Precision == WeightPrecision.Float16)
+                CpuKernels.MatMulColumns(xs, wb.Half16.Span, bs, ys, rows, inDim, outDim, j0, j1);
+            else if (wb.Precision == WeightPrecision.BFloat16)
+                CpuKernels.MatMulColumns(xs, wb.BFloat16.Span, bs, ys, rows, inDim, outDim, j0, j1);
             else if (wb.Q8 is { } q8) CpuKernels.MatMulColumnsQ8(xq, xd, q8, bs, ys, rows, inDim, outDim, j0, j1);
-            else CpuKernels.MatMulColumns(xs, wb.Data, bs, ys, rows, inDim, outDim, j0, j1);
+            else CpuKernels.MatMulColumns(xs, wb.Float32.Span, bs, ys, rows, inDim, outDim, j0, j1);
         }
         if (blocks == 1) Columns(0);
         else Parallel.For(0, blocks, Columns);

@@ -1,18 +1,48 @@
 namespace ScratchGpt.Backends.Cpu;
 
-/// <summary>CPU memory: a float32 array, or for 16-bit weights an array of float16 / bfloat16 bits.</summary>
+/// <summary>CPU memory: float32 values in an array (activations, vectors), or a weight matrix as uploaded (float32,
+/// float16 or bfloat16 bits, Q8_0) in <see cref="HugePageMemory"/>.</summary>
 public sealed class CpuBuffer : IDeviceBuffer
 {
+    /// <summary>The float32 array of an activation or vector buffer; empty for a weight matrix.</summary>
     public float[] Data { get; }
-    public Half[]? Half16 { get; }
-    public ushort[]? BFloat16 { get; }
-    public Q8Weights? Q8 { get; }
+    /// <summary>How a matmul reads the buffer: which one of the four memories below holds it.</summary>
+    public WeightPrecision Precision { get; }
+    /// <summary>Float32 values: <see cref="Data"/>, or a float32 weight matrix.</summary>
+    public ReadOnlyMemory<float> Float32 { get; }
+    public ReadOnlyMemory<Half> Half16 { get; private init; }
+    public ReadOnlyMemory<ushort> BFloat16 { get; private init; }
+    public Q8Weights? Q8 { get; private init; }
     public long Length { get; }
 
-    public CpuBuffer(float[] data) { Data = data; Length = data.Length; }
-    public CpuBuffer(Half[] data) { Data = []; Half16 = data; Length = data.Length; }
-    public CpuBuffer(ushort[] bf16) { Data = []; BFloat16 = bf16; Length = bf16.Length; }
-    public CpuBuffer(Q8Weights q8) { Data = []; Q8 = q8; Length = q8.Quants.Length; }
+    public CpuBuffer(float[] data) : this(data, data, WeightPrecision.Float32) { }
+
+    private CpuBuffer(float[] data, ReadOnlyMemory<float> float32, WeightPrecision precision)
+    {
+        Data = data;
+        Float32 = float32;
+        Precision = precision;
+        Length = float32.Length;
+    }
+
+    private CpuBuffer(long length, WeightPrecision precision)
+    {
+        Data = [];
+        Precision = precision;
+        Length = length;
+    }
+
+    public static CpuBuffer Weights(ReadOnlySpan<float> values) =>
+        new([], HugePageMemory.CopyOf(values), WeightPrecision.Float32);
+
+    public static CpuBuffer Weights(ReadOnlySpan<Half> values) =>
+        new(values.Length, WeightPrecision.Float16) { Half16 = HugePageMemory.CopyOf(values) };
+
+    public static CpuBuffer BFloat16Weights(ReadOnlySpan<ushort> bits) =>
+        new(bits.Length, WeightPrecision.BFloat16) { BFloat16 = HugePageMemory.CopyOf(bits) };
+
+    public static CpuBuffer Weights(Q8Weights q8) =>
+        new(q8.Quants.Length, WeightPrecision.Q8_0) { Q8 = q8 };
 
     public void Dispose() { }
 }

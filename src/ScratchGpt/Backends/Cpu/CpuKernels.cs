@@ -305,8 +305,8 @@ public static class CpuKernels
         ArgumentOutOfRangeException.ThrowIfLessThan(w.Quants.Length, (long)j1 * inDim, nameof(w));
         ArgumentOutOfRangeException.ThrowIfLessThan(xq.Length, rows * inDim, nameof(xq));
         ArgumentOutOfRangeException.ThrowIfLessThan(xd.Length, rows * blocksPerRow, nameof(xd));
-        fixed (sbyte* qw = w.Quants)
-        fixed (float* dw = w.Scales)
+        fixed (sbyte* qw = w.Quants.Span)
+        fixed (float* dw = w.Scales.Span)
         fixed (sbyte* qx = xq)
         fixed (float* dx = xd)
             for (int j = j0; j < j1; j++)

@@ -1,0 +1,65 @@
+using ScratchGpt.Backends;
+using ScratchGpt.Backends.Cpu;
+
+namespace ScratchGpt.Tests;
+
+/// <summary>The CPU backend's weight memory: whole 2 MiB pages on Linux for blocks big enough, plain arrays
+/// otherwise, and the weights in it read back as written.</summary>
+public class HugePageMemoryTests
+{
+    [Theory]
+    [InlineData(HugePageMemory.MinimumBytes / 4)]             // exactly the threshold
+    [InlineData(3 * HugePageMemory.PageBytes / 4 + 5)]        // three pages and a bit: rounded up to four
+    public unsafe void Blocks_from_the_threshold_up_start_on_a_page_and_hold_what_is_written(int length)
+    {
+        var memory = HugePageMemory.Allocate<float>(length);
+        Assert.Equal(length, memory.Length);
+        for (int i = 0; i < length; i++) memory.Span[i] = i;
+        GC.Collect();   // pinned: a collection moves nothing
+        for (int i = 0; i < length; i += 4099) Assert.Equal(i, memory.Span[i]);
+        Assert.Equal(length - 1, memory.Span[length - 1]);
+        fixed (float* p = memory.Span)
+            if (OperatingSystem.IsLinux()) Assert.Equal(0, (long)p % HugePageMemory.PageBytes);
+    }
+
+    [Fact]
+    public void Small_blocks_are_plain_arrays()
+    {
+        var memory = HugePageMemory.Allocate<Half>(HugePageMemory.MinimumBytes / 2 - 1);
+        Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray<Half>(memory, out var segment));
+        Assert.Equal(0, segment.Offset);
+        Assert.Equal(memory.Length, segment.Array!.Length);
+    }
+
+    [Theory]
+    [InlineData(WeightPrecision.Float32)]
+    [InlineData(WeightPrecision.Float16)]
+    [InlineData(WeightPrecision.BFloat16)]
+    [InlineData(WeightPrecision.Q8_0)]
+    public void A_weight_matrix_on_huge_pages_multiplies_as_the_reference_backend_does(WeightPrecision precision)
+    {
+        // 1024 × 768: 3 MB as float32, 0.75 MB as Q8_0, so every format crosses the huge-page threshold
+        const int inDim = 768, outDim = 1024;
+        var rng = new Random(3);
+        float[] w = Enumerable.Range(0, inDim * outDim).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        float[] x = Enumerable.Range(0, 2 * inDim).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        var cpu = new CpuBackend();
+        var reference = new Backends.Reference.ReferenceBackend();
+        float[] Run(IBackend be, float[] input)
+        {
+            using var wb = be.UploadWeight(w, precision);
+            using var xb = be.Upload(input);
+            using var yb = be.Allocate(2 * outDim);
+            be.MatMul(xb, wb, null, yb, 2, inDim, outDim);
+            var y = new float[2 * outDim];
+            be.Download(yb, 0, y);
+            return y;
+        }
+        // the CPU's Q8_0 matmul also rounds the input to Q8_0 (as llama.cpp does); the reference is given it so
+        float[] rounded = new float[x.Length];
+        CpuKernels.RoundTripQ8(x, rounded);
+        float[] got = Run(cpu, x), want = Run(reference, precision == WeightPrecision.Q8_0 ? rounded : x);
+        for (int i = 0; i < want.Length; i++)
+            Assert.True(Math.Abs(got[i] - want[i]) <= 1e-4f * (1 + Math.Abs(want[i])), $"{i}: {got[i]} vs {want[i]}");
+    }
+}
