@@ -3,15 +3,16 @@ using ScratchGpt.Backends.Cpu;
 
 namespace ScratchGpt.Tests;
 
-/// <summary>The CPU backend's weight memory: whole 2 MiB pages on Linux for blocks big enough, plain arrays
-/// otherwise, and the weights in it read back as written.</summary>
+/// <summary>The CPU backend's weight memory: 2 MiB pages on Linux for blocks big enough, plain arrays otherwise,
+/// and the weights in it read back as written.</summary>
 public class HugePageMemoryTests
 {
     [Theory]
-    [InlineData(HugePageMemory.MinimumBytes / 4)]             // exactly the threshold
-    [InlineData(3 * HugePageMemory.PageBytes / 4 + 5)]        // three pages and a bit: rounded up to four
-    public unsafe void Blocks_from_the_threshold_up_start_on_a_page_and_hold_what_is_written(int length)
+    [InlineData(9 * HugePageMemory.PageBytes / 40)]        // 0.9 of a page: rounded up to one
+    [InlineData(3 * HugePageMemory.PageBytes / 4 + 5)]     // three pages and a bit: three, the bit on ordinary pages
+    public unsafe void Blocks_with_huge_pages_start_on_a_page_and_hold_what_is_written(int length)
     {
+        Assert.True(HugePageMemory.HugePages(4L * length) > 0);
         var memory = HugePageMemory.Allocate<float>(length);
         Assert.Equal(length, memory.Length);
         for (int i = 0; i < length; i++) memory.Span[i] = i;
@@ -22,10 +23,20 @@ public class HugePageMemoryTests
             if (OperatingSystem.IsLinux()) Assert.Equal(0, (long)p % HugePageMemory.PageBytes);
     }
 
+    [Theory]
+    [InlineData(1, 0)]
+    [InlineData(HugePageMemory.PageBytes * 7L / 10, 0)]          // rounding up would waste 30%
+    [InlineData(HugePageMemory.PageBytes * 9L / 10, 1)]
+    [InlineData(HugePageMemory.PageBytes * 12L / 10, 1)]         // 1.2 pages: one page, the rest ordinary
+    [InlineData(HugePageMemory.PageBytes * 19L / 10, 2)]
+    [InlineData(HugePageMemory.PageBytes * 40L, 40)]
+    public void A_block_is_rounded_up_to_whole_pages_only_where_that_wastes_under_a_quarter(long bytes, long pages) =>
+        Assert.Equal(pages, HugePageMemory.HugePages(bytes));
+
     [Fact]
     public void Small_blocks_are_plain_arrays()
     {
-        var memory = HugePageMemory.Allocate<Half>(HugePageMemory.MinimumBytes / 2 - 1);
+        var memory = HugePageMemory.Allocate<Half>(HugePageMemory.PageBytes * 7 / 20);   // 0.7 of a page
         Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray<Half>(memory, out var segment));
         Assert.Equal(0, segment.Offset);
         Assert.Equal(memory.Length, segment.Array!.Length);
@@ -38,8 +49,8 @@ public class HugePageMemoryTests
     [InlineData(WeightPrecision.Q8_0)]
     public void A_weight_matrix_on_huge_pages_multiplies_as_the_reference_backend_does(WeightPrecision precision)
     {
-        // 1024 × 768: 3 MB as float32, 0.75 MB as Q8_0, so every format crosses the huge-page threshold
-        const int inDim = 768, outDim = 1024;
+        // 4096 × 768: 12.6 MB as float32, 3.1 MB of Q8_0 bytes, so every format gets huge pages
+        const int inDim = 768, outDim = 4096;
         var rng = new Random(3);
         float[] w = Enumerable.Range(0, inDim * outDim).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
         float[] x = Enumerable.Range(0, 2 * inDim).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();

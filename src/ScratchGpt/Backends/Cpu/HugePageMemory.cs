@@ -16,20 +16,25 @@ public static class HugePageMemory
 {
     public const int PageBytes = 2 << 20;
 
-    /// <summary>Blocks from this size up get huge pages (rounded up to whole pages); below it, rounding up would
-    /// waste more than half of the page.</summary>
-    public const int MinimumBytes = PageBytes / 4;
+    /// <summary>The pages a block of <paramref name="bytes"/> gets: rounded up to whole pages where that wastes less
+    /// than a quarter of the block (a 1.8 MB matrix takes one page), otherwise the whole pages inside it, the tail
+    /// staying on ordinary pages (a 2.4 MB matrix gets one huge page, not two of which one mostly empty). Blocks
+    /// under 0.8 of a page get none.</summary>
+    public static long HugePages(long bytes)
+    {
+        long up = (bytes + PageBytes - 1) / PageBytes;
+        return (up * PageBytes - bytes) * 4 < bytes ? up : bytes / PageBytes;
+    }
 
     /// <summary><paramref name="length"/> values, not zeroed when on huge pages: the caller writes all of
     /// them.</summary>
     public static unsafe Memory<T> Allocate<T>(int length) where T : unmanaged
     {
-        long bytes = (long)length * sizeof(T);
-        if (!OperatingSystem.IsLinux() || bytes < MinimumBytes) return new T[length];
-        long pages = (bytes + PageBytes - 1) / PageBytes;
-        // one page more than needed, so that a page-aligned stretch of whole pages fits inside the array
-        var array = GC.AllocateUninitializedArray<T>(checked((int)((pages + 1) * PageBytes / sizeof(T))),
-            pinned: true);
+        long bytes = (long)length * sizeof(T), pages = HugePages(bytes);
+        if (!OperatingSystem.IsLinux() || pages == 0) return new T[length];
+        // a page more than needed, so that the block can start on a page boundary inside the array
+        long arrayBytes = Math.Max(bytes, pages * PageBytes) + PageBytes;
+        var array = GC.AllocateUninitializedArray<T>(checked((int)(arrayBytes / sizeof(T))), pinned: true);
         fixed (T* p = array)   // the pinned object heap never moves it, so the address holds after this block
         {
             long start = ((long)p + PageBytes - 1) / PageBytes * PageBytes;
