@@ -29,8 +29,14 @@ public static class WeightFormat
     public static ushort[] ToBFloat16(ReadOnlySpan<float> data)
     {
         var b = new ushort[data.Length];
-        for (int i = 0; i < b.Length; i++) b[i] = Loading.DTypeConversion.FloatToBFloat16(data[i]);
+        ToBFloat16(data, b);
         return b;
+    }
+
+    /// <summary><see cref="ToBFloat16(ReadOnlySpan{float})"/> into <paramref name="bits"/>.</summary>
+    public static void ToBFloat16(ReadOnlySpan<float> data, Span<ushort> bits)
+    {
+        for (int i = 0; i < data.Length; i++) bits[i] = Loading.DTypeConversion.FloatToBFloat16(data[i]);
     }
 
     private static ushort[] Float16Bits(ReadOnlySpan<float> data)

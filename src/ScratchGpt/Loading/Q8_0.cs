@@ -14,11 +14,19 @@ public static class Q8_0
     /// <summary>Quantizes <paramref name="x"/> (a multiple of 32 values): one q per value, one d per block.</summary>
     public static (sbyte[] Q, Half[] D) Split(ReadOnlySpan<float> x)
     {
-        if (x.Length % BlockSize != 0)
-            throw new ArgumentException($"Q8_0 needs a multiple of {BlockSize} values, got {x.Length}");
         var q = new sbyte[x.Length];
         var d = new Half[x.Length / BlockSize];
-        for (int b = 0; b < d.Length; b++)
+        Split(x, q, d);
+        return (q, d);
+    }
+
+    /// <summary><see cref="Split(ReadOnlySpan{float})"/> into <paramref name="q"/> (x.Length) and
+    /// <paramref name="d"/> (x.Length / 32).</summary>
+    public static void Split(ReadOnlySpan<float> x, Span<sbyte> q, Span<Half> d)
+    {
+        if (x.Length % BlockSize != 0)
+            throw new ArgumentException($"Q8_0 needs a multiple of {BlockSize} values, got {x.Length}");
+        for (int b = 0; b < x.Length / BlockSize; b++)
         {
             var v = x.Slice(b * BlockSize, BlockSize);
             float amax = 0;
@@ -28,7 +36,6 @@ public static class Q8_0
             for (int i = 0; i < BlockSize; i++)
                 q[b * BlockSize + i] = (sbyte)MathF.Round(v[i] * inverse, MidpointRounding.AwayFromZero);
         }
-        return (q, d);
     }
 
     /// <summary>x[i] = d[i / 32] · q[i].</summary>

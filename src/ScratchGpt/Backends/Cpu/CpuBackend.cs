@@ -22,8 +22,8 @@ public sealed class CpuBackend : IBackend
     /// <summary>A weight matrix in its format, in <see cref="HugePageMemory"/> (decode streams all of them).</summary>
     public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision) => precision switch
     {
-        WeightPrecision.Float16 => CpuBuffer.Weights(WeightFormat.ToFloat16(data)),
-        WeightPrecision.BFloat16 => CpuBuffer.BFloat16Weights(WeightFormat.ToBFloat16(data)),
+        WeightPrecision.Float16 => CpuBuffer.Float16Weights(data),
+        WeightPrecision.BFloat16 => CpuBuffer.BFloat16Weights(data),
         WeightPrecision.Q8_0 => CpuBuffer.Weights(Q8Weights.From(data)),
         _ => CpuBuffer.Weights(data),
     };

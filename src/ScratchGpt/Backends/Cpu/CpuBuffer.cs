@@ -35,11 +35,21 @@ public sealed class CpuBuffer : IDeviceBuffer
     public static CpuBuffer Weights(ReadOnlySpan<float> values) =>
         new([], HugePageMemory.CopyOf(values), WeightPrecision.Float32);
 
-    public static CpuBuffer Weights(ReadOnlySpan<Half> values) =>
-        new(values.Length, WeightPrecision.Float16) { Half16 = HugePageMemory.CopyOf(values) };
+    /// <summary>Float16 weights, converted straight into their memory (no array in between).</summary>
+    public static CpuBuffer Float16Weights(ReadOnlySpan<float> values)
+    {
+        var halves = HugePageMemory.Allocate<Half>(values.Length);
+        System.Numerics.Tensors.TensorPrimitives.ConvertToHalf(values, halves.Span);
+        return new(values.Length, WeightPrecision.Float16) { Half16 = halves };
+    }
 
-    public static CpuBuffer BFloat16Weights(ReadOnlySpan<ushort> bits) =>
-        new(bits.Length, WeightPrecision.BFloat16) { BFloat16 = HugePageMemory.CopyOf(bits) };
+    /// <summary>Bfloat16 weights (their bits), converted straight into their memory.</summary>
+    public static CpuBuffer BFloat16Weights(ReadOnlySpan<float> values)
+    {
+        var bits = HugePageMemory.Allocate<ushort>(values.Length);
+        WeightFormat.ToBFloat16(values, bits.Span);
+        return new(values.Length, WeightPrecision.BFloat16) { BFloat16 = bits };
+    }
 
     public static CpuBuffer Weights(Q8Weights q8) =>
         new(q8.Quants.Length, WeightPrecision.Q8_0) { Q8 = q8 };

@@ -8,10 +8,12 @@ public sealed record Q8Weights(ReadOnlyMemory<sbyte> Quants, ReadOnlyMemory<floa
 {
     public static Q8Weights From(ReadOnlySpan<float> data)
     {
-        var (q, d) = Loading.Q8_0.Split(data);
+        var quants = HugePageMemory.Allocate<sbyte>(data.Length);
+        var d = new Half[data.Length / Loading.Q8_0.BlockSize];
+        Loading.Q8_0.Split(data, quants.Span, d);   // the bytes straight into their memory
         var scales = HugePageMemory.Allocate<float>(d.Length);
         System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(d, scales.Span);
-        return new Q8Weights(HugePageMemory.CopyOf<sbyte>(q), scales);
+        return new Q8Weights(quants, scales);
     }
 
     /// <summary>Row <paramref name="r"/> of <paramref name="cols"/> values, widened: d · q per block.</summary>
