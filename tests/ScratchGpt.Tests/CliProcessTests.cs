@@ -97,6 +97,21 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
     }
 
     [Fact]
+    public void Bench_runs_as_users_run_it_and_measures_the_bandwidth_floor()
+    {
+        var (code, stdout, stderr) = CliProcess.Run("bench", "--model", Tiny, "--device", "cpu", "--prompt-tokens",
+            "8", "--new-tokens", "4", "--runs", "1", "--quantize", "q8_0");
+        Assert.True(code == 0, stderr);
+        Assert.DoesNotContain("error", stderr);
+        Assert.DoesNotContain('\u001b', stdout);
+        string Field(string name) =>
+            Lines(stdout).Single(l => l.StartsWith(name + " ")).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1];
+        Assert.Equal("Q8_0", Field("dtype"));
+        Assert.True(double.Parse(Field("bandwidth_gb_s"), System.Globalization.CultureInfo.InvariantCulture) > 0);
+        Assert.True(double.Parse(Field("floor_ms_per_token"), System.Globalization.CultureInfo.InvariantCulture) > 0);
+    }
+
+    [Fact]
     public void Generate_json_has_one_shape_for_one_prompt_and_for_several()
     {
         foreach (var prompts in new[] { new[] { "--prompt", "Transformers are the" },
