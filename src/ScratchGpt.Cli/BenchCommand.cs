@@ -59,10 +59,11 @@ public static class BenchCommand
             var prefill = new List<double>(); var decode = new List<double>(); var ttft = new List<double>();
             var logits = new float[model.VocabSize];
             double lastDecodeMsPerToken = 0;   // the profiled run's own step time
+            bool progress = !Console.IsErrorRedirected;   // a line redrawn with \r only on a terminal
             for (int run = 0; run <= R; run++)
             {
                 ct.ThrowIfCancellationRequested();
-                Console.Error.Write($"\r{(run == 0 ? "warm-up" : $"run {run}/{R}")} …");
+                if (progress) Console.Error.Write($"\r{(run == 0 ? "warm-up" : $"run {run}/{R}")} …");
                 var sessions = Enumerable.Range(0, B).Select(_ => model.CreateSession(P + N)).ToList();
                 var t0 = Stopwatch.StartNew();
                 foreach (var s in sessions) s.Append(prompt, logits);
@@ -98,7 +99,7 @@ public static class BenchCommand
                 if (run == 0) continue;
                 prefill.Add(B * P / pre); ttft.Add(first * 1000); decode.Add(B * (N - 1) / dec);
             }
-            Console.Error.WriteLine("\r                    ");
+            if (progress) Console.Error.WriteLine("\r                    ");
 
             double bandwidth = MeasureBandwidth();
             // what a matmul reads per weight, as this backend holds it (the ILGPU backend holds Q8_0 as float32)

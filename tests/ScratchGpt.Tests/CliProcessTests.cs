@@ -103,6 +103,7 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
             "8", "--new-tokens", "4", "--runs", "1", "--quantize", "q8_0");
         Assert.True(code == 0, stderr);
         Assert.DoesNotContain("error", stderr);
+        Assert.DoesNotContain('\r', stderr);   // no progress line redrawn into a file or a pipe
         Assert.DoesNotContain('\u001b', stdout);
         string Field(string name) =>
             Lines(stdout).Single(l => l.StartsWith(name + " ")).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1];
