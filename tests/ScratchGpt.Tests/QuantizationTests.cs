@@ -137,6 +137,49 @@ public class QuantizationTests(ITestOutputHelper output)
         }
     }
 
+    [Theory]
+    [InlineData(1, 16, 32, true)]
+    [InlineData(4, 16, 64, false)]
+    [InlineData(5, 40, 96, true)]     // a partial group of rows and a partial block of columns
+    [InlineData(40, 77, 768, true)]   // several tasks on several cores
+    [InlineData(7, 33, 3072, false)]
+    public void The_integer_prefill_product_is_each_blocks_exact_sum_times_both_scales(int m, int n, int k,
+        bool withBias)
+    {
+        var rng = new Random(m * 1000 + n);
+        sbyte[] qw = Enumerable.Range(0, n * k).Select(_ => (sbyte)rng.Next(-128, 128)).ToArray();   // -128 too
+        sbyte[] qx = Enumerable.Range(0, m * k).Select(_ => (sbyte)rng.Next(-127, 128)).ToArray();
+        float[] dw = Enumerable.Range(0, n * k / 32).Select(_ => (float)rng.NextDouble() / 100).ToArray();
+        float[] dx = Enumerable.Range(0, m * k / 32).Select(_ => (float)rng.NextDouble()).ToArray();
+        float[] bias = withBias ? Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble()).ToArray() : [];
+        var w = new Backends.Cpu.Q8Weights(qw, dw);
+        var y = new float[m * n];
+        if (!Backends.Cpu.Q8Gemm.IsSupported)
+        {
+            // this CPU has no AVX-VNNI: the product refuses, and the backend keeps the float GEMM
+            Assert.Throws<PlatformNotSupportedException>(() =>
+                Backends.Cpu.Q8Gemm.MatMulNT(qx, dx, w, bias, y, m, n, k));
+            output.WriteLine("no AVX-VNNI on this CPU: the integer prefill product did not run");
+            return;
+        }
+        Backends.Cpu.Q8Gemm.MatMulNT(qx, dx, w, bias, y, m, n, k);
+        int blocks = k / 32;
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double want = withBias ? bias[j] : 0, magnitude = Math.Abs(want);
+                for (int b = 0; b < blocks; b++)
+                {
+                    long sum = 0;
+                    for (int p = b * 32; p < (b + 1) * 32; p++) sum += qx[i * k + p] * qw[j * k + p];
+                    double term = (double)dx[i * blocks + b] * dw[j * blocks + b] * sum;
+                    want += term;
+                    magnitude += Math.Abs(term);
+                }
+                Assert.True(Math.Abs(y[i * n + j] - want) <= 1e-6 * magnitude, $"[{i}, {j}]: {y[i * n + j]} vs {want}");
+            }
+    }
+
     private unsafe delegate float DotQ8Form(sbyte* qw, float* dw, sbyte* qx, float* dx, int blocks);
 
     private static unsafe List<(string, DotQ8Form)> DotQ8Forms()

@@ -99,25 +99,34 @@ public sealed class CpuBackend : IBackend
     {
         float[] bs = bias is null ? [] : F(bias);
         var wb = (CpuBuffer)w;
-        // Prefill: the GEMM (Gemm.MatMulNT: outer products on AVX-512, dot-product tiles otherwise); float16 and
-        // Q8_0 weights are widened a block of rows at a time. Decode (below) reads every format as stored: Q8_0 at
-        // ~1 byte a weight, multiplied as integers with the input quantized to Q8_0.
+        // Prefill: the GEMM (Gemm.MatMulNT: outer products on AVX-512, dot-product tiles otherwise); float16
+        // weights are widened a block of rows at a time; Q8_0 weights are multiplied as bytes where the CPU has
+        // AVX-VNNI (Q8Gemm), widened otherwise. Decode (below) reads every format as stored: Q8_0 at ~1 byte a
+        // weight, multiplied as integers with the input quantized to Q8_0.
         if (rows >= 16 && wb.Precision != WeightPrecision.BFloat16)
         {
             if (wb.Precision == WeightPrecision.Float16)
                 Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), wb.Half16, ys.AsMemory(0, rows * outDim), rows, outDim,
                     inDim, bs);
-            else if (wb.Q8 is { } q8w)
+            else if (wb.Q8 is { } q8w && Q8Gemm.IsSupported)
+            {
+                // The input in Q8_0 blocks, as decode quantizes it, and the block sums in integers (AVX-VNNI).
+                const int B = Loading.Q8_0.BlockSize;
+                sbyte[] quants = System.Buffers.ArrayPool<sbyte>.Shared.Rent(rows * inDim);
+                float[] scales = System.Buffers.ArrayPool<float>.Shared.Rent(rows * inDim / B);
+                ForRowChunks(rows, (r0, r1) => CpuKernels.QuantizeQ8(xs.AsSpan(r0 * inDim, (r1 - r0) * inDim),
+                    quants.AsSpan(r0 * inDim), scales.AsSpan(r0 * inDim / B)));
+                Q8Gemm.MatMulNT(quants, scales, q8w, bs, ys, rows, outDim, inDim);
+                System.Buffers.ArrayPool<sbyte>.Shared.Return(quants);
+                System.Buffers.ArrayPool<float>.Shared.Return(scales);
+            }
+            else if (wb.Q8 is { } q8f)
             {
                 // The input as decode's integer dot products see it (Q8_0 blocks), so prefill computes the same model.
                 float[] xr = System.Buffers.ArrayPool<float>.Shared.Rent(rows * inDim);
-                int chunks = Environment.ProcessorCount;   // rows shared out between the cores
-                Parallel.For(0, chunks, c =>
-                {
-                    int r0 = rows * c / chunks, r1 = rows * (c + 1) / chunks;
-                    CpuKernels.RoundTripQ8(xs.AsSpan(r0 * inDim, (r1 - r0) * inDim), xr.AsSpan(r0 * inDim));
-                });
-                Gemm.MatMulNT(xr.AsMemory(0, rows * inDim), q8w, ys.AsMemory(0, rows * outDim), rows, outDim, inDim,
+                ForRowChunks(rows, (r0, r1) =>
+                    CpuKernels.RoundTripQ8(xs.AsSpan(r0 * inDim, (r1 - r0) * inDim), xr.AsSpan(r0 * inDim)));
+                Gemm.MatMulNT(xr.AsMemory(0, rows * inDim), q8f, ys.AsMemory(0, rows * outDim), rows, outDim, inDim,
                     bs);
                 System.Buffers.ArrayPool<float>.Shared.Return(xr);
             }
@@ -163,6 +172,13 @@ public sealed class CpuBackend : IBackend
         if (paired is not null) System.Buffers.ArrayPool<float>.Shared.Return(paired);
         if (xq is not null) System.Buffers.ArrayPool<sbyte>.Shared.Return(xq);
         if (xd is not null) System.Buffers.ArrayPool<float>.Shared.Return(xd);
+    }
+
+    /// <summary>Rows r0 .. r1 − 1 of <paramref name="rows"/>, one chunk per core.</summary>
+    private static void ForRowChunks(int rows, Action<int, int> body)
+    {
+        int chunks = Environment.ProcessorCount;
+        Parallel.For(0, chunks, c => body(rows * c / chunks, rows * (c + 1) / chunks));
     }
 
     public void Gelu(IDeviceBuffer x, long count)

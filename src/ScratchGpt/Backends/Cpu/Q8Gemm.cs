@@ -1,0 +1,212 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace ScratchGpt.Backends.Cpu;
+
+/// <summary>
+/// The prefill product with Q8_0 weights done in integers, for CPUs with AVX-VNNI:
+///
+///     y[i, j] = bias[j] + Σ_b dx[i, b] · dw[j, b] · Σ_{k in block b} qx[i, k] · qw[j, k]
+///
+/// the same sum decode's <see cref="CpuKernels.DotQ8"/> computes, for many rows at once. vpdpbusd multiplies
+/// unsigned bytes by signed bytes and adds each four neighbouring products into a 32-bit lane, exactly. The input
+/// is made unsigned by an offset, u = qx + 128 (1 .. 255), which adds 128 · Σ_k qw[j, k] to every block's sum;
+/// that column sum is taken once per block when the weights are packed and subtracted before the scale is applied.
+///
+///     weights, per block of 16 columns:  packed[b, q, h, c, 0..3] = qw[j0 + 8h + c, 32b + 4q .. 32b + 4q + 3]
+///     micro-kernel, 4 rows × 16 columns: for each block b and step q (0..7), one 32-bit broadcast of a row's
+///                                        four input bytes against two vectors of eight columns' four weights
+///
+/// so a block's 4 × 16 × 32 multiply-adds are 64 instructions into eight integer accumulators, then per row and
+/// eight columns one subtraction, one conversion and one FMA with dx · dw into the float sums. Float32 FMAs on the
+/// dequantized weights need 128 instructions of 512 bits for the same work (docs/benchmarks.md).
+/// </summary>
+public static unsafe class Q8Gemm
+{
+    public const int Rows = 4, Columns = 16;
+    private const int B = Loading.Q8_0.BlockSize;
+
+    /// <summary>vpdpbusd in its 256-bit VEX form (AVX-VNNI: Intel since Alder Lake and Sapphire Rapids, AMD
+    /// since Zen 5), with AVX2 and FMA around it.</summary>
+    public static bool IsSupported => AvxVnni.IsSupported && Avx2.IsSupported && Fma.IsSupported;
+
+    /// <summary>y [m, n] = x · wᵀ + bias with x given as Q8_0 rows (<see cref="CpuKernels.QuantizeQ8"/>: quants
+    /// <paramref name="xq"/> [m, k], scales <paramref name="xd"/> [m, k / 32]).</summary>
+    public static void MatMulNT(ReadOnlySpan<sbyte> xq, ReadOnlySpan<float> xd, Q8Weights w, ReadOnlySpan<float> bias,
+        Span<float> y, int m, int n, int k)
+    {
+        if (!IsSupported) throw new PlatformNotSupportedException("Q8Gemm needs AVX-VNNI");
+        ArgumentOutOfRangeException.ThrowIfNotEqual(k % B, 0, nameof(k));
+        ArgumentOutOfRangeException.ThrowIfLessThan(w.Quants.Length, (long)n * k, nameof(w));
+        ArgumentOutOfRangeException.ThrowIfLessThan(xq.Length, m * k, nameof(xq));
+        ArgumentOutOfRangeException.ThrowIfLessThan(xd.Length, m * k / B, nameof(xd));
+        ArgumentOutOfRangeException.ThrowIfLessThan(y.Length, m * n, nameof(y));
+        if (bias.Length > 0) ArgumentOutOfRangeException.ThrowIfLessThan(bias.Length, n, nameof(bias));
+        byte[] u = System.Buffers.ArrayPool<byte>.Shared.Rent(m * k);
+        try
+        {
+            // u = qx + 128: flipping the top bit of a two's-complement byte adds 128 (mod 256).
+            var flip = Vector256.Create(unchecked((sbyte)0x80));
+            int i = 0;
+            for (; i + 32 <= m * k; i += 32)
+                (Vector256.Create(xq[i..]) ^ flip).AsByte().CopyTo(u.AsSpan(i));
+            for (; i < m * k; i++) u[i] = (byte)(xq[i] ^ unchecked((sbyte)0x80));
+            fixed (byte* pu = u)
+            fixed (float* pdx = xd, pb = bias, py = y)
+            fixed (sbyte* qw = w.Quants.Span)
+            fixed (float* dw = w.Scales.Span)
+                Run(new Operands(pu, pdx, qw, dw, bias.Length > 0 ? pb : null, py), m, n, k);
+        }
+        finally { System.Buffers.ArrayPool<byte>.Shared.Return(u); }
+    }
+
+    /// <summary>The pinned operands, as one value the parallel loop can carry.</summary>
+    private readonly struct Operands(byte* u, float* dx, sbyte* qw, float* dw, float* bias, float* y)
+    {
+        public readonly byte* U = u;
+        public readonly float* Dx = dx, Dw = dw, Bias = bias, Y = y;
+        public readonly sbyte* Qw = qw;
+    }
+
+    private static void Run(Operands o, int m, int n, int k)
+    {
+        int blocks = k / B, columnBlocks = (n + Columns - 1) / Columns;
+        int tasks = (long)m * n * k < 1 << 20 ? 1 : Math.Min(columnBlocks, Environment.ProcessorCount * 4);
+        void RunColumns(int t)
+        {
+            int c0 = (int)((long)columnBlocks * t / tasks), c1 = (int)((long)columnBlocks * (t + 1) / tasks);
+            sbyte[] packed = System.Buffers.ArrayPool<sbyte>.Shared.Rent(Columns * k);
+            int[] sums = System.Buffers.ArrayPool<int>.Shared.Rent(Columns * blocks);
+            float[] scales = System.Buffers.ArrayPool<float>.Shared.Rent(Columns * blocks);
+            try
+            {
+                fixed (sbyte* pp = packed)
+                fixed (int* ps = sums)
+                fixed (float* pd = scales)
+                    for (int cb = c0; cb < c1; cb++)
+                    {
+                        int j0 = cb * Columns, cols = Math.Min(Columns, n - j0);
+                        Pack(o.Qw, o.Dw, j0, cols, k, pp, ps, pd);
+                        for (int i0 = 0; i0 < m; i0 += Rows)
+                            Kernel(o.U, o.Dx, i0, Math.Min(Rows, m - i0), k, pp, ps, pd,
+                                o.Bias is null ? null : o.Bias + j0, o.Y, n, j0, cols);
+                    }
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<sbyte>.Shared.Return(packed);
+                System.Buffers.ArrayPool<int>.Shared.Return(sums);
+                System.Buffers.ArrayPool<float>.Shared.Return(scales);
+            }
+        }
+        if (tasks == 1) RunColumns(0);
+        else Parallel.For(0, tasks, RunColumns);
+    }
+
+    /// <summary>Columns j0 .. j0 + cols − 1 (up to 16; missing ones are zero) into the kernel's order, with each
+    /// block's 128 · Σ qw and its scales dw, 16 to a block.</summary>
+    private static void Pack(sbyte* qw, float* dw, int j0, int cols, int k, sbyte* packed, int* sums, float* scales)
+    {
+        int blocks = k / B;
+        var ones = Vector256.Create((byte)1);
+        for (int b = 0; b < blocks; b++)
+        {
+            int* dst = (int*)(packed + b * Columns * B);   // [q, h, c] of four bytes each
+            for (int c = 0; c < Columns; c++)
+            {
+                int* src = c < cols ? (int*)(qw + (long)(j0 + c) * k + b * B) : null;
+                for (int q = 0; q < B / 4; q++)
+                    dst[(q * 2 + c / 8) * 8 + c % 8] = src is null ? 0 : src[q];
+                scales[b * Columns + c] = c < cols ? dw[(long)(j0 + c) * (k / B) + b] : 0f;
+            }
+            // Σ qw over the block for eight columns at a time: vpdpbusd against ones
+            Vector256<int> lo = default, hi = default;
+            for (int q = 0; q < B / 4; q++)
+            {
+                lo = AvxVnni.MultiplyWideningAndAdd(lo, ones, Avx.LoadVector256((sbyte*)(dst + q * 16)));
+                hi = AvxVnni.MultiplyWideningAndAdd(hi, ones, Avx.LoadVector256((sbyte*)(dst + q * 16 + 8)));
+            }
+            Avx.Store(sums + b * Columns, Avx2.ShiftLeftLogical(lo, 7));
+            Avx.Store(sums + b * Columns + 8, Avx2.ShiftLeftLogical(hi, 7));
+        }
+    }
+
+    /// <summary>Rows i0 .. i0 + rows − 1 (up to 4) × the packed 16 columns. Missing rows repeat row i0 (their sums
+    /// are dropped), so the loop has no branches. Eight integer accumulators, so eight independent chains of
+    /// vpdpbusd (each waits ~4 cycles on its last); the float sums wait in <paramref name="acc"/> (L1) between blocks,
+    /// as VEX instructions reach only 16 vector registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel(byte* u, float* dx, int i0, int rows, int k, sbyte* packed, int* sums, float* scales,
+        float* bias, float* y, int n, int j0, int cols)
+    {
+        int blocks = k / B;
+        var acc = stackalloc Vector256<float>[2 * Rows];
+        for (int r = 0; r < 2 * Rows; r++) acc[r] = default;
+        byte* a0 = u + (long)i0 * k, a1 = rows > 1 ? a0 + k : a0, a2 = rows > 2 ? a0 + 2 * k : a0,
+            a3 = rows > 3 ? a0 + 3 * k : a0;
+        float* d0 = dx + (long)i0 * blocks;
+        int r1 = rows > 1 ? blocks : 0, r2 = rows > 2 ? 2 * blocks : 0, r3 = rows > 3 ? 3 * blocks : 0;
+        for (int b = 0; b < blocks; b++)
+        {
+            Vector256<int> s00 = default, s01 = default, s10 = default, s11 = default;
+            Vector256<int> s20 = default, s21 = default, s30 = default, s31 = default;
+            sbyte* wb = packed + b * Columns * B;
+            int* x0 = (int*)(a0 + b * B), x1 = (int*)(a1 + b * B), x2 = (int*)(a2 + b * B), x3 = (int*)(a3 + b * B);
+            for (int q = 0; q < B / 4; q++)
+            {
+                var w0 = Avx.LoadVector256(wb + q * 64);
+                var w1 = Avx.LoadVector256(wb + q * 64 + 32);
+                var x = Vector256.Create(x0[q]).AsByte();
+                s00 = AvxVnni.MultiplyWideningAndAdd(s00, x, w0);
+                s01 = AvxVnni.MultiplyWideningAndAdd(s01, x, w1);
+                x = Vector256.Create(x1[q]).AsByte();
+                s10 = AvxVnni.MultiplyWideningAndAdd(s10, x, w0);
+                s11 = AvxVnni.MultiplyWideningAndAdd(s11, x, w1);
+                x = Vector256.Create(x2[q]).AsByte();
+                s20 = AvxVnni.MultiplyWideningAndAdd(s20, x, w0);
+                s21 = AvxVnni.MultiplyWideningAndAdd(s21, x, w1);
+                x = Vector256.Create(x3[q]).AsByte();
+                s30 = AvxVnni.MultiplyWideningAndAdd(s30, x, w0);
+                s31 = AvxVnni.MultiplyWideningAndAdd(s31, x, w1);
+            }
+            // Σ qx·qw = Σ u·qw − 128·Σ qw, exact; then × dx · dw into the float sums
+            var k0 = Avx.LoadVector256(sums + b * Columns);
+            var k1 = Avx.LoadVector256(sums + b * Columns + 8);
+            var dw0 = Avx.LoadVector256(scales + b * Columns);
+            var dw1 = Avx.LoadVector256(scales + b * Columns + 8);
+            Accumulate(acc, s00, s01, k0, k1, dw0, dw1, d0[b]);
+            Accumulate(acc + 2, s10, s11, k0, k1, dw0, dw1, d0[r1 + b]);
+            Accumulate(acc + 4, s20, s21, k0, k1, dw0, dw1, d0[r2 + b]);
+            Accumulate(acc + 6, s30, s31, k0, k1, dw0, dw1, d0[r3 + b]);
+        }
+        for (int r = 0; r < rows; r++) Store(acc[2 * r], acc[2 * r + 1], bias, y + (long)(i0 + r) * n + j0, cols);
+    }
+
+    /// <summary>One row's block into its float sums: (Σ u·qw − 128·Σ qw) · dx · dw, for 16 columns.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Accumulate(Vector256<float>* acc, Vector256<int> lo, Vector256<int> hi, Vector256<int> k0,
+        Vector256<int> k1, Vector256<float> dw0, Vector256<float> dw1, float dx)
+    {
+        var d = Vector256.Create(dx);
+        acc[0] = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Avx2.Subtract(lo, k0)), dw0 * d, acc[0]);
+        acc[1] = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Avx2.Subtract(hi, k1)), dw1 * d, acc[1]);
+    }
+
+    private static void Store(Vector256<float> lo, Vector256<float> hi, float* bias, float* row, int cols)
+    {
+        if (bias != null && cols == Columns)
+        {
+            lo += Avx.LoadVector256(bias);
+            hi += Avx.LoadVector256(bias + 8);
+        }
+        if (cols == Columns)
+        {
+            Avx.Store(row, lo);
+            Avx.Store(row + 8, hi);
+            return;
+        }
+        for (int c = 0; c < cols; c++)
+            row[c] = (c < 8 ? lo[c] : hi[c - 8]) + (bias != null ? bias[c] : 0f);
+    }
+}
