@@ -2,13 +2,15 @@
 """Paired CPU benchmark: scratchgpt against llama.cpp on the same weights, interleaved.
 
 Usage:
-    python3 scripts/paired-bench.py --llama /tmp/llama/build [--rounds 3] [--dtypes f32,f16,q8_0] [--threads 2,1]
+    python3 scripts/paired-bench.py --llama /tmp/llama/build [--rounds 3] [--dtypes f32,f16,q8_0,q4_0] [--threads 2,1]
 
 Both runtimes read the same numbers: one random gpt2-shaped checkpoint (`scratchgpt init --config gpt2`), which our
 own exporter writes as GGUF for llama.cpp (`scratchgpt convert --to gguf --dtype …`). For every round, thread count
 and dtype it runs ours, then llama-bench, pinned with taskset to the same cores (1 thread: core 0), and prints one
 JSON line per pair: both prefill and decode rates, their ratios, the load average before the pair, and our
-bandwidth floor. The last lines (`"summary": true`) are the medians per configuration.
+bandwidth floor. The last lines (`"summary": true`) are the medians per configuration. Every line names the CPU:
+/proc/cpuinfo's model name, and its family, model and the vector extensions that pick our kernels (the model name
+alone can be the same for two generations, e.g. "AMD EPYC" for Zen 4 and Zen 5).
 
 Decode is measured after the prompt on both sides: ours decodes after a 128-token prefill; for llama.cpp it is
 `-pg 128,64` minus `-p 128` (64 tokens ÷ the difference of the two times), as its plain `-n 64` starts from an
@@ -35,6 +37,19 @@ def cpu_model():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return "unknown"
+
+
+def cpu_id():
+    """'family F model M' and the extensions that choose between our kernels, from /proc/cpuinfo."""
+    fields = {}
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if ":" in line:
+                k, v = (x.strip() for x in line.split(":", 1))
+                fields.setdefault(k, v)
+    flags = fields.get("flags", "").split()
+    wanted = [x for x in ("avx2", "avx512bw", "avx_vnni", "avx512_vnni") if x in flags]
+    return f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')} " + " ".join(wanted)
 
 
 def run(cmd, env=None):
@@ -89,8 +104,8 @@ def main():
         sys.exit(f"paired-bench: --llama {a.llama}: no executable bin/llama-bench there")
     dtypes = a.dtypes.split(",")
     for d in dtypes:
-        if d not in ("f32", "f16", "q8_0"):
-            sys.exit(f"paired-bench: --dtypes: unknown dtype '{d}' (f32, f16, q8_0)")
+        if d not in ("f32", "f16", "q8_0", "q4_0"):
+            sys.exit(f"paired-bench: --dtypes: unknown dtype '{d}' (f32, f16, q8_0, q4_0)")
     threads = [int(t) for t in a.threads.split(",")]
     if max(threads) > os.cpu_count():
         sys.exit(f"paired-bench: --threads {a.threads}: this machine has {os.cpu_count()} cores")
@@ -106,7 +121,8 @@ def main():
     f32 = os.path.join(work, "gpt2-f32")
     if not os.path.exists(os.path.join(f32, "model.safetensors")):
         run(cli + ["init", "--config", "gpt2", "--out", f32])
-    models = {"f32": (f32, None), "q8_0": (f32, "q8_0")}   # q8_0: ours quantizes at load, as the GGUF writer does
+    # q8_0, q4_0: ours quantizes at load, exactly as the GGUF writer does
+    models = {"f32": (f32, None), "q8_0": (f32, "q8_0"), "q4_0": (f32, "q4_0")}
     if "f16" in dtypes:
         f16 = os.path.join(work, "gpt2-f16")
         if not os.path.exists(os.path.join(f16, "model.safetensors")):
@@ -118,7 +134,7 @@ def main():
         if not os.path.exists(ggufs[d]):
             run(cli + ["convert", "--model", f32, "--to", "gguf", "--dtype", d, "--out", ggufs[d]])
 
-    cpu = cpu_model()
+    cpu, cpu_kind = cpu_model(), cpu_id()
     pairs = []
     for rnd in range(1, a.rounds + 1):
         for t in threads:
@@ -127,7 +143,7 @@ def main():
                 model, quantize = models[d]
                 o = ours(cli, model, quantize, t, a.prompt_tokens, a.new_tokens, a.runs)
                 l = llama(bench, ggufs[d], t, a.prompt_tokens, a.new_tokens, a.runs)
-                pair = {"cpu": cpu, "round": rnd, "dtype": d, "threads": t, "load_avg": load,
+                pair = {"cpu": cpu, "cpu_id": cpu_kind, "round": rnd, "dtype": d, "threads": t, "load_avg": load,
                         "ours": o, "llama_cpp": l,
                         "ratio": {"prefill": round(o["prefill"] / l["prefill"], 3),
                                   "decode": round(o["decode"] / l["decode"], 3)}}
@@ -139,7 +155,7 @@ def main():
             ps = [p for p in pairs if p["threads"] == t and p["dtype"] == d]
             med = lambda side, k: statistics.median(p[side][k] for p in ps)
             print(json.dumps({
-                "summary": True, "cpu": cpu, "dtype": d, "threads": t, "rounds": len(ps),
+                "summary": True, "cpu": cpu, "cpu_id": cpu_kind, "dtype": d, "threads": t, "rounds": len(ps),
                 "ours": {"prefill": med("ours", "prefill"), "decode": med("ours", "decode"),
                          "floor_decode": med("ours", "floor_decode")},
                 "llama_cpp": {"prefill": med("llama_cpp", "prefill"), "decode": med("llama_cpp", "decode")},

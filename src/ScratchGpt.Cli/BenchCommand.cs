@@ -102,7 +102,8 @@ public static class BenchCommand
             if (progress) Console.Error.WriteLine("\r                    ");
 
             double bandwidth = MeasureBandwidth();
-            // what a matmul reads per weight, as this backend holds it (the ILGPU backend holds Q8_0 as float32)
+            // what a matmul reads per weight, as this backend holds it (the ILGPU backend holds Q8_0 and Q4_0 as
+            // float32)
             double bytesPer = model.Backend.StoredPrecision(model.Precision).BytesPerWeight();
             var cfg = model.Config;
             // wpe: one row per token

@@ -49,8 +49,8 @@ public static class Common
     public static readonly Option<bool> Json = new("--json") { Description = "print one JSON object instead of text" };
     public static readonly Option<string?> Quantize = new("--quantize")
     {
-        Description = "q8_0: quantize the weight matrices at load (llama.cpp's Q8_0, blocks of 32 with one " +
-            "float16 scale)",
+        Description = "q8_0 or q4_0: quantize the weight matrices at load (llama.cpp's Q8_0 / Q4_0, blocks of 32 " +
+            "signed bytes or four-bit codes with one float16 scale)",
     };
 
     public static void AddModelOptions(Command c)
@@ -106,7 +106,8 @@ public static class Common
         {
             null => null,
             "q8_0" => Backends.WeightPrecision.Q8_0,
-            var q => throw new ArgumentException($"--quantize must be q8_0, got '{q}'"),
+            "q4_0" => Backends.WeightPrecision.Q4_0,
+            var q => throw new ArgumentException($"--quantize must be q8_0 or q4_0, got '{q}'"),
         };
         var model = Gpt2Model.Load(ModelDir(p), new ModelLoadOptions
         {

@@ -21,7 +21,7 @@ public static class ConvertCommand
     };
     static readonly Option<string> DType = new("--dtype")
     {
-        Description = "f32 | f16 | bf16 | q8_0 (safetensors); f32 | f16 | q8_0 (gguf)",
+        Description = "f32 | f16 | bf16 | q8_0 (safetensors); f32 | f16 | q8_0 | q4_0 (gguf)",
         DefaultValueFactory = _ => "f32",
     };
 
@@ -53,6 +53,9 @@ public static class ConvertCommand
                     "parameters)");
                 return 0;
             }
+            if (dtype == "q4_0")
+                throw new ArgumentException("--dtype q4_0 is written as GGUF only (--to gguf); a safetensors folder " +
+                    "takes f32, f16, bf16 or q8_0");
             if (dtype is not ("f32" or "f16" or "bf16" or "q8_0"))
                 throw new ArgumentException($"--dtype must be f32, f16, bf16 or q8_0, got '{dtype}'");
             var parameters = Gpt2Parameters.Load(src);

@@ -332,10 +332,21 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
                 $"{Loading.Gpt2Layout.ParameterCount(Loading.ModelFolder.LoadConfig(Tiny)):N0} parameters)",
                 Lines(stderr).Single());
             Assert.Equal("GGUF"u8.ToArray(), File.ReadAllBytes(path)[..4]);
-            (code, _, stderr) = CliProcess.Run("convert", "--model", Tiny, "--to", "gguf", "--dtype", "q4_0", "--out",
+            string q4 = Path.Combine(dir, "tiny-q4_0.gguf");
+            (code, _, stderr) = CliProcess.Run("convert", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir,
+                "--to", "gguf", "--dtype", "q4_0", "--out", q4);
+            Assert.Equal(0, code);
+            Assert.StartsWith($"wrote {q4} (GGUF, gpt2, q4_0, ", Lines(stderr).Single());
+            Assert.True(new FileInfo(q4).Length < new FileInfo(path).Length * 0.7);   // 18 bytes a block, not 34
+            (code, _, stderr) = CliProcess.Run("convert", "--model", Tiny, "--to", "gguf", "--dtype", "q4_k", "--out",
                 path);
             Assert.Equal(1, code);
-            Assert.Equal("error: --dtype for GGUF must be f32, f16 or q8_0, got 'q4_0'", Lines(stderr).Single());
+            Assert.Equal("error: --dtype for GGUF must be f32, f16, q8_0 or q4_0, got 'q4_k'", Lines(stderr).Single());
+            (code, _, stderr) = CliProcess.Run("convert", "--model", Tiny, "--dtype", "q4_0", "--out",
+                Path.Combine(dir, "q4-folder"));
+            Assert.Equal(1, code);
+            Assert.StartsWith("error: --dtype q4_0 is written as GGUF only (--to gguf)", Lines(stderr).Single());
+            Assert.False(Directory.Exists(Path.Combine(dir, "q4-folder")));
 
             string q8 = Path.Combine(dir, "q8");
             (code, _, stderr) = CliProcess.Run("convert", "--model", Tiny, "--dtype", "q8_0", "--out", q8);
@@ -353,9 +364,14 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
         Assert.Equal(0, c2);
         Assert.Equal("", err);
         Assert.Equal(5, JsonNode.Parse(stdout)!["prompts"]![0]!["sequences"]![0]!["new_ids"]!.AsArray().Count);
-        (c2, _, err) = CliProcess.Run("generate", "--model", Tiny, "--quantize", "q4_0", "--prompt", "x");
+        (c2, stdout, err) = CliProcess.Run("generate", "--model", Tiny, "--tokenizer", Fixtures.TokenizerDir,
+            "--device", "cpu", "--quantize", "q4_0", "--prompt", "ROMEO:", "--max-new-tokens", "5", "--json");
+        Assert.Equal(0, c2);
+        Assert.Equal("", err);
+        Assert.Equal(5, JsonNode.Parse(stdout)!["prompts"]![0]!["sequences"]![0]!["new_ids"]!.AsArray().Count);
+        (c2, _, err) = CliProcess.Run("generate", "--model", Tiny, "--quantize", "q2_k", "--prompt", "x");
         Assert.Equal(1, c2);
-        Assert.Equal("error: --quantize must be q8_0, got 'q4_0'", Lines(err).Single());
+        Assert.Equal("error: --quantize must be q8_0 or q4_0, got 'q2_k'", Lines(err).Single());
     }
 
     [Fact]

@@ -50,6 +50,7 @@ public class GgufTests
     [InlineData("f32")]
     [InlineData("f16")]
     [InlineData("q8_0")]
+    [InlineData("q4_0")]
     public void An_exported_gguf_reads_back_key_by_key_and_tensor_by_tensor(string dtype)
     {
         string dir = Directory.CreateTempSubdirectory("sgpt-gguf").FullName;
@@ -67,7 +68,8 @@ public class GgufTests
             Assert.Equal(3, m["version"]!.GetValue<int>());
             Assert.Equal("gpt2", m["general.architecture"]!.GetValue<string>());
             Assert.Equal("tiny-gpt2", m["general.name"]!.GetValue<string>());
-            Assert.Equal(dtype switch { "f32" => 0, "f16" => 1, _ => 7 }, m["general.file_type"]!.GetValue<int>());
+            Assert.Equal(dtype switch { "f32" => 0, "f16" => 1, "q8_0" => 7, _ => 2 },
+                m["general.file_type"]!.GetValue<int>());
             Assert.Equal(config.NPositions, m["gpt2.context_length"]!.GetValue<int>());
             Assert.Equal(config.NEmbd, m["gpt2.embedding_length"]!.GetValue<int>());
             Assert.Equal(4 * config.NEmbd, m["gpt2.feed_forward_length"]!.GetValue<int>());
@@ -101,8 +103,9 @@ public class GgufTests
                 var info = infos[name]!;
                 Assert.Equal(spec.Shape.Reverse(), info["shape"]!.AsArray().Select(d => d!.GetValue<int>()));
                 int type = info["dtype"]!.GetValue<int>();
-                int wantType = spec.Shape.Length == 1 || (spec.Name == "wpe.weight" && dtype == "q8_0") ? 0
-                    : dtype switch { "f16" => 1, "q8_0" => 8, _ => 0 };
+                bool quantized = dtype is "q8_0" or "q4_0";
+                int wantType = spec.Shape.Length == 1 || (spec.Name == "wpe.weight" && quantized) ? 0
+                    : dtype switch { "f16" => 1, "q8_0" => 8, "q4_0" => 2, _ => 0 };
                 Assert.Equal(wantType, type);
                 long offset = info["offset"]!.GetValue<long>();
                 Assert.Equal(0, offset % 32);
@@ -117,6 +120,16 @@ public class GgufTests
                     {
                         float amax = want.AsSpan(i / 32 * 32, 32).ToArray().Max(Math.Abs);
                         Assert.True(Math.Abs(back[i] - want[i]) <= amax / 127 * 0.5 + amax * 1e-3, $"{name}[{i}]");
+                    }
+                }
+                if (type == 2)
+                {
+                    // half a step of amax / 8 inside the grid; the top code (7d) clips values up to 8d: one step
+                    float[] back = Q4_0.Dequantize(expected);
+                    for (int i = 0; i < want.Length; i++)
+                    {
+                        float amax = want.AsSpan(i / 32 * 32, 32).ToArray().Max(Math.Abs);
+                        Assert.True(Math.Abs(back[i] - want[i]) <= amax / 8 + amax * 1e-3, $"{name}[{i}]");
                     }
                 }
             }
@@ -138,5 +151,25 @@ public class GgufTests
         Assert.Equal((Half)1f, BitConverter.ToHalf(q, Q8_0.BlockBytes));
         Assert.Equal([127, 3, -3], q.AsSpan(Q8_0.BlockBytes + 2 + 8, 3).ToArray().Select(b => (int)(sbyte)b));
         Assert.Throws<ArgumentException>(() => Q8_0.Quantize(new float[33]));
+    }
+
+    [Fact]
+    public void Q4_0_maps_the_largest_magnitude_to_code_0_and_packs_values_j_and_j_plus_16_in_one_byte()
+    {
+        var x = new float[32];
+        for (int i = 1; i < 32; i++) x[i] = i - 12;          // −11 … 19
+        x[0] = -19;                                            // ties 19 and comes first: m = −19, d = −19 / −8
+        var q = Q4_0.Quantize(x);
+        Assert.Equal(Q4_0.BlockBytes, q.Length);
+        Assert.Equal((Half)2.375f, BitConverter.ToHalf(q, 0));
+        int Code(int i) => i < 16 ? q[2 + i] & 0x0F : q[2 + i - 16] >> 4;
+        Assert.Equal(0, Code(0));                              // −19 = −8 · d
+        Assert.Equal(15, Code(31));                            // 19 = 8 · d, clipped to the top code (7d)
+        Assert.Equal(8, Code(12));                             // 0: ⌊0 + 8.5⌋
+        Assert.Equal(3, Code(1));                              // −11: ⌊−4.63 + 8.5⌋
+        Assert.Equal(10, Code(17));                            // 5: ⌊2.11 + 8.5⌋
+        Assert.Equal(Code(1) | Code(17) << 4, q[2 + 1]);       // values 1 and 17 share byte 1
+        Assert.Equal(-11.875f, Q4_0.Dequantize(q)[1]);         // 2.375 · (3 − 8)
+        Assert.Throws<ArgumentException>(() => Q4_0.Quantize(new float[33]));
     }
 }

@@ -96,6 +96,18 @@ public class PairedBenchScriptTests : IDisposable
         Assert.Contains("--quantize q8_0", timed[4]);
         Assert.EndsWith("gpt2-q8_0.gguf -t 1 -r 1 -p 128 -n 0 -pg 128,64 -o json", timed[5].Split(" -m ")[1]);
         Assert.DoesNotContain("--quantize", timed[0] + timed[2]);
+        Assert.StartsWith("family ", pairs[0]["cpu_id"]!.GetValue<string>());   // model name alone can be ambiguous
+
+        // q4_0 on request: ours quantizes the float32 checkpoint at load, llama.cpp reads our q4_0 GGUF
+        File.Delete(log);
+        (code, stdout, stderr) = Run("--llama", Path.Combine(_dir, "llama"), "--cli", "bash " + cli,
+            "--work", Path.Combine(_dir, "work"), "--rounds", "1", "--threads", "1", "--runs", "1", "--dtypes", "q4_0");
+        Assert.True(code == 0, stderr);
+        timed = File.ReadAllLines(log).Where(l => l.StartsWith("llama") || l.Contains(" bench ")).ToList();
+        Assert.Equal(2, timed.Count);
+        Assert.Contains("--quantize q4_0", timed[0]);
+        Assert.EndsWith("gpt2-q4_0.gguf -t 1 -r 1 -p 128 -n 0 -pg 128,64 -o json", timed[1].Split(" -m ")[1]);
+        Assert.Contains(File.ReadAllLines(log), l => l.Contains("convert") && l.Contains("--dtype q4_0"));
     }
 
     [Fact]

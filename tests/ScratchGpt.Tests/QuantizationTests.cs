@@ -17,8 +17,25 @@ public class QuantizationTests(ITestOutputHelper output)
     [Fact]
     public void Q8_0_keeps_the_fixtures_generations_nearly_token_for_token()
     {
-        using var q8 = Load(WeightPrecision.Q8_0);
-        Assert.Equal(WeightPrecision.Q8_0, q8.Precision);
+        var (cases, identical) = GreedyAgreement(WeightPrecision.Q8_0);
+        Assert.True(cases >= 20);
+        Assert.True(identical >= cases * 3 / 4, $"only {identical} of {cases} generations survive Q8_0");
+    }
+
+    [Fact]
+    public void Q4_0_keeps_most_of_the_fixtures_generations()
+    {
+        var (cases, identical) = GreedyAgreement(WeightPrecision.Q4_0);
+        Assert.True(cases >= 20);
+        Assert.True(identical >= cases / 2, $"only {identical} of {cases} generations survive Q4_0");
+    }
+
+    /// <summary>The deterministic fixture generations (greedy, beam, n-gram blocking) with the matrices quantized:
+    /// how many come out token for token as transformers' float32 ones.</summary>
+    private (int Cases, int Identical) GreedyAgreement(WeightPrecision precision)
+    {
+        using var quantized = Load(precision);
+        Assert.Equal(precision, quantized.Precision);
         int cases = 0, identical = 0, tokens = 0, same = 0;
         foreach (var c in Fixtures.Json("generation.json")["cases"]!.AsArray())
         {
@@ -26,7 +43,7 @@ public class QuantizationTests(ITestOutputHelper output)
             if (kwargs["do_sample"]?.GetValue<bool>() == true) continue;
             int[] prompt = Fixtures.Ints(c["input_ids"]);
             int[] want = Fixtures.Ints(c["sequences"]![0]);
-            int[] got = new Generator(q8).Generate(prompt, GenerationTests.ConfigFrom(kwargs)).Sequences[0].Ids;
+            int[] got = new Generator(quantized).Generate(prompt, GenerationTests.ConfigFrom(kwargs)).Sequences[0].Ids;
             cases++;
             if (got.SequenceEqual(want)) identical++;
             // Tokens up to the first difference: after it the two continuations are different texts.
@@ -35,18 +52,33 @@ public class QuantizationTests(ITestOutputHelper output)
             tokens += want.Length - prompt.Length;
             same += n - prompt.Length;
         }
-        output.WriteLine($"q8_0: {identical} of {cases} deterministic fixture generations identical; {same} of " +
-            $"{tokens} new tokens before the first difference");
-        Assert.True(cases >= 20);
-        Assert.True(identical >= cases * 3 / 4, $"only {identical} of {cases} generations survive Q8_0");
+        output.WriteLine($"{precision}: {identical} of {cases} deterministic fixture generations identical; {same} " +
+            $"of {tokens} new tokens before the first difference");
+        return (cases, identical);
     }
 
     [Fact]
     public void Q8_0_moves_the_held_out_perplexity_by_under_one_percent()
     {
+        var (a, b) = HeldOutPerplexity(WeightPrecision.Q8_0);
+        Assert.True(Math.Abs(b / a - 1) < 0.01, $"float32 {a}, q8_0 {b}");
+        Assert.NotEqual(a, b);   // the weights really were quantized
+    }
+
+    [Fact]
+    public void Q4_0_moves_the_held_out_perplexity_by_under_five_percent()
+    {
+        var (a, b) = HeldOutPerplexity(WeightPrecision.Q4_0);
+        Assert.True(Math.Abs(b / a - 1) < 0.05, $"float32 {a}, q4_0 {b}");
+        Assert.NotEqual(a, b);
+    }
+
+    /// <summary>Perplexity of 4096 held-out Shakespeare tokens, float32 and quantized.</summary>
+    private (double Float32, double Quantized) HeldOutPerplexity(WeightPrecision precision)
+    {
         string text = File.ReadAllText(Path.Combine(Fixtures.Dir, "..", "corpus", "tinyshakespeare.txt"));
         using var f32 = Load(WeightPrecision.Float32);
-        using var q8 = Load(WeightPrecision.Q8_0);
+        using var quantized = Load(precision);
         int[] ids = f32.Tokenizer!.Encode(text[(int)(text.Length * 0.9)..])[..4096];
         double Perplexity(Gpt2Model m)
         {
@@ -65,11 +97,10 @@ public class QuantizationTests(ITestOutputHelper output)
             }
             return Math.Exp(nll / n);
         }
-        double a = Perplexity(f32), b = Perplexity(q8);
-        output.WriteLine($"held-out perplexity (4096 tokens): float32 {a:F4}, q8_0 {b:F4} " +
+        double a = Perplexity(f32), b = Perplexity(quantized);
+        output.WriteLine($"held-out perplexity (4096 tokens): float32 {a:F4}, {precision} {b:F4} " +
             $"({100 * (b / a - 1):+0.000;-0.000}%)");
-        Assert.True(Math.Abs(b / a - 1) < 0.01, $"float32 {a}, q8_0 {b}");
-        Assert.NotEqual(a, b);   // the weights really were quantized
+        return (a, b);
     }
 
     [Fact]
@@ -143,8 +174,8 @@ public class QuantizationTests(ITestOutputHelper output)
     [InlineData(5, 40, 96, true)]     // a partial group of rows and a partial block of columns
     [InlineData(40, 77, 768, true)]   // several tasks on several cores
     [InlineData(7, 33, 3072, false)]
-    public void The_integer_prefill_product_is_each_blocks_exact_sum_times_both_scales(int m, int n, int k,
-        bool withBias)
+    public void The_integer_prefill_product_is_each_blocks_exact_sum_times_both_scales_for_q8_0_and_q4_0(int m,
+        int n, int k, bool withBias)
     {
         var rng = new Random(m * 1000 + n);
         sbyte[] qw = Enumerable.Range(0, n * k).Select(_ => (sbyte)rng.Next(-128, 128)).ToArray();   // -128 too
@@ -159,6 +190,8 @@ public class QuantizationTests(ITestOutputHelper output)
             // this CPU has no AVX-VNNI: the product refuses, and the backend keeps the float GEMM
             Assert.Throws<PlatformNotSupportedException>(() =>
                 Backends.Cpu.Q8Gemm.MatMulNT(qx, dx, w, bias, y, m, n, k));
+            Assert.Throws<PlatformNotSupportedException>(() =>
+                Backends.Cpu.Q8Gemm.MatMulNT(qx, dx, Backends.Cpu.Q4Weights.From(new float[n * k]), bias, y, m, n, k));
             output.WriteLine("no AVX-VNNI on this CPU: the integer prefill product did not run");
             return;
         }
@@ -176,8 +209,89 @@ public class QuantizationTests(ITestOutputHelper output)
                     want += term;
                     magnitude += Math.Abs(term);
                 }
-                Assert.True(Math.Abs(y[i * n + j] - want) <= 1e-6 * magnitude, $"[{i}, {j}]: {y[i * n + j]} vs {want}");
+                Assert.True(Math.Abs(y[i * n + j] - want) <= 1e-6 * magnitude,
+                    $"[{i}, {j}]: {y[i * n + j]} vs {want}");
             }
+
+        // Q4_0 weights through the same product: codes c give weights dw · (c − 8)
+        byte[] codes = Enumerable.Range(0, n * k / 2).Select(_ => (byte)rng.Next(256)).ToArray();
+        Backends.Cpu.Q8Gemm.MatMulNT(qx, dx, new Backends.Cpu.Q4Weights(codes, dw), bias, y, m, n, k);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double want = withBias ? bias[j] : 0, magnitude = Math.Abs(want);
+                for (int b = 0; b < blocks; b++)
+                {
+                    long sum = 0;
+                    for (int p = 0; p < 16; p++)
+                    {
+                        byte pair = codes[(j * k + b * 32) / 2 + p];
+                        sum += ((pair & 0x0F) - 8) * qx[i * k + b * 32 + p]
+                            + ((pair >> 4) - 8) * qx[i * k + b * 32 + 16 + p];
+                    }
+                    double term = (double)dx[i * blocks + b] * dw[j * blocks + b] * sum;
+                    want += term;
+                    magnitude += Math.Abs(term);
+                }
+                Assert.True(Math.Abs(y[i * n + j] - want) <= 1e-6 * magnitude,
+                    $"q4 [{i}, {j}]: {y[i * n + j]} vs {want}");
+            }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(8)]
+    [InlineData(9)]
+    [InlineData(24)]
+    [InlineData(96)]
+    public void The_four_bit_dot_product_is_each_blocks_exact_sum_times_both_scales_less_the_offset(int blocks)
+    {
+        var rng = new Random(blocks);
+        int n = blocks * Loading.Q4_0.BlockSize;
+        byte[] codes = Enumerable.Range(0, n / 2).Select(_ => (byte)rng.Next(256)).ToArray();
+        sbyte[] qx = Enumerable.Range(0, n).Select(_ => (sbyte)rng.Next(-127, 128)).ToArray();
+        float[] dw = Enumerable.Range(0, blocks).Select(_ => (float)rng.NextDouble() / 100).ToArray();
+        float[] dx = Enumerable.Range(0, blocks).Select(_ => (float)rng.NextDouble()).ToArray();
+        float[] offsets = new float[blocks];
+        Backends.Cpu.CpuKernels.Q4Offsets(qx, dx, offsets);
+        double want = 0, magnitude = 0;
+        for (int b = 0; b < blocks; b++)
+        {
+            long sum = 0, plain = 0;   // Σ (q − 8) · qx, and Σ q · qx as the kernel forms it
+            for (int j = 0; j < 16; j++)
+            {
+                int lo = codes[b * 16 + j] & 0x0F, hi = codes[b * 16 + j] >> 4;
+                sum += (lo - 8) * qx[b * 32 + j] + (hi - 8) * qx[b * 32 + 16 + j];
+                plain += lo * qx[b * 32 + j] + hi * qx[b * 32 + 16 + j];
+            }
+            want += (double)dw[b] * dx[b] * sum;
+            magnitude += Math.Abs((double)dw[b] * dx[b]) * (Math.Abs(plain) + Math.Abs(plain - sum));
+        }
+        float got = Backends.Cpu.CpuKernels.DotQ4(codes, dw, qx, dx, offsets);
+        Assert.True(Math.Abs(got - want) <= 1e-6 * magnitude, $"{got} vs {want}");
+        foreach (var (name, form) in DotQ4Forms())
+        {
+            float other = DotQ4With(form, codes, dw, qx, dx, offsets);
+            Assert.True(Math.Abs(other - want) <= 1e-6 * magnitude, $"{name}: {other} vs {want}");
+        }
+    }
+
+    private unsafe delegate float DotQ4Form(byte* codes, float* dw, sbyte* qx, float* dx, float* c, int blocks);
+
+    private static unsafe List<(string, DotQ4Form)> DotQ4Forms()
+    {
+        var forms = new List<(string, DotQ4Form)> { ("scalar", Backends.Cpu.CpuKernels.DotQ4Scalar) };
+        if (Avx2.IsSupported && Fma.IsSupported) forms.Add(("avx2", Backends.Cpu.CpuKernels.DotQ4Avx2));
+        if (Avx512BW.IsSupported) forms.Add(("avx512", Backends.Cpu.CpuKernels.DotQ4Avx512));
+        return forms;
+    }
+
+    private static unsafe float DotQ4With(DotQ4Form form, byte[] codes, float[] dw, sbyte[] qx, float[] dx, float[] c)
+    {
+        fixed (byte* w = codes)
+        fixed (float* wd = dw, xd = dx, xc = c)
+        fixed (sbyte* x = qx)
+            return form(w, wd, x, xd, xc, dw.Length);
     }
 
     private unsafe delegate float DotQ8Form(sbyte* qw, float* dw, sbyte* qx, float* dx, int blocks);
@@ -223,10 +337,12 @@ public class QuantizationTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public void Prefill_and_decode_compute_the_same_q8_0_model()
+    [Theory]
+    [InlineData(WeightPrecision.Q8_0)]
+    [InlineData(WeightPrecision.Q4_0)]
+    public void Prefill_and_decode_compute_the_same_quantized_model(WeightPrecision precision)
     {
-        using var q8 = Load(WeightPrecision.Q8_0);
+        using var q8 = Load(precision);
         int[] ids = q8.Tokenizer!.Encode("ROMEO: But soft, what light through yonder window breaks? It is the east");
         Assert.True(ids.Length >= 16);   // the prompt goes through the GEMM, the steps through the dot products
         var prefill = q8.Forward(ids).Logits.AsSpan((ids.Length - 1) * q8.VocabSize, q8.VocabSize).ToArray();

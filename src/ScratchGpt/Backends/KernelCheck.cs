@@ -132,19 +132,23 @@ public static class KernelCheck
         // Q8_0 weights (rows in blocks of 32): the reference holds d · q as float32, the CPU reads the bytes and
         // quantizes the input to Q8_0 as well. The input here is already on Q8_0's grid (d · q per block), so that
         // quantization is exact and every backend must give the same sums.
-        foreach (var (R, I, O) in new[] { (1, 768, 33), (7, 64, 769), (70, 96, 65), (1, 64, large ? 50257 : 2053) })
-        {
-            float[] x = Loading.Q8_0.RoundTrip(Rand((long)R * I)), w = Rand((long)O * I), b = Rand(O);
-            yield return Compare("matmul+bias (q8_0 weights)", $"[{R}×{I}]·[{O}×{I}]ᵀ", be =>
+        // Q4_0 weights the same way: the reference holds d · (q − 8), the CPU reads the four-bit codes.
+        foreach (var quantized in new[] { WeightPrecision.Q8_0, WeightPrecision.Q4_0 })
+            foreach (var (R, I, O) in new[] { (1, 768, 33), (7, 64, 769), (70, 96, 65), (1, 64, large ? 50257 : 2053) })
             {
-                using var xb = be.Upload(x);
-                using var wb = be.UploadWeight(w, WeightPrecision.Q8_0);
-                using var bb = be.Upload(b);
-                using var y = Zeros(be, (long)R * O);
-                be.MatMul(xb, wb, bb, y, R, I, O);
-                return Read(be, y);
-            });
-        }
+                float[] x = Loading.Q8_0.RoundTrip(Rand((long)R * I)), w = Rand((long)O * I), b = Rand(O);
+                string name = quantized == WeightPrecision.Q8_0 ? "matmul+bias (q8_0 weights)"
+                    : "matmul+bias (q4_0 weights)";
+                yield return Compare(name, $"[{R}×{I}]·[{O}×{I}]ᵀ", be =>
+                {
+                    using var xb = be.Upload(x);
+                    using var wb = be.UploadWeight(w, quantized);
+                    using var bb = be.Upload(b);
+                    using var y = Zeros(be, (long)R * O);
+                    be.MatMul(xb, wb, bb, y, R, I, O);
+                    return Read(be, y);
+                });
+            }
         foreach (var (R, D) in new[] { (1, 7), (7, 33), (33, 769), (2, 1600) })
         {
             float[] x = Rand((long)R * D, 3), g = Rand(D), bt = Rand(D);
@@ -174,14 +178,16 @@ public static class KernelCheck
             int V = 1000, P = 40;
             int[] ids = Enumerable.Range(0, 7).Select(_ => rng.Next(V)).ToArray();
             foreach (var precision in new[] { WeightPrecision.Float32, WeightPrecision.Float16,
-                WeightPrecision.BFloat16, WeightPrecision.Q8_0 })
+                WeightPrecision.BFloat16, WeightPrecision.Q8_0, WeightPrecision.Q4_0 })
             {
-                int D = precision == WeightPrecision.Q8_0 ? 64 : 33;   // Q8_0 rows are whole blocks of 32
+                // Q8_0 and Q4_0 rows are whole blocks of 32
+                int D = precision is WeightPrecision.Q8_0 or WeightPrecision.Q4_0 ? 64 : 33;
                 float[] wte = Rand((long)V * D), wpe = Rand((long)P * D);
                 string name = precision switch
                 {
                     WeightPrecision.Float32 => "embedding", WeightPrecision.Float16 => "embedding (f16 wte)",
-                    WeightPrecision.BFloat16 => "embedding (bf16 wte)", _ => "embedding (q8_0 wte)",
+                    WeightPrecision.BFloat16 => "embedding (bf16 wte)", WeightPrecision.Q8_0 => "embedding (q8_0 wte)",
+                    _ => "embedding (q4_0 wte)",
                 };
                 yield return Compare(name, $"7 ids, dim {D}", be =>
                 {

@@ -10,4 +10,7 @@ public enum WeightPrecision
     /// backend keeps and reads them as such; the reference and ILGPU backends hold the dequantized float32
     /// values.</summary>
     Q8_0,
+    /// <summary>llama.cpp's Q4_0: blocks of 32 four-bit codes with one float16 scale (see Loading/Q4_0.cs); held
+    /// as Q8_0 is.</summary>
+    Q4_0,
 }

@@ -14,7 +14,7 @@ public sealed class GgufWriter
     public enum ValueType : uint { UInt32 = 4, Int32 = 5, Float32 = 6, String = 8, Array = 9 }
 
     /// <summary>The ggml element types written here.</summary>
-    public enum TensorType : uint { F32 = 0, F16 = 1, Q8_0 = 8 }
+    public enum TensorType : uint { F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8 }
 
     public const int Alignment = 32;
 
@@ -46,6 +46,7 @@ public sealed class GgufWriter
     {
         long count = dims.Aggregate(1L, (a, b) => a * b);
         long want = type switch { TensorType.F32 => 4 * count, TensorType.F16 => 2 * count,
+            TensorType.Q4_0 => count / Q4_0.BlockSize * Q4_0.BlockBytes,
             _ => count / Q8_0.BlockSize * Q8_0.BlockBytes };
         if (data.Length != want)
             throw new ArgumentException($"tensor '{name}': {data.Length} bytes, its shape and type need {want}");

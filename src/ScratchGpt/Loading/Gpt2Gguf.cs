@@ -5,8 +5,8 @@ namespace ScratchGpt.Loading;
 /// gpt2.*, the tokenizer under tokenizer.ggml.* (model "gpt2", pre-tokenizer "gpt-2"), and the tensors under
 /// llama.cpp's names. Matrices are stored [out, in] row-major (ggml dims [in, out]), as the runtime holds them
 /// (Conv1D weights transposed); the tied LM head is written again as output.weight, which llama.cpp requires.
-/// Vectors (biases, layer-norm gains) stay float32; the matrices are float32, float16 or Q8_0 (position
-/// embeddings stay float32 under Q8_0, as they are added, not multiplied).
+/// Vectors (biases, layer-norm gains) stay float32; the matrices are float32, float16, Q8_0 or Q4_0 (position
+/// embeddings stay float32 under Q8_0 and Q4_0, as they are added, not multiplied).
 /// </summary>
 public static class Gpt2Gguf
 {
@@ -28,12 +28,14 @@ public static class Gpt2Gguf
         return $"blk.{parts[1]}.{block}.{parts[^1]}";
     }
 
-    /// <summary>general.file_type: 0 all float32, 1 mostly float16, 7 mostly Q8_0.</summary>
+    /// <summary>general.file_type: 0 all float32, 1 mostly float16, 7 mostly Q8_0, 2 mostly Q4_0.</summary>
     public static uint FileType(string dtype) =>
-        dtype switch { "f32" => 0, "f16" => 1, "q8_0" => 7, _ => throw Bad(dtype) };
+        dtype switch { "f32" => 0, "f16" => 1, "q8_0" => 7, "q4_0" => 2, _ => throw Bad(dtype) };
 
     private static ArgumentException Bad(string dtype) =>
-        new($"--dtype for GGUF must be f32, f16 or q8_0, got '{dtype}'");
+        new($"--dtype for GGUF must be f32, f16, q8_0 or q4_0, got '{dtype}'");
+
+    private static bool Quantized(string dtype) => dtype is "q8_0" or "q4_0";
 
     public static void Write(Gpt2Checkpoint ckpt, GgufVocabulary vocab, string dtype, string name, string path)
     {
@@ -42,9 +44,9 @@ public static class Gpt2Gguf
         if (vocab.Tokens.Length != c.VocabSize)
             throw new ArgumentException($"the tokenizer gives {vocab.Tokens.Length} tokens, the model's vocab_size " +
                 $"is {c.VocabSize}");
-        if (dtype == "q8_0" && (c.NEmbd % Q8_0.BlockSize != 0))
-            throw new ArgumentException($"Q8_0 stores rows in blocks of {Q8_0.BlockSize}: n_embd {c.NEmbd} is not " +
-                "a multiple");
+        if (Quantized(dtype) && (c.NEmbd % Q8_0.BlockSize != 0))
+            throw new ArgumentException($"{dtype.ToUpperInvariant()} stores rows in blocks of {Q8_0.BlockSize}: " +
+                $"n_embd {c.NEmbd} is not a multiple");
         var w = new GgufWriter()
             .Add("general.architecture", "gpt2")
             .Add("general.name", name)
@@ -68,13 +70,14 @@ public static class Gpt2Gguf
         {
             "f16" => GgufWriter.TensorType.F16,
             "q8_0" => GgufWriter.TensorType.Q8_0,
+            "q4_0" => GgufWriter.TensorType.Q4_0,
             _ => GgufWriter.TensorType.F32,
         };
         foreach (var spec in Gpt2Layout.For(c).All())
         {
             float[] data = ckpt.Read(spec);
             long[] dims = spec.Shape.Reverse().Select(d => (long)d).ToArray();
-            bool keepFloat32 = spec.Shape.Length == 1 || (spec.Name == "wpe.weight" && dtype == "q8_0");
+            bool keepFloat32 = spec.Shape.Length == 1 || (spec.Name == "wpe.weight" && Quantized(dtype));
             var type = keepFloat32 ? GgufWriter.TensorType.F32 : matrixType;
             byte[] bytes = Encode(data, type);
             w.AddTensor(TensorName(spec.Name), dims, type, bytes);
@@ -87,6 +90,7 @@ public static class Gpt2Gguf
     {
         GgufWriter.TensorType.F16 => DTypeConversion.FloatToHalfBytes(data),
         GgufWriter.TensorType.Q8_0 => Q8_0.Quantize(data),
+        GgufWriter.TensorType.Q4_0 => Q4_0.Quantize(data),
         _ => System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()).ToArray(),
     };
 }

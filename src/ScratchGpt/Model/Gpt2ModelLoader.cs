@@ -24,9 +24,9 @@ public static class Gpt2ModelLoader
             ? GenerationConfig.FromJson(json, Path.Combine(directory, "generation_config.json"))
             : null;
 
-        if (options.Precision == WeightPrecision.Q8_0 && config.NEmbd % Q8_0.BlockSize != 0)
-            throw new ModelLoadException($"{directory}: Q8_0 quantizes rows in blocks of {Q8_0.BlockSize}; n_embd " +
-                $"{config.NEmbd} is not a multiple");
+        if (options.Precision is WeightPrecision.Q8_0 or WeightPrecision.Q4_0 && config.NEmbd % Q8_0.BlockSize != 0)
+            throw new ModelLoadException($"{directory}: {options.Precision} quantizes rows in blocks of " +
+                $"{Q8_0.BlockSize}; n_embd {config.NEmbd} is not a multiple");
         using var file = ModelFolder.OpenWeights(directory);
         var ckpt = new Gpt2Checkpoint(file, config);
         var precision = options.Precision ?? ckpt.DType switch

@@ -16,7 +16,7 @@ public sealed class CpuBackend : IBackend
 
     public IDeviceBuffer Upload(ReadOnlySpan<float> data) => new CpuBuffer(data.ToArray());
 
-    /// <summary>Every format as it is: float16, bfloat16 and Q8_0 are read as stored.</summary>
+    /// <summary>Every format as it is: float16, bfloat16, Q8_0 and Q4_0 are read as stored.</summary>
     public WeightPrecision StoredPrecision(WeightPrecision precision) => precision;
 
     /// <summary>A weight matrix in its format, in <see cref="HugePageMemory"/> (decode streams all of them).</summary>
@@ -25,6 +25,7 @@ public sealed class CpuBackend : IBackend
         WeightPrecision.Float16 => CpuBuffer.Float16Weights(data),
         WeightPrecision.BFloat16 => CpuBuffer.BFloat16Weights(data),
         WeightPrecision.Q8_0 => CpuBuffer.Weights(Q8Weights.From(data)),
+        WeightPrecision.Q4_0 => CpuBuffer.Weights(Q4Weights.From(data)),
         _ => CpuBuffer.Weights(data),
     };
 
@@ -45,7 +46,7 @@ public sealed class CpuBackend : IBackend
             CpuKernels.Embedding(ids, startPosition, table.Float32.Span, F(wpe), F(x), dim);
             return;
         }
-        // 16-bit or Q8_0 embedding table: widen the looked-up rows, then add the positions.
+        // 16-bit, Q8_0 or Q4_0 embedding table: widen the looked-up rows, then add the positions.
         var xs = F(x);
         for (int t = 0; t < ids.Length; t++)
         {
@@ -54,6 +55,7 @@ public sealed class CpuBackend : IBackend
                 System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(table.Half16.Span.Slice(ids[t] * dim, dim),
                     row);
             else if (table.Q8 is { } q8) q8.Dequantize(ids[t], dim, row);
+            else if (table.Q4 is { } q4) q4.Dequantize(ids[t], dim, row);
             else DTypeConversion.BFloat16ToFloat(table.BFloat16.Span.Slice(ids[t] * dim, dim), row);
             CpuKernels.Add(row, F(wpe).AsSpan((startPosition + t) * dim, dim));
         }
@@ -100,15 +102,15 @@ public sealed class CpuBackend : IBackend
         float[] bs = bias is null ? [] : F(bias);
         var wb = (CpuBuffer)w;
         // Prefill: the GEMM (Gemm.MatMulNT: outer products on AVX-512, dot-product tiles otherwise); float16
-        // weights are widened a block of rows at a time; Q8_0 weights are multiplied as bytes where the CPU has
-        // AVX-VNNI (Q8Gemm), widened otherwise. Decode (below) reads every format as stored: Q8_0 at ~1 byte a
-        // weight, multiplied as integers with the input quantized to Q8_0.
+        // weights are widened a block of rows at a time; Q8_0 and Q4_0 weights are multiplied as bytes where the CPU
+        // has AVX-VNNI (Q8Gemm), widened otherwise. Decode (below) reads every format as stored: Q8_0 at ~1 byte a
+        // weight and Q4_0 at ~0.56, multiplied as integers with the input quantized to Q8_0.
         if (rows >= 16 && wb.Precision != WeightPrecision.BFloat16)
         {
             if (wb.Precision == WeightPrecision.Float16)
                 Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), wb.Half16, ys.AsMemory(0, rows * outDim), rows, outDim,
                     inDim, bs);
-            else if (wb.Q8 is { } q8w && Q8Gemm.IsSupported)
+            else if ((wb.Q8 is not null || wb.Q4 is not null) && Q8Gemm.IsSupported)
             {
                 // The input in Q8_0 blocks, as decode quantizes it, and the block sums in integers (AVX-VNNI).
                 const int B = Loading.Q8_0.BlockSize;
@@ -116,18 +118,21 @@ public sealed class CpuBackend : IBackend
                 float[] scales = System.Buffers.ArrayPool<float>.Shared.Rent(rows * inDim / B);
                 ForRowChunks(rows, (r0, r1) => CpuKernels.QuantizeQ8(xs.AsSpan(r0 * inDim, (r1 - r0) * inDim),
                     quants.AsSpan(r0 * inDim), scales.AsSpan(r0 * inDim / B)));
-                Q8Gemm.MatMulNT(quants, scales, q8w, bs, ys, rows, outDim, inDim);
+                if (wb.Q8 is { } q8w) Q8Gemm.MatMulNT(quants, scales, q8w, bs, ys, rows, outDim, inDim);
+                else Q8Gemm.MatMulNT(quants, scales, wb.Q4!, bs, ys, rows, outDim, inDim);
                 System.Buffers.ArrayPool<sbyte>.Shared.Return(quants);
                 System.Buffers.ArrayPool<float>.Shared.Return(scales);
             }
-            else if (wb.Q8 is { } q8f)
+            else if (wb.Q8 is not null || wb.Q4 is not null)
             {
                 // The input as decode's integer dot products see it (Q8_0 blocks), so prefill computes the same model.
                 float[] xr = System.Buffers.ArrayPool<float>.Shared.Rent(rows * inDim);
                 ForRowChunks(rows, (r0, r1) =>
                     CpuKernels.RoundTripQ8(xs.AsSpan(r0 * inDim, (r1 - r0) * inDim), xr.AsSpan(r0 * inDim)));
-                Gemm.MatMulNT(xr.AsMemory(0, rows * inDim), q8f, ys.AsMemory(0, rows * outDim), rows, outDim, inDim,
-                    bs);
+                var product = ys.AsMemory(0, rows * outDim);
+                var input = xr.AsMemory(0, rows * inDim);
+                if (wb.Q8 is { } q8f) Gemm.MatMulNT(input, q8f, product, rows, outDim, inDim, bs);
+                else Gemm.MatMulNT(input, wb.Q4!, product, rows, outDim, inDim, bs);
                 System.Buffers.ArrayPool<float>.Shared.Return(xr);
             }
             else Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), wb.Float32, ys.AsMemory(0, rows * outDim), rows, outDim,
@@ -146,14 +151,20 @@ public sealed class CpuBackend : IBackend
         if (paired is not null)
             for (int r = 0; r < rows; r++)
                 CpuKernels.PairForHalfDot(xs.AsSpan(r * inDim, inDim), paired.AsSpan(r * inDim, inDim));
-        // Q8_0 weights: the input rows are quantized to Q8_0 once, here, for the integer dot products.
+        // Q8_0 and Q4_0 weights: the input rows are quantized to Q8_0 once, here, for the integer dot products
+        // (for Q4_0 with each block's 8 · dx · Σ qx, the offset of its codes).
         sbyte[]? xq = null;
-        float[]? xd = null;
-        if (wb.Q8 is not null)
+        float[]? xd = null, xc = null;
+        if (wb.Q8 is not null || wb.Q4 is not null)
         {
             xq = System.Buffers.ArrayPool<sbyte>.Shared.Rent(rows * inDim);
             xd = System.Buffers.ArrayPool<float>.Shared.Rent(rows * inDim / Loading.Q8_0.BlockSize);
             CpuKernels.QuantizeQ8(xs.AsSpan(0, rows * inDim), xq, xd);
+        }
+        if (wb.Q4 is not null)
+        {
+            xc = System.Buffers.ArrayPool<float>.Shared.Rent(rows * inDim / Loading.Q8_0.BlockSize);
+            CpuKernels.Q4Offsets(xq!.AsSpan(0, rows * inDim), xd, xc);
         }
         void Columns(int blk)
         {
@@ -165,6 +176,8 @@ public sealed class CpuBackend : IBackend
             else if (wb.Precision == WeightPrecision.BFloat16)
                 CpuKernels.MatMulColumns(xs, wb.BFloat16.Span, bs, ys, rows, inDim, outDim, j0, j1);
             else if (wb.Q8 is { } q8) CpuKernels.MatMulColumnsQ8(xq, xd, q8, bs, ys, rows, inDim, outDim, j0, j1);
+            else if (wb.Q4 is { } q4)
+                CpuKernels.MatMulColumnsQ4(xq, xd, xc, q4, bs, ys, rows, inDim, outDim, j0, j1);
             else CpuKernels.MatMulColumns(xs, wb.Float32.Span, bs, ys, rows, inDim, outDim, j0, j1);
         }
         if (blocks == 1) Columns(0);
@@ -172,6 +185,7 @@ public sealed class CpuBackend : IBackend
         if (paired is not null) System.Buffers.ArrayPool<float>.Shared.Return(paired);
         if (xq is not null) System.Buffers.ArrayPool<sbyte>.Shared.Return(xq);
         if (xd is not null) System.Buffers.ArrayPool<float>.Shared.Return(xd);
+        if (xc is not null) System.Buffers.ArrayPool<float>.Shared.Return(xc);
     }
 
     /// <summary>Rows r0 .. r1 − 1 of <paramref name="rows"/>, one chunk per core.</summary>

@@ -6,13 +6,14 @@ public sealed class CpuBuffer : IDeviceBuffer
 {
     /// <summary>The float32 array of an activation or vector buffer; empty for a weight matrix.</summary>
     public float[] Data { get; }
-    /// <summary>How a matmul reads the buffer: which one of the four memories below holds it.</summary>
+    /// <summary>How a matmul reads the buffer: which one of the memories below holds it.</summary>
     public WeightPrecision Precision { get; }
     /// <summary>Float32 values: <see cref="Data"/>, or a float32 weight matrix.</summary>
     public ReadOnlyMemory<float> Float32 { get; }
     public ReadOnlyMemory<Half> Half16 { get; private init; }
     public ReadOnlyMemory<ushort> BFloat16 { get; private init; }
     public Q8Weights? Q8 { get; private init; }
+    public Q4Weights? Q4 { get; private init; }
     public long Length { get; }
 
     public CpuBuffer(float[] data) : this(data, data, WeightPrecision.Float32) { }
@@ -53,6 +54,9 @@ public sealed class CpuBuffer : IDeviceBuffer
 
     public static CpuBuffer Weights(Q8Weights q8) =>
         new(q8.Quants.Length, WeightPrecision.Q8_0) { Q8 = q8 };
+
+    public static CpuBuffer Weights(Q4Weights q4) =>
+        new(q4.Codes.Length * 2L, WeightPrecision.Q4_0) { Q4 = q4 };
 
     public void Dispose() { }
 }

@@ -76,6 +76,14 @@ public static class Gemm
             for (int j = 0; j < count; j++) b.Dequantize(j0 + j, k, dst.Slice(j * k, k));
         });
 
+    /// <summary>The same with Q4_0 B: each block of rows is dequantized (d · (q − 8)) into the scratch.</summary>
+    public static void MatMulNT(ReadOnlyMemory<float> a, Q4Weights b, Memory<float> c, int m, int n, int k,
+        ReadOnlyMemory<float> bias = default) =>
+        MatMulNTWidening(a, c, m, n, k, bias, (j0, count, dst) =>
+        {
+            for (int j = 0; j < count; j++) b.Dequantize(j0 + j, k, dst.Slice(j * k, k));
+        });
+
     /// <summary>Writes rows j0 .. j0+count−1 of B, widened to float32, into <paramref name="dst"/>
     /// (count × K).</summary>
     internal delegate void WidenRows(int j0, int count, Span<float> dst);

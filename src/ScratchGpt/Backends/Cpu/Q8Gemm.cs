@@ -36,9 +36,28 @@ public static unsafe class Q8Gemm
     public static void MatMulNT(ReadOnlySpan<sbyte> xq, ReadOnlySpan<float> xd, Q8Weights w, ReadOnlySpan<float> bias,
         Span<float> y, int m, int n, int k)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(w.Quants.Length, (long)n * k, nameof(w));
+        fixed (sbyte* qw = w.Quants.Span)
+        fixed (float* dw = w.Scales.Span)
+            MatMulNT(xq, xd, qw, null, dw, bias, y, m, n, k);
+    }
+
+    /// <summary>The same with Q4_0 weights: each block's codes are unpacked to q − 8 (−8 … 7) as they are packed, and
+    /// from there on it is the same product.</summary>
+    public static void MatMulNT(ReadOnlySpan<sbyte> xq, ReadOnlySpan<float> xd, Q4Weights w, ReadOnlySpan<float> bias,
+        Span<float> y, int m, int n, int k)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(w.Codes.Length, (long)n * k / 2, nameof(w));
+        fixed (byte* codes = w.Codes.Span)
+        fixed (float* dw = w.Scales.Span)
+            MatMulNT(xq, xd, null, codes, dw, bias, y, m, n, k);
+    }
+
+    private static void MatMulNT(ReadOnlySpan<sbyte> xq, ReadOnlySpan<float> xd, sbyte* qw, byte* codes, float* dw,
+        ReadOnlySpan<float> bias, Span<float> y, int m, int n, int k)
+    {
         if (!IsSupported) throw new PlatformNotSupportedException("Q8Gemm needs AVX-VNNI");
         ArgumentOutOfRangeException.ThrowIfNotEqual(k % B, 0, nameof(k));
-        ArgumentOutOfRangeException.ThrowIfLessThan(w.Quants.Length, (long)n * k, nameof(w));
         ArgumentOutOfRangeException.ThrowIfLessThan(xq.Length, m * k, nameof(xq));
         ArgumentOutOfRangeException.ThrowIfLessThan(xd.Length, m * k / B, nameof(xd));
         ArgumentOutOfRangeException.ThrowIfLessThan(y.Length, m * n, nameof(y));
@@ -54,17 +73,16 @@ public static unsafe class Q8Gemm
             for (; i < m * k; i++) u[i] = (byte)(xq[i] ^ unchecked((sbyte)0x80));
             fixed (byte* pu = u)
             fixed (float* pdx = xd, pb = bias, py = y)
-            fixed (sbyte* qw = w.Quants.Span)
-            fixed (float* dw = w.Scales.Span)
-                Run(new Operands(pu, pdx, qw, dw, bias.Length > 0 ? pb : null, py), m, n, k);
+                Run(new Operands(pu, pdx, qw, codes, dw, bias.Length > 0 ? pb : null, py), m, n, k);
         }
         finally { System.Buffers.ArrayPool<byte>.Shared.Return(u); }
     }
 
-    /// <summary>The pinned operands, as one value the parallel loop can carry.</summary>
-    private readonly struct Operands(byte* u, float* dx, sbyte* qw, float* dw, float* bias, float* y)
+    /// <summary>The pinned operands, as one value the parallel loop can carry: the weights are Q8_0 bytes
+    /// (<see cref="Qw"/>) or Q4_0 codes (<see cref="Codes"/>), the other null.</summary>
+    private readonly struct Operands(byte* u, float* dx, sbyte* qw, byte* codes, float* dw, float* bias, float* y)
     {
-        public readonly byte* U = u;
+        public readonly byte* U = u, Codes = codes;
         public readonly float* Dx = dx, Dw = dw, Bias = bias, Y = y;
         public readonly sbyte* Qw = qw;
     }
@@ -87,7 +105,7 @@ public static unsafe class Q8Gemm
                     for (int cb = c0; cb < c1; cb++)
                     {
                         int j0 = cb * Columns, cols = Math.Min(Columns, n - j0);
-                        Pack(o.Qw, o.Dw, j0, cols, k, pp, ps, pd);
+                        Pack(o, j0, cols, k, pp, ps, pd);
                         for (int i0 = 0; i0 < m; i0 += Rows)
                             Kernel(o.U, o.Dx, i0, Math.Min(Rows, m - i0), k, pp, ps, pd,
                                 o.Bias is null ? null : o.Bias + j0, o.Y, n, j0, cols);
@@ -106,19 +124,22 @@ public static unsafe class Q8Gemm
 
     /// <summary>Columns j0 .. j0 + cols − 1 (up to 16; missing ones are zero) into the kernel's order, with each
     /// block's 128 · Σ qw and its scales dw, 16 to a block.</summary>
-    private static void Pack(sbyte* qw, float* dw, int j0, int cols, int k, sbyte* packed, int* sums, float* scales)
+    private static void Pack(Operands o, int j0, int cols, int k, sbyte* packed, int* sums, float* scales)
     {
         int blocks = k / B;
         var ones = Vector256.Create((byte)1);
+        sbyte* unpacked = stackalloc sbyte[Columns * B];   // a block of Q4_0 codes as q − 8, column by column
         for (int b = 0; b < blocks; b++)
         {
             int* dst = (int*)(packed + b * Columns * B);   // [q, h, c] of four bytes each
             for (int c = 0; c < Columns; c++)
             {
-                int* src = c < cols ? (int*)(qw + (long)(j0 + c) * k + b * B) : null;
+                int* src = c >= cols ? null
+                    : o.Qw != null ? (int*)(o.Qw + (long)(j0 + c) * k + b * B)
+                    : Unpack(o.Codes + ((long)(j0 + c) * k + b * B) / 2, unpacked + c * B);
                 for (int q = 0; q < B / 4; q++)
                     dst[(q * 2 + c / 8) * 8 + c % 8] = src is null ? 0 : src[q];
-                scales[b * Columns + c] = c < cols ? dw[(long)(j0 + c) * (k / B) + b] : 0f;
+                scales[b * Columns + c] = c < cols ? o.Dw[(long)(j0 + c) * (k / B) + b] : 0f;
             }
             // Σ qw over the block for eight columns at a time: vpdpbusd against ones
             Vector256<int> lo = default, hi = default;
@@ -130,6 +151,17 @@ public static unsafe class Q8Gemm
             Avx.Store(sums + b * Columns, Avx2.ShiftLeftLogical(lo, 7));
             Avx.Store(sums + b * Columns + 8, Avx2.ShiftLeftLogical(hi, 7));
         }
+    }
+
+    /// <summary>One block's 16 bytes of Q4_0 codes as 32 signed bytes q − 8, in order (low halves are values 0–15,
+    /// high halves 16–31), into <paramref name="dst"/>.</summary>
+    private static int* Unpack(byte* codes, sbyte* dst)
+    {
+        var packed = Vector128.Load(codes);
+        var eight = Vector128.Create((sbyte)8);
+        ((packed & Vector128.Create((byte)0x0F)).AsSByte() - eight).Store(dst);
+        (Vector128.ShiftRightLogical(packed, 4).AsSByte() - eight).Store(dst + 16);
+        return (int*)dst;
     }
 
     /// <summary>Rows i0 .. i0 + rows − 1 (up to 4) × the packed 16 columns. Missing rows repeat row i0 (their sums

@@ -88,16 +88,18 @@ public sealed class IlgpuBackend : IBackend
         return b;
     }
 
-    /// <summary>16-bit weights stay 16-bit; Q8_0 is held dequantized, as float32.</summary>
+    /// <summary>16-bit weights stay 16-bit; Q8_0 and Q4_0 are held dequantized, as float32.</summary>
     public WeightPrecision StoredPrecision(WeightPrecision precision) =>
-        precision == WeightPrecision.Q8_0 ? WeightPrecision.Float32 : precision;
+        precision is WeightPrecision.Q8_0 or WeightPrecision.Q4_0 ? WeightPrecision.Float32 : precision;
 
     /// <summary>Float16 and bfloat16 weights stay 16-bit on the device; the weight kernels widen them.</summary>
     public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision)
     {
         if (precision == WeightPrecision.Float32) return Upload(data);
-        // The device kernels read float32 / float16 / bfloat16 weights; Q8_0 arrives as its dequantized values.
+        // The device kernels read float32 / float16 / bfloat16 weights; Q8_0 and Q4_0 arrive as their dequantized
+        // values.
         if (precision == WeightPrecision.Q8_0) return Upload(Loading.Q8_0.RoundTrip(data));
+        if (precision == WeightPrecision.Q4_0) return Upload(Loading.Q4_0.RoundTrip(data));
         var b = new IlgpuBuffer(this, _accelerator, data.Length, precision);
         var bits = WeightFormat.SixteenBit(data, precision);
         if (bits.Length > 0) b.Bits.SubView(0, bits.Length).CopyFromCPU(bits);

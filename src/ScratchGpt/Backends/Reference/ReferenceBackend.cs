@@ -31,6 +31,7 @@ public sealed class ReferenceBackend : IBackend
         WeightPrecision.BFloat16 =>
             new Buffer(WeightFormat.ToBFloat16(data).Select(b => BitConverter.Int32BitsToSingle(b << 16)).ToArray()),
         WeightPrecision.Q8_0 => new Buffer(Loading.Q8_0.RoundTrip(data)),   // d · q, exactly
+        WeightPrecision.Q4_0 => new Buffer(Loading.Q4_0.RoundTrip(data)),   // d · (q − 8), exactly
         _ => Upload(data),
     };
 
