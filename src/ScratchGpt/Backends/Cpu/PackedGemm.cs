@@ -119,8 +119,9 @@ internal static unsafe class PackedGemm
         else Parallel.For(0, panels, Pack);
     }
 
-    /// <summary>dst[c·dstStride + r] = src[r·srcStride + c] for an 8×8 block.</summary>
-    private static void Transpose8x8(float* src, int srcStride, float* dst, int dstStride)
+    /// <summary>dst[c·dstStride + r] = src[r·srcStride + c] for an 8×8 block (of any 32-bit values: the shuffles
+    /// move bits, so <see cref="Q8Gemm"/> packs groups of four bytes with it).</summary>
+    internal static void Transpose8x8(float* src, int srcStride, float* dst, int dstStride)
     {
         Vector256<float> r0 = Avx.LoadVector256(src), r1 = Avx.LoadVector256(src + srcStride),
             r2 = Avx.LoadVector256(src + 2 * srcStride), r3 = Avx.LoadVector256(src + 3 * srcStride),

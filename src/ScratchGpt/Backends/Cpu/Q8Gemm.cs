@@ -20,7 +20,9 @@ namespace ScratchGpt.Backends.Cpu;
 ///
 /// so a block's 4 × 16 × 32 multiply-adds are 64 instructions into eight integer accumulators, then per row and
 /// eight columns one subtraction, one conversion and one FMA with dx · dw into the float sums. Float32 FMAs on the
-/// dequantized weights need 128 instructions of 512 bits for the same work (docs/benchmarks.md).
+/// dequantized weights need 128 instructions of 512 bits for the same work: on one Zen 5 core ~135 GMAC/s against
+/// ~93 (docs/benchmarks.md). Packing is an 8×8 transpose of 32-bit groups per half block; Q4_0 codes are unpacked
+/// to bytes first.
 /// </summary>
 public static unsafe class Q8Gemm
 {
@@ -132,15 +134,27 @@ public static unsafe class Q8Gemm
         for (int b = 0; b < blocks; b++)
         {
             int* dst = (int*)(packed + b * Columns * B);   // [q, h, c] of four bytes each
+            if (o.Codes != null)
+                for (int c = 0; c < cols; c++)
+                    Unpack(o.Codes + ((long)(j0 + c) * k + b * B) / 2, unpacked + c * B);
+            if (cols == Columns)
+                // each half's eight columns × eight groups of four bytes: an 8×8 transpose of 32-bit values
+                for (int h = 0; h < 2; h++)
+                {
+                    var src = o.Qw != null ? (float*)(o.Qw + (long)(j0 + 8 * h) * k + b * B)
+                        : (float*)(unpacked + 8 * h * B);
+                    PackedGemm.Transpose8x8(src, o.Qw != null ? k / 4 : B / 4, (float*)dst + 8 * h, 2 * 8);
+                }
+            else
+                for (int c = 0; c < Columns; c++)
+                {
+                    int* src = c >= cols ? null
+                        : o.Qw != null ? (int*)(o.Qw + (long)(j0 + c) * k + b * B) : (int*)(unpacked + c * B);
+                    for (int q = 0; q < B / 4; q++)
+                        dst[(q * 2 + c / 8) * 8 + c % 8] = src is null ? 0 : src[q];
+                }
             for (int c = 0; c < Columns; c++)
-            {
-                int* src = c >= cols ? null
-                    : o.Qw != null ? (int*)(o.Qw + (long)(j0 + c) * k + b * B)
-                    : Unpack(o.Codes + ((long)(j0 + c) * k + b * B) / 2, unpacked + c * B);
-                for (int q = 0; q < B / 4; q++)
-                    dst[(q * 2 + c / 8) * 8 + c % 8] = src is null ? 0 : src[q];
                 scales[b * Columns + c] = c < cols ? o.Dw[(long)(j0 + c) * (k / B) + b] : 0f;
-            }
             // Σ qw over the block for eight columns at a time: vpdpbusd against ones
             Vector256<int> lo = default, hi = default;
             for (int q = 0; q < B / 4; q++)
@@ -155,13 +169,12 @@ public static unsafe class Q8Gemm
 
     /// <summary>One block's 16 bytes of Q4_0 codes as 32 signed bytes q − 8, in order (low halves are values 0–15,
     /// high halves 16–31), into <paramref name="dst"/>.</summary>
-    private static int* Unpack(byte* codes, sbyte* dst)
+    private static void Unpack(byte* codes, sbyte* dst)
     {
         var packed = Vector128.Load(codes);
         var eight = Vector128.Create((sbyte)8);
         ((packed & Vector128.Create((byte)0x0F)).AsSByte() - eight).Store(dst);
         (Vector128.ShiftRightLogical(packed, 4).AsSByte() - eight).Store(dst + 16);
-        return (int*)dst;
     }
 
     /// <summary>Rows i0 .. i0 + rows − 1 (up to 4) × the packed 16 columns. Missing rows repeat row i0 (their sums
