@@ -112,14 +112,28 @@ public static class KernelCheck
                     return Read(be, y);
                 });
             }
-        // 16-bit weights, kept 16-bit on the device and widened in the kernel (the CPU widens them its own way).
-        foreach (var precision in new[] { WeightPrecision.Float16, WeightPrecision.BFloat16 })
-            foreach (var (R, I, O) in new[]
-                     { (1, 769, 33), (7, 33, 769), (12, 40, 65), (70, 33, 65), (1, 64, large ? 50257 : 2053) })
+        // Weights in the other formats. 16-bit ones stay 16-bit on the device and are widened in the kernel (the CPU
+        // widens them its own way). Q8_0 and Q4_0 (rows in blocks of 32): the reference holds their values, d · q and
+        // d · (q − 8), as float32; the CPU reads the bytes and quantizes the input to Q8_0 as well. Their input here
+        // is already on Q8_0's grid (d · q per block), so that quantization is exact and every backend must give the
+        // same sums.
+        foreach (var precision in new[] { WeightPrecision.Float16, WeightPrecision.BFloat16, WeightPrecision.Q8_0,
+            WeightPrecision.Q4_0 })
+        {
+            bool quantized = precision is WeightPrecision.Q8_0 or WeightPrecision.Q4_0;
+            var shapes = quantized
+                ? new[] { (1, 768, 33), (7, 64, 769), (70, 96, 65), (1, 64, large ? 50257 : 2053) }
+                : new[] { (1, 769, 33), (7, 33, 769), (12, 40, 65), (70, 33, 65), (1, 64, large ? 50257 : 2053) };
+            string format = precision switch
+            {
+                WeightPrecision.Float16 => "f16", WeightPrecision.BFloat16 => "bf16", WeightPrecision.Q8_0 => "q8_0",
+                _ => "q4_0",
+            };
+            foreach (var (R, I, O) in shapes)
             {
                 float[] x = Rand((long)R * I), w = Rand((long)O * I), b = Rand(O);
-                yield return Compare($"matmul+bias ({(precision == WeightPrecision.Float16 ? "f16" : "bf16")} weights)",
-                    $"[{R}×{I}]·[{O}×{I}]ᵀ", be =>
+                if (quantized) x = Loading.Q8_0.RoundTrip(x);
+                yield return Compare($"matmul+bias ({format} weights)", $"[{R}×{I}]·[{O}×{I}]ᵀ", be =>
                 {
                     using var xb = be.Upload(x);
                     using var wb = be.UploadWeight(w, precision);
@@ -129,26 +143,7 @@ public static class KernelCheck
                     return Read(be, y);
                 });
             }
-        // Q8_0 weights (rows in blocks of 32): the reference holds d · q as float32, the CPU reads the bytes and
-        // quantizes the input to Q8_0 as well. The input here is already on Q8_0's grid (d · q per block), so that
-        // quantization is exact and every backend must give the same sums.
-        // Q4_0 weights the same way: the reference holds d · (q − 8), the CPU reads the four-bit codes.
-        foreach (var quantized in new[] { WeightPrecision.Q8_0, WeightPrecision.Q4_0 })
-            foreach (var (R, I, O) in new[] { (1, 768, 33), (7, 64, 769), (70, 96, 65), (1, 64, large ? 50257 : 2053) })
-            {
-                float[] x = Loading.Q8_0.RoundTrip(Rand((long)R * I)), w = Rand((long)O * I), b = Rand(O);
-                string name = quantized == WeightPrecision.Q8_0 ? "matmul+bias (q8_0 weights)"
-                    : "matmul+bias (q4_0 weights)";
-                yield return Compare(name, $"[{R}×{I}]·[{O}×{I}]ᵀ", be =>
-                {
-                    using var xb = be.Upload(x);
-                    using var wb = be.UploadWeight(w, quantized);
-                    using var bb = be.Upload(b);
-                    using var y = Zeros(be, (long)R * O);
-                    be.MatMul(xb, wb, bb, y, R, I, O);
-                    return Read(be, y);
-                });
-            }
+        }
         foreach (var (R, D) in new[] { (1, 7), (7, 33), (33, 769), (2, 1600) })
         {
             float[] x = Rand((long)R * D, 3), g = Rand(D), bt = Rand(D);

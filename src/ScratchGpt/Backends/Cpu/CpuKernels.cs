@@ -377,13 +377,10 @@ public static class CpuKernels
     /// <summary>
     /// Σ_b dw[b] · dx[b] · Σ_{k in block b} qw[k] · qx[k], with both the weights and the input in Q8_0. A block's 32
     /// products and their sum are exact integers, so a block costs a few integer instructions on 32 bytes, one
-    /// conversion and one multiply-add. x86 (without VNNI) has no signed × signed byte multiply: vpmaddubsw
-    /// multiplies unsigned by signed bytes and adds neighbouring products into 16-bit lanes, so |qw| is the unsigned
-    /// side and qx takes qw's sign, and no pair overflows (2 · 128 · 127 &lt; 2^15); vpmaddwd by ones then sums the
-    /// pairs into 32-bit lanes. Reads 34 bytes per 32 weights, where float16 reads 64 and float32 128.
-    /// With AVX-512 two blocks go through each instruction (<see cref="DotQ8Avx512"/>), otherwise one
-    /// (<see cref="DotQ8Avx2"/>); the block sums are the same integers either way, only the order of the float sums
-    /// differs.
+    /// conversion and one multiply-add (the block product: <see cref="QuantizedBlocks.Q8"/>). Reads 34 bytes per 32
+    /// weights, where float16 reads 64 and float32 128. With AVX-512 two blocks go through each instruction
+    /// (<see cref="DotQ8Avx512"/>), otherwise one (<see cref="DotQ8Avx2"/>); the block sums are the same integers
+    /// either way, only the order of the float sums differs.
     /// </summary>
     public static unsafe float DotQ8(ReadOnlySpan<sbyte> qw, ReadOnlySpan<float> dw, ReadOnlySpan<sbyte> qx,
         ReadOnlySpan<float> dx)
@@ -405,69 +402,15 @@ public static class CpuKernels
         : Avx2.IsSupported && Fma.IsSupported ? DotQ8Avx2(wp, wd, xp, xd, blocks)
         : DotQ8Scalar(wp, wd, xp, xd, blocks);
 
-    /// <summary><see cref="DotQ8"/> with 512-bit vectors: each vector holds two blocks, so the eight blocks' scale
-    /// products are broadcast two at a time (block 2i to the low eight lanes, 2i + 1 to the high eight). AVX-512 has
-    /// no vpsignb: qx takes qw's sign by a masked negation instead.</summary>
+    /// <summary><see cref="DotQ8"/> with 512-bit vectors, two blocks per instruction.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static unsafe float DotQ8Avx512(sbyte* wp, float* wd, sbyte* xp, float* xd, int blocks)
-    {
-        const int B = Loading.Q8_0.BlockSize;
-        Vector512<float> a0 = default, a1 = default;   // two accumulators, so no multiply-add waits on the last
-        var pair0 = Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-        var pair1 = pair0 + Vector512.Create(2);
-        var pair2 = pair0 + Vector512.Create(4);
-        var pair3 = pair0 + Vector512.Create(6);
-        int b = 0;
-        for (; b + 8 <= blocks; b += 8)
-        {
-            for (int line = 0; line < 8 * B; line += 64) PrefetchAhead(wp + b * B + line);
-            var s = Avx.Multiply(Avx.LoadVector256(wd + b), Avx.LoadVector256(xd + b)).ToVector512Unsafe();
-            a0 = Avx512F.FusedMultiplyAdd(BlockPairDotQ8(wp, xp, b), Avx512F.PermuteVar16x32(s, pair0), a0);
-            a1 = Avx512F.FusedMultiplyAdd(BlockPairDotQ8(wp, xp, b + 2), Avx512F.PermuteVar16x32(s, pair1), a1);
-            a0 = Avx512F.FusedMultiplyAdd(BlockPairDotQ8(wp, xp, b + 4), Avx512F.PermuteVar16x32(s, pair2), a0);
-            a1 = Avx512F.FusedMultiplyAdd(BlockPairDotQ8(wp, xp, b + 6), Avx512F.PermuteVar16x32(s, pair3), a1);
-        }
-        float sum = Vector512.Sum(a0 + a1);
-        for (; b < blocks; b++) sum += Vector256.Sum(BlockDotQ8(wp, xp, b)) * (wd[b] * xd[b]);
-        return sum;
-    }
-
-    /// <summary>Blocks b and b + 1's Σ qw · qx, exact, in eight float lanes each (see <see cref="DotQ8"/>).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe Vector512<float> BlockPairDotQ8(sbyte* qw, sbyte* qx, int b)
-    {
-        var w = Vector512.Load(qw + b * Loading.Q8_0.BlockSize);
-        var x = Vector512.Load(qx + b * Loading.Q8_0.BlockSize);
-        var signed = Vector512.ConditionalSelect(Vector512.LessThan(w, Vector512<sbyte>.Zero), -x, x);
-        var pairs = Avx512BW.MultiplyAddAdjacent(Vector512.Abs(w).AsByte(), signed);   // |w|·x·sign w, in pairs
-        return Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(pairs, Vector512.Create((short)1)));
-    }
+    internal static unsafe float DotQ8Avx512(sbyte* wp, float* wd, sbyte* xp, float* xd, int blocks) =>
+        QuantizedBlocks.Sum512<QuantizedBlocks.Q8>((byte*)wp, wd, xp, xd, null, blocks);
 
     /// <summary><see cref="DotQ8"/> with 256-bit vectors, one block per instruction.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static unsafe float DotQ8Avx2(sbyte* wp, float* wd, sbyte* xp, float* xd, int blocks)
-    {
-        const int B = Loading.Q8_0.BlockSize;
-        Vector256<float> a0 = default, a1 = default;   // two accumulators, so no multiply-add waits on the last
-        int b = 0;
-        for (; b + 8 <= blocks; b += 8)
-        {
-            for (int line = 0; line < 8 * B; line += 64) PrefetchAhead(wp + b * B + line);
-            // the eight blocks' dw · dx in one vector; a permute broadcasts each one to every lane
-            var s = Avx.Multiply(Avx.LoadVector256(wd + b), Avx.LoadVector256(xd + b));
-            a0 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b), Avx2.PermuteVar8x32(s, Vector256.Create(0)), a0);
-            a1 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 1), Avx2.PermuteVar8x32(s, Vector256.Create(1)), a1);
-            a0 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 2), Avx2.PermuteVar8x32(s, Vector256.Create(2)), a0);
-            a1 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 3), Avx2.PermuteVar8x32(s, Vector256.Create(3)), a1);
-            a0 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 4), Avx2.PermuteVar8x32(s, Vector256.Create(4)), a0);
-            a1 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 5), Avx2.PermuteVar8x32(s, Vector256.Create(5)), a1);
-            a0 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 6), Avx2.PermuteVar8x32(s, Vector256.Create(6)), a0);
-            a1 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b + 7), Avx2.PermuteVar8x32(s, Vector256.Create(7)), a1);
-        }
-        for (; b < blocks; b++)   // fewer than eight left: each scale broadcast on its own
-            a0 = Fma.MultiplyAdd(BlockDotQ8(wp, xp, b), Vector256.Create(wd[b] * xd[b]), a0);
-        return Vector256.Sum(a0 + a1);
-    }
+    internal static unsafe float DotQ8Avx2(sbyte* wp, float* wd, sbyte* xp, float* xd, int blocks) =>
+        QuantizedBlocks.Sum256<QuantizedBlocks.Q8>((byte*)wp, wd, xp, xd, null, blocks);
 
     /// <summary><see cref="DotQ8"/> one product at a time, for CPUs without AVX2.</summary>
     internal static unsafe float DotQ8Scalar(sbyte* wp, float* wd, sbyte* xp, float* xd, int blocks)
@@ -481,16 +424,6 @@ public static class CpuKernels
             sum += wd[b] * xd[b] * block;
         }
         return sum;
-    }
-
-    /// <summary>Block b's Σ qw · qx, exact, in eight float lanes (see <see cref="DotQ8"/>).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe Vector256<float> BlockDotQ8(sbyte* qw, sbyte* qx, int b)
-    {
-        var w = Avx.LoadVector256(qw + b * Loading.Q8_0.BlockSize);
-        var x = Avx.LoadVector256(qx + b * Loading.Q8_0.BlockSize);
-        var pairs = Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(x, w));   // 16 × (|w|·x·sign w, twice)
-        return Avx.ConvertToVector256Single(Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1)));
     }
 
     /// <summary>c[b] = 8 · dx[b] · Σ_{k in block b} qx[k] for input rows in Q8_0: what the offset of Q4_0's codes
@@ -534,9 +467,9 @@ public static class CpuKernels
     /// <summary>
     /// Σ_b dw[b] · (dx[b] · Σ_{k in block b} q[k] · qx[k] − c[b]) with Q4_0 weights (codes q in 0..15, the weight
     /// being dw · (q − 8)) and the input in Q8_0 with c from <see cref="Q4Offsets"/>: Σ (q − 8) · qx is
-    /// Σ q · qx − 8 · Σ qx, and the codes, being unsigned, go straight into vpmaddubsw's unsigned side (no pair can
-    /// overflow: 2 · 15 · 127 &lt; 2^15). The offsets enter as one FMA per eight blocks. Reads 18 bytes per 32
-    /// weights.
+    /// Σ q · qx − 8 · Σ qx, so the blocks are summed as Q8_0's are with the codes as they are
+    /// (<see cref="QuantizedBlocks.Q4"/>), and Σ_b dw[b] · c[b] is subtracted at the end (one FMA per eight blocks).
+    /// Reads 18 bytes per 32 weights.
     /// </summary>
     public static unsafe float DotQ4(ReadOnlySpan<byte> codes, ReadOnlySpan<float> dw, ReadOnlySpan<sbyte> qx,
         ReadOnlySpan<float> dx, ReadOnlySpan<float> c)
@@ -558,88 +491,15 @@ public static class CpuKernels
         : Avx2.IsSupported && Fma.IsSupported ? DotQ4Avx2(wp, wd, xp, xd, xc, blocks)
         : DotQ4Scalar(wp, wd, xp, xd, xc, blocks);
 
-    /// <summary><see cref="DotQ4"/> with 512-bit vectors, two blocks per vector (as
-    /// <see cref="DotQ8Avx512"/>).</summary>
+    /// <summary><see cref="DotQ4"/> with 512-bit vectors, two blocks per instruction.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static unsafe float DotQ4Avx512(byte* wp, float* wd, sbyte* xp, float* xd, float* xc, int blocks)
-    {
-        const int B = Loading.Q4_0.BlockSize;
-        Vector512<float> a0 = default, a1 = default;
-        Vector256<float> offsets = default;
-        var pair0 = Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-        var pair1 = pair0 + Vector512.Create(2);
-        var pair2 = pair0 + Vector512.Create(4);
-        var pair3 = pair0 + Vector512.Create(6);
-        int b = 0;
-        for (; b + 8 <= blocks; b += 8)
-        {
-            for (int line = 0; line < 8 * B / 2; line += 64) PrefetchAhead(wp + b * B / 2 + line);
-            var dw8 = Avx.LoadVector256(wd + b);
-            offsets = Fma.MultiplyAdd(dw8, Avx.LoadVector256(xc + b), offsets);
-            var s = Avx.Multiply(dw8, Avx.LoadVector256(xd + b)).ToVector512Unsafe();
-            a0 = Avx512F.FusedMultiplyAdd(BlockPairDotQ4(wp, xp, b), Avx512F.PermuteVar16x32(s, pair0), a0);
-            a1 = Avx512F.FusedMultiplyAdd(BlockPairDotQ4(wp, xp, b + 2), Avx512F.PermuteVar16x32(s, pair1), a1);
-            a0 = Avx512F.FusedMultiplyAdd(BlockPairDotQ4(wp, xp, b + 4), Avx512F.PermuteVar16x32(s, pair2), a0);
-            a1 = Avx512F.FusedMultiplyAdd(BlockPairDotQ4(wp, xp, b + 6), Avx512F.PermuteVar16x32(s, pair3), a1);
-        }
-        float sum = Vector512.Sum(a0 + a1) - Vector256.Sum(offsets);
-        for (; b < blocks; b++) sum += Vector256.Sum(BlockDotQ4(wp, xp, b)) * (wd[b] * xd[b]) - wd[b] * xc[b];
-        return sum;
-    }
-
-    /// <summary>Blocks b and b + 1's Σ q · qx, exact, in eight float lanes each.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe Vector512<float> BlockPairDotQ4(byte* codes, sbyte* qx, int b)
-    {
-        var packed = Vector256.Load(codes + b * Loading.Q4_0.BlockSize / 2);   // two blocks of 16 bytes
-        var low = packed & Vector256.Create((byte)0x0F);
-        var high = Vector256.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & Vector256.Create((byte)0x0F);
-        // [low b | low b+1 | high b | high b+1] → [low b | high b | low b+1 | high b+1]: each block's 32 codes in order
-        var both = Vector512.Create(low, high).AsUInt64();
-        var q = Avx512F.Shuffle4x128(both, both, 0b11_01_10_00).AsByte();
-        var x = Vector512.Load(qx + b * Loading.Q4_0.BlockSize);
-        var pairs = Avx512BW.MultiplyAddAdjacent(q, x);
-        return Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(pairs, Vector512.Create((short)1)));
-    }
+    internal static unsafe float DotQ4Avx512(byte* wp, float* wd, sbyte* xp, float* xd, float* xc, int blocks) =>
+        QuantizedBlocks.Sum512<QuantizedBlocks.Q4>(wp, wd, xp, xd, xc, blocks);
 
     /// <summary><see cref="DotQ4"/> with 256-bit vectors, one block per instruction.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static unsafe float DotQ4Avx2(byte* wp, float* wd, sbyte* xp, float* xd, float* xc, int blocks)
-    {
-        Vector256<float> a0 = default, a1 = default, offsets = default;
-        int b = 0;
-        for (; b + 8 <= blocks; b += 8)
-        {
-            for (int line = 0; line < 8 * Loading.Q4_0.BlockSize / 2; line += 64)
-                PrefetchAhead(wp + b * Loading.Q4_0.BlockSize / 2 + line);
-            var dw8 = Avx.LoadVector256(wd + b);
-            offsets = Fma.MultiplyAdd(dw8, Avx.LoadVector256(xc + b), offsets);
-            var s = Avx.Multiply(dw8, Avx.LoadVector256(xd + b));
-            a0 = Fma.MultiplyAdd(BlockDotQ4(wp, xp, b), Avx2.PermuteVar8x32(s, Vector256.Create(0)), a0);
-            a1 = Fma.MultiplyAdd(BlockDotQ4(wp, xp, b + 1), Avx2.PermuteVar8x32(s, Vector256.Create(1)), a1);
-            a0 = Fma.MultiplyAdd(BlockDotQ4(wp, xp, b + 2), Avx2.PermuteVar8x32(s, Vector256.Create(2)), a0);
-            a1 = Fma.MultiplyAdd(BlockDotQ4(wp, xp, b + 3), Avx2.PermuteVar8x32(s, Vector256.Create(3)), a1);
-            a0 = Fma.MultiplyAdd(BlockDotQ4(wp, xp, b + 4), Avx2.PermuteVar8x32(s, Vector256.Create(4)), a0);
-            a1 = Fma.MultiplyAdd(BlockDotQ4(wp, xp, b + 5), Avx2.PermuteVar8x32(s, Vector256.Create(5)), a1);
-            a0 = Fma.MultiplyAdd(BlockDotQ4(wp, xp, b + 6), Avx2.PermuteVar8x32(s, Vector256.Create(6)), a0);
-            a1 = Fma.MultiplyAdd(BlockDotQ4(wp, xp, b + 7), Avx2.PermuteVar8x32(s, Vector256.Create(7)), a1);
-        }
-        float sum = Vector256.Sum(a0 + a1) - Vector256.Sum(offsets);
-        for (; b < blocks; b++) sum += Vector256.Sum(BlockDotQ4(wp, xp, b)) * (wd[b] * xd[b]) - wd[b] * xc[b];
-        return sum;
-    }
-
-    /// <summary>Block b's Σ q · qx, exact, in eight float lanes.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe Vector256<float> BlockDotQ4(byte* codes, sbyte* qx, int b)
-    {
-        var packed = Vector128.Load(codes + b * Loading.Q4_0.BlockSize / 2);
-        var low = packed & Vector128.Create((byte)0x0F);
-        var high = Vector128.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & Vector128.Create((byte)0x0F);
-        var x = Avx.LoadVector256(qx + b * Loading.Q4_0.BlockSize);
-        var pairs = Avx2.MultiplyAddAdjacent(Vector256.Create(low, high), x);   // codes 0–15, then 16–31
-        return Avx.ConvertToVector256Single(Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1)));
-    }
+    internal static unsafe float DotQ4Avx2(byte* wp, float* wd, sbyte* xp, float* xd, float* xc, int blocks) =>
+        QuantizedBlocks.Sum256<QuantizedBlocks.Q4>(wp, wd, xp, xd, xc, blocks);
 
     /// <summary><see cref="DotQ4"/> one product at a time, for CPUs without AVX2.</summary>
     internal static unsafe float DotQ4Scalar(byte* wp, float* wd, sbyte* xp, float* xd, float* xc, int blocks)
@@ -657,16 +517,6 @@ public static class CpuKernels
             sum += wd[b] * xd[b] * block - wd[b] * xc[b];
         }
         return sum;
-    }
-
-    /// <summary>A decode matmul reads each weight once, from memory: asking for the cache line this many bytes ahead
-    /// keeps more loads in flight than the hardware prefetcher does on its own (docs/benchmarks.md).</summary>
-    private const int PrefetchDistance = 4096;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void PrefetchAhead(void* p)
-    {
-        if (Sse.IsSupported) Sse.Prefetch0((byte*)p + PrefetchDistance);
     }
 
     /// <summary>y = d · q for one Q8_0 block of 32, eight at a time (the signed bytes widened to floats).</summary>

@@ -1,0 +1,176 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace ScratchGpt.Backends.Cpu;
+
+/// <summary>
+/// The decode dot products of the quantized formats, Σ_b dw[b] · dx[b] · (block b's integer sum), written once for
+/// both formats: a format gives its block product (<see cref="IBlockProduct"/>: one block of weights times the input's
+/// Q8_0 block, an exact integer sum, as float lanes), and <see cref="Sum512{T}"/> / <see cref="Sum256{T}"/> scale
+/// and add the blocks eight at a time. The JIT compiles each format's loop separately (a struct type argument), so
+/// the block product is inlined, not called.
+/// </summary>
+internal static unsafe class QuantizedBlocks
+{
+    public interface IBlockProduct
+    {
+        /// <summary>Bytes of weights per block of 32.</summary>
+        static abstract int Bytes { get; }
+        /// <summary>Whether the block sums carry an offset to subtract, Σ_b dw[b] · c[b] (Q4_0's codes are q − 8 off
+        /// their values); the JIT drops the offset's code for a format without.</summary>
+        static abstract bool HasOffset { get; }
+        /// <summary>Block b's sum in eight float lanes.</summary>
+        static abstract Vector256<float> One(byte* w, sbyte* x, int b);
+        /// <summary>Blocks b and b + 1's sums in eight float lanes each (AVX-512).</summary>
+        static abstract Vector512<float> Two(byte* w, sbyte* x, int b);
+    }
+
+    /// <summary>
+    /// Q8_0 weights: Σ qw · qx over 32 signed bytes. x86 (without VNNI) has no signed × signed byte multiply:
+    /// vpmaddubsw multiplies unsigned by signed bytes and adds neighbouring products into 16-bit lanes, so |qw| is
+    /// the unsigned side and qx takes qw's sign, and no pair overflows (2 · 128 · 127 &lt; 2^15); vpmaddwd by ones
+    /// then sums the pairs into 32-bit lanes. AVX-512 has no vpsignb: there the sign comes from a masked negation.
+    /// </summary>
+    public readonly struct Q8 : IBlockProduct
+    {
+        public static int Bytes => Loading.Q8_0.BlockSize;
+        public static bool HasOffset => false;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> One(byte* w, sbyte* x, int b)
+        {
+            var qw = Avx.LoadVector256((sbyte*)w + b * Bytes);
+            var qx = Avx.LoadVector256(x + b * Loading.Q8_0.BlockSize);
+            var pairs = Avx2.MultiplyAddAdjacent(Avx2.Abs(qw), Avx2.Sign(qx, qw));   // 16 × (|w|·x·sign w, twice)
+            return Avx.ConvertToVector256Single(Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1)));
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Two(byte* w, sbyte* x, int b)
+        {
+            var qw = Vector512.Load((sbyte*)w + b * Bytes);
+            var qx = Vector512.Load(x + b * Loading.Q8_0.BlockSize);
+            var signed = Vector512.ConditionalSelect(Vector512.LessThan(qw, Vector512<sbyte>.Zero), -qx, qx);
+            var pairs = Avx512BW.MultiplyAddAdjacent(Vector512.Abs(qw).AsByte(), signed);   // |w|·x·sign w, in pairs
+            return Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(pairs, Vector512.Create((short)1)));
+        }
+    }
+
+    /// <summary>
+    /// Q4_0 weights: Σ q · qx over 32 four-bit codes (0 … 15; the weight is dw · (q − 8), the − 8 is taken out by the
+    /// caller). The codes are unsigned, so they go straight into vpmaddubsw (no pair overflows: 2 · 15 · 127 &lt;
+    /// 2^15). A block's 16 bytes hold values 0–15 in their low halves and 16–31 in their high halves.
+    /// </summary>
+    public readonly struct Q4 : IBlockProduct
+    {
+        public static int Bytes => Loading.Q4_0.BlockSize / 2;
+        public static bool HasOffset => true;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> One(byte* w, sbyte* x, int b)
+        {
+            var packed = Vector128.Load(w + b * Bytes);
+            var low = packed & Vector128.Create((byte)0x0F);
+            var high = Vector128.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & Vector128.Create((byte)0x0F);
+            var qx = Avx.LoadVector256(x + b * Loading.Q4_0.BlockSize);
+            var pairs = Avx2.MultiplyAddAdjacent(Vector256.Create(low, high), qx);   // codes 0–15, then 16–31
+            return Avx.ConvertToVector256Single(Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1)));
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Two(byte* w, sbyte* x, int b)
+        {
+            var packed = Vector256.Load(w + b * Bytes);   // two blocks of 16 bytes
+            var low = packed & Vector256.Create((byte)0x0F);
+            var high = Vector256.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & Vector256.Create((byte)0x0F);
+            // [low b | low b+1 | high b | high b+1] → [low b | high b | low b+1 | high b+1]: each block in order
+            var both = Vector512.Create(low, high).AsUInt64();
+            var q = Avx512F.Shuffle4x128(both, both, 0b11_01_10_00).AsByte();
+            var qx = Vector512.Load(x + b * Loading.Q4_0.BlockSize);
+            var pairs = Avx512BW.MultiplyAddAdjacent(q, qx);
+            return Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(pairs, Vector512.Create((short)1)));
+        }
+    }
+
+    /// <summary>Σ_b dw[b] · (dx[b] · T's block product − c[b]) (c only where T has an offset), with 512-bit
+    /// vectors: each vector holds two blocks, so the eight blocks' scale products are broadcast two at a time (block
+    /// 2i to the low eight lanes, 2i + 1 to the high eight).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Sum512<T>(byte* wp, float* wd, sbyte* xp, float* xd, float* c, int blocks)
+        where T : IBlockProduct
+    {
+        Vector512<float> a0 = default, a1 = default;   // two accumulators, so no multiply-add waits on the last
+        Vector256<float> offsets = default;
+        var pair0 = Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        var pair1 = pair0 + Vector512.Create(2);
+        var pair2 = pair0 + Vector512.Create(4);
+        var pair3 = pair0 + Vector512.Create(6);
+        int b = 0;
+        for (; b + 8 <= blocks; b += 8)
+        {
+            for (int line = 0; line < 8 * T.Bytes; line += 64) PrefetchAhead(wp + b * T.Bytes + line);
+            var dw8 = Avx.LoadVector256(wd + b);
+            if (T.HasOffset) offsets = Fma.MultiplyAdd(dw8, Avx.LoadVector256(c + b), offsets);
+            var s = Avx.Multiply(dw8, Avx.LoadVector256(xd + b)).ToVector512Unsafe();
+            a0 = Avx512F.FusedMultiplyAdd(T.Two(wp, xp, b), Avx512F.PermuteVar16x32(s, pair0), a0);
+            a1 = Avx512F.FusedMultiplyAdd(T.Two(wp, xp, b + 2), Avx512F.PermuteVar16x32(s, pair1), a1);
+            a0 = Avx512F.FusedMultiplyAdd(T.Two(wp, xp, b + 4), Avx512F.PermuteVar16x32(s, pair2), a0);
+            a1 = Avx512F.FusedMultiplyAdd(T.Two(wp, xp, b + 6), Avx512F.PermuteVar16x32(s, pair3), a1);
+        }
+        float sum = Vector512.Sum(a0 + a1);
+        int full = b;
+        for (; b < blocks; b++) sum += Vector256.Sum(T.One(wp, xp, b)) * (wd[b] * xd[b]);
+        return T.HasOffset ? sum - Offset(offsets, wd, c, full, blocks) : sum;
+    }
+
+    /// <summary><see cref="Sum512{T}"/> with 256-bit vectors, one block per instruction.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Sum256<T>(byte* wp, float* wd, sbyte* xp, float* xd, float* c, int blocks)
+        where T : IBlockProduct
+    {
+        Vector256<float> a0 = default, a1 = default, offsets = default;
+        int b = 0;
+        for (; b + 8 <= blocks; b += 8)
+        {
+            for (int line = 0; line < 8 * T.Bytes; line += 64) PrefetchAhead(wp + b * T.Bytes + line);
+            // the eight blocks' dw · dx in one vector; a permute broadcasts each one to every lane
+            var dw8 = Avx.LoadVector256(wd + b);
+            if (T.HasOffset) offsets = Fma.MultiplyAdd(dw8, Avx.LoadVector256(c + b), offsets);
+            var s = Avx.Multiply(dw8, Avx.LoadVector256(xd + b));
+            a0 = Fma.MultiplyAdd(T.One(wp, xp, b), Avx2.PermuteVar8x32(s, Vector256.Create(0)), a0);
+            a1 = Fma.MultiplyAdd(T.One(wp, xp, b + 1), Avx2.PermuteVar8x32(s, Vector256.Create(1)), a1);
+            a0 = Fma.MultiplyAdd(T.One(wp, xp, b + 2), Avx2.PermuteVar8x32(s, Vector256.Create(2)), a0);
+            a1 = Fma.MultiplyAdd(T.One(wp, xp, b + 3), Avx2.PermuteVar8x32(s, Vector256.Create(3)), a1);
+            a0 = Fma.MultiplyAdd(T.One(wp, xp, b + 4), Avx2.PermuteVar8x32(s, Vector256.Create(4)), a0);
+            a1 = Fma.MultiplyAdd(T.One(wp, xp, b + 5), Avx2.PermuteVar8x32(s, Vector256.Create(5)), a1);
+            a0 = Fma.MultiplyAdd(T.One(wp, xp, b + 6), Avx2.PermuteVar8x32(s, Vector256.Create(6)), a0);
+            a1 = Fma.MultiplyAdd(T.One(wp, xp, b + 7), Avx2.PermuteVar8x32(s, Vector256.Create(7)), a1);
+        }
+        int full = b;
+        for (; b < blocks; b++)   // fewer than eight left: each scale broadcast on its own
+            a0 = Fma.MultiplyAdd(T.One(wp, xp, b), Vector256.Create(wd[b] * xd[b]), a0);
+        float sum = Vector256.Sum(a0 + a1);
+        return T.HasOffset ? sum - Offset(offsets, wd, c, full, blocks) : sum;
+    }
+
+    /// <summary>Σ_b dw[b] · c[b]: the eight-block partial sums in <paramref name="offsets"/>, then blocks
+    /// from .. blocks − 1 one at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Offset(Vector256<float> offsets, float* wd, float* c, int from, int blocks)
+    {
+        float sum = Vector256.Sum(offsets);
+        for (int b = from; b < blocks; b++) sum += wd[b] * c[b];
+        return sum;
+    }
+
+    /// <summary>A decode matmul reads each weight once, from memory: asking for the cache line this many bytes ahead
+    /// keeps more loads in flight than the hardware prefetcher does on its own (docs/benchmarks.md).</summary>
+    private const int PrefetchDistance = 4096;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchAhead(void* p)
+    {
+        if (Sse.IsSupported) Sse.Prefetch0((byte*)p + PrefetchDistance);
+    }
+}
