@@ -239,6 +239,38 @@ public class QuantizationTests(ITestOutputHelper output)
     }
 
     [Theory]
+    [InlineData(WeightPrecision.Q8_0)]
+    [InlineData(WeightPrecision.Q4_0)]
+    public void The_dequantizing_prefill_gemm_multiplies_the_weights_values(WeightPrecision precision)
+    {
+        // What prefill runs on CPUs without AVX-VNNI (this one may never pick it): the weights widened a block of
+        // rows at a time into the float32 GEMM, against the plain triple loop on the same values.
+        const int m = 40, n = 77, k = 96;
+        var rng = new Random(5);
+        float[] x = Enumerable.Range(0, m * k).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        float[] wf = Enumerable.Range(0, n * k).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        float[] bias = Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble()).ToArray();
+        float[] values = new float[n * k], y = new float[m * n], want = new float[m * n];
+        if (precision == WeightPrecision.Q8_0)
+        {
+            var w = Backends.Cpu.Q8Weights.From(wf);
+            for (int j = 0; j < n; j++) w.Dequantize(j, k, values.AsSpan(j * k, k));
+            Backends.Cpu.Gemm.MatMulNT(x, w, y, m, n, k, bias);
+            Assert.Equal(Loading.Q8_0.RoundTrip(wf), values);
+        }
+        else
+        {
+            var w = Backends.Cpu.Q4Weights.From(wf);
+            for (int j = 0; j < n; j++) w.Dequantize(j, k, values.AsSpan(j * k, k));
+            Backends.Cpu.Gemm.MatMulNT(x, w, y, m, n, k, bias);
+            Assert.Equal(Loading.Q4_0.RoundTrip(wf), values);
+        }
+        Backends.Cpu.Gemm.MatMulNTReference(x, values, want, m, n, k, bias);
+        for (int i = 0; i < want.Length; i++)
+            Assert.True(Math.Abs(y[i] - want[i]) < 1e-4f, $"[{i}] {y[i]} vs {want[i]}");
+    }
+
+    [Theory]
     [InlineData(1)]
     [InlineData(8)]
     [InlineData(9)]
