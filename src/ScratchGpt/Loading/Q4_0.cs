@@ -39,14 +39,16 @@ public static class Q4_0
     public static void Dequantize(ReadOnlySpan<byte> codes, ReadOnlySpan<Half> d, Span<float> x)
     {
         for (int b = 0; b < d.Length; b++)
+            DequantizeBlock(codes.Slice(b * BlockSize / 2, BlockSize / 2), (float)d[b], x.Slice(b * BlockSize));
+    }
+
+    /// <summary>One block: its 16 bytes of codes and its scale d into 32 values d · (q − 8).</summary>
+    public static void DequantizeBlock(ReadOnlySpan<byte> codes, float d, Span<float> x)
+    {
+        for (int j = 0; j < BlockSize / 2; j++)
         {
-            float scale = (float)d[b];
-            for (int j = 0; j < BlockSize / 2; j++)
-            {
-                byte pair = codes[b * BlockSize / 2 + j];
-                x[b * BlockSize + j] = scale * ((pair & 0x0F) - 8);
-                x[b * BlockSize + j + BlockSize / 2] = scale * ((pair >> 4) - 8);
-            }
+            x[j] = d * ((codes[j] & 0x0F) - 8);
+            x[j + BlockSize / 2] = d * ((codes[j] >> 4) - 8);
         }
     }
 

@@ -24,11 +24,6 @@ public sealed record Q4Weights(ReadOnlyMemory<byte> Codes, ReadOnlyMemory<float>
         var codes = Codes.Span.Slice(r * cols / 2, cols / 2);
         var scales = Scales.Span.Slice(r * cols / B, cols / B);
         for (int b = 0; b < cols / B; b++)
-            for (int j = 0; j < B / 2; j++)
-            {
-                byte pair = codes[b * B / 2 + j];
-                dst[b * B + j] = scales[b] * ((pair & 0x0F) - 8);
-                dst[b * B + j + B / 2] = scales[b] * ((pair >> 4) - 8);
-            }
+            Loading.Q4_0.DequantizeBlock(codes.Slice(b * B / 2, B / 2), scales[b], dst.Slice(b * B));
     }
 }
