@@ -66,7 +66,7 @@ public sealed class CpuBackend : IBackend
     {
         float[] xs = F(x), g = F(gamma), b = F(beta), ys = F(y);
         if (rows < 8) { CpuKernels.LayerNorm(xs, g, b, ys, rows, dim, eps); return; }
-        Parallel.For(0, rows,
+        ForkJoin.For(rows,
             r => CpuKernels.LayerNorm(xs.AsSpan(r * dim, dim), g, b, ys.AsSpan(r * dim, dim), 1, dim, eps));
     }
 
@@ -181,7 +181,7 @@ public sealed class CpuBackend : IBackend
             else CpuKernels.MatMulColumns(xs, wb.Float32.Span, bs, ys, rows, inDim, outDim, j0, j1);
         }
         if (blocks == 1) Columns(0);
-        else Parallel.For(0, blocks, Columns);
+        else ForkJoin.For(blocks, Columns);
         if (paired is not null) System.Buffers.ArrayPool<float>.Shared.Return(paired);
         if (xq is not null) System.Buffers.ArrayPool<sbyte>.Shared.Return(xq);
         if (xd is not null) System.Buffers.ArrayPool<float>.Shared.Return(xd);
@@ -192,7 +192,7 @@ public sealed class CpuBackend : IBackend
     private static void ForRowChunks(int rows, Action<int, int> body)
     {
         int chunks = Environment.ProcessorCount;
-        Parallel.For(0, chunks, c => body(rows * c / chunks, rows * (c + 1) / chunks));
+        ForkJoin.For(chunks, c => body(rows * c / chunks, rows * (c + 1) / chunks));
     }
 
     public void Gelu(IDeviceBuffer x, long count)
@@ -200,7 +200,7 @@ public sealed class CpuBackend : IBackend
         float[] xs = F(x);
         if (count < 65_536) { CpuKernels.Gelu(xs.AsSpan(0, (int)count)); return; }
         int chunks = Environment.ProcessorCount * 4;
-        Parallel.For(0, chunks, c =>
+        ForkJoin.For(chunks, c =>
         {
             int a = (int)(count * c / chunks), b = (int)(count * (c + 1) / chunks);
             CpuKernels.Gelu(xs.AsSpan(a, b - a));
@@ -233,7 +233,7 @@ public sealed class CpuBackend : IBackend
         // is: the KV cache read is ~1 MB a layer for gpt2) and more than one core to share it.
         if ((long)rows * (past + rows) * nHead * headDim < 65_536 || Environment.ProcessorCount == 1)
             for (int h = 0; h < nHead; h++) Head(h);
-        else Parallel.For(0, nHead, Head);
+        else ForkJoin.For(nHead, Head);
     }
 
     /// <summary>The first index of the largest value (torch.argmax's tie rule), one pass over the row.</summary>

@@ -42,7 +42,7 @@ public static class Gemm
                 k, accumulate);
         }
         if ((long)m * n * k < 1 << 18) for (int t = 0; t < tilesM * tilesN; t++) RunTile(t);
-        else Parallel.For(0, tilesM * tilesN, RunTile);
+        else ForkJoin.For(tilesM * tilesN, RunTile);
     }
 
     /// <summary>The plain triple loop, kept as the reference both fast versions are tested against.</summary>
@@ -101,7 +101,7 @@ public static class Gemm
             return;
         }
         int blocks = (n + Tile - 1) / Tile;
-        Parallel.For(0, blocks, blk =>
+        ForkJoin.For(blocks, blk =>
         {
             int j0 = blk * Tile, j1 = Math.Min(n, j0 + Tile);
             float[] scratch = System.Buffers.ArrayPool<float>.Shared.Rent((j1 - j0) * k);

@@ -88,7 +88,7 @@ internal static unsafe class PackedGemm
             finally { System.Buffers.ArrayPool<float>.Shared.Return(scratch); }
         }
         if (tasks == 1) RunBlocks(0);
-        else Parallel.For(0, tasks, RunBlocks);
+        else ForkJoin.For(tasks, RunBlocks);
     }
 
     /// <summary>Rows of A [rows, K] → panels of 32 rows, each [K, 32] (rows past the end are zero). Eight rows
@@ -116,7 +116,7 @@ internal static unsafe class PackedGemm
             }
         }
         if (panels == 1 || (long)rows * k < 1 << 16) for (int i = 0; i < panels; i++) Pack(i);
-        else Parallel.For(0, panels, Pack);
+        else ForkJoin.For(panels, Pack);
     }
 
     /// <summary>dst[c·dstStride + r] = src[r·srcStride + c] for an 8×8 block (of any 32-bit values: the shuffles

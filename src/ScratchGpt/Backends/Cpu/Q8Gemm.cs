@@ -121,7 +121,7 @@ public static unsafe class Q8Gemm
             }
         }
         if (tasks == 1) RunColumns(0);
-        else Parallel.For(0, tasks, RunColumns);
+        else ForkJoin.For(tasks, RunColumns);
     }
 
     /// <summary>Columns j0 .. j0 + cols − 1 (up to 16; missing ones are zero) into the kernel's order, with each
