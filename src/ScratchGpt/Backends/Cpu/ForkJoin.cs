@@ -9,7 +9,7 @@ namespace ScratchGpt.Backends.Cpu;
 /// pool and waiting for them (<see cref="Parallel.For(int, int, Action{int})"/>) costs ~5–10 µs of that on two
 /// cores. Here one thread per further core stays awake between loops: it spins on a generation counter for a short
 /// while after each loop (the next one starts microseconds later in a decode step), then sleeps until woken. The
-/// caller takes items too; items are handed out in short runs from a shared counter, so a slow core takes fewer.
+/// caller takes items too, from the same shared counter, so a slow core takes fewer.
 /// A loop that finds the workers busy (another thread's loop, or a loop inside a loop) runs on
 /// <see cref="Parallel.For(int, int, Action{int})"/> instead.
 /// </summary>
@@ -23,24 +23,25 @@ internal static class ForkJoin
     private sealed class Loop(int count, Action<int> body)
     {
         private readonly int count = count;
-        // Items are claimed a run at a time (a quarter of a fair share): one shared counter touched per item
-        // would bounce its cache line between the cores ~800 times in the LM head's loop.
-        private readonly int run = Math.Max(1, count / (4 * Environment.ProcessorCount));
         private int next, pending = count;
         private Exception? error;
 
-        /// <summary>Takes and runs items until none is left.</summary>
+        /// <summary>Takes and runs items until none is left. Each claim takes 1/(2·cores) of what is left
+        /// (guided scheduling): few claims on the shared counter, whose cache line moves between the cores on every
+        /// one, and small ones at the end, so no core waits long for another's last items.</summary>
         public void RunItems()
         {
-            int done = 0;
-            for (int i0 = Interlocked.Add(ref next, run) - run; i0 < count; i0 = Interlocked.Add(ref next, run) - run)
+            int done = 0, share = 2 * Environment.ProcessorCount;
+            for (int i0 = Volatile.Read(ref next); i0 < count; i0 = Volatile.Read(ref next))
             {
-                for (int i = i0; i < Math.Min(count, i0 + run); i++)
+                int i1 = i0 + Math.Max(1, (count - i0) / share);
+                if (Interlocked.CompareExchange(ref next, i1, i0) != i0) continue;
+                for (int i = i0; i < i1; i++)
                 {
                     try { body(i); }
                     catch (Exception e) { Interlocked.CompareExchange(ref error, e, null); }
-                    done++;
                 }
+                done += i1 - i0;
             }
             if (done > 0) Interlocked.Add(ref pending, -done);
         }
