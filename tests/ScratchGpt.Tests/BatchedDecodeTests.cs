@@ -83,7 +83,6 @@ public class BatchedDecodeTests
     [InlineData(16)]
     [InlineData(33)]
     [InlineData(100)]
-    [InlineData(112)]   // 64 + 32 + 16: each loop of the float16 dot
     [InlineData(769)]
     public void The_several_row_dot_products_give_the_single_row_bits(int n)
     {

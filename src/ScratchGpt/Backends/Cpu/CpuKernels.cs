@@ -103,19 +103,17 @@ public static class CpuKernels
         return DotHalfPaired(w, paired);
     }
 
-    /// <summary>x reordered per block of 32 as [x0, x2, …, x30, x1, x3, …, x31] (a last block of 16 the same way in
-    /// 16) and scaled by 2^56 (a tail under 16 as it is, unscaled): the order and scale in which
-    /// <see cref="DotHalfPaired"/> uses it.</summary>
+    /// <summary>x reordered per block of 16 as [x0, x2, …, x14, x1, x3, …, x15] and scaled by 2^56 (the tail as it
+    /// is, unscaled): the order and scale in which <see cref="DotHalfPaired"/> uses it.</summary>
     public static void PairForHalfDot(ReadOnlySpan<float> x, Span<float> paired)
     {
         int n = x.Length, k = 0;
-        for (int block = 32; block >= 16; block /= 2)
-            for (; k + block <= n; k += block)
-                for (int i = 0; i < block / 2; i++)
-                {
-                    paired[k + i] = x[k + 2 * i] * XScale;
-                    paired[k + block / 2 + i] = x[k + 2 * i + 1] * XScale;
-                }
+        for (; k + 16 <= n; k += 16)
+            for (int i = 0; i < 8; i++)
+            {
+                paired[k + i] = x[k + 2 * i] * XScale;
+                paired[k + 8 + i] = x[k + 2 * i + 1] * XScale;
+            }
         x[k..].CopyTo(paired[k..]);
     }
 
@@ -126,130 +124,87 @@ public static class CpuKernels
 
     /// <summary>
     /// dot(w, x) with float16 w widened in registers, x given in <see cref="PairForHalfDot"/> order and scale.
-    /// Two halves are read as one 32-bit lane: the odd half sits in the top 16 bits, the even one is shifted there.
-    /// With a half's bits in the top of a lane, an arithmetic shift right by 3 puts exponent and mantissa at a
-    /// float's positions; the mask 0x8FFFE000 keeps the sign, clears the copies of it in the exponent field's top
-    /// three bits and whatever the shift brought into the low 13 bits. As a float that is the half's value × 2^-112
-    /// exactly (zeros and subnormals included): three integer ops per vector of even halves, two for the odd, no
-    /// multiply (the 2^112 is folded into x's 2^56 and the sum's 2^56). Inf/NaN would not survive; the loader
-    /// refuses them. With AVX-512 a block of 32 weights is one load, otherwise two.
+    /// Sixteen halves are read as eight 32-bit lanes: the odd halves sit in the top 16 bits, the even ones are
+    /// shifted there. With a half's bits in the top of a lane, an arithmetic shift right by 3 puts exponent and
+    /// mantissa at a float's positions; the mask 0x8FFFE000 keeps the sign, clears the copies of it in the exponent
+    /// field's top three bits and whatever the shift brought into the low 13 bits. As a float that is the half's
+    /// value × 2^-112 exactly (zeros and subnormals included): three integer ops per eight weights for the even
+    /// halves, two for the odd, no multiply (the 2^112 is folded into x's 2^56 and the sum's 2^56).
+    /// Inf/NaN would not survive; the loader refuses them.
     /// </summary>
     public static float DotHalfPaired(ReadOnlySpan<Half> w, ReadOnlySpan<float> x)
     {
-        DotHalfPaired(w, x, x, two: false, wide: Vector512.IsHardwareAccelerated, out float s, out _);
-        return s;
-    }
-
-    /// <summary><see cref="DotHalfPaired"/> in 256-bit vectors whatever the CPU (the tests call it, so the form
-    /// that runs without AVX-512 stays checked on CPUs that have it).</summary>
-    internal static float DotHalfPaired256(ReadOnlySpan<Half> w, ReadOnlySpan<float> x)
-    {
-        DotHalfPaired(w, x, x, two: false, wide: false, out float s, out _);
+        int n = w.Length, k = 0;
+        ref uint pw = ref Unsafe.As<Half, uint>(ref MemoryMarshal.GetReference(w));
+        ref float px = ref MemoryMarshal.GetReference(x);
+        Vector256<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
+        var mask = Vector256.Create(unchecked((int)0x8FFFE000));
+        // 32 weights per pass into four accumulators, so consecutive FMAs do not wait on each other.
+        for (; k + 32 <= n; k += 32)
+        {
+            var u = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2)).AsInt32();
+            var v = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2) + 8).AsInt32();
+            acc0 = MulAdd(HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask),
+                Vector256.LoadUnsafe(ref px, (nuint)k), acc0);
+            acc1 = MulAdd(HalfInTopBitsToScaledFloat(u, mask), Vector256.LoadUnsafe(ref px, (nuint)k + 8), acc1);
+            acc2 = MulAdd(HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(v, 16), mask),
+                Vector256.LoadUnsafe(ref px, (nuint)k + 16), acc2);
+            acc3 = MulAdd(HalfInTopBitsToScaledFloat(v, mask), Vector256.LoadUnsafe(ref px, (nuint)k + 24), acc3);
+        }
+        for (; k + 16 <= n; k += 16)
+        {
+            var u = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2)).AsInt32();
+            acc0 = MulAdd(HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask),
+                Vector256.LoadUnsafe(ref px, (nuint)k), acc0);
+            acc1 = MulAdd(HalfInTopBitsToScaledFloat(u, mask), Vector256.LoadUnsafe(ref px, (nuint)k + 8), acc1);
+        }
+        float s = Vector256.Sum((acc0 + acc1) + (acc2 + acc3)) * XScale;   // (w·2^-112)·(x·2^56) summed, × 2^56
+        for (; k < n; k++) s += (float)w[k] * x[k];
         return s;
     }
 
     /// <summary><see cref="DotHalfPaired"/> for two rows x = [x0 | x1] at once: each 32 weights are widened once and
     /// used twice. Per row the same operations in the same order, so each sum has exactly the bits of
     /// DotHalfPaired.</summary>
-    public static void DotHalfPairedRows2(ReadOnlySpan<Half> w, ReadOnlySpan<float> x, out float s0, out float s1) =>
-        DotHalfPaired(w, x[..w.Length], x.Slice(w.Length, w.Length), two: true, wide: Vector512.IsHardwareAccelerated,
-            out s0, out s1);
-
-    /// <summary>dot(w, x0), and if <paramref name="two"/> dot(w, x1), in 512-bit vectors if <paramref name="wide"/>.
-    /// Inlined into its callers, so that in each the flags are constants and their tests folded away.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void DotHalfPaired(ReadOnlySpan<Half> w, ReadOnlySpan<float> x0, ReadOnlySpan<float> x1, bool two,
-        bool wide, out float s0, out float s1)
+    public static void DotHalfPairedRows2(ReadOnlySpan<Half> w, ReadOnlySpan<float> x, out float s0, out float s1)
     {
         int n = w.Length, k = 0;
         ref uint pw = ref Unsafe.As<Half, uint>(ref MemoryMarshal.GetReference(w));
-        ref float p0 = ref MemoryMarshal.GetReference(x0);
-        ref float p1 = ref MemoryMarshal.GetReference(x1);
-        if (wide)
+        ref float p0 = ref MemoryMarshal.GetReference(x);
+        ref float p1 = ref Unsafe.Add(ref p0, n);
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;   // row 0's four accumulators
+        Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;   // row 1's
+        var mask = Vector256.Create(unchecked((int)0x8FFFE000));
+        for (; k + 32 <= n; k += 32)
         {
-            // Two blocks of 32 a pass into four accumulators a row, so consecutive FMAs do not wait on each other.
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default,
-                b2 = default, b3 = default;
-            var mask = Vector512.Create(unchecked((int)0x8FFFE000));
-            for (; k + 64 <= n; k += 64)
-            {
-                var u = Vector512.LoadUnsafe(ref pw, (nuint)(k / 2)).AsInt32();
-                var v = Vector512.LoadUnsafe(ref pw, (nuint)(k / 2) + 16).AsInt32();
-                var w0 = HalfInTopBitsToScaledFloat(Vector512.ShiftLeft(u, 16), mask);   // halves k, k+2, …, k+30
-                var w1 = HalfInTopBitsToScaledFloat(u, mask);                             // halves k+1, …, k+31
-                var w2 = HalfInTopBitsToScaledFloat(Vector512.ShiftLeft(v, 16), mask);
-                var w3 = HalfInTopBitsToScaledFloat(v, mask);
-                a0 = Vector512.FusedMultiplyAdd(w0, Vector512.LoadUnsafe(ref p0, (nuint)k), a0);
-                a1 = Vector512.FusedMultiplyAdd(w1, Vector512.LoadUnsafe(ref p0, (nuint)k + 16), a1);
-                a2 = Vector512.FusedMultiplyAdd(w2, Vector512.LoadUnsafe(ref p0, (nuint)k + 32), a2);
-                a3 = Vector512.FusedMultiplyAdd(w3, Vector512.LoadUnsafe(ref p0, (nuint)k + 48), a3);
-                if (!two) continue;
-                b0 = Vector512.FusedMultiplyAdd(w0, Vector512.LoadUnsafe(ref p1, (nuint)k), b0);
-                b1 = Vector512.FusedMultiplyAdd(w1, Vector512.LoadUnsafe(ref p1, (nuint)k + 16), b1);
-                b2 = Vector512.FusedMultiplyAdd(w2, Vector512.LoadUnsafe(ref p1, (nuint)k + 32), b2);
-                b3 = Vector512.FusedMultiplyAdd(w3, Vector512.LoadUnsafe(ref p1, (nuint)k + 48), b3);
-            }
-            for (; k + 32 <= n; k += 32)
-            {
-                var u = Vector512.LoadUnsafe(ref pw, (nuint)(k / 2)).AsInt32();
-                var w0 = HalfInTopBitsToScaledFloat(Vector512.ShiftLeft(u, 16), mask);
-                var w1 = HalfInTopBitsToScaledFloat(u, mask);
-                a0 = Vector512.FusedMultiplyAdd(w0, Vector512.LoadUnsafe(ref p0, (nuint)k), a0);
-                a1 = Vector512.FusedMultiplyAdd(w1, Vector512.LoadUnsafe(ref p0, (nuint)k + 16), a1);
-                if (!two) continue;
-                b0 = Vector512.FusedMultiplyAdd(w0, Vector512.LoadUnsafe(ref p1, (nuint)k), b0);
-                b1 = Vector512.FusedMultiplyAdd(w1, Vector512.LoadUnsafe(ref p1, (nuint)k + 16), b1);
-            }
-            s0 = Vector512.Sum((a0 + a1) + (a2 + a3));
-            s1 = two ? Vector512.Sum((b0 + b1) + (b2 + b3)) : 0f;
+            var u = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2)).AsInt32();
+            var v = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2) + 8).AsInt32();
+            var w0 = HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask);
+            var w1 = HalfInTopBitsToScaledFloat(u, mask);
+            var w2 = HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(v, 16), mask);
+            var w3 = HalfInTopBitsToScaledFloat(v, mask);
+            a0 = MulAdd(w0, Vector256.LoadUnsafe(ref p0, (nuint)k), a0);
+            b0 = MulAdd(w0, Vector256.LoadUnsafe(ref p1, (nuint)k), b0);
+            a1 = MulAdd(w1, Vector256.LoadUnsafe(ref p0, (nuint)k + 8), a1);
+            b1 = MulAdd(w1, Vector256.LoadUnsafe(ref p1, (nuint)k + 8), b1);
+            a2 = MulAdd(w2, Vector256.LoadUnsafe(ref p0, (nuint)k + 16), a2);
+            b2 = MulAdd(w2, Vector256.LoadUnsafe(ref p1, (nuint)k + 16), b2);
+            a3 = MulAdd(w3, Vector256.LoadUnsafe(ref p0, (nuint)k + 24), a3);
+            b3 = MulAdd(w3, Vector256.LoadUnsafe(ref p1, (nuint)k + 24), b3);
         }
-        else
+        for (; k + 16 <= n; k += 16)
         {
-            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default,
-                b2 = default, b3 = default;
-            var mask = Vector256.Create(unchecked((int)0x8FFFE000));
-            for (; k + 32 <= n; k += 32)
-            {
-                var u = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2)).AsInt32();       // halves k .. k+15
-                var v = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2) + 8).AsInt32();   // halves k+16 .. k+31
-                var w0 = HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask);   // × x at k .. k+7
-                var w1 = HalfInTopBitsToScaledFloat(u, mask);                             // × x at k+16 .. k+23
-                var w2 = HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(v, 16), mask);   // × x at k+8 .. k+15
-                var w3 = HalfInTopBitsToScaledFloat(v, mask);                             // × x at k+24 .. k+31
-                a0 = MulAdd(w0, Vector256.LoadUnsafe(ref p0, (nuint)k), a0);
-                a1 = MulAdd(w1, Vector256.LoadUnsafe(ref p0, (nuint)k + 16), a1);
-                a2 = MulAdd(w2, Vector256.LoadUnsafe(ref p0, (nuint)k + 8), a2);
-                a3 = MulAdd(w3, Vector256.LoadUnsafe(ref p0, (nuint)k + 24), a3);
-                if (!two) continue;
-                b0 = MulAdd(w0, Vector256.LoadUnsafe(ref p1, (nuint)k), b0);
-                b1 = MulAdd(w1, Vector256.LoadUnsafe(ref p1, (nuint)k + 16), b1);
-                b2 = MulAdd(w2, Vector256.LoadUnsafe(ref p1, (nuint)k + 8), b2);
-                b3 = MulAdd(w3, Vector256.LoadUnsafe(ref p1, (nuint)k + 24), b3);
-            }
-            s0 = Vector256.Sum((a0 + a1) + (a2 + a3));
-            s1 = two ? Vector256.Sum((b0 + b1) + (b2 + b3)) : 0f;
-        }
-        if (k + 16 <= n)
-        {
-            // a last block of 16, paired in 16
-            var mask = Vector256.Create(unchecked((int)0x8FFFE000));
             var u = Vector256.LoadUnsafe(ref pw, (nuint)(k / 2)).AsInt32();
             var w0 = HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask);
             var w1 = HalfInTopBitsToScaledFloat(u, mask);
-            s0 += Vector256.Sum(MulAdd(w1, Vector256.LoadUnsafe(ref p0, (nuint)k + 8),
-                w0 * Vector256.LoadUnsafe(ref p0, (nuint)k)));
-            if (two)
-                s1 += Vector256.Sum(MulAdd(w1, Vector256.LoadUnsafe(ref p1, (nuint)k + 8),
-                    w0 * Vector256.LoadUnsafe(ref p1, (nuint)k)));
-            k += 16;
+            a0 = MulAdd(w0, Vector256.LoadUnsafe(ref p0, (nuint)k), a0);
+            b0 = MulAdd(w0, Vector256.LoadUnsafe(ref p1, (nuint)k), b0);
+            a1 = MulAdd(w1, Vector256.LoadUnsafe(ref p0, (nuint)k + 8), a1);
+            b1 = MulAdd(w1, Vector256.LoadUnsafe(ref p1, (nuint)k + 8), b1);
         }
-        s0 *= XScale;   // (w·2^-112)·(x·2^56) summed, × 2^56
-        s1 *= XScale;
-        for (; k < n; k++)
-        {
-            s0 += (float)w[k] * x0[k];
-            if (two) s1 += (float)w[k] * x1[k];
-        }
+        s0 = Vector256.Sum((a0 + a1) + (a2 + a3)) * XScale;
+        s1 = Vector256.Sum((b0 + b1) + (b2 + b3)) * XScale;
+        for (; k < n; k++) { s0 += (float)w[k] * x[k]; s1 += (float)w[k] * x[n + k]; }
     }
 
     /// <summary>float16 → float32 (exact), eight at a time: each half zero-extended to 32 bits and shifted into the
@@ -281,10 +236,6 @@ public static class CpuKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> HalfInTopBitsToScaledFloat(Vector256<int> v, Vector256<int> mask) =>
         (Vector256.ShiftRightArithmetic(v, 3) & mask).AsSingle();
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> HalfInTopBitsToScaledFloat(Vector512<int> v, Vector512<int> mask) =>
-        (Vector512.ShiftRightArithmetic(v, 3) & mask).AsSingle();
 
     public static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
