@@ -3,8 +3,8 @@ using ScratchGpt.Loading;
 namespace ScratchGpt.Backends.Cpu;
 
 /// <summary>
-/// Runs the kernels of <see cref="CpuKernels"/> on all cores: matmuls are split by output columns,
-/// attention by heads. Buffers are plain managed arrays.
+/// Runs the kernels of <see cref="CpuKernels"/> on all cores (<see cref="ForkJoin"/>): matmuls are split by output
+/// columns, attention by heads. Buffers are plain managed arrays.
 /// </summary>
 public sealed class CpuBackend : IBackend
 {
@@ -142,7 +142,7 @@ public sealed class CpuBackend : IBackend
         // Enough column blocks to keep every core busy; each block's weight rows stay hot in cache
         // while all the input rows pass over them.
         int blocks = Math.Min(outDim, Math.Max(Environment.ProcessorCount * 8, outDim / 64));
-        // One block runs on this thread: a hand-off to the thread pool costs microseconds, a visible share of a
+        // One block runs on this thread: a hand-off to other cores costs microseconds, a visible share of a
         // 768×768 decode matmul (~25 µs), and buys nothing on one core.
         if ((long)rows * inDim * outDim < 32_768 || Environment.ProcessorCount == 1) blocks = 1;
         // float16 decode: the input rows are put in the order the widening dot product reads them once, here.
