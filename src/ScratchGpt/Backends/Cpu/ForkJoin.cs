@@ -6,12 +6,12 @@ namespace ScratchGpt.Backends.Cpu;
 /// <summary>
 /// A fork–join for the CPU backend's many short parallel loops. A decode step of gpt2 runs ~60 of them (four
 /// matmuls and attention per layer, then the LM head), each worth 10–50 µs of work; handing items to the .NET thread
-/// pool and waiting for them (<see cref="Parallel.For(int, int, Action{int})"/>) costs ~5–10 µs of that on two
-/// cores. Here one thread per further core stays awake between loops: it spins on a generation counter for a short
-/// while after each loop (the next one starts microseconds later in a decode step), then sleeps until woken. The
-/// caller takes items too, from the same shared counter, so a slow core takes fewer.
-/// A loop that finds the workers busy (another thread's loop, or a loop inside a loop) runs on
-/// <see cref="Parallel.For(int, int, Action{int})"/> instead.
+/// pool and waiting for them (<see cref="Parallel.For(int, int, Action{int})"/>) adds 2–5 µs to each on two cores,
+/// as the pool's threads park between loops. Here one thread per further core stays awake between loops: it spins
+/// on a generation counter for a short while after each loop (the next one starts microseconds later in a decode
+/// step), yielding the core to any other runnable thread as it spins, then sleeps until woken. The caller takes
+/// items too, from the same shared counter, so a slow core takes fewer. A loop that finds the workers busy (another
+/// thread's loop, or a loop inside a loop) runs on <see cref="Parallel.For(int, int, Action{int})"/> instead.
 /// </summary>
 internal static class ForkJoin
 {
@@ -114,7 +114,10 @@ internal static class ForkJoin
         {
             long g = Volatile.Read(ref generation);
             if (g != seen) return g;
-            Thread.SpinWait(8);
+            // Between checks, offer the core to any other runnable thread (sched_yield returns at once when there
+            // is none): a spinning worker must not take a core's time from the caller or another process.
+            if ((spins & 3) == 3) Thread.Yield();
+            else Thread.SpinWait(8);
             if ((spins & 63) == 63 && Stopwatch.GetTimestamp() > until) break;
         }
         lock (Gate)
