@@ -180,8 +180,7 @@ public sealed class CpuBackend : IBackend
                 CpuKernels.MatMulColumnsQ4(xq, xd, xc, q4, bs, ys, rows, inDim, outDim, j0, j1);
             else CpuKernels.MatMulColumns(xs, wb.Float32.Span, bs, ys, rows, inDim, outDim, j0, j1);
         }
-        if (blocks == 1) Columns(0);
-        else ForkJoin.For(blocks, Columns);
+        ForkJoin.For(blocks, Columns);
         if (paired is not null) System.Buffers.ArrayPool<float>.Shared.Return(paired);
         if (xq is not null) System.Buffers.ArrayPool<sbyte>.Shared.Return(xq);
         if (xd is not null) System.Buffers.ArrayPool<float>.Shared.Return(xd);
@@ -230,8 +229,8 @@ public sealed class CpuBackend : IBackend
             CpuKernels.AttentionHead(q, k, v, ys, ps, rows, past, nHead, headDim, capacity, h, scores);
         }
         // Heads in parallel once there is enough work to pay for it (a decode step over a 128-token cache already
-        // is: the KV cache read is ~1 MB a layer for gpt2) and more than one core to share it.
-        if ((long)rows * (past + rows) * nHead * headDim < 65_536 || Environment.ProcessorCount == 1)
+        // is: the KV cache read is ~1 MB a layer for gpt2); on one core ForkJoin runs them on this thread.
+        if ((long)rows * (past + rows) * nHead * headDim < 65_536)
             for (int h = 0; h < nHead; h++) Head(h);
         else ForkJoin.For(nHead, Head);
     }

@@ -60,7 +60,8 @@ internal static class ForkJoin
     private static int sleepers, busy, started;
 
     /// <summary>body(0) … body(count − 1), each once, on all cores; returns when all have run (the first
-    /// exception, if any, is rethrown here).</summary>
+    /// exception, if any, is rethrown here). One item, or one core: all on this thread, with no hand-off, so callers
+    /// need no case of their own for that.</summary>
     public static void For(int count, Action<int> body)
     {
         if (count <= 0) return;

@@ -87,8 +87,7 @@ internal static unsafe class PackedGemm
             }
             finally { System.Buffers.ArrayPool<float>.Shared.Return(scratch); }
         }
-        if (tasks == 1) RunBlocks(0);
-        else ForkJoin.For(tasks, RunBlocks);
+        ForkJoin.For(tasks, RunBlocks);
     }
 
     /// <summary>Rows of A [rows, K] → panels of 32 rows, each [K, 32] (rows past the end are zero). Eight rows
@@ -115,7 +114,7 @@ internal static unsafe class PackedGemm
                 }
             }
         }
-        if (panels == 1 || (long)rows * k < 1 << 16) for (int i = 0; i < panels; i++) Pack(i);
+        if ((long)rows * k < 1 << 16) for (int i = 0; i < panels; i++) Pack(i);
         else ForkJoin.For(panels, Pack);
     }
 

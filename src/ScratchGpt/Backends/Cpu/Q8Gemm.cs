@@ -120,8 +120,7 @@ public static unsafe class Q8Gemm
                 System.Buffers.ArrayPool<float>.Shared.Return(scales);
             }
         }
-        if (tasks == 1) RunColumns(0);
-        else ForkJoin.For(tasks, RunColumns);
+        ForkJoin.For(tasks, RunColumns);
     }
 
     /// <summary>Columns j0 .. j0 + cols − 1 (up to 16; missing ones are zero) into the kernel's order, with each
