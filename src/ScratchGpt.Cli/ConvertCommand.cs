@@ -21,7 +21,7 @@ public static class ConvertCommand
     };
     static readonly Option<string> DType = new("--dtype")
     {
-        Description = "f32 | f16 | bf16 | q8_0 (safetensors); f32 | f16 | q8_0 | q4_0 (gguf)",
+        Description = "f32 | f16 | bf16 | q8_0 | q4_0 (safetensors); f32 | f16 | q8_0 | q4_0 (gguf)",
         DefaultValueFactory = _ => "f32",
     };
 
@@ -53,24 +53,25 @@ public static class ConvertCommand
                     "parameters)");
                 return 0;
             }
-            if (dtype == "q4_0")
-                throw new ArgumentException("--dtype q4_0 is written as GGUF only (--to gguf); a safetensors folder " +
-                    "takes f32, f16, bf16 or q8_0");
-            if (dtype is not ("f32" or "f16" or "bf16" or "q8_0"))
-                throw new ArgumentException($"--dtype must be f32, f16, bf16 or q8_0, got '{dtype}'");
+            if (dtype is not ("f32" or "f16" or "bf16" or "q8_0" or "q4_0"))
+                throw new ArgumentException($"--dtype must be f32, f16, bf16, q8_0 or q4_0, got '{dtype}'");
+            bool quantized = dtype is "q8_0" or "q4_0";
             var parameters = Gpt2Parameters.Load(src);
-            if (dtype == "q8_0" && parameters.Config.NEmbd % Q8_0.BlockSize != 0)
-                throw new ArgumentException($"--dtype q8_0 needs n_embd to be a multiple of {Q8_0.BlockSize}, got " +
-                    $"{parameters.Config.NEmbd}");
+            // every matrix row is one of n_embd or the MLP's width long, in whole blocks
+            foreach (var (key, width) in new[] { ("n_embd", parameters.Config.NEmbd),
+                ("n_inner", parameters.Config.MlpWidth) })
+                if (quantized && width % Q8_0.BlockSize != 0)
+                    throw new ArgumentException($"--dtype {dtype} needs {key} to be a multiple of {Q8_0.BlockSize}, " +
+                        $"got {width}");
             Directory.CreateDirectory(dst);
             parameters.SaveSafetensors(Path.Combine(dst, "model.safetensors"), dtype);
-            // Q8_0 matrices are a layout of this project's: config.json says so (quantization_config).
-            if (dtype == "q8_0")
-                AtomicFile.WriteAllText(Path.Combine(dst, "config.json"), parameters.Config.ToJson("q8_0"));
+            // quantized matrices are a layout of this project's: config.json says so (quantization_config)
+            if (quantized)
+                AtomicFile.WriteAllText(Path.Combine(dst, "config.json"), parameters.Config.ToJson(dtype));
             foreach (string name in new[] { "config.json", "generation_config.json", "vocab.json", "merges.txt",
                 "tokenizer.json", "tokenizer_config.json" })
             {
-                if (dtype == "q8_0" && name == "config.json") continue;
+                if (quantized && name == "config.json") continue;
                 if (File.Exists(Path.Combine(src, name)))
                     AtomicFile.Copy(Path.Combine(src, name), Path.Combine(dst, name));
             }

@@ -342,20 +342,24 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
                 path);
             Assert.Equal(1, code);
             Assert.Equal("error: --dtype for GGUF must be f32, f16, q8_0 or q4_0, got 'q4_k'", Lines(stderr).Single());
-            (code, _, stderr) = CliProcess.Run("convert", "--model", Tiny, "--dtype", "q4_0", "--out",
-                Path.Combine(dir, "q4-folder"));
+            (code, _, stderr) = CliProcess.Run("convert", "--model", Tiny, "--dtype", "q2_k", "--out",
+                Path.Combine(dir, "q2-folder"));
             Assert.Equal(1, code);
-            Assert.StartsWith("error: --dtype q4_0 is written as GGUF only (--to gguf)", Lines(stderr).Single());
-            Assert.False(Directory.Exists(Path.Combine(dir, "q4-folder")));
+            Assert.Equal("error: --dtype must be f32, f16, bf16, q8_0 or q4_0, got 'q2_k'", Lines(stderr).Single());
+            Assert.False(Directory.Exists(Path.Combine(dir, "q2-folder")));
 
-            string q8 = Path.Combine(dir, "q8");
-            (code, _, stderr) = CliProcess.Run("convert", "--model", Tiny, "--dtype", "q8_0", "--out", q8);
-            Assert.Equal(0, code);
-            var (c3, summary, _) = CliProcess.Run("summary", "--model", q8, "--tokenizer", Fixtures.TokenizerDir,
-                "--device", "cpu", "--json");
-            Assert.Equal(0, c3);
-            Assert.Equal("Q8_0", JsonNode.Parse(summary)!["checkpoint_dtype"]!.GetValue<string>());
-            Assert.Equal("Q8_0", JsonNode.Parse(summary)!["precision"]!.GetValue<string>());
+            foreach (var (dtype, format) in new[] { ("q8_0", "Q8_0"), ("q4_0", "Q4_0") })
+            {
+                string folder = Path.Combine(dir, dtype);
+                (code, _, stderr) = CliProcess.Run("convert", "--model", Tiny, "--dtype", dtype, "--out", folder);
+                Assert.Equal(0, code);
+                Assert.EndsWith($"parameters, {dtype})", Lines(stderr).Single());
+                var (c3, summary, _) = CliProcess.Run("summary", "--model", folder, "--tokenizer",
+                    Fixtures.TokenizerDir, "--device", "cpu", "--json");
+                Assert.Equal(0, c3);
+                Assert.Equal(format, JsonNode.Parse(summary)!["checkpoint_dtype"]!.GetValue<string>());
+                Assert.Equal(format, JsonNode.Parse(summary)!["precision"]!.GetValue<string>());
+            }
         }
         finally { Directory.Delete(dir, true); }
 

@@ -103,33 +103,49 @@ public class QuantizationTests(ITestOutputHelper output)
         return (a, b);
     }
 
-    [Fact]
-    public void A_q8_0_checkpoint_loads_as_the_same_model_as_quantizing_at_load()
+    [Theory]
+    [InlineData("q8_0", WeightPrecision.Q8_0)]
+    [InlineData("q4_0", WeightPrecision.Q4_0)]
+    public void A_quantized_checkpoint_loads_as_the_same_model_as_quantizing_at_load(string dtype,
+        WeightPrecision precision)
     {
-        string dir = Directory.CreateTempSubdirectory("sgpt-q8").FullName;
+        string dir = Directory.CreateTempSubdirectory("sgpt-" + dtype).FullName;
         try
         {
             var p = Training.Gpt2Parameters.Load(Fixtures.Model("tiny-gpt2"));
-            p.SaveSafetensors(Path.Combine(dir, "model.safetensors"), "q8_0");
-            File.WriteAllText(Path.Combine(dir, "config.json"), p.Config.ToJson("q8_0"));
-            Assert.Contains("\"quant_method\": \"q8_0\"", File.ReadAllText(Path.Combine(dir, "config.json")));
+            p.SaveSafetensors(Path.Combine(dir, "model.safetensors"), dtype);
+            File.WriteAllText(Path.Combine(dir, "config.json"), p.Config.ToJson(dtype));
+            Assert.Contains($"\"quant_method\": \"{dtype}\"", File.ReadAllText(Path.Combine(dir, "config.json")));
+            bool q4 = dtype == "q4_0";
             using (var f = Loading.SafetensorsFile.Open(Path.Combine(dir, "model.safetensors")))
             {
-                Assert.Equal(Loading.SafetensorsDType.I8, f.Tensors["transformer.h.0.mlp.c_fc.weight"].DType);
-                Assert.Equal([256L, 64], f.Tensors["transformer.h.0.mlp.c_fc.weight"].Shape);         // [out, in]
+                var codes = f.Tensors["transformer.h.0.mlp.c_fc.weight"];
+                Assert.Equal(q4 ? Loading.SafetensorsDType.U8 : Loading.SafetensorsDType.I8, codes.DType);
+                Assert.Equal([256L, q4 ? 32 : 64], codes.Shape);        // [out, in], two codes a byte in Q4_0
                 Assert.Equal([256L, 2], f.Tensors["transformer.h.0.mlp.c_fc.weight_scale"].Shape);
                 Assert.Equal(Loading.SafetensorsDType.F32, f.Tensors["transformer.h.0.mlp.c_fc.bias"].DType);
             }
             long f32Bytes = new FileInfo(Path.Combine(Fixtures.Model("tiny-gpt2"), "model.safetensors")).Length;
-            Assert.True(new FileInfo(Path.Combine(dir, "model.safetensors")).Length < f32Bytes * 0.3);
+            Assert.True(new FileInfo(Path.Combine(dir, "model.safetensors")).Length < f32Bytes * (q4 ? 0.2 : 0.3));
 
             using var stored = Gpt2Model.Load(dir,
                 new ModelLoadOptions { Device = "cpu", TokenizerDirectory = Fixtures.TokenizerDir });
-            using var atLoad = Load(WeightPrecision.Q8_0);
-            Assert.Equal(WeightPrecision.Q8_0, stored.Precision);
-            Assert.Equal("Q8_0", stored.CheckpointDType);
+            using var atLoad = Load(precision);
+            Assert.Equal(precision, stored.Precision);
+            Assert.Equal(precision.ToString(), stored.CheckpointDType);
             int[] ids = stored.Tokenizer!.Encode("ROMEO: But soft, what light through yonder window breaks?");
             Assert.Equal(atLoad.Forward(ids).Logits, stored.Forward(ids).Logits);
+
+            // the same file without one matrix's scales: one error naming the tensor it misses
+            var w = new Loading.SafetensorsWriter();
+            using (var f = Loading.SafetensorsFile.Open(Path.Combine(dir, "model.safetensors")))
+                foreach (var t in f.Tensors.Values.Where(t => t.Name != "transformer.h.1.attn.c_proj.weight_scale"))
+                    w.Add(t.Name, t.DType, t.Shape.ToArray(), f.RawBytes(t).ToArray());
+            w.Save(Path.Combine(dir, "model.safetensors"));
+            var e = Assert.Throws<Loading.ModelLoadException>(() => Gpt2Model.Load(dir,
+                new ModelLoadOptions { Device = "cpu", TokenizerDirectory = Fixtures.TokenizerDir }));
+            Assert.Contains($"tensor 'transformer.h.1.attn.c_proj.weight' needs " +
+                $"'transformer.h.1.attn.c_proj.weight_scale' F16 [64, 2] ({precision} scales)", e.Message);
         }
         finally { Directory.Delete(dir, true); }
     }

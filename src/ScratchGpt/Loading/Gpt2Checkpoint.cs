@@ -25,8 +25,8 @@ public sealed class Gpt2Checkpoint
                 "not a GPT-2 checkpoint");
     }
 
-    /// <summary>The dtype of the embedding matrix, taken as the checkpoint's dtype (I8: Q8_0 matrices, see
-    /// <see cref="Q8_0Checkpoint"/>).</summary>
+    /// <summary>The dtype of the embedding matrix, taken as the checkpoint's dtype (I8: Q8_0 matrices, U8: Q4_0, see
+    /// <see cref="QuantizedCheckpoint"/>).</summary>
     public SafetensorsDType DType => _file.Tensors[_prefix + "wte.weight"].DType;
 
     /// <summary>Reads a tensor as float32 after checking its shape. <paramref name="name"/> is without the
@@ -51,13 +51,16 @@ public sealed class Gpt2Checkpoint
     public float[] Read(TensorSpec spec)
     {
         string full = _prefix + spec.Name;
-        if (_file.Tensors.TryGetValue(full, out var t) && t.DType == SafetensorsDType.I8 && _file is SafetensorsFile sf)
+        if (_file.Tensors.TryGetValue(full, out var t) && QuantizedCheckpoint.Format(t.DType) is { } format
+            && _file is SafetensorsFile sf)
         {
             if (!spec.IsMatMulWeight)
-                throw new ModelLoadException($"{_file.Path}: tensor '{full}' is I8; only matrices are stored in Q8_0");
-            float[] q8 = Q8_0Checkpoint.Read(sf, t, full + Q8_0Checkpoint.ScaleSuffix, spec.Shape[0], spec.Shape[1]);
-            CheckFinite(full, q8);
-            return q8;
+                throw new ModelLoadException($"{_file.Path}: tensor '{full}' is {t.DType}; only matrices are stored in " +
+                    format);
+            float[] w = QuantizedCheckpoint.Read(sf, t, full + QuantizedCheckpoint.ScaleSuffix, spec.Shape[0],
+                spec.Shape[1]);
+            CheckFinite(full, w);
+            return w;
         }
         int[] fileShape = spec.CheckpointShape;
         float[] data = Read(spec.Name, fileShape.Select(d => (long)d).ToArray());

@@ -139,7 +139,8 @@ public sealed record Gpt2Config
     }
 
     /// <summary>config.json as save_pretrained writes it for GPT2LMHeadModel.</summary>
-    /// <param name="dtype">f32, f16 or bf16: the dtype of the weights beside it, written as torch_dtype.</param>
+    /// <param name="dtype">f32, f16 or bf16: the dtype of the weights beside it, written as torch_dtype; q8_0 or
+    /// q4_0: float32 vectors and quantized matrices, written as "quantization_config".</param>
     public string ToJson(string dtype = "f32")
     {
         var o = new JsonObject
@@ -160,9 +161,9 @@ public sealed record Gpt2Config
                 ["torch_dtype"] = dtype switch { "f16" => "float16", "bf16" => "bfloat16", _ => "float32" },
                 ["use_cache"] = true, ["vocab_size"] = VocabSize,
         };
-        if (dtype == "q8_0") o["quantization_config"] = new JsonObject
+        if (dtype is "q8_0" or "q4_0") o["quantization_config"] = new JsonObject
         {
-            ["quant_method"] = "q8_0",
+            ["quant_method"] = dtype,
             ["block_size"] = Q8_0.BlockSize,
         };
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";

@@ -24,9 +24,10 @@ public static class Gpt2ModelLoader
             ? GenerationConfig.FromJson(json, Path.Combine(directory, "generation_config.json"))
             : null;
 
-        if (options.Precision is WeightPrecision.Q8_0 or WeightPrecision.Q4_0 && config.NEmbd % Q8_0.BlockSize != 0)
-            throw new ModelLoadException($"{directory}: {options.Precision} quantizes rows in blocks of " +
-                $"{Q8_0.BlockSize}; n_embd {config.NEmbd} is not a multiple");
+        foreach (var (key, width) in new[] { ("n_embd", config.NEmbd), ("n_inner", config.MlpWidth) })
+            if (options.Precision is WeightPrecision.Q8_0 or WeightPrecision.Q4_0 && width % Q8_0.BlockSize != 0)
+                throw new ModelLoadException($"{directory}: {options.Precision} quantizes rows in blocks of " +
+                    $"{Q8_0.BlockSize}; {key} {width} is not a multiple");
         using var file = ModelFolder.OpenWeights(directory);
         var ckpt = new Gpt2Checkpoint(file, config);
         var precision = options.Precision ?? ckpt.DType switch
@@ -34,6 +35,7 @@ public static class Gpt2ModelLoader
             SafetensorsDType.F16 => WeightPrecision.Float16,
             SafetensorsDType.BF16 => WeightPrecision.BFloat16,
             SafetensorsDType.I8 => WeightPrecision.Q8_0,
+            SafetensorsDType.U8 => WeightPrecision.Q4_0,
             _ => WeightPrecision.Float32,
         };
         var backend = BackendFactory.Create(options.Device, options.Log);
@@ -44,7 +46,7 @@ public static class Gpt2ModelLoader
             {
                 Tokenizer = tokenizer,
                 GenerationDefaults = genDefaults,
-                CheckpointDType = ckpt.DType == SafetensorsDType.I8 ? "Q8_0" : ckpt.DType.Name(),
+                CheckpointDType = QuantizedCheckpoint.Format(ckpt.DType) ?? ckpt.DType.Name(),
                 Directory = directory,
             };
         }

@@ -90,16 +90,17 @@ public sealed class Gpt2Parameters
 
     /// <summary>Writes model.safetensors in the save_pretrained layout ("transformer." names, Conv1D weights
     /// as [in, out], no lm_head because it is tied) in float32, float16 or bfloat16; or with the matrices in
-    /// Q8_0 (<see cref="Q8_0Checkpoint"/>: a layout of this project's, which transformers does not read).</summary>
+    /// Q8_0 or Q4_0 (<see cref="QuantizedCheckpoint"/>: a layout of this project's, which transformers does not
+    /// read).</summary>
     public void SaveSafetensors(string path, string dtype = "f32")
     {
         var w = new SafetensorsWriter();
         foreach (var t in Tensors)
         {
             string name = "transformer." + t.Name;
-            if (dtype == "q8_0" && t.Spec.IsMatMulWeight)
+            if (dtype is "q8_0" or "q4_0" && t.Spec.IsMatMulWeight)
             {
-                Q8_0Checkpoint.Add(w, name, t.Shape, t.Of(Values));
+                QuantizedCheckpoint.Add(w, name, t.Shape, t.Of(Values), dtype);
                 continue;
             }
             float[] data = t.Of(Values).ToArray();
