@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using ScratchGpt.Loading;
 
 namespace ScratchGpt.Backends.Cpu;
@@ -10,7 +12,26 @@ public sealed class CpuBackend : IBackend
 {
     public string Kind => "cpu";
     public string DeviceName { get; } = $"{Environment.ProcessorCount} cores, " +
-        $"{System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}";
+        $"{System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}, {VectorInstructions}";
+
+    /// <summary>The instructions the kernels take their paths by, as the runtime reports them (a
+    /// DOTNET_EnableAVX512=0, DOTNET_EnableAVXVNNI=0, DOTNET_EnableAVX2=0 or DOTNET_EnableHWIntrinsic=0 in the
+    /// environment turns them off, to run what an older CPU runs): "AVX-512 + FMA + AVX-VNNI" on a Zen 5 or a
+    /// Sapphire Rapids, "AVX2 + FMA" on a Zen 3 or a Skylake, "128-bit SIMD" below that, "no SIMD" without any.</summary>
+    public static string VectorInstructions
+    {
+        get
+        {
+            var parts = new List<string>
+            {
+                Avx512BW.IsSupported ? "AVX-512" : Avx2.IsSupported ? "AVX2"
+                    : Vector128.IsHardwareAccelerated ? "128-bit SIMD" : "no SIMD",
+            };
+            if (Fma.IsSupported) parts.Add("FMA");
+            if (AvxVnni.IsSupported) parts.Add("AVX-VNNI");
+            return string.Join(" + ", parts);
+        }
+    }
 
     private static float[] F(IDeviceBuffer b) => ((CpuBuffer)b).Data;
 

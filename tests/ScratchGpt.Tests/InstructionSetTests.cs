@@ -1,0 +1,62 @@
+using System.Text.Json.Nodes;
+
+namespace ScratchGpt.Tests;
+
+/// <summary>
+/// The SIMD CPU backend picks its kernels by what the CPU has: AVX-512, AVX-VNNI, AVX2 + FMA, 128-bit vectors or none.
+/// A test machine has one of these; the runtime turns the others off from the environment, so every level runs here,
+/// as the real CLI on an older CPU would: the kernel table against the reference backend, and the fixtures' first
+/// greedy case token for token as transformers wrote it (float32), with the Q8_0 and Q4_0 tokens the same as the
+/// machine's own level gives.
+/// </summary>
+[Collection("cli-process")]
+public class InstructionSetTests
+{
+    /// <summary>The environment of each level and what the backend's device name must then say (true: contains,
+    /// false: does not).</summary>
+    public static TheoryData<string, string, bool> Levels => new()
+    {
+        { "", "cores", true },                                                 // whatever this CPU has
+        { "DOTNET_EnableAVX512=0", "AVX-512", false },                          // Alder Lake, Raptor Lake
+        { "DOTNET_EnableAVX512=0 DOTNET_EnableAVXVNNI=0", "AVX-VNNI", false },  // Zen 3, Skylake: AVX2 + FMA
+        { "DOTNET_EnableAVX2=0", "128-bit SIMD", true },                        // x86-64-v2
+        { "DOTNET_EnableHWIntrinsic=0", "no SIMD", true },                      // the scalar fallbacks
+    };
+
+    private static Dictionary<string, string> Environment(string settings) =>
+        settings.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(s => s.Split('='))
+            .ToDictionary(kv => kv[0], kv => kv[1]);
+
+    private static int[] Greedy(Dictionary<string, string> env, string prompt, int tokens, params string[] more)
+    {
+        var (code, stdout, stderr) = CliProcess.Run(
+            ["generate", "--model", Fixtures.Model("tiny-gpt2"), "--tokenizer", Fixtures.TokenizerDir, "--device",
+                "cpu", "--prompt", prompt, "--max-new-tokens", tokens.ToString(), "--json", .. more], env);
+        Assert.True(code == 0, stderr);
+        return Fixtures.Ints(JsonNode.Parse(stdout)!["prompts"]![0]!["sequences"]![0]!["new_ids"]);
+    }
+
+    [Theory]
+    [MemberData(nameof(Levels))]
+    public void Every_instruction_set_level_passes_the_kernel_table_and_the_fixtures(string settings, string name,
+        bool named)
+    {
+        var env = Environment(settings);
+        var (code, stdout, stderr) = CliProcess.Run(["kernels", "test", "--device", "cpu"], env);
+        Assert.True(code == 0, stdout + stderr);
+        string device = stderr.Split('\n')[0];
+        Assert.StartsWith("Device: cpu — ", device);
+        Assert.True(device.Contains(name) == named, $"{settings}: {device}");
+        Assert.Matches(@"\d+ cases on cpu: all within 1E-004 relative", stdout);
+
+        var c = Fixtures.Json("generation.json")["cases"]!.AsArray()
+            .First(c => c!["group"]!.GetValue<string>() == "greedy" && c["model"]!.GetValue<string>() == "tiny-gpt2")!;
+        string prompt = c["prompt"]!.GetValue<string>();
+        int[] expected = Fixtures.Ints(c["new_tokens"]![0]);
+        Assert.Equal(expected, Greedy(env, prompt, expected.Length));
+
+        // the integer sums of Q8_0 and Q4_0 are exact at every level; their float sums run in another order
+        foreach (string q in new[] { "q8_0", "q4_0" })
+            Assert.Equal(Greedy([], prompt, 12, "--quantize", q), Greedy(env, prompt, 12, "--quantize", q));
+    }
+}
