@@ -3,6 +3,7 @@
 
 Usage:
     python3 scripts/paired-bench.py --llama /tmp/llama/build [--rounds 3] [--dtypes f32,f16,q8_0,q4_0] [--threads 2,1]
+        [--isa native|avx2]
 
 Both runtimes read the same numbers: one random gpt2-shaped checkpoint (`scratchgpt init --config gpt2`), which our
 own exporter writes as GGUF for llama.cpp (`scratchgpt convert --to gguf --dtype …`). For every round, thread count
@@ -15,6 +16,11 @@ alone can be the same for two generations, e.g. "AMD EPYC" for Zen 4 and Zen 5).
 Decode is measured after the prompt on both sides: ours decodes after a 128-token prefill; for llama.cpp it is
 `-pg 128,64` minus `-p 128` (64 tokens ÷ the difference of the two times), as its plain `-n 64` starts from an
 empty cache. llama.cpp's threads spin, so a pair is only meaningful on a quiet machine: check `load_avg`.
+
+`--isa avx2` runs ours as a CPU with AVX2 + FMA and nothing newer would (Zen 2/3, Skylake … Comet Lake): the
+runtime's DOTNET_EnableAVX512=0 and DOTNET_EnableAVXVNNI=0 turn the AVX-512 and AVX-VNNI kernels off. Pair it with a
+llama.cpp build limited to the same instructions, so that both sides run an AVX2 machine's code on this CPU. Each pair
+records our device line (which names the instructions our kernels use) and the features llama-bench reports.
 
 llama.cpp is not part of this repository: build it yourself, outside it (https://github.com/ggerganov/llama.cpp),
 and pass the build folder. Our CLI is built (Release) if `--cli` is not given.
@@ -64,8 +70,12 @@ def cores(threads):
     return ",".join(str(c) for c in range(threads))
 
 
-def ours(cli, model, quantize, threads, prompt, gen, runs):
-    env = dict(os.environ, DOTNET_PROCESSOR_COUNT=str(threads))
+# what each --isa turns off in our runtime
+ISA_ENV = {"native": {}, "avx2": {"DOTNET_EnableAVX512": "0", "DOTNET_EnableAVXVNNI": "0"}}
+
+
+def ours(cli, model, quantize, threads, prompt, gen, runs, isa="native"):
+    env = dict(os.environ, DOTNET_PROCESSOR_COUNT=str(threads), **ISA_ENV[isa])
     cmd = ["taskset", "-c", cores(threads)] + cli + ["bench", "--model", model, "--device", "cpu",
                                                     "--prompt-tokens", str(prompt), "--new-tokens", str(gen),
                                                     "--runs", str(runs), "--json"]
@@ -73,7 +83,8 @@ def ours(cli, model, quantize, threads, prompt, gen, runs):
         cmd += ["--quantize", quantize]
     r = json.loads(run(cmd, env))
     return {"prefill": r["prefill_tok_s"], "decode": r["decode_tok_s"],
-            "floor_decode": round(1000 / r["floor_ms_per_token"], 1), "bandwidth_gb_s": r["bandwidth_gb_s"]}
+            "floor_decode": round(1000 / r["floor_ms_per_token"], 1), "bandwidth_gb_s": r["bandwidth_gb_s"],
+            "device": r.get("device_name", "")}
 
 
 def llama(bench, gguf, threads, prompt, gen, runs):
@@ -83,7 +94,8 @@ def llama(bench, gguf, threads, prompt, gen, runs):
     pp = next(r for r in rows if r["n_gen"] == 0)
     pg = next(r for r in rows if r["n_gen"] == gen and r["n_prompt"] == prompt)
     decode_s = (pg["avg_ns"] - pp["avg_ns"]) / 1e9   # the 64 tokens after the prompt
-    return {"prefill": round(prompt / (pp["avg_ns"] / 1e9), 1), "decode": round(gen / decode_s, 2)}
+    return {"prefill": round(prompt / (pp["avg_ns"] / 1e9), 1), "decode": round(gen / decode_s, 2),
+            "cpu_info": pp.get("cpu_info", ""), "build_commit": pp.get("build_commit", "")}
 
 
 def main():
@@ -97,6 +109,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3, help="timed runs per measurement on each side")
     ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--isa", default="native", choices=sorted(ISA_ENV),
+                    help="avx2: ours without its AVX-512 and AVX-VNNI kernels (pair with a llama.cpp built likewise)")
     a = ap.parse_args()
 
     bench = os.path.join(a.llama, "bin", "llama-bench")
@@ -141,9 +155,10 @@ def main():
             for d in dtypes:
                 load = [round(x, 2) for x in os.getloadavg()]
                 model, quantize = models[d]
-                o = ours(cli, model, quantize, t, a.prompt_tokens, a.new_tokens, a.runs)
+                o = ours(cli, model, quantize, t, a.prompt_tokens, a.new_tokens, a.runs, a.isa)
                 l = llama(bench, ggufs[d], t, a.prompt_tokens, a.new_tokens, a.runs)
-                pair = {"cpu": cpu, "cpu_id": cpu_kind, "round": rnd, "dtype": d, "threads": t, "load_avg": load,
+                pair = {"cpu": cpu, "cpu_id": cpu_kind, "isa": a.isa, "round": rnd, "dtype": d, "threads": t,
+                        "load_avg": load,
                         "ours": o, "llama_cpp": l,
                         "ratio": {"prefill": round(o["prefill"] / l["prefill"], 3),
                                   "decode": round(o["decode"] / l["decode"], 3)}}
@@ -155,7 +170,8 @@ def main():
             ps = [p for p in pairs if p["threads"] == t and p["dtype"] == d]
             med = lambda side, k: statistics.median(p[side][k] for p in ps)
             print(json.dumps({
-                "summary": True, "cpu": cpu, "cpu_id": cpu_kind, "dtype": d, "threads": t, "rounds": len(ps),
+                "summary": True, "cpu": cpu, "cpu_id": cpu_kind, "isa": a.isa, "dtype": d, "threads": t,
+                "rounds": len(ps),
                 "ours": {"prefill": med("ours", "prefill"), "decode": med("ours", "decode"),
                          "floor_decode": med("ours", "floor_decode")},
                 "llama_cpp": {"prefill": med("llama_cpp", "prefill"), "decode": med("llama_cpp", "decode")},

@@ -46,7 +46,8 @@ public class PairedBenchScriptTests : IDisposable
         string log = Path.Combine(_dir, "calls.log");
         // ours: 500 tok/s prefill, 60 tok/s decode, floor 100 tok/s
         string cli = Script("scratchgpt", $$"""
-            echo "ours $(taskset -cp $$ | sed 's/.*: //') DOTNET_PROCESSOR_COUNT=$DOTNET_PROCESSOR_COUNT $*" >> {{log}}
+            echo "ours $(taskset -cp $$ | sed 's/.*: //') DOTNET_PROCESSOR_COUNT=$DOTNET_PROCESSOR_COUNT" \
+                 "AVX512=${DOTNET_EnableAVX512-unset} VNNI=${DOTNET_EnableAVXVNNI-unset} $*" >> {{log}}
             out=""; prev=""
             for a in "$@"; do [ "$prev" = "--out" ] && out="$a"; prev="$a"; done
             case "$1" in
@@ -55,13 +56,13 @@ public class PairedBenchScriptTests : IDisposable
                 else mkdir -p "$out"; touch "$out/model.safetensors"; fi ;;
               bench)
                 echo '{"prefill_tok_s": 500.0, "decode_tok_s": 60.0, "floor_ms_per_token": 10.0,' \
-                     '"bandwidth_gb_s": 30.0}' ;;
+                     '"bandwidth_gb_s": 30.0, "device_name": "1 cores, X64, AVX2 + FMA"}' ;;
             esac
             """);
         // llama.cpp: -p 128 in 0.32 s (400 tok/s); -pg 128,64 in 1.6 s, so its 64 decoded tokens took 1.28 s (50 tok/s)
         Script("llama/bin/llama-bench", $$"""
             echo "llama $(taskset -cp $$ | sed 's/.*: //') $*" >> {{log}}
-            echo '[{"n_prompt": 128, "n_gen": 0, "avg_ns": 320000000},' \
+            echo '[{"n_prompt": 128, "n_gen": 0, "avg_ns": 320000000, "cpu_info": "AMD EPYC"},' \
                  '{"n_prompt": 128, "n_gen": 64, "avg_ns": 1600000000}]'
             """);
 
@@ -94,6 +95,10 @@ public class PairedBenchScriptTests : IDisposable
             if (i % 2 == 1) Assert.Contains("-t 1 -r 1 -p 128 -n 0 -pg 128,64", timed[i]);
         }
         Assert.Contains("--quantize q8_0", timed[4]);
+        Assert.All(timed.Where(l => l.StartsWith("ours")), l => Assert.Contains(" AVX512=unset VNNI=unset ", l));
+        Assert.Equal("1 cores, X64, AVX2 + FMA", pairs[0]["ours"]!["device"]!.GetValue<string>());
+        Assert.Equal("AMD EPYC", pairs[0]["llama_cpp"]!["cpu_info"]!.GetValue<string>());
+        Assert.Equal("native", pairs[0]["isa"]!.GetValue<string>());
         Assert.EndsWith("gpt2-q8_0.gguf -t 1 -r 1 -p 128 -n 0 -pg 128,64 -o json", timed[5].Split(" -m ")[1]);
         Assert.DoesNotContain("--quantize", timed[0] + timed[2]);
         Assert.StartsWith("family ", pairs[0]["cpu_id"]!.GetValue<string>());   // model name alone can be ambiguous
@@ -108,6 +113,19 @@ public class PairedBenchScriptTests : IDisposable
         Assert.Contains("--quantize q4_0", timed[0]);
         Assert.EndsWith("gpt2-q4_0.gguf -t 1 -r 1 -p 128 -n 0 -pg 128,64 -o json", timed[1].Split(" -m ")[1]);
         Assert.Contains(File.ReadAllLines(log), l => l.Contains("convert") && l.Contains("--dtype q4_0"));
+
+        // --isa avx2: ours runs with the runtime's AVX-512 and AVX-VNNI turned off
+        File.Delete(log);
+        (code, stdout, stderr) = Run("--llama", Path.Combine(_dir, "llama"), "--cli", "bash " + cli,
+            "--work", Path.Combine(_dir, "work"), "--rounds", "1", "--threads", "1", "--runs", "1", "--dtypes", "f32",
+            "--isa", "avx2");
+        Assert.True(code == 0, stderr);
+        Assert.Contains(File.ReadAllLines(log),
+            l => l.StartsWith("ours 0 DOTNET_PROCESSOR_COUNT=1 AVX512=0 VNNI=0 bench"));
+        Assert.Equal("avx2", JsonNode.Parse(stdout.Split('\n')[0])!["isa"]!.GetValue<string>());
+        (code, _, stderr) = Run("--llama", Path.Combine(_dir, "llama"), "--isa", "sse2");
+        Assert.Equal(2, code);
+        Assert.Contains("--isa: invalid choice: 'sse2'", stderr);
     }
 
     [Fact]

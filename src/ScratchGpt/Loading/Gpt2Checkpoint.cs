@@ -51,12 +51,12 @@ public sealed class Gpt2Checkpoint
     public float[] Read(TensorSpec spec)
     {
         string full = _prefix + spec.Name;
-        if (_file.Tensors.TryGetValue(full, out var t) && QuantizedCheckpoint.Format(t.DType) is { } format
-            && _file is SafetensorsFile sf)
+        if (_file.Tensors.TryGetValue(full, out var t) && _file is SafetensorsFile sf
+            && QuantizedCheckpoint.Format(t.DType) is { } format)
         {
             if (!spec.IsMatMulWeight)
-                throw new ModelLoadException($"{_file.Path}: tensor '{full}' is {t.DType}; only matrices are stored in " +
-                    format);
+                throw new ModelLoadException($"{_file.Path}: tensor '{full}' is {t.DType}; only matrices are " +
+                    $"stored in {format}");
             float[] w = QuantizedCheckpoint.Read(sf, t, full + QuantizedCheckpoint.ScaleSuffix, spec.Shape[0],
                 spec.Shape[1]);
             CheckFinite(full, w);

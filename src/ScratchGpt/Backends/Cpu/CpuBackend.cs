@@ -17,7 +17,8 @@ public sealed class CpuBackend : IBackend
     /// <summary>The instructions the kernels take their paths by, as the runtime reports them (a
     /// DOTNET_EnableAVX512=0, DOTNET_EnableAVXVNNI=0, DOTNET_EnableAVX2=0 or DOTNET_EnableHWIntrinsic=0 in the
     /// environment turns them off, to run what an older CPU runs): "AVX-512 + FMA + AVX-VNNI" on a Zen 5 or a
-    /// Sapphire Rapids, "AVX2 + FMA" on a Zen 3 or a Skylake, "128-bit SIMD" below that, "no SIMD" without any.</summary>
+    /// Sapphire Rapids, "AVX2 + FMA" on a Zen 3 or a Skylake, "128-bit SIMD" below that, "no SIMD" without
+    /// any.</summary>
     public static string VectorInstructions
     {
         get
