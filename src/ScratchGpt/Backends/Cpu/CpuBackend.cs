@@ -123,7 +123,7 @@ public sealed class CpuBackend : IBackend
     {
         float[] bs = bias is null ? [] : F(bias);
         var wb = (CpuBuffer)w;
-        // Prefill: the GEMM (Gemm.MatMulNT: outer products on AVX-512, dot-product tiles otherwise); float16
+        // Prefill: the GEMM (Gemm.MatMulNT: outer products with AVX2 or AVX-512, dot-product tiles otherwise); float16
         // weights are widened a block of rows at a time; Q8_0 and Q4_0 weights are multiplied as bytes where the CPU
         // has AVX-VNNI (Q8Gemm), widened otherwise. Decode (below) reads every format as stored: Q8_0 at ~1 byte a
         // weight and Q4_0 at ~0.56, multiplied as integers with the input quantized to Q8_0.

@@ -14,9 +14,10 @@ namespace ScratchGpt.Backends.Cpu;
 ///     input     dx = dy · W          A = dy [N, out],   B = Wᵀ [in, out]
 ///     weight    dW = dyᵀ · x         A = dyᵀ [out, N],  B = xᵀ [in, N]
 ///
-/// On CPUs with AVX-512, products of 32 rows and more go to <see cref="PackedGemm"/> (outer products, a 32×8
-/// block of C in registers). Otherwise the work is split into 64×64 tiles of C across all cores; inside a tile a
-/// 4×4 block of C is kept in 16 vector accumulators, so each pair of loads feeds four FMAs instead of one.
+/// On CPUs with AVX2 + FMA, products of at least one panel of rows (32 with AVX-512, 16 with AVX2) go to
+/// <see cref="PackedGemm"/> (outer products, a 32×8 or 16×6 block of C in registers). Otherwise the work is split
+/// into 64×64 tiles of C across all cores; inside a tile a 4×4 block of C is kept in 16 vector accumulators, so each
+/// pair of loads feeds four FMAs instead of one.
 /// </summary>
 public static class Gemm
 {
@@ -29,7 +30,7 @@ public static class Gemm
         else MatMulNTTiles(a, b, c, m, n, k, bias, accumulate);
     }
 
-    /// <summary>The dot-product tiles alone: what runs without AVX-512 or below 32 rows (the tests call it
+    /// <summary>The dot-product tiles alone: what runs without AVX2 or below a panel of rows (the tests call it
     /// directly, so it stays checked on CPUs that would never pick it).</summary>
     internal static void MatMulNTTiles(ReadOnlyMemory<float> a, ReadOnlyMemory<float> b, Memory<float> c, int m, int n,
         int k, ReadOnlyMemory<float> bias, bool accumulate)
@@ -90,7 +91,7 @@ public static class Gemm
 
     /// <summary>The outer-product kernel (<see cref="PackedGemm"/>) where the CPU has it and A has at least one
     /// full panel of rows; the dot-product tiles otherwise.</summary>
-    private static bool UsePanels(int m) => PackedGemm.IsSupported && m >= PackedGemm.PanelRows;
+    private static bool UsePanels(int m) => PackedGemm.IsSupported && m >= PackedGemm.Native.PanelRows;
 
     private static void MatMulNTWidening(ReadOnlyMemory<float> a, Memory<float> c, int m, int n, int k,
         ReadOnlyMemory<float> bias, WidenRows widen)

@@ -5,8 +5,8 @@ using System.Runtime.Intrinsics.X86;
 namespace ScratchGpt.Backends.Cpu;
 
 /// <summary>
-/// <see cref="Gemm"/>'s product C[M, N] (+)= A[M, K] · B[N, K]ᵀ (+ bias[N]) as outer products, for CPUs with
-/// 512-bit vectors (AVX-512: 32 vector registers).
+/// <see cref="Gemm"/>'s product C[M, N] (+)= A[M, K] · B[N, K]ᵀ (+ bias[N]) as outer products, on CPUs with AVX2 +
+/// FMA or AVX-512. With 512-bit vectors (AVX-512: 32 vector registers):
 ///
 ///     A is copied once per call into panels of 32 rows, k-major:   panel[p, 0..31] = A[i0 .. i0+31, p]
 ///     one micro-kernel step p:   C[i0..i0+31, j0..j0+7] += panel[p, :] ⊗ B[j0..j0+7, p]
@@ -15,15 +15,23 @@ namespace ScratchGpt.Backends.Cpu;
 /// The 32×8 block of C lives in sixteen registers for all K steps and is written once. B is read where it
 /// lies (eight row pointers walking along k), so weights are never repacked, and each of its values is loaded
 /// once per 32 rows of A; each value of A once per 8 columns of B. No horizontal sums, unlike the dot-product
-/// tiles, which makes this ~15% faster on gpt2's prefill shapes (docs/benchmarks.md).
+/// tiles, which makes this ~15% faster on gpt2's prefill shapes (docs/benchmarks.md). With 256-bit vectors (AVX2:
+/// 16 registers) the block is 16 rows × 6 columns: twelve accumulators, two panel loads and one broadcast fill
+/// fifteen of the sixteen registers, and a step's eight loads feed twelve FMAs.
 /// </summary>
 internal static unsafe class PackedGemm
 {
-    public const int PanelRows = 32, BlockColumns = 8;
+    /// <summary>The shape of C's block a micro-kernel keeps in registers (<see cref="Wide"/>: 32 × 8 for
+    /// 512-bit vectors; <see cref="Narrow"/>: 16 × 6 for 256-bit ones).</summary>
+    internal readonly record struct Blocking(int PanelRows, int BlockColumns);
 
-    /// <summary>The kernel needs AVX-512F (sixteen accumulators plus operands fit only in its 32 registers) and
-    /// AVX2's gather for the epilogue.</summary>
-    public static bool IsSupported => Avx512F.IsSupported && Avx2.IsSupported;
+    internal static readonly Blocking Wide = new(32, 8), Narrow = new(16, 6);
+
+    /// <summary>The blocking this CPU runs.</summary>
+    public static Blocking Native { get; } = Avx512F.IsSupported ? Wide : Narrow;
+
+    /// <summary>AVX2 + FMA for the 256-bit kernel (and its 8×8 transposes when packing A).</summary>
+    public static bool IsSupported => Avx2.IsSupported && Fma.IsSupported;
 
     // Rows of A packed per pass: about 2 MB of panels, which stay in L2/L3 while every block of B passes over them.
     private const long PassBytes = 2L << 20;
@@ -31,56 +39,66 @@ internal static unsafe class PackedGemm
     /// <summary>The product with float32 B read in place (<paramref name="b"/>), or with B given by
     /// <paramref name="widen"/> one block of eight rows at a time (float16 or Q8_0 weights).</summary>
     public static void MatMulNT(ReadOnlyMemory<float> a, ReadOnlyMemory<float> b, Gemm.WidenRows? widen,
-        Memory<float> c, int m, int n, int k, ReadOnlyMemory<float> bias, bool accumulate)
+        Memory<float> c, int m, int n, int k, ReadOnlyMemory<float> bias, bool accumulate) =>
+        MatMulNT(Native, a, b, widen, c, m, n, k, bias, accumulate);
+
+    /// <summary>The same with a given blocking (the tests run <see cref="Narrow"/> on AVX-512 CPUs too).</summary>
+    internal static void MatMulNT(Blocking blocking, ReadOnlyMemory<float> a, ReadOnlyMemory<float> b,
+        Gemm.WidenRows? widen, Memory<float> c, int m, int n, int k, ReadOnlyMemory<float> bias, bool accumulate)
     {
-        int allRows = (m + PanelRows - 1) / PanelRows * PanelRows;
-        int rowsPerPass = (int)Math.Clamp(PassBytes / (4L * k) / PanelRows * PanelRows, PanelRows, allRows);
+        if (blocking == Wide && !Avx512F.IsSupported)
+            throw new PlatformNotSupportedException("the 32 × 8 blocking needs AVX-512");
+        var (panelRows, _) = blocking;
+        int allRows = (m + panelRows - 1) / panelRows * panelRows;
+        int rowsPerPass = (int)Math.Clamp(PassBytes / (4L * k) / panelRows * panelRows, panelRows, allRows);
         float[] packed = System.Buffers.ArrayPool<float>.Shared.Rent(rowsPerPass * k);
         try
         {
             for (int i0 = 0; i0 < m; i0 += rowsPerPass)
             {
                 int rows = Math.Min(rowsPerPass, m - i0);
-                PackPanels(a.Slice(i0 * k, rows * k), packed, rows, k);
-                RunPass(packed, rows, b, widen, c[(i0 * n)..], n, k, bias, accumulate);
+                PackPanels(a.Slice(i0 * k, rows * k), packed, rows, k, panelRows);
+                RunPass(blocking, packed, rows, b, widen, c[(i0 * n)..], n, k, bias, accumulate);
             }
         }
         finally { System.Buffers.ArrayPool<float>.Shared.Return(packed); }
     }
 
-    /// <summary>All of C's columns for one pass of <paramref name="rows"/> packed rows; blocks of eight columns are
+    /// <summary>All of C's columns for one pass of <paramref name="rows"/> packed rows; blocks of columns are
     /// shared out between the cores.</summary>
-    private static void RunPass(float[] packed, int rows, ReadOnlyMemory<float> b, Gemm.WidenRows? widen,
-        Memory<float> c, int n, int k, ReadOnlyMemory<float> bias, bool accumulate)
+    private static void RunPass(Blocking blocking, float[] packed, int rows, ReadOnlyMemory<float> b,
+        Gemm.WidenRows? widen, Memory<float> c, int n, int k, ReadOnlyMemory<float> bias, bool accumulate)
     {
-        int blocks = (n + BlockColumns - 1) / BlockColumns;
+        var (panelRows, blockColumns) = blocking;
+        int blocks = (n + blockColumns - 1) / blockColumns;
         int tasks = (long)rows * n * k < 1 << 18 ? 1 : Math.Min(blocks, Environment.ProcessorCount * 4);
         void RunBlocks(int t)
         {
             int b0 = (int)((long)blocks * t / tasks), b1 = (int)((long)blocks * (t + 1) / tasks);
-            // A block of B that is not float32 in memory, or is the last with fewer than eight rows, goes through
-            // this scratch: eight rows of K, zero past the end.
-            float[] scratch = System.Buffers.ArrayPool<float>.Shared.Rent(BlockColumns * k);
-            var acc = stackalloc Vector512<float>[2 * BlockColumns];   // the kernel's registers, for the epilogue
+            // A block of B that is not float32 in memory, or is the last with fewer rows, goes through this
+            // scratch: a block's rows of K, zero past the end.
+            float[] scratch = System.Buffers.ArrayPool<float>.Shared.Rent(blockColumns * k);
+            float* acc = stackalloc float[panelRows * blockColumns];   // the kernel's registers, for the epilogue
             try
             {
                 fixed (float* pPacked = packed, pScratch = scratch, pB = b.Span, pC = c.Span, pBias = bias.Span)
                     for (int blk = b0; blk < b1; blk++)
                     {
-                        int j0 = blk * BlockColumns, cols = Math.Min(BlockColumns, n - j0);
+                        int j0 = blk * blockColumns, cols = Math.Min(blockColumns, n - j0);
                         float* rowsOfB = pB + (long)j0 * k;
-                        if (widen is not null || cols < BlockColumns)
+                        if (widen is not null || cols < blockColumns)
                         {
-                            var dst = scratch.AsSpan(0, BlockColumns * k);
+                            var dst = scratch.AsSpan(0, blockColumns * k);
                             if (widen is not null) widen(j0, cols, dst[..(cols * k)]);
                             else b.Span.Slice(j0 * k, cols * k).CopyTo(dst);
                             dst[(cols * k)..].Clear();
                             rowsOfB = pScratch;
                         }
-                        for (int p0 = 0; p0 < rows; p0 += PanelRows)
+                        for (int p0 = 0; p0 < rows; p0 += panelRows)
                         {
-                            Kernel(pPacked + (long)p0 * k, rowsOfB, k, acc);
-                            Store(acc, pC + (long)p0 * n + j0, n, Math.Min(PanelRows, rows - p0), cols,
+                            if (blocking == Wide) Kernel32x8(pPacked + (long)p0 * k, rowsOfB, k, acc);
+                            else Kernel16x6(pPacked + (long)p0 * k, rowsOfB, k, acc);
+                            Store(blocking, acc, pC + (long)p0 * n + j0, n, Math.Min(panelRows, rows - p0), cols,
                                 bias.IsEmpty ? null : pBias + j0, accumulate);
                         }
                     }
@@ -90,27 +108,28 @@ internal static unsafe class PackedGemm
         ForkJoin.For(tasks, RunBlocks);
     }
 
-    /// <summary>Rows of A [rows, K] → panels of 32 rows, each [K, 32] (rows past the end are zero). Eight rows
-    /// at a time by an 8×8 transpose in registers; the panels shared out between the cores.</summary>
-    private static void PackPanels(ReadOnlyMemory<float> a, float[] packed, int rows, int k)
+    /// <summary>Rows of A [rows, K] → panels of <paramref name="panelRows"/> rows, each [K, panelRows] (rows past
+    /// the end are zero). Eight rows at a time by an 8×8 transpose in registers; the panels shared out between the
+    /// cores.</summary>
+    private static void PackPanels(ReadOnlyMemory<float> a, float[] packed, int rows, int k, int panelRows)
     {
-        int panels = (rows + PanelRows - 1) / PanelRows;
+        int panels = (rows + panelRows - 1) / panelRows;
         void Pack(int panelIndex)
         {
-            int p0 = panelIndex * PanelRows;
+            int p0 = panelIndex * panelRows;
             fixed (float* pa = a.Span, pp = packed)
             {
                 float* panel = pp + (long)p0 * k;
-                for (int r0 = 0; r0 < PanelRows; r0 += 8)
+                for (int r0 = 0; r0 < panelRows; r0 += 8)
                 {
                     int i = p0 + r0, p = 0;
                     float* src = pa + (long)i * k;
                     if (i + 8 <= rows)
                         for (; p + 8 <= k; p += 8, src += 8)
-                            Transpose8x8(src, k, panel + p * PanelRows + r0, PanelRows);
+                            Transpose8x8(src, k, panel + p * panelRows + r0, panelRows);
                     for (; p < k; p++)
                         for (int r = 0; r < 8; r++)
-                            panel[p * PanelRows + r0 + r] = i + r < rows ? pa[(long)(i + r) * k + p] : 0f;
+                            panel[p * panelRows + r0 + r] = i + r < rows ? pa[(long)(i + r) * k + p] : 0f;
                 }
             }
         }
@@ -151,7 +170,7 @@ internal static unsafe class PackedGemm
     /// and go to <paramref name="acc"/> once at the end; no stackalloc and no calls inside, which would make the
     /// JIT keep the sixteen accumulators on the stack.
     /// </summary>
-    private static void Kernel(float* panel, float* b, int k, Vector512<float>* acc)
+    private static void Kernel32x8(float* panel, float* b, int k, float* acc)
     {
         Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default,
             c6 = default, c7 = default;   // rows 0–15, columns 0–7
@@ -159,7 +178,7 @@ internal static unsafe class PackedGemm
             d6 = default, d7 = default;   // rows 16–31
         float* b0 = b, b1 = b + k, b2 = b + 2 * k, b3 = b + 3 * k, b4 = b + 4 * k, b5 = b + 5 * k, b6 = b + 6 * k,
             b7 = b + 7 * k;
-        for (nint p = 0; p < k; p++, panel += PanelRows)
+        for (nint p = 0; p < k; p++, panel += 32)
         {
             var lo = Avx512F.LoadVector512(panel);
             var hi = Avx512F.LoadVector512(panel + 16);
@@ -180,21 +199,52 @@ internal static unsafe class PackedGemm
             w = Vector512.Create(b7[p]);
             c7 = Avx512F.FusedMultiplyAdd(lo, w, c7); d7 = Avx512F.FusedMultiplyAdd(hi, w, d7);
         }
-        acc[0] = c0; acc[1] = d0; acc[2] = c1; acc[3] = d1; acc[4] = c2; acc[5] = d2; acc[6] = c3; acc[7] = d3;
-        acc[8] = c4; acc[9] = d4; acc[10] = c5; acc[11] = d5; acc[12] = c6; acc[13] = d6; acc[14] = c7; acc[15] = d7;
+        var v = (Vector512<float>*)acc;   // column j's 32 rows at acc + 32 j
+        v[0] = c0; v[1] = d0; v[2] = c1; v[3] = d1; v[4] = c2; v[5] = d2; v[6] = c3; v[7] = d3;
+        v[8] = c4; v[9] = d4; v[10] = c5; v[11] = d5; v[12] = c6; v[13] = d6; v[14] = c7; v[15] = d7;
     }
 
-    /// <summary>The block to C: column j of the block is the 32 floats at acc + j·32, so row r is every 32nd
-    /// float from r (one gather); then + bias, + C's old value when accumulating.</summary>
-    private static void Store(Vector512<float>* acc, float* c, int ldc, int rows, int cols, float* bias,
+    /// <summary>The 16×6 block with 256-bit vectors: acc[16j .. 16j+15] = Σ_p panel[p, 0..15] · B[j, p].</summary>
+    private static void Kernel16x6(float* panel, float* b, int k, float* acc)
+    {
+        Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default,
+            c5 = default;   // rows 0–7, columns 0–5
+        Vector256<float> d0 = default, d1 = default, d2 = default, d3 = default, d4 = default, d5 = default;   // 8–15
+        float* b0 = b, b1 = b + k, b2 = b + 2 * k, b3 = b + 3 * k, b4 = b + 4 * k, b5 = b + 5 * k;
+        for (nint p = 0; p < k; p++, panel += 16)
+        {
+            var lo = Avx.LoadVector256(panel);
+            var hi = Avx.LoadVector256(panel + 8);
+            var w = Vector256.Create(b0[p]);
+            c0 = Fma.MultiplyAdd(lo, w, c0); d0 = Fma.MultiplyAdd(hi, w, d0);
+            w = Vector256.Create(b1[p]);
+            c1 = Fma.MultiplyAdd(lo, w, c1); d1 = Fma.MultiplyAdd(hi, w, d1);
+            w = Vector256.Create(b2[p]);
+            c2 = Fma.MultiplyAdd(lo, w, c2); d2 = Fma.MultiplyAdd(hi, w, d2);
+            w = Vector256.Create(b3[p]);
+            c3 = Fma.MultiplyAdd(lo, w, c3); d3 = Fma.MultiplyAdd(hi, w, d3);
+            w = Vector256.Create(b4[p]);
+            c4 = Fma.MultiplyAdd(lo, w, c4); d4 = Fma.MultiplyAdd(hi, w, d4);
+            w = Vector256.Create(b5[p]);
+            c5 = Fma.MultiplyAdd(lo, w, c5); d5 = Fma.MultiplyAdd(hi, w, d5);
+        }
+        var v = (Vector256<float>*)acc;   // column j's 16 rows at acc + 16 j
+        v[0] = c0; v[1] = d0; v[2] = c1; v[3] = d1; v[4] = c2; v[5] = d2; v[6] = c3; v[7] = d3;
+        v[8] = c4; v[9] = d4; v[10] = c5; v[11] = d5;
+    }
+
+    /// <summary>The block to C: column j of the block is the panelRows floats at block + j·panelRows, so row r is
+    /// every panelRows-th float from r (one gather for a full 32 × 8 block); then + bias, + C's old value when
+    /// accumulating.</summary>
+    private static void Store(Blocking blocking, float* block, float* c, int ldc, int rows, int cols, float* bias,
         bool accumulate)
     {
-        float* block = (float*)acc;
+        var (panelRows, blockColumns) = blocking;
         var column = Vector256.Create(0, 32, 64, 96, 128, 160, 192, 224);
         for (int r = 0; r < rows; r++)
         {
             float* row = c + (long)r * ldc;
-            if (cols == BlockColumns)
+            if (blocking == Wide && cols == blockColumns)
             {
                 var v = Avx2.GatherVector256(block + r, column, 4);
                 if (bias != null) v += Avx.LoadVector256(bias);
@@ -204,7 +254,7 @@ internal static unsafe class PackedGemm
             else
                 for (int j = 0; j < cols; j++)
                 {
-                    float v = block[j * PanelRows + r];
+                    float v = block[j * panelRows + r];
                     if (bias != null) v += bias[j];
                     row[j] = accumulate ? row[j] + v : v;
                 }
