@@ -61,7 +61,7 @@ public static class Gemm
 
     /// <summary>
     /// The same product with float16 B (weights kept 16-bit in memory): each block of rows of B (64 for the tiles,
-    /// 8 for the panels) is widened once into a float32 scratch, then every row of A runs against it, so the
+    /// 8 or 6 for the panels) is widened once into a float32 scratch, then every row of A runs against it, so the
     /// widening is paid once per weight, not once per input row.
     /// </summary>
     public static void MatMulNT(ReadOnlyMemory<float> a, ReadOnlyMemory<Half> b, Memory<float> c, int m, int n, int k,

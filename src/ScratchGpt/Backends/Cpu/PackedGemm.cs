@@ -37,7 +37,8 @@ internal static unsafe class PackedGemm
     private const long PassBytes = 2L << 20;
 
     /// <summary>The product with float32 B read in place (<paramref name="b"/>), or with B given by
-    /// <paramref name="widen"/> one block of eight rows at a time (float16 or Q8_0 weights).</summary>
+    /// <paramref name="widen"/> one block of rows (a block's columns of C) at a time (float16, Q8_0 or Q4_0
+    /// weights).</summary>
     public static void MatMulNT(ReadOnlyMemory<float> a, ReadOnlyMemory<float> b, Gemm.WidenRows? widen,
         Memory<float> c, int m, int n, int k, ReadOnlyMemory<float> bias, bool accumulate) =>
         MatMulNT(Native, a, b, widen, c, m, n, k, bias, accumulate);
@@ -166,7 +167,7 @@ internal static unsafe class PackedGemm
     }
 
     /// <summary>
-    /// The 32×8 block: acc[2j + h] = Σ_p panel[p, 16h .. 16h+15] · B[j, p], over all K. The sums stay in registers
+    /// The 32×8 block: acc[32j .. 32j+31] = Σ_p panel[p, 0..31] · B[j, p], over all K. The sums stay in registers
     /// and go to <paramref name="acc"/> once at the end; no stackalloc and no calls inside, which would make the
     /// JIT keep the sixteen accumulators on the stack.
     /// </summary>
