@@ -123,7 +123,7 @@ public static class BenchCommand
                     ["fraction_of_floor"] = Math.Round(floorMs / msPerToken, 3),
             };
             if (profiler is not null) o["profile"] = ProfileJson(profiler, B * (N - 1), lastDecodeMsPerToken);
-            if (p.GetValue(Common.Json)) Console.WriteLine(o.ToJsonString());
+            if (p.GetValue(Common.Json)) Console.WriteLine(o.ToJsonString(StepsCommand.JsonOut));
             else
             {
                 foreach (var (k, v) in o) if (k != "profile") Console.WriteLine($"{k,-24} {v}");

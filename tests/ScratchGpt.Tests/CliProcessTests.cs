@@ -110,6 +110,15 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
         Assert.Equal("Q8_0", Field("dtype"));
         Assert.True(double.Parse(Field("bandwidth_gb_s"), System.Globalization.CultureInfo.InvariantCulture) > 0);
         Assert.True(double.Parse(Field("floor_ms_per_token"), System.Globalization.CultureInfo.InvariantCulture) > 0);
+
+        // --json: one object, the device line as written (the instructions its kernels use, "+" not "\u002B")
+        (code, stdout, stderr) = CliProcess.Run("bench", "--model", Tiny, "--device", "cpu", "--prompt-tokens", "8",
+            "--new-tokens", "4", "--runs", "1", "--json");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("\"device_name\":\"", stdout);
+        Assert.DoesNotContain("\\u00", stdout);
+        Assert.StartsWith($"{Environment.ProcessorCount} cores, ",
+            JsonNode.Parse(stdout)!["device_name"]!.GetValue<string>());
     }
 
     [Fact]
