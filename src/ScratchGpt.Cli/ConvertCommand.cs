@@ -57,12 +57,9 @@ public static class ConvertCommand
                 throw new ArgumentException($"--dtype must be f32, f16, bf16, q8_0 or q4_0, got '{dtype}'");
             bool quantized = dtype is "q8_0" or "q4_0";
             var parameters = Gpt2Parameters.Load(src);
-            // every matrix row is one of n_embd or the MLP's width long, in whole blocks
-            foreach (var (key, width) in new[] { ("n_embd", parameters.Config.NEmbd),
-                ("n_inner", parameters.Config.MlpWidth) })
-                if (quantized && width % Q8_0.BlockSize != 0)
-                    throw new ArgumentException($"--dtype {dtype} needs {key} to be a multiple of {Q8_0.BlockSize}, " +
-                        $"got {width}");
+            if (quantized && parameters.Config.RowNotInBlocksOf(Q8_0.BlockSize) is var (key, width))
+                throw new ArgumentException($"--dtype {dtype} needs {key} to be a multiple of {Q8_0.BlockSize}, " +
+                    $"got {width}");
             Directory.CreateDirectory(dst);
             parameters.SaveSafetensors(Path.Combine(dst, "model.safetensors"), dtype);
             // quantized matrices are a layout of this project's: config.json says so (quantization_config)

@@ -103,6 +103,26 @@ public class QuantizationTests(ITestOutputHelper output)
         return (a, b);
     }
 
+    [Fact]
+    public void An_mlp_width_that_is_not_whole_blocks_is_refused_before_quantizing()
+    {
+        string dir = Directory.CreateTempSubdirectory("sgpt-ninner").FullName;
+        try
+        {
+            foreach (var f in Directory.GetFiles(Fixtures.Model("tiny-gpt2")))
+                File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+            var config = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!;
+            config["n_inner"] = 40;
+            File.WriteAllText(Path.Combine(dir, "config.json"), config.ToJsonString());
+            var e = Assert.Throws<Loading.ModelLoadException>(() => Gpt2Model.Load(dir, new ModelLoadOptions
+            {
+                Device = "cpu", TokenizerDirectory = Fixtures.TokenizerDir, Precision = WeightPrecision.Q4_0,
+            }));
+            Assert.Equal($"{dir}: Q4_0 quantizes rows in blocks of 32; n_inner 40 is not a multiple", e.Message);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
     [Theory]
     [InlineData("q8_0", WeightPrecision.Q8_0)]
     [InlineData("q4_0", WeightPrecision.Q4_0)]

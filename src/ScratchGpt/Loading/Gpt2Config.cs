@@ -35,6 +35,11 @@ public sealed record Gpt2Config
     public int HeadDim => NEmbd / NHead;
     public int MlpWidth => NInner ?? 4 * NEmbd;
 
+    /// <summary>The first length of a matrix row (n_embd, then the MLP's width n_inner) that is not whole blocks of
+    /// <paramref name="block"/> values, or null when both are: Q8_0 and Q4_0 quantize rows in blocks of 32.</summary>
+    public (string Key, int Width)? RowNotInBlocksOf(int block) =>
+        NEmbd % block != 0 ? ("n_embd", NEmbd) : MlpWidth % block != 0 ? ("n_inner", MlpWidth) : null;
+
     /// <summary>The published GPT-2 shapes, for `scratchgpt init` and benchmarks.</summary>
     public static Gpt2Config Preset(string name) => name switch
     {

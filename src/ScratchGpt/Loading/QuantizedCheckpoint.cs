@@ -41,7 +41,7 @@ public static class QuantizedCheckpoint
         if (cols % Q8_0.BlockSize != 0)
             throw new ArgumentException($"{name}: {dtype} needs rows of whole blocks of {Q8_0.BlockSize}, got {cols}");
         var d = new Half[values.Length / Q8_0.BlockSize];
-        if (dtype == "q4_0")
+        if (CodeDType(dtype) == SafetensorsDType.U8)
         {
             var codes = new byte[values.Length / 2];
             Q4_0.Split(values, codes, d);
@@ -51,7 +51,7 @@ public static class QuantizedCheckpoint
         {
             var q = new sbyte[values.Length];
             Q8_0.Split(values, q, d);
-            w.Add(name, CodeDType(dtype), [rows, cols], MemoryMarshal.AsBytes(q.AsSpan()).ToArray());
+            w.Add(name, SafetensorsDType.I8, [rows, cols], MemoryMarshal.AsBytes(q.AsSpan()).ToArray());
         }
         w.Add(name + ScaleSuffix, SafetensorsDType.F16, [rows, cols / Q8_0.BlockSize],
             MemoryMarshal.AsBytes(d.AsSpan()).ToArray());

@@ -24,10 +24,10 @@ public static class Gpt2ModelLoader
             ? GenerationConfig.FromJson(json, Path.Combine(directory, "generation_config.json"))
             : null;
 
-        foreach (var (key, width) in new[] { ("n_embd", config.NEmbd), ("n_inner", config.MlpWidth) })
-            if (options.Precision is WeightPrecision.Q8_0 or WeightPrecision.Q4_0 && width % Q8_0.BlockSize != 0)
-                throw new ModelLoadException($"{directory}: {options.Precision} quantizes rows in blocks of " +
-                    $"{Q8_0.BlockSize}; {key} {width} is not a multiple");
+        if (options.Precision is WeightPrecision.Q8_0 or WeightPrecision.Q4_0
+            && config.RowNotInBlocksOf(Q8_0.BlockSize) is var (key, width))
+            throw new ModelLoadException($"{directory}: {options.Precision} quantizes rows in blocks of " +
+                $"{Q8_0.BlockSize}; {key} {width} is not a multiple");
         using var file = ModelFolder.OpenWeights(directory);
         var ckpt = new Gpt2Checkpoint(file, config);
         var precision = options.Precision ?? ckpt.DType switch

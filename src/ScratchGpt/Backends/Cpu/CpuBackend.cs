@@ -164,9 +164,9 @@ public sealed class CpuBackend : IBackend
         // Enough column blocks to keep every core busy; each block's weight rows stay hot in cache
         // while all the input rows pass over them.
         int blocks = Math.Min(outDim, Math.Max(Environment.ProcessorCount * 8, outDim / 64));
-        // One block runs on this thread: a hand-off to other cores costs microseconds, a visible share of a
-        // 768×768 decode matmul (~25 µs), and buys nothing on one core.
-        if ((long)rows * inDim * outDim < 32_768 || Environment.ProcessorCount == 1) blocks = 1;
+        // A small product runs as one block on this thread: a hand-off to other cores costs microseconds, more than
+        // it saves there (on one core ForkJoin runs every block on this thread anyway).
+        if ((long)rows * inDim * outDim < 32_768) blocks = 1;
         // float16 decode: the input rows are put in the order the widening dot product reads them once, here.
         float[]? paired = wb.Precision == WeightPrecision.Float16 && rows <= CpuKernels.DecodeRows
             ? System.Buffers.ArrayPool<float>.Shared.Rent(rows * inDim) : null;
