@@ -317,6 +317,34 @@ public class HalfDotTests
     }
 
     [Theory]
+    [InlineData(1f, 10)]        // every finite half below 64: the full shift, no subnormal left
+    [InlineData(1000f, 6)]      // up to 1000 · 2^6 = 64000 ≤ 65504; 2^7 would overflow
+    [InlineData(65504f, 0)]     // the largest half: no room at all
+    public void Float16_weights_are_stored_times_a_power_of_two_and_widen_back_exactly(float largest, int shift)
+    {
+        // Every finite half below 64 in magnitude (subnormals and zero included), and the largest value.
+        var values = Enumerable.Range(0, 0x10000).Select(b => BitConverter.UInt16BitsToHalf((ushort)b))
+            .Where(h => Half.IsFinite(h) && Math.Abs((float)h) < 64).Select(h => (float)h).Append(largest).ToArray();
+        var f16 = Backends.Cpu.Float16Weights.From(values);
+        Assert.Equal(shift, f16.Shift);
+        var stored = f16.Halves.Span;
+        int subnormal = 0;
+        for (int i = 0; i < values.Length; i++)
+        {
+            Assert.Equal(values[i] * MathF.ScaleB(1f, shift), (float)stored[i]);
+            if (Half.IsSubnormal(stored[i])) subnormal++;
+        }
+        // With the full shift nothing is subnormal; with a smaller one, the values below 2^-14 · 2^-shift still are
+        // (2 · 1023 with none, 2 · 15 at 2^6).
+        Assert.Equal(shift switch { 10 => 0, 6 => 30, _ => 2046 }, subnormal);
+        var wide = new float[values.Length];
+        f16.WidenRows(0, 1, values.Length, wide);
+        for (int i = 0; i < values.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(wide[i]) == BitConverter.SingleToInt32Bits(values[i]),
+                $"value {values[i]}: widened to {wide[i]}");
+    }
+
+    [Theory]
     [InlineData(16, 64, 768)]
     [InlineData(37, 130, 50)]
     [InlineData(70, 21, 100)]
@@ -328,7 +356,7 @@ public class HalfDotTests
         var bias = Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble()).ToArray();
         var wide = w.Select(h => (float)h).ToArray();
         float[] c16 = new float[m * n], c32 = new float[m * n];
-        Backends.Cpu.Gemm.MatMulNT(a, w, c16, m, n, k, bias);
+        Backends.Cpu.Gemm.MatMulNT(a, Backends.Cpu.Float16Weights.From(wide), c16, m, n, k, bias);
         Backends.Cpu.Gemm.MatMulNT(a, wide, c32, m, n, k, bias);
         Assert.Equal(c32, c16);
     }

@@ -144,6 +144,36 @@ public static class KernelCheck
                 });
             }
         }
+        // Float16 weights at the ends of their range: all below 2^-14 (subnormal halves, which the CPU stores times
+        // 2^10, see Float16Weights) and up to 4096 (where a smaller power of two fits), through decode (1 row), a few
+        // rows and the GEMM, and as an embedding table. Bias and positions scaled alike, so the weights count.
+        foreach (float scale in new[] { MathF.ScaleB(1f, -16), 4096f })
+        {
+            string range = scale < 1 ? "|w| < 2^-16" : "|w| < 4096";
+            foreach (var (R, I, O) in new[] { (1, 769, 33), (12, 40, 65), (70, 33, 65) })
+            {
+                float[] x = Rand((long)R * I), w = Rand((long)O * I, scale), b = Rand(O, scale);
+                yield return Compare($"matmul+bias (f16 weights, {range})", $"[{R}×{I}]·[{O}×{I}]ᵀ", be =>
+                {
+                    using var xb = be.Upload(x);
+                    using var wb = be.UploadWeight(w, WeightPrecision.Float16);
+                    using var bb = be.Upload(b);
+                    using var y = Zeros(be, (long)R * O);
+                    be.MatMul(xb, wb, bb, y, R, I, O);
+                    return Read(be, y);
+                });
+            }
+            int[] ids = [3, 0, 99];
+            float[] wte = Rand(100L * 33, scale), wpe = Rand(10L * 33, scale);
+            yield return Compare($"embedding (f16 wte, {range})", "3 ids, dim 33", be =>
+            {
+                using var a = be.UploadWeight(wte, WeightPrecision.Float16);
+                using var p = be.Upload(wpe);
+                using var x = Zeros(be, 3 * 33);
+                be.Embedding(ids, 2, a, p, x, 33);
+                return Read(be, x);
+            });
+        }
         foreach (var (R, D) in new[] { (1, 7), (7, 33), (33, 769), (2, 1600) })
         {
             float[] x = Rand((long)R * D, 3), g = Rand(D), bt = Rand(D);

@@ -44,7 +44,7 @@ public sealed class CpuBackend : IBackend
     /// <summary>A weight matrix in its format, in <see cref="HugePageMemory"/> (decode streams all of them).</summary>
     public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision) => precision switch
     {
-        WeightPrecision.Float16 => CpuBuffer.Float16Weights(data),
+        WeightPrecision.Float16 => CpuBuffer.Weights(Float16Weights.From(data)),
         WeightPrecision.BFloat16 => CpuBuffer.BFloat16Weights(data),
         WeightPrecision.Q8_0 => CpuBuffer.Weights(Q8Weights.From(data)),
         WeightPrecision.Q4_0 => CpuBuffer.Weights(Q4Weights.From(data)),
@@ -73,9 +73,7 @@ public sealed class CpuBackend : IBackend
         for (int t = 0; t < ids.Length; t++)
         {
             var row = xs.AsSpan(t * dim, dim);
-            if (table.Precision == WeightPrecision.Float16)
-                System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(table.Half16.Span.Slice(ids[t] * dim, dim),
-                    row);
+            if (table.F16 is { } f16) f16.WidenRows(ids[t], 1, dim, row);
             else if (table.Q8 is { } q8) q8.Dequantize(ids[t], dim, row);
             else if (table.Q4 is { } q4) q4.Dequantize(ids[t], dim, row);
             else DTypeConversion.BFloat16ToFloat(table.BFloat16.Span.Slice(ids[t] * dim, dim), row);
@@ -129,9 +127,9 @@ public sealed class CpuBackend : IBackend
         // weight and Q4_0 at ~0.56, multiplied as integers with the input quantized to Q8_0.
         if (rows >= 16 && wb.Precision != WeightPrecision.BFloat16)
         {
-            if (wb.Precision == WeightPrecision.Float16)
-                Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), wb.Half16, ys.AsMemory(0, rows * outDim), rows, outDim,
-                    inDim, bs);
+            if (wb.F16 is { } f16)
+                Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), f16, ys.AsMemory(0, rows * outDim), rows, outDim, inDim,
+                    bs);
             else if ((wb.Q8 is not null || wb.Q4 is not null) && Q8Gemm.IsSupported)
             {
                 // The input in Q8_0 blocks, as decode quantizes it, and the block sums in integers (AVX-VNNI).
@@ -191,10 +189,11 @@ public sealed class CpuBackend : IBackend
         void Columns(int blk)
         {
             int j0 = (int)((long)outDim * blk / blocks), j1 = (int)((long)outDim * (blk + 1) / blocks);
-            if (paired is not null)
-                CpuKernels.MatMulColumnsHalfPaired(paired, wb.Half16.Span, bs, ys, rows, inDim, outDim, j0, j1);
-            else if (wb.Precision == WeightPrecision.Float16)
-                CpuKernels.MatMulColumns(xs, wb.Half16.Span, bs, ys, rows, inDim, outDim, j0, j1);
+            if (wb.F16 is { } f16 && paired is not null)
+                CpuKernels.MatMulColumnsHalfPaired(paired, f16.Halves.Span, f16.Scale, bs, ys, rows, inDim, outDim, j0,
+                    j1);
+            else if (wb.F16 is { } f16Rows)
+                CpuKernels.MatMulColumns(xs, f16Rows.Halves.Span, f16Rows.Scale, bs, ys, rows, inDim, outDim, j0, j1);
             else if (wb.Precision == WeightPrecision.BFloat16)
                 CpuKernels.MatMulColumns(xs, wb.BFloat16.Span, bs, ys, rows, inDim, outDim, j0, j1);
             else if (wb.Q8 is { } q8) CpuKernels.MatMulColumnsQ8(xq, xd, q8, bs, ys, rows, inDim, outDim, j0, j1);

@@ -1,7 +1,7 @@
 namespace ScratchGpt.Backends.Cpu;
 
 /// <summary>CPU memory: float32 values in an array (activations, vectors), or a weight matrix as uploaded (float32,
-/// float16 or bfloat16 bits, Q8_0) in <see cref="HugePageMemory"/>.</summary>
+/// float16 (<see cref="Float16Weights"/>), bfloat16 bits, Q8_0, Q4_0) in <see cref="HugePageMemory"/>.</summary>
 public sealed class CpuBuffer : IDeviceBuffer
 {
     /// <summary>The float32 array of an activation or vector buffer; empty for a weight matrix.</summary>
@@ -10,7 +10,7 @@ public sealed class CpuBuffer : IDeviceBuffer
     public WeightPrecision Precision { get; }
     /// <summary>Float32 values: <see cref="Data"/>, or a float32 weight matrix.</summary>
     public ReadOnlyMemory<float> Float32 { get; }
-    public ReadOnlyMemory<Half> Half16 { get; private init; }
+    public Float16Weights? F16 { get; private init; }
     public ReadOnlyMemory<ushort> BFloat16 { get; private init; }
     public Q8Weights? Q8 { get; private init; }
     public Q4Weights? Q4 { get; private init; }
@@ -37,12 +37,8 @@ public sealed class CpuBuffer : IDeviceBuffer
         new([], HugePageMemory.CopyOf(values), WeightPrecision.Float32);
 
     /// <summary>Float16 weights, converted straight into their memory (no array in between).</summary>
-    public static CpuBuffer Float16Weights(ReadOnlySpan<float> values)
-    {
-        var halves = HugePageMemory.Allocate<Half>(values.Length);
-        System.Numerics.Tensors.TensorPrimitives.ConvertToHalf(values, halves.Span);
-        return new(values.Length, WeightPrecision.Float16) { Half16 = halves };
-    }
+    public static CpuBuffer Weights(Float16Weights f16) =>
+        new(f16.Halves.Length, WeightPrecision.Float16) { F16 = f16 };
 
     /// <summary>Bfloat16 weights (their bits), converted straight into their memory.</summary>
     public static CpuBuffer BFloat16Weights(ReadOnlySpan<float> values)

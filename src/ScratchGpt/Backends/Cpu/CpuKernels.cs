@@ -43,16 +43,17 @@ public static class CpuKernels
         }
     }
 
-    /// <summary>The same with float16 weights, for more than <see cref="DecodeRows"/> rows: each weight row is widened
+    /// <summary>The same with float16 weights (the halves of <see cref="Float16Weights"/>: the weights are
+    /// <paramref name="scale"/> times them), for more than <see cref="DecodeRows"/> rows: each weight row is widened
     /// once and reused for every input row. (A decode step goes through
     /// <see cref="MatMulColumnsHalfPaired"/>.)</summary>
-    public static void MatMulColumns(ReadOnlySpan<float> x, ReadOnlySpan<Half> w, ReadOnlySpan<float> bias,
-        Span<float> y, int rows, int inDim, int outDim, int j0, int j1)
+    public static void MatMulColumns(ReadOnlySpan<float> x, ReadOnlySpan<Half> w, float scale,
+        ReadOnlySpan<float> bias, Span<float> y, int rows, int inDim, int outDim, int j0, int j1)
     {
         Span<float> wRow = inDim <= 4096 ? stackalloc float[inDim] : new float[inDim];
         for (int j = j0; j < j1; j++)
         {
-            WidenHalf(w.Slice(j * inDim, inDim), wRow);
+            WidenHalf(w.Slice(j * inDim, inDim), wRow, scale);
             float b = bias.IsEmpty ? 0f : bias[j];
             for (int r = 0; r < rows; r++) y[r * outDim + j] = Dot(wRow, x.Slice(r * inDim, inDim)) + b;
         }
@@ -60,8 +61,9 @@ public static class CpuKernels
 
     /// <summary>A decode step (≤ <see cref="DecodeRows"/> rows) with float16 weights: the rows come already in
     /// <see cref="PairForHalfDot"/> order (paired once per matmul, not once per block of columns) and each weight is
-    /// widened inside the dot product, read once from memory as 2 bytes and used for two rows at a time.</summary>
-    public static void MatMulColumnsHalfPaired(ReadOnlySpan<float> paired, ReadOnlySpan<Half> w,
+    /// widened inside the dot product, read once from memory as 2 bytes and used for two rows at a time. The weights
+    /// are <paramref name="scale"/> (a power of two) times the halves, so each sum is scaled once.</summary>
+    public static void MatMulColumnsHalfPaired(ReadOnlySpan<float> paired, ReadOnlySpan<Half> w, float scale,
         ReadOnlySpan<float> bias, Span<float> y, int rows, int inDim, int outDim, int j0, int j1)
     {
         for (int j = j0; j < j1; j++)
@@ -72,9 +74,9 @@ public static class CpuKernels
             for (; r + 2 <= rows; r += 2)
             {
                 DotHalfPairedRows2(wj, paired.Slice(r * inDim, 2 * inDim), out float s0, out float s1);
-                y[r * outDim + j] = s0 + b; y[(r + 1) * outDim + j] = s1 + b;
+                y[r * outDim + j] = s0 * scale + b; y[(r + 1) * outDim + j] = s1 * scale + b;
             }
-            if (r < rows) y[r * outDim + j] = DotHalfPaired(wj, paired.Slice(r * inDim, inDim)) + b;
+            if (r < rows) y[r * outDim + j] = DotHalfPaired(wj, paired.Slice(r * inDim, inDim)) * scale + b;
         }
     }
 
@@ -207,11 +209,12 @@ public static class CpuKernels
         for (; k < n; k++) { s0 += (float)w[k] * x[k]; s1 += (float)w[k] * x[n + k]; }
     }
 
-    /// <summary>float16 → float32 (exact), eight at a time: each half zero-extended to 32 bits and shifted into the
-    /// top of its lane, <see cref="HalfInTopBitsToScaledFloat"/> (the value × 2^-112), then × 2^112, a power of
-    /// two, so no bits change, subnormals included. As <see cref="DotHalfPaired"/>, Inf/NaN would not survive (the
+    /// <summary>float16 → float32 (exact), eight at a time, times <paramref name="scale"/> (a power of two, the
+    /// <see cref="Float16Weights.Scale"/> of scaled halves): each half zero-extended to 32 bits and shifted into the
+    /// top of its lane, <see cref="HalfInTopBitsToScaledFloat"/> (the value × 2^-112), then × 2^112 · scale, a power
+    /// of two, so no bits change, subnormals included. As <see cref="DotHalfPaired"/>, Inf/NaN would not survive (the
     /// loader refuses them).</summary>
-    public static void WidenHalf(ReadOnlySpan<Half> h, Span<float> f)
+    public static void WidenHalf(ReadOnlySpan<Half> h, Span<float> f, float scale = 1f)
     {
         int n = h.Length, i = 0;
         ref ushort ph = ref Unsafe.As<Half, ushort>(ref MemoryMarshal.GetReference(h));
@@ -219,15 +222,15 @@ public static class CpuKernels
         if (Avx2.IsSupported)
         {
             var mask = Vector256.Create(unchecked((int)0x8FFFE000));
-            var scale = Vector256.Create(TwoTo112);
+            var up = Vector256.Create(TwoTo112 * scale);
             for (; i + 8 <= n; i += 8)
             {
                 var lanes = Avx2.ConvertToVector256Int32(Vector128.LoadUnsafe(ref ph, (nuint)i));   // zero-extended
                 var scaled = HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(lanes, 16), mask);
-                (scaled * scale).StoreUnsafe(ref pf, (nuint)i);
+                (scaled * up).StoreUnsafe(ref pf, (nuint)i);
             }
         }
-        for (; i < n; i++) f[i] = (float)h[i];
+        for (; i < n; i++) f[i] = (float)h[i] * scale;
     }
 
     private static readonly float TwoTo112 = MathF.ScaleB(1f, 112);

@@ -64,10 +64,9 @@ public static class Gemm
     /// 8 or 6 for the panels) is widened once into a float32 scratch, then every row of A runs against it, so the
     /// widening is paid once per weight, not once per input row.
     /// </summary>
-    public static void MatMulNT(ReadOnlyMemory<float> a, ReadOnlyMemory<Half> b, Memory<float> c, int m, int n, int k,
+    public static void MatMulNT(ReadOnlyMemory<float> a, Float16Weights b, Memory<float> c, int m, int n, int k,
         ReadOnlyMemory<float> bias = default) =>
-        MatMulNTWidening(a, c, m, n, k, bias,
-            (j0, count, dst) => CpuKernels.WidenHalf(b.Span.Slice(j0 * k, count * k), dst));
+        MatMulNTWidening(a, c, m, n, k, bias, (j0, count, dst) => b.WidenRows(j0, count, k, dst));
 
     /// <summary>The same with Q8_0 B: each block of rows is dequantized (d · q) into the scratch.</summary>
     public static void MatMulNT(ReadOnlyMemory<float> a, Q8Weights b, Memory<float> c, int m, int n, int k,
