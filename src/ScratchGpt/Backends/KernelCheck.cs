@@ -72,6 +72,27 @@ public static class KernelCheck
             return result with { Microseconds = best * 1e6, GigabytesPerSecond = bytes / best / 1e9 };
         }
 
+        // y = x · wᵀ + b with w held in a weight format, and rows of an embedding table held in one (+ positions).
+        KernelCheckResult WeightMatMul(string kernel, WeightPrecision precision, int R, int I, int O, float[] x,
+            float[] w, float[] b) => Compare(kernel, $"[{R}×{I}]·[{O}×{I}]ᵀ", be =>
+        {
+            using var xb = be.Upload(x);
+            using var wb = be.UploadWeight(w, precision);
+            using var bb = be.Upload(b);
+            using var y = Zeros(be, (long)R * O);
+            be.MatMul(xb, wb, bb, y, R, I, O);
+            return Read(be, y);
+        });
+        KernelCheckResult WeightEmbedding(string kernel, WeightPrecision precision, int[] ids, int start, float[] wte,
+            float[] wpe, int dim) => Compare(kernel, $"{ids.Length} ids, dim {dim}", be =>
+        {
+            using var a = be.UploadWeight(wte, precision);
+            using var p = be.Upload(wpe);
+            using var x = Zeros(be, (long)ids.Length * dim);
+            be.Embedding(ids, start, a, p, x, dim);
+            return Read(be, x);
+        });
+
         var matmulShapes = new List<(int R, int I, int O)>
         {
             (1, 7, 1),
@@ -133,15 +154,7 @@ public static class KernelCheck
             {
                 float[] x = Rand((long)R * I), w = Rand((long)O * I), b = Rand(O);
                 if (quantized) x = Loading.Q8_0.RoundTrip(x);
-                yield return Compare($"matmul+bias ({format} weights)", $"[{R}×{I}]·[{O}×{I}]ᵀ", be =>
-                {
-                    using var xb = be.Upload(x);
-                    using var wb = be.UploadWeight(w, precision);
-                    using var bb = be.Upload(b);
-                    using var y = Zeros(be, (long)R * O);
-                    be.MatMul(xb, wb, bb, y, R, I, O);
-                    return Read(be, y);
-                });
+                yield return WeightMatMul($"matmul+bias ({format} weights)", precision, R, I, O, x, w, b);
             }
         }
         // Float16 weights at the ends of their range: all below 2^-14 (subnormal halves, which the CPU stores times
@@ -153,26 +166,12 @@ public static class KernelCheck
             foreach (var (R, I, O) in new[] { (1, 769, 33), (12, 40, 65), (70, 33, 65) })
             {
                 float[] x = Rand((long)R * I), w = Rand((long)O * I, scale), b = Rand(O, scale);
-                yield return Compare($"matmul+bias (f16 weights, {range})", $"[{R}×{I}]·[{O}×{I}]ᵀ", be =>
-                {
-                    using var xb = be.Upload(x);
-                    using var wb = be.UploadWeight(w, WeightPrecision.Float16);
-                    using var bb = be.Upload(b);
-                    using var y = Zeros(be, (long)R * O);
-                    be.MatMul(xb, wb, bb, y, R, I, O);
-                    return Read(be, y);
-                });
+                yield return WeightMatMul($"matmul+bias (f16 weights, {range})", WeightPrecision.Float16, R, I, O, x,
+                    w, b);
             }
-            int[] ids = [3, 0, 99];
             float[] wte = Rand(100L * 33, scale), wpe = Rand(10L * 33, scale);
-            yield return Compare($"embedding (f16 wte, {range})", "3 ids, dim 33", be =>
-            {
-                using var a = be.UploadWeight(wte, WeightPrecision.Float16);
-                using var p = be.Upload(wpe);
-                using var x = Zeros(be, 3 * 33);
-                be.Embedding(ids, 2, a, p, x, 33);
-                return Read(be, x);
-            });
+            yield return WeightEmbedding($"embedding (f16 wte, {range})", WeightPrecision.Float16, [3, 0, 99], 2, wte,
+                wpe, 33);
         }
         foreach (var (R, D) in new[] { (1, 7), (7, 33), (33, 769), (2, 1600) })
         {
@@ -214,14 +213,7 @@ public static class KernelCheck
                     WeightPrecision.BFloat16 => "embedding (bf16 wte)", WeightPrecision.Q8_0 => "embedding (q8_0 wte)",
                     _ => "embedding (q4_0 wte)",
                 };
-                yield return Compare(name, $"7 ids, dim {D}", be =>
-                {
-                    using var a = be.UploadWeight(wte, precision);
-                    using var b = be.Upload(wpe);
-                    using var x = Zeros(be, 7 * D);
-                    be.Embedding(ids, 5, a, b, x, D);
-                    return Read(be, x);
-                });
+                yield return WeightEmbedding(name, precision, ids, 5, wte, wpe, D);
             }
         }
         foreach (var (rows, past, heads, hd) in new[] { (1, 0, 1, 7), (7, 0, 4, 16), (1, 33, 4, 16), (5, 12, 3, 64),

@@ -32,25 +32,25 @@ public sealed class Float16Weights
     /// rounding happens once, at the weight's own precision.</summary>
     public static Float16Weights From(ReadOnlySpan<float> values)
     {
-        var halves = HugePageMemory.Allocate<Half>(values.Length);
-        var h = halves.Span;
-        TensorPrimitives.ConvertToHalf(values, h);
         // Rounding to a half is monotonic, so the largest half is the largest value rounded.
         float largest = values.IsEmpty ? 0 : Math.Abs((float)(Half)TensorPrimitives.MaxMagnitude(values));
         int shift = FullShift;
         while (shift > 0 && largest * MathF.ScaleB(1f, shift) > (float)Half.MaxValue) shift--;
-        if (shift > 0)
+        float up = MathF.ScaleB(1f, shift);
+        var halves = HugePageMemory.Allocate<Half>(values.Length);
+        var h = halves.Span;
+        // A chunk at a time, so the halves are scaled while they are still in cache.
+        Span<float> chunk = new float[Math.Min(h.Length, 1 << 16)];
+        for (int i = 0; i < h.Length; i += chunk.Length)
         {
-            float up = MathF.ScaleB(1f, shift);
-            Span<float> chunk = new float[Math.Min(h.Length, 1 << 16)];
-            for (int i = 0; i < h.Length; i += chunk.Length)
-            {
-                var part = h.Slice(i, Math.Min(chunk.Length, h.Length - i));
-                var wide = chunk[..part.Length];
-                TensorPrimitives.ConvertToSingle(part, wide);
-                TensorPrimitives.Multiply(wide, up, wide);   // exact: the half times a power of two that fits
-                TensorPrimitives.ConvertToHalf(wide, part);
-            }
+            int n = Math.Min(chunk.Length, h.Length - i);
+            var part = h.Slice(i, n);
+            TensorPrimitives.ConvertToHalf(values.Slice(i, n), part);
+            if (shift == 0) continue;
+            var wide = chunk[..n];
+            TensorPrimitives.ConvertToSingle(part, wide);
+            TensorPrimitives.Multiply(wide, up, wide);   // exact: the half times a power of two that fits
+            TensorPrimitives.ConvertToHalf(wide, part);
         }
         return new Float16Weights(halves, shift);
     }
