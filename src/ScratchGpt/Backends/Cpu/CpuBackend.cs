@@ -159,15 +159,19 @@ public sealed class CpuBackend : IBackend
                 inDim, bs);
             return;
         }
-        // Enough column blocks to keep every core busy; each block's weight rows stay hot in cache
-        // while all the input rows pass over them.
-        int blocks = Math.Min(outDim, Math.Max(Environment.ProcessorCount * 8, outDim / 64));
-        // A small product runs as one block on this thread: a hand-off to other cores costs microseconds, more than
-        // it saves there (on one core ForkJoin runs every block on this thread anyway).
-        if ((long)rows * inDim * outDim < 32_768) blocks = 1;
         // float16 decode: the input rows are put in the order the widening dot product reads them once, here.
         float[]? paired = wb.Precision == WeightPrecision.Float16 && rows <= CpuKernels.DecodeRows
             ? System.Buffers.ArrayPool<float>.Shared.Rent(rows * inDim) : null;
+        // One float16 row reads columns j and j + outDim / 2 together (two weight streams per core), so a block is a
+        // range of j below outDim / 2.
+        bool twoStreams = paired is not null && rows == 1 && outDim >= 2;
+        int units = twoStreams ? outDim / 2 : outDim;
+        // Enough column blocks to keep every core busy; each block's weight rows stay hot in cache
+        // while all the input rows pass over them.
+        int blocks = Math.Min(units, Math.Max(Environment.ProcessorCount * 8, units / 64));
+        // A small product runs as one block on this thread: a hand-off to other cores costs microseconds, more than
+        // it saves there (on one core ForkJoin runs every block on this thread anyway).
+        if ((long)rows * inDim * outDim < 32_768) blocks = 1;
         if (paired is not null)
             for (int r = 0; r < rows; r++)
                 CpuKernels.PairForHalfDot(xs.AsSpan(r * inDim, inDim), paired.AsSpan(r * inDim, inDim));
@@ -188,8 +192,11 @@ public sealed class CpuBackend : IBackend
         }
         void Columns(int blk)
         {
-            int j0 = (int)((long)outDim * blk / blocks), j1 = (int)((long)outDim * (blk + 1) / blocks);
-            if (wb.F16 is { } f16 && paired is not null)
+            int j0 = (int)((long)units * blk / blocks), j1 = (int)((long)units * (blk + 1) / blocks);
+            if (twoStreams)
+                CpuKernels.MatMulColumnsHalfTwoStreams(paired, wb.F16!.Halves.Span, wb.F16.Scale, bs, ys, inDim,
+                    outDim, j0, j1);
+            else if (wb.F16 is { } f16 && paired is not null)
                 CpuKernels.MatMulColumnsHalfPaired(paired, f16.Halves.Span, f16.Scale, bs, ys, rows, inDim, outDim, j0,
                     j1);
             else if (wb.F16 is { } f16Rows)

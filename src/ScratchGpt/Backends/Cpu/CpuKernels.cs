@@ -80,6 +80,28 @@ public static class CpuKernels
         }
     }
 
+    /// <summary>One decode row with float16 weights, two columns at a time half a matrix apart: j and j + outDim / 2
+    /// for j in <paramref name="j0"/> .. <paramref name="j1"/> − 1 (and the odd last column with the block that ends at
+    /// outDim / 2). One core streams weights from memory faster from two sequential streams far apart than from one
+    /// (each has its own hardware prefetch running ahead; two adjacent columns, 1.5 KB apart, are slower than one), and
+    /// the two share their loads of x. Each column's sum has the bits <see cref="DotHalfPaired"/> gives it.</summary>
+    public static void MatMulColumnsHalfTwoStreams(ReadOnlySpan<float> paired, ReadOnlySpan<Half> w, float scale,
+        ReadOnlySpan<float> bias, Span<float> y, int inDim, int outDim, int j0, int j1)
+    {
+        int half = outDim / 2;
+        var x = paired[..inDim];
+        for (int j = j0; j < j1; j++)
+        {
+            DotHalfPairedColumns2(w.Slice(j * inDim, inDim), w.Slice((j + half) * inDim, inDim), x,
+                out float s0, out float s1);
+            y[j] = s0 * scale + (bias.IsEmpty ? 0f : bias[j]);
+            y[j + half] = s1 * scale + (bias.IsEmpty ? 0f : bias[j + half]);
+        }
+        if (j1 == half && outDim % 2 == 1)
+            y[outDim - 1] = DotHalfPaired(w.Slice((outDim - 1) * inDim, inDim), x) * scale
+                + (bias.IsEmpty ? 0f : bias[outDim - 1]);
+    }
+
     /// <summary>The same with bfloat16 weights (the top 16 bits of a float32).</summary>
     public static void MatMulColumns(ReadOnlySpan<float> x, ReadOnlySpan<ushort> w, ReadOnlySpan<float> bias,
         Span<float> y, int rows, int inDim, int outDim, int j0, int j1)
@@ -207,6 +229,54 @@ public static class CpuKernels
         s0 = Vector256.Sum((a0 + a1) + (a2 + a3)) * XScale;
         s1 = Vector256.Sum((b0 + b1) + (b2 + b3)) * XScale;
         for (; k < n; k++) { s0 += (float)w[k] * x[k]; s1 += (float)w[k] * x[n + k]; }
+    }
+
+    /// <summary><see cref="DotHalfPaired"/> of one x with two weight rows at once (wa · x and wb · x): each block of x
+    /// is loaded once and used twice. Per row the same operations in the same order, so each sum has exactly the bits
+    /// of DotHalfPaired.</summary>
+    public static void DotHalfPairedColumns2(ReadOnlySpan<Half> wa, ReadOnlySpan<Half> wb, ReadOnlySpan<float> x,
+        out float sa, out float sb)
+    {
+        int n = wa.Length, k = 0;
+        ref uint pa = ref Unsafe.As<Half, uint>(ref MemoryMarshal.GetReference(wa));
+        ref uint pb = ref Unsafe.As<Half, uint>(ref MemoryMarshal.GetReference(wb));
+        ref float px = ref MemoryMarshal.GetReference(x);
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;   // wa's four accumulators
+        Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;   // wb's
+        var mask = Vector256.Create(unchecked((int)0x8FFFE000));
+        for (; k + 32 <= n; k += 32)
+        {
+            var x0 = Vector256.LoadUnsafe(ref px, (nuint)k);
+            var x1 = Vector256.LoadUnsafe(ref px, (nuint)k + 8);
+            var x2 = Vector256.LoadUnsafe(ref px, (nuint)k + 16);
+            var x3 = Vector256.LoadUnsafe(ref px, (nuint)k + 24);
+            var u = Vector256.LoadUnsafe(ref pa, (nuint)(k / 2)).AsInt32();
+            var v = Vector256.LoadUnsafe(ref pa, (nuint)(k / 2) + 8).AsInt32();
+            a0 = MulAdd(HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask), x0, a0);
+            a1 = MulAdd(HalfInTopBitsToScaledFloat(u, mask), x1, a1);
+            a2 = MulAdd(HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(v, 16), mask), x2, a2);
+            a3 = MulAdd(HalfInTopBitsToScaledFloat(v, mask), x3, a3);
+            u = Vector256.LoadUnsafe(ref pb, (nuint)(k / 2)).AsInt32();
+            v = Vector256.LoadUnsafe(ref pb, (nuint)(k / 2) + 8).AsInt32();
+            b0 = MulAdd(HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask), x0, b0);
+            b1 = MulAdd(HalfInTopBitsToScaledFloat(u, mask), x1, b1);
+            b2 = MulAdd(HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(v, 16), mask), x2, b2);
+            b3 = MulAdd(HalfInTopBitsToScaledFloat(v, mask), x3, b3);
+        }
+        for (; k + 16 <= n; k += 16)
+        {
+            var x0 = Vector256.LoadUnsafe(ref px, (nuint)k);
+            var x1 = Vector256.LoadUnsafe(ref px, (nuint)k + 8);
+            var u = Vector256.LoadUnsafe(ref pa, (nuint)(k / 2)).AsInt32();
+            a0 = MulAdd(HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask), x0, a0);
+            a1 = MulAdd(HalfInTopBitsToScaledFloat(u, mask), x1, a1);
+            u = Vector256.LoadUnsafe(ref pb, (nuint)(k / 2)).AsInt32();
+            b0 = MulAdd(HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask), x0, b0);
+            b1 = MulAdd(HalfInTopBitsToScaledFloat(u, mask), x1, b1);
+        }
+        sa = Vector256.Sum((a0 + a1) + (a2 + a3)) * XScale;
+        sb = Vector256.Sum((b0 + b1) + (b2 + b3)) * XScale;
+        for (; k < n; k++) { sa += (float)wa[k] * x[k]; sb += (float)wb[k] * x[k]; }
     }
 
     /// <summary>float16 → float32 (exact), eight at a time, times <paramref name="scale"/> (a power of two, the
