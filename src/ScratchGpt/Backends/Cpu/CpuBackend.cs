@@ -162,10 +162,10 @@ public sealed class CpuBackend : IBackend
         // float16 decode: the input rows are put in the order the widening dot product reads them once, here.
         float[]? paired = wb.Precision == WeightPrecision.Float16 && rows <= CpuKernels.DecodeRows
             ? System.Buffers.ArrayPool<float>.Shared.Rent(rows * inDim) : null;
-        // One float16 row reads columns j and j + outDim / 2 together (two weight streams per core), so a block is a
-        // range of j below outDim / 2.
-        bool twoStreams = paired is not null && rows == 1 && outDim >= 2;
-        int units = twoStreams ? outDim / 2 : outDim;
+        // One input row (a decode step of one sequence) takes its columns in pairs half a matrix apart, two weight
+        // streams per core (ColumnPairs), so a block is then a range of pairs j (columns j and j + outDim / 2).
+        bool pairs = rows == 1 && outDim >= 2 && wb.Precision != WeightPrecision.BFloat16;
+        int units = pairs ? outDim / 2 : outDim;
         // Enough column blocks to keep every core busy; each block's weight rows stay hot in cache
         // while all the input rows pass over them.
         int blocks = Math.Min(units, Math.Max(Environment.ProcessorCount * 8, units / 64));
@@ -193,9 +193,13 @@ public sealed class CpuBackend : IBackend
         void Columns(int blk)
         {
             int j0 = (int)((long)units * blk / blocks), j1 = (int)((long)units * (blk + 1) / blocks);
-            if (twoStreams)
-                CpuKernels.MatMulColumnsHalfTwoStreams(paired, wb.F16!.Halves.Span, wb.F16.Scale, bs, ys, inDim,
-                    outDim, j0, j1);
+            if (pairs)
+            {
+                if (wb.F16 is { } f16Pairs) ColumnPairs.MatMul(paired, f16Pairs, bs, ys, inDim, outDim, j0, j1);
+                else if (wb.Q8 is { } q8Pairs) ColumnPairs.MatMul(xq, xd, q8Pairs, bs, ys, inDim, outDim, j0, j1);
+                else if (wb.Q4 is { } q4Pairs) ColumnPairs.MatMul(xq, xd, xc, q4Pairs, bs, ys, inDim, outDim, j0, j1);
+                else ColumnPairs.MatMul(xs, wb.Float32.Span, bs, ys, inDim, outDim, j0, j1);
+            }
             else if (wb.F16 is { } f16 && paired is not null)
                 CpuKernels.MatMulColumnsHalfPaired(paired, f16.Halves.Span, f16.Scale, bs, ys, rows, inDim, outDim, j0,
                     j1);

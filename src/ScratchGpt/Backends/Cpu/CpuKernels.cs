@@ -80,28 +80,6 @@ public static class CpuKernels
         }
     }
 
-    /// <summary>One decode row with float16 weights, two columns at a time half a matrix apart: j and j + outDim / 2
-    /// for j in <paramref name="j0"/> .. <paramref name="j1"/> − 1 (and the odd last column with the block that ends at
-    /// outDim / 2). One core streams weights from memory faster from two sequential streams far apart than from one
-    /// (each has its own hardware prefetch running ahead; two adjacent columns, 1.5 KB apart, are slower than one), and
-    /// the two share their loads of x. Each column's sum has the bits <see cref="DotHalfPaired"/> gives it.</summary>
-    public static void MatMulColumnsHalfTwoStreams(ReadOnlySpan<float> paired, ReadOnlySpan<Half> w, float scale,
-        ReadOnlySpan<float> bias, Span<float> y, int inDim, int outDim, int j0, int j1)
-    {
-        int half = outDim / 2;
-        var x = paired[..inDim];
-        for (int j = j0; j < j1; j++)
-        {
-            DotHalfPairedColumns2(w.Slice(j * inDim, inDim), w.Slice((j + half) * inDim, inDim), x,
-                out float s0, out float s1);
-            y[j] = s0 * scale + (bias.IsEmpty ? 0f : bias[j]);
-            y[j + half] = s1 * scale + (bias.IsEmpty ? 0f : bias[j + half]);
-        }
-        if (j1 == half && outDim % 2 == 1)
-            y[outDim - 1] = DotHalfPaired(w.Slice((outDim - 1) * inDim, inDim), x) * scale
-                + (bias.IsEmpty ? 0f : bias[outDim - 1]);
-    }
-
     /// <summary>The same with bfloat16 weights (the top 16 bits of a float32).</summary>
     public static void MatMulColumns(ReadOnlySpan<float> x, ReadOnlySpan<ushort> w, ReadOnlySpan<float> bias,
         Span<float> y, int rows, int inDim, int outDim, int j0, int j1)
@@ -231,8 +209,8 @@ public static class CpuKernels
         for (; k < n; k++) { s0 += (float)w[k] * x[k]; s1 += (float)w[k] * x[n + k]; }
     }
 
-    /// <summary><see cref="DotHalfPaired"/> of one x with two weight rows at once (wa · x and wb · x): each block of x
-    /// is loaded once and used twice. Per row the same operations in the same order, so each sum has exactly the bits
+    /// <summary><see cref="DotHalfPaired"/> of one x with two weight rows at once (wa · x and wb · x, read side by side:
+    /// see <see cref="ColumnPairs"/>): each block of x is loaded once and used twice. Per row the same operations in the same order, so each sum has exactly the bits
     /// of DotHalfPaired.</summary>
     public static void DotHalfPairedColumns2(ReadOnlySpan<Half> wa, ReadOnlySpan<Half> wb, ReadOnlySpan<float> x,
         out float sa, out float sb)
@@ -324,6 +302,31 @@ public static class CpuKernels
         float s = Vector256.Sum(acc0 + acc1);
         for (; k < n; k++) s += a[k] * b[k];
         return s;
+    }
+
+    /// <summary><see cref="Dot"/> of one x with two weight rows at once (wa · x and wb · x, read side by side: see
+    /// <see cref="ColumnPairs"/>): each block of x is loaded once and used twice. Per row the same operations in the
+    /// same order, so each sum has exactly the bits of Dot.</summary>
+    public static void DotColumns2(ReadOnlySpan<float> wa, ReadOnlySpan<float> wb, ReadOnlySpan<float> x,
+        out float sa, out float sb)
+    {
+        int n = wa.Length, k = 0;
+        ref float pa = ref MemoryMarshal.GetReference(wa);
+        ref float pb = ref MemoryMarshal.GetReference(wb);
+        ref float px = ref MemoryMarshal.GetReference(x);
+        Vector256<float> a0 = default, a1 = default, b0 = default, b1 = default;
+        for (; k + 16 <= n; k += 16)
+        {
+            var x0 = Vector256.LoadUnsafe(ref px, (nuint)k);
+            var x1 = Vector256.LoadUnsafe(ref px, (nuint)k + 8);
+            a0 = MulAdd(Vector256.LoadUnsafe(ref pa, (nuint)k), x0, a0);
+            a1 = MulAdd(Vector256.LoadUnsafe(ref pa, (nuint)k + 8), x1, a1);
+            b0 = MulAdd(Vector256.LoadUnsafe(ref pb, (nuint)k), x0, b0);
+            b1 = MulAdd(Vector256.LoadUnsafe(ref pb, (nuint)k + 8), x1, b1);
+        }
+        sa = Vector256.Sum(a0 + a1);
+        sb = Vector256.Sum(b0 + b1);
+        for (; k < n; k++) { sa += wa[k] * x[k]; sb += wb[k] * x[k]; }
     }
 
     /// <summary><see cref="Dot"/> of w with four rows x = [x0 | x1 | x2 | x3] at once: each 16 weights are loaded once
@@ -470,7 +473,7 @@ public static class CpuKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe float DotQ8(sbyte* wp, float* wd, sbyte* xp, float* xd, int blocks) =>
+    internal static unsafe float DotQ8(sbyte* wp, float* wd, sbyte* xp, float* xd, int blocks) =>
         Avx512BW.IsSupported ? DotQ8Avx512(wp, wd, xp, xd, blocks)
         : Avx2.IsSupported && Fma.IsSupported ? DotQ8Avx2(wp, wd, xp, xd, blocks)
         : DotQ8Scalar(wp, wd, xp, xd, blocks);
@@ -559,7 +562,7 @@ public static class CpuKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe float DotQ4(byte* wp, float* wd, sbyte* xp, float* xd, float* xc, int blocks) =>
+    internal static unsafe float DotQ4(byte* wp, float* wd, sbyte* xp, float* xd, float* xc, int blocks) =>
         Avx512BW.IsSupported ? DotQ4Avx512(wp, wd, xp, xd, xc, blocks)
         : Avx2.IsSupported && Fma.IsSupported ? DotQ4Avx2(wp, wd, xp, xd, xc, blocks)
         : DotQ4Scalar(wp, wd, xp, xd, xc, blocks);

@@ -93,6 +93,18 @@ internal static unsafe class QuantizedBlocks
         }
     }
 
+    /// <summary>How many weight rows a sum below takes at once: one, or two (a and b) against the same input, the
+    /// two side by side so that their weights stream from memory together (see <see cref="ColumnPairs"/>). The JIT
+    /// drops b's code for <see cref="OneRow"/>, so a's operations are the same either way.</summary>
+    public interface IRows
+    {
+        static abstract bool Two { get; }
+    }
+
+    public readonly struct OneRow : IRows { public static bool Two => false; }
+
+    public readonly struct TwoRows : IRows { public static bool Two => true; }
+
     /// <summary>Σ_b dw[b] · (dx[b] · T's block product − c[b]) (c only where T has an offset), with 512-bit
     /// vectors: each vector holds two blocks, so the eight blocks' scale products are broadcast two at a time (block
     /// 2i to the low eight lanes, 2i + 1 to the high eight).</summary>
@@ -100,8 +112,19 @@ internal static unsafe class QuantizedBlocks
     public static float Sum512<T>(byte* wp, float* wd, sbyte* xp, float* xd, float* c, int blocks)
         where T : IBlockProduct
     {
-        Vector512<float> a0 = default, a1 = default;   // two accumulators, so no multiply-add waits on the last
-        Vector256<float> offsets = default;
+        Sum512<T, OneRow>(wp, wd, null, null, xp, xd, c, blocks, out float sum, out _);
+        return sum;
+    }
+
+    /// <summary><see cref="Sum512{T}"/> for weight rows a (wa, da) and, with <see cref="TwoRows"/>, b (wb, db), each
+    /// in its own accumulators.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Sum512<T, TRows>(byte* wa, float* da, byte* wb, float* db, sbyte* xp, float* xd, float* c,
+        int blocks, out float sa, out float sb)
+        where T : IBlockProduct where TRows : IRows
+    {
+        Vector512<float> a0 = default, a1 = default, b0 = default, b1 = default;   // two accumulators a row
+        Vector256<float> offsetsA = default, offsetsB = default;
         var pair0 = Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
         var pair1 = pair0 + Vector512.Create(2);
         var pair2 = pair0 + Vector512.Create(4);
@@ -109,19 +132,39 @@ internal static unsafe class QuantizedBlocks
         int b = 0;
         for (; b + 8 <= blocks; b += 8)
         {
-            for (int line = 0; line < 8 * T.Bytes; line += 64) PrefetchAhead(wp + b * T.Bytes + line);
-            var dw8 = Avx.LoadVector256(wd + b);
-            if (T.HasOffset) offsets = Fma.MultiplyAdd(dw8, Avx.LoadVector256(c + b), offsets);
-            var s = Avx.Multiply(dw8, Avx.LoadVector256(xd + b)).ToVector512Unsafe();
-            a0 = Avx512F.FusedMultiplyAdd(T.Two(wp, xp, b), Avx512F.PermuteVar16x32(s, pair0), a0);
-            a1 = Avx512F.FusedMultiplyAdd(T.Two(wp, xp, b + 2), Avx512F.PermuteVar16x32(s, pair1), a1);
-            a0 = Avx512F.FusedMultiplyAdd(T.Two(wp, xp, b + 4), Avx512F.PermuteVar16x32(s, pair2), a0);
-            a1 = Avx512F.FusedMultiplyAdd(T.Two(wp, xp, b + 6), Avx512F.PermuteVar16x32(s, pair3), a1);
+            for (int line = 0; line < 8 * T.Bytes; line += 64)
+            {
+                PrefetchAhead(wa + b * T.Bytes + line);
+                if (TRows.Two) PrefetchAhead(wb + b * T.Bytes + line);
+            }
+            var dx8 = Avx.LoadVector256(xd + b);
+            var dw8 = Avx.LoadVector256(da + b);
+            if (T.HasOffset) offsetsA = Fma.MultiplyAdd(dw8, Avx.LoadVector256(c + b), offsetsA);
+            var s = Avx.Multiply(dw8, dx8).ToVector512Unsafe();
+            a0 = Avx512F.FusedMultiplyAdd(T.Two(wa, xp, b), Avx512F.PermuteVar16x32(s, pair0), a0);
+            a1 = Avx512F.FusedMultiplyAdd(T.Two(wa, xp, b + 2), Avx512F.PermuteVar16x32(s, pair1), a1);
+            a0 = Avx512F.FusedMultiplyAdd(T.Two(wa, xp, b + 4), Avx512F.PermuteVar16x32(s, pair2), a0);
+            a1 = Avx512F.FusedMultiplyAdd(T.Two(wa, xp, b + 6), Avx512F.PermuteVar16x32(s, pair3), a1);
+            if (!TRows.Two) continue;
+            dw8 = Avx.LoadVector256(db + b);
+            if (T.HasOffset) offsetsB = Fma.MultiplyAdd(dw8, Avx.LoadVector256(c + b), offsetsB);
+            s = Avx.Multiply(dw8, dx8).ToVector512Unsafe();
+            b0 = Avx512F.FusedMultiplyAdd(T.Two(wb, xp, b), Avx512F.PermuteVar16x32(s, pair0), b0);
+            b1 = Avx512F.FusedMultiplyAdd(T.Two(wb, xp, b + 2), Avx512F.PermuteVar16x32(s, pair1), b1);
+            b0 = Avx512F.FusedMultiplyAdd(T.Two(wb, xp, b + 4), Avx512F.PermuteVar16x32(s, pair2), b0);
+            b1 = Avx512F.FusedMultiplyAdd(T.Two(wb, xp, b + 6), Avx512F.PermuteVar16x32(s, pair3), b1);
         }
-        float sum = Vector512.Sum(a0 + a1);
+        sa = Vector512.Sum(a0 + a1);
+        sb = TRows.Two ? Vector512.Sum(b0 + b1) : 0f;
         int full = b;
-        for (; b < blocks; b++) sum += Vector256.Sum(T.One(wp, xp, b)) * (wd[b] * xd[b]);
-        return T.HasOffset ? sum - Offset(offsets, wd, c, full, blocks) : sum;
+        for (; b < blocks; b++)
+        {
+            sa += Vector256.Sum(T.One(wa, xp, b)) * (da[b] * xd[b]);
+            if (TRows.Two) sb += Vector256.Sum(T.One(wb, xp, b)) * (db[b] * xd[b]);
+        }
+        if (!T.HasOffset) return;
+        sa -= Offset(offsetsA, da, c, full, blocks);
+        if (TRows.Two) sb -= Offset(offsetsB, db, c, full, blocks);
     }
 
     /// <summary><see cref="Sum512{T}"/> with 256-bit vectors, one block per instruction.</summary>
@@ -129,29 +172,63 @@ internal static unsafe class QuantizedBlocks
     public static float Sum256<T>(byte* wp, float* wd, sbyte* xp, float* xd, float* c, int blocks)
         where T : IBlockProduct
     {
-        Vector256<float> a0 = default, a1 = default, offsets = default;
+        Sum256<T, OneRow>(wp, wd, null, null, xp, xd, c, blocks, out float sum, out _);
+        return sum;
+    }
+
+    /// <summary><see cref="Sum256{T}"/> for weight rows a and, with <see cref="TwoRows"/>, b.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Sum256<T, TRows>(byte* wa, float* da, byte* wb, float* db, sbyte* xp, float* xd, float* c,
+        int blocks, out float sa, out float sb)
+        where T : IBlockProduct where TRows : IRows
+    {
+        Vector256<float> a0 = default, a1 = default, b0 = default, b1 = default;
+        Vector256<float> offsetsA = default, offsetsB = default;
         int b = 0;
         for (; b + 8 <= blocks; b += 8)
         {
-            for (int line = 0; line < 8 * T.Bytes; line += 64) PrefetchAhead(wp + b * T.Bytes + line);
+            for (int line = 0; line < 8 * T.Bytes; line += 64)
+            {
+                PrefetchAhead(wa + b * T.Bytes + line);
+                if (TRows.Two) PrefetchAhead(wb + b * T.Bytes + line);
+            }
             // the eight blocks' dw · dx in one vector; a permute broadcasts each one to every lane
-            var dw8 = Avx.LoadVector256(wd + b);
-            if (T.HasOffset) offsets = Fma.MultiplyAdd(dw8, Avx.LoadVector256(c + b), offsets);
-            var s = Avx.Multiply(dw8, Avx.LoadVector256(xd + b));
-            a0 = Fma.MultiplyAdd(T.One(wp, xp, b), Avx2.PermuteVar8x32(s, Vector256.Create(0)), a0);
-            a1 = Fma.MultiplyAdd(T.One(wp, xp, b + 1), Avx2.PermuteVar8x32(s, Vector256.Create(1)), a1);
-            a0 = Fma.MultiplyAdd(T.One(wp, xp, b + 2), Avx2.PermuteVar8x32(s, Vector256.Create(2)), a0);
-            a1 = Fma.MultiplyAdd(T.One(wp, xp, b + 3), Avx2.PermuteVar8x32(s, Vector256.Create(3)), a1);
-            a0 = Fma.MultiplyAdd(T.One(wp, xp, b + 4), Avx2.PermuteVar8x32(s, Vector256.Create(4)), a0);
-            a1 = Fma.MultiplyAdd(T.One(wp, xp, b + 5), Avx2.PermuteVar8x32(s, Vector256.Create(5)), a1);
-            a0 = Fma.MultiplyAdd(T.One(wp, xp, b + 6), Avx2.PermuteVar8x32(s, Vector256.Create(6)), a0);
-            a1 = Fma.MultiplyAdd(T.One(wp, xp, b + 7), Avx2.PermuteVar8x32(s, Vector256.Create(7)), a1);
+            var dx8 = Avx.LoadVector256(xd + b);
+            var dw8 = Avx.LoadVector256(da + b);
+            if (T.HasOffset) offsetsA = Fma.MultiplyAdd(dw8, Avx.LoadVector256(c + b), offsetsA);
+            var s = Avx.Multiply(dw8, dx8);
+            a0 = Fma.MultiplyAdd(T.One(wa, xp, b), Avx2.PermuteVar8x32(s, Vector256.Create(0)), a0);
+            a1 = Fma.MultiplyAdd(T.One(wa, xp, b + 1), Avx2.PermuteVar8x32(s, Vector256.Create(1)), a1);
+            a0 = Fma.MultiplyAdd(T.One(wa, xp, b + 2), Avx2.PermuteVar8x32(s, Vector256.Create(2)), a0);
+            a1 = Fma.MultiplyAdd(T.One(wa, xp, b + 3), Avx2.PermuteVar8x32(s, Vector256.Create(3)), a1);
+            a0 = Fma.MultiplyAdd(T.One(wa, xp, b + 4), Avx2.PermuteVar8x32(s, Vector256.Create(4)), a0);
+            a1 = Fma.MultiplyAdd(T.One(wa, xp, b + 5), Avx2.PermuteVar8x32(s, Vector256.Create(5)), a1);
+            a0 = Fma.MultiplyAdd(T.One(wa, xp, b + 6), Avx2.PermuteVar8x32(s, Vector256.Create(6)), a0);
+            a1 = Fma.MultiplyAdd(T.One(wa, xp, b + 7), Avx2.PermuteVar8x32(s, Vector256.Create(7)), a1);
+            if (!TRows.Two) continue;
+            dw8 = Avx.LoadVector256(db + b);
+            if (T.HasOffset) offsetsB = Fma.MultiplyAdd(dw8, Avx.LoadVector256(c + b), offsetsB);
+            s = Avx.Multiply(dw8, dx8);
+            b0 = Fma.MultiplyAdd(T.One(wb, xp, b), Avx2.PermuteVar8x32(s, Vector256.Create(0)), b0);
+            b1 = Fma.MultiplyAdd(T.One(wb, xp, b + 1), Avx2.PermuteVar8x32(s, Vector256.Create(1)), b1);
+            b0 = Fma.MultiplyAdd(T.One(wb, xp, b + 2), Avx2.PermuteVar8x32(s, Vector256.Create(2)), b0);
+            b1 = Fma.MultiplyAdd(T.One(wb, xp, b + 3), Avx2.PermuteVar8x32(s, Vector256.Create(3)), b1);
+            b0 = Fma.MultiplyAdd(T.One(wb, xp, b + 4), Avx2.PermuteVar8x32(s, Vector256.Create(4)), b0);
+            b1 = Fma.MultiplyAdd(T.One(wb, xp, b + 5), Avx2.PermuteVar8x32(s, Vector256.Create(5)), b1);
+            b0 = Fma.MultiplyAdd(T.One(wb, xp, b + 6), Avx2.PermuteVar8x32(s, Vector256.Create(6)), b0);
+            b1 = Fma.MultiplyAdd(T.One(wb, xp, b + 7), Avx2.PermuteVar8x32(s, Vector256.Create(7)), b1);
         }
         int full = b;
         for (; b < blocks; b++)   // fewer than eight left: each scale broadcast on its own
-            a0 = Fma.MultiplyAdd(T.One(wp, xp, b), Vector256.Create(wd[b] * xd[b]), a0);
-        float sum = Vector256.Sum(a0 + a1);
-        return T.HasOffset ? sum - Offset(offsets, wd, c, full, blocks) : sum;
+        {
+            a0 = Fma.MultiplyAdd(T.One(wa, xp, b), Vector256.Create(da[b] * xd[b]), a0);
+            if (TRows.Two) b0 = Fma.MultiplyAdd(T.One(wb, xp, b), Vector256.Create(db[b] * xd[b]), b0);
+        }
+        sa = Vector256.Sum(a0 + a1);
+        sb = TRows.Two ? Vector256.Sum(b0 + b1) : 0f;
+        if (!T.HasOffset) return;
+        sa -= Offset(offsetsA, da, c, full, blocks);
+        if (TRows.Two) sb -= Offset(offsetsB, db, c, full, blocks);
     }
 
     /// <summary>Σ_b dw[b] · c[b]: the eight-block partial sums in <paramref name="offsets"/>, then blocks
