@@ -209,9 +209,9 @@ public static class CpuKernels
         for (; k < n; k++) { s0 += (float)w[k] * x[k]; s1 += (float)w[k] * x[n + k]; }
     }
 
-    /// <summary><see cref="DotHalfPaired"/> of one x with two weight rows at once (wa · x and wb · x, read side by side:
-    /// see <see cref="ColumnPairs"/>): each block of x is loaded once and used twice. Per row the same operations in the same order, so each sum has exactly the bits
-    /// of DotHalfPaired.</summary>
+    /// <summary><see cref="DotHalfPaired"/> of one x with two weight rows at once (wa · x and wb · x, read side by
+    /// side: see <see cref="ColumnPairs"/>): each block of x is loaded once and used twice. Per row the same
+    /// operations in the same order, so each sum has exactly the bits of DotHalfPaired.</summary>
     public static void DotHalfPairedColumns2(ReadOnlySpan<Half> wa, ReadOnlySpan<Half> wb, ReadOnlySpan<float> x,
         out float sa, out float sb)
     {
