@@ -72,39 +72,44 @@ public class ColumnPairsTests
         for (int i = 0; i < qx.Length; i++) qx[i] = (sbyte)rng.Next(-127, 128);
         float[] F(int n) => Enumerable.Range(0, n).Select(_ => rng.NextSingle() * 0.01f).ToArray();
         float[] dw = F(2 * blocks), dx = F(blocks), c = F(blocks);
-        int checkedForms = 0;
+        var forms = BlockSumForms();
+        Assert.True(forms.Count > 0 || !Avx2.IsSupported, "no vector form was checked");
         fixed (byte* w = bytes)
         fixed (sbyte* x = qx)
         fixed (float* d = dw, xd = dx, xc = c)
+            foreach (var (name, rowBytes, two, one) in forms)
+            {
+                // row b starts where row a ends (Q8_0: 32 bytes a block, Q4_0: 16); Q8_0 ignores the offsets c
+                byte* wb = w + blocks * rowBytes;
+                float* db = d + blocks;
+                two(w, d, wb, db, x, xd, xc, blocks, out float a, out float b);
+                Assert.True(one(w, d, x, xd, xc, blocks) == a, $"{name}: row a");
+                Assert.True(one(wb, db, x, xd, xc, blocks) == b, $"{name}: row b");
+            }
+    }
+
+    private unsafe delegate void TwoRowSum(byte* wa, float* da, byte* wb, float* db, sbyte* xp, float* xd, float* c,
+        int blocks, out float sa, out float sb);
+
+    private unsafe delegate float OneRowSum(byte* w, float* d, sbyte* xp, float* xd, float* c, int blocks);
+
+    private static unsafe List<(string, int, TwoRowSum, OneRowSum)> BlockSumForms()
+    {
+        var forms = new List<(string, int, TwoRowSum, OneRowSum)>();
+        if (Avx512BW.IsSupported)
         {
-            // Q8_0 rows of 32 bytes a block, Q4_0 rows of 16 (and an offset); row b starts where row a ends.
-            byte* q8b = w + blocks * 32, q4b = w + blocks * 16;
-            float* db = d + blocks;
-            if (Avx512BW.IsSupported)
-            {
-                QuantizedBlocks.Sum512<QuantizedBlocks.Q8, QuantizedBlocks.TwoRows>(w, d, q8b, db, x, xd, null,
-                    blocks, out float a, out float b);
-                Assert.Equal(QuantizedBlocks.Sum512<QuantizedBlocks.Q8>(w, d, x, xd, null, blocks), a);
-                Assert.Equal(QuantizedBlocks.Sum512<QuantizedBlocks.Q8>(q8b, db, x, xd, null, blocks), b);
-                QuantizedBlocks.Sum512<QuantizedBlocks.Q4, QuantizedBlocks.TwoRows>(w, d, q4b, db, x, xd, xc,
-                    blocks, out a, out b);
-                Assert.Equal(QuantizedBlocks.Sum512<QuantizedBlocks.Q4>(w, d, x, xd, xc, blocks), a);
-                Assert.Equal(QuantizedBlocks.Sum512<QuantizedBlocks.Q4>(q4b, db, x, xd, xc, blocks), b);
-                checkedForms++;
-            }
-            if (Avx2.IsSupported && Fma.IsSupported)
-            {
-                QuantizedBlocks.Sum256<QuantizedBlocks.Q8, QuantizedBlocks.TwoRows>(w, d, q8b, db, x, xd, null,
-                    blocks, out float a, out float b);
-                Assert.Equal(QuantizedBlocks.Sum256<QuantizedBlocks.Q8>(w, d, x, xd, null, blocks), a);
-                Assert.Equal(QuantizedBlocks.Sum256<QuantizedBlocks.Q8>(q8b, db, x, xd, null, blocks), b);
-                QuantizedBlocks.Sum256<QuantizedBlocks.Q4, QuantizedBlocks.TwoRows>(w, d, q4b, db, x, xd, xc,
-                    blocks, out a, out b);
-                Assert.Equal(QuantizedBlocks.Sum256<QuantizedBlocks.Q4>(w, d, x, xd, xc, blocks), a);
-                Assert.Equal(QuantizedBlocks.Sum256<QuantizedBlocks.Q4>(q4b, db, x, xd, xc, blocks), b);
-                checkedForms++;
-            }
+            forms.Add(("Q8_0, 512 bits", 32, QuantizedBlocks.Sum512<QuantizedBlocks.Q8, QuantizedBlocks.TwoRows>,
+                QuantizedBlocks.Sum512<QuantizedBlocks.Q8>));
+            forms.Add(("Q4_0, 512 bits", 16, QuantizedBlocks.Sum512<QuantizedBlocks.Q4, QuantizedBlocks.TwoRows>,
+                QuantizedBlocks.Sum512<QuantizedBlocks.Q4>));
         }
-        Assert.True(checkedForms > 0 || !Avx2.IsSupported, "no vector form was checked");
+        if (Avx2.IsSupported && Fma.IsSupported)
+        {
+            forms.Add(("Q8_0, 256 bits", 32, QuantizedBlocks.Sum256<QuantizedBlocks.Q8, QuantizedBlocks.TwoRows>,
+                QuantizedBlocks.Sum256<QuantizedBlocks.Q8>));
+            forms.Add(("Q4_0, 256 bits", 16, QuantizedBlocks.Sum256<QuantizedBlocks.Q4, QuantizedBlocks.TwoRows>,
+                QuantizedBlocks.Sum256<QuantizedBlocks.Q4>));
+        }
+        return forms;
     }
 }

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics.X86;
 
 namespace ScratchGpt.Backends.Cpu;
 
@@ -124,15 +123,10 @@ public static class ColumnPairs
 
         public void Two(int j, int k, out float sj, out float sk)
         {
-            byte* wj = (byte*)(qw + (long)j * inDim), wk = (byte*)(qw + (long)k * inDim);
-            float* dj = dw + (long)j * Blocks, dk = dw + (long)k * Blocks;
-            if (Avx512BW.IsSupported)
-                QuantizedBlocks.Sum512<QuantizedBlocks.Q8, QuantizedBlocks.TwoRows>(wj, dj, wk, dk, qx, dx, null,
-                    Blocks, out sj, out sk);
-            else if (Avx2.IsSupported && Fma.IsSupported)
-                QuantizedBlocks.Sum256<QuantizedBlocks.Q8, QuantizedBlocks.TwoRows>(wj, dj, wk, dk, qx, dx, null,
-                    Blocks, out sj, out sk);
-            else (sj, sk) = (One(j), One(k));
+            if (!QuantizedBlocks.TrySumTwoRows<QuantizedBlocks.Q8>((byte*)(qw + (long)j * inDim),
+                    dw + (long)j * Blocks, (byte*)(qw + (long)k * inDim), dw + (long)k * Blocks, qx, dx, null, Blocks,
+                    out sj, out sk))
+                (sj, sk) = (One(j), One(k));
         }
     }
 
@@ -146,15 +140,9 @@ public static class ColumnPairs
 
         public void Two(int j, int k, out float sj, out float sk)
         {
-            byte* wj = cw + (long)j * inDim / 2, wk = cw + (long)k * inDim / 2;
-            float* dj = dw + (long)j * Blocks, dk = dw + (long)k * Blocks;
-            if (Avx512BW.IsSupported)
-                QuantizedBlocks.Sum512<QuantizedBlocks.Q4, QuantizedBlocks.TwoRows>(wj, dj, wk, dk, qx, dx, cx,
-                    Blocks, out sj, out sk);
-            else if (Avx2.IsSupported && Fma.IsSupported)
-                QuantizedBlocks.Sum256<QuantizedBlocks.Q4, QuantizedBlocks.TwoRows>(wj, dj, wk, dk, qx, dx, cx,
-                    Blocks, out sj, out sk);
-            else (sj, sk) = (One(j), One(k));
+            if (!QuantizedBlocks.TrySumTwoRows<QuantizedBlocks.Q4>(cw + (long)j * inDim / 2, dw + (long)j * Blocks,
+                    cw + (long)k * inDim / 2, dw + (long)k * Blocks, qx, dx, cx, Blocks, out sj, out sk))
+                (sj, sk) = (One(j), One(k));
         }
     }
 }

@@ -231,6 +231,20 @@ internal static unsafe class QuantizedBlocks
         if (TRows.Two) sb -= Offset(offsetsB, db, c, full, blocks);
     }
 
+    /// <summary>Rows a and b (<see cref="TwoRows"/>) with the widest vectors this CPU has; false where it has neither
+    /// AVX-512 nor AVX2 (the caller then takes the rows one at a time).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool TrySumTwoRows<T>(byte* wa, float* da, byte* wb, float* db, sbyte* xp, float* xd, float* c,
+        int blocks, out float sa, out float sb)
+        where T : IBlockProduct
+    {
+        if (Avx512BW.IsSupported) Sum512<T, TwoRows>(wa, da, wb, db, xp, xd, c, blocks, out sa, out sb);
+        else if (Avx2.IsSupported && Fma.IsSupported)
+            Sum256<T, TwoRows>(wa, da, wb, db, xp, xd, c, blocks, out sa, out sb);
+        else (sa, sb) = (0f, 0f);
+        return Avx512BW.IsSupported || (Avx2.IsSupported && Fma.IsSupported);
+    }
+
     /// <summary>Σ_b dw[b] · c[b]: the eight-block partial sums in <paramref name="offsets"/>, then blocks
     /// from .. blocks − 1 one at a time.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
