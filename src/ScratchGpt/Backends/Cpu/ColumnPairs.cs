@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace ScratchGpt.Backends.Cpu;
 
@@ -12,6 +13,16 @@ namespace ScratchGpt.Backends.Cpu;
 /// </summary>
 public static class ColumnPairs
 {
+    /// <summary>Whether one row with weights in this format goes through pairs: every format but bfloat16 (widened a
+    /// row at a time), and Q4_0 only with AVX-512: in 16 vector registers its two-row block sum spills accumulators to
+    /// the stack and measured no faster than a column at a time (docs/benchmarks.md, session 15).</summary>
+    public static bool Pays(WeightPrecision precision) => precision switch
+    {
+        WeightPrecision.BFloat16 => false,
+        WeightPrecision.Q4_0 => Avx512BW.IsSupported,
+        _ => true,
+    };
+
     /// <summary>A format's dot products of the input row with weight row j, or with rows j and k together.</summary>
     public interface IRowDot
     {

@@ -164,7 +164,7 @@ public sealed class CpuBackend : IBackend
             ? System.Buffers.ArrayPool<float>.Shared.Rent(rows * inDim) : null;
         // One input row (a decode step of one sequence) takes its columns in pairs half a matrix apart, two weight
         // streams per core (ColumnPairs), so a block is then a range of pairs j (columns j and j + outDim / 2).
-        bool pairs = rows == 1 && outDim >= 2 && wb.Precision != WeightPrecision.BFloat16;
+        bool pairs = rows == 1 && outDim >= 2 && ColumnPairs.Pays(wb.Precision);
         int units = pairs ? outDim / 2 : outDim;
         // Enough column blocks to keep every core busy; each block's weight rows stay hot in cache
         // while all the input rows pass over them.
