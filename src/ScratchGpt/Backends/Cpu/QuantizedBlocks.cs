@@ -132,11 +132,7 @@ internal static unsafe class QuantizedBlocks
         int b = 0;
         for (; b + 8 <= blocks; b += 8)
         {
-            for (int line = 0; line < 8 * T.Bytes; line += 64)
-            {
-                PrefetchAhead(wa + b * T.Bytes + line);
-                if (TRows.Two) PrefetchAhead(wb + b * T.Bytes + line);
-            }
+            PrefetchEightBlocks<T, TRows>(wa, wb, b);
             var dx8 = Avx.LoadVector256(xd + b);
             var dw8 = Avx.LoadVector256(da + b);
             if (T.HasOffset) offsetsA = Fma.MultiplyAdd(dw8, Avx.LoadVector256(c + b), offsetsA);
@@ -162,9 +158,7 @@ internal static unsafe class QuantizedBlocks
             sa += Vector256.Sum(T.One(wa, xp, b)) * (da[b] * xd[b]);
             if (TRows.Two) sb += Vector256.Sum(T.One(wb, xp, b)) * (db[b] * xd[b]);
         }
-        if (!T.HasOffset) return;
-        sa -= Offset(offsetsA, da, c, full, blocks);
-        if (TRows.Two) sb -= Offset(offsetsB, db, c, full, blocks);
+        SubtractOffsets<T, TRows>(ref sa, ref sb, offsetsA, offsetsB, da, db, c, full, blocks);
     }
 
     /// <summary><see cref="Sum512{T}"/> with 256-bit vectors, one block per instruction.</summary>
@@ -187,11 +181,7 @@ internal static unsafe class QuantizedBlocks
         int b = 0;
         for (; b + 8 <= blocks; b += 8)
         {
-            for (int line = 0; line < 8 * T.Bytes; line += 64)
-            {
-                PrefetchAhead(wa + b * T.Bytes + line);
-                if (TRows.Two) PrefetchAhead(wb + b * T.Bytes + line);
-            }
+            PrefetchEightBlocks<T, TRows>(wa, wb, b);
             // the eight blocks' dw · dx in one vector; a permute broadcasts each one to every lane
             var dx8 = Avx.LoadVector256(xd + b);
             var dw8 = Avx.LoadVector256(da + b);
@@ -226,9 +216,7 @@ internal static unsafe class QuantizedBlocks
         }
         sa = Vector256.Sum(a0 + a1);
         sb = TRows.Two ? Vector256.Sum(b0 + b1) : 0f;
-        if (!T.HasOffset) return;
-        sa -= Offset(offsetsA, da, c, full, blocks);
-        if (TRows.Two) sb -= Offset(offsetsB, db, c, full, blocks);
+        SubtractOffsets<T, TRows>(ref sa, ref sb, offsetsA, offsetsB, da, db, c, full, blocks);
     }
 
     /// <summary>Rows a and b (<see cref="TwoRows"/>) with the widest vectors this CPU has; false where it has neither
@@ -243,6 +231,30 @@ internal static unsafe class QuantizedBlocks
             Sum256<T, TwoRows>(wa, da, wb, db, xp, xd, c, blocks, out sa, out sb);
         else (sa, sb) = (0f, 0f);
         return Avx512BW.IsSupported || (Avx2.IsSupported && Fma.IsSupported);
+    }
+
+    /// <summary>The weights of blocks b … b + 7, <see cref="PrefetchDistance"/> ahead, of row a and (with
+    /// <see cref="TwoRows"/>) row b.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchEightBlocks<T, TRows>(byte* wa, byte* wb, int b)
+        where T : IBlockProduct where TRows : IRows
+    {
+        for (int line = 0; line < 8 * T.Bytes; line += 64)
+        {
+            PrefetchAhead(wa + b * T.Bytes + line);
+            if (TRows.Two) PrefetchAhead(wb + b * T.Bytes + line);
+        }
+    }
+
+    /// <summary>Where T has an offset: each row's Σ_b dw[b] · c[b] (<see cref="Offset"/>) taken from its sum.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void SubtractOffsets<T, TRows>(ref float sa, ref float sb, Vector256<float> offsetsA,
+        Vector256<float> offsetsB, float* da, float* db, float* c, int full, int blocks)
+        where T : IBlockProduct where TRows : IRows
+    {
+        if (!T.HasOffset) return;
+        sa -= Offset(offsetsA, da, c, full, blocks);
+        if (TRows.Two) sb -= Offset(offsetsB, db, c, full, blocks);
     }
 
     /// <summary>Σ_b dw[b] · c[b]: the eight-block partial sums in <paramref name="offsets"/>, then blocks
