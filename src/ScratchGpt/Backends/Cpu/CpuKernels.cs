@@ -800,11 +800,17 @@ public static class CpuKernels
             int p = past + r;
             var w = scores[..(p + 1)];
             var q = qkv.Slice(r * 3 * E + h * D, D);
+            ReadOnlySpan<float> keys = kh[..((p + 1) * D)], values = vh[..((p + 1) * D)];
             // four keys at a time (adjacent rows of the cache): eight independent FMA chains instead of two, and
             // per key the same operations as Dot, so the same bits
             int t = 0;
             for (; t + 4 <= p + 1; t += 4)
             {
+                // In a decode step the cache comes from memory (a token's weights passed through the caches since
+                // the last step), and one stream of key rows arrives at ~15 GB/s on one core. Asked for ahead, the
+                // keys 16 positions on and these positions' values (read after the softmax) come as two streams.
+                Prefetch(keys, (t + 16) * D, 4 * D);
+                Prefetch(values, t * D, 4 * D);
                 DotRows4(q, kh.Slice(t * D, 4 * D), out float s0, out float s1, out float s2, out float s3);
                 w[t] = s0 / scale;
                 w[t + 1] = s1 / scale;
@@ -815,6 +821,17 @@ public static class CpuKernels
             FinishRow(w, vh, y.Slice(r * E + h * D, D),
                 probs.IsEmpty ? probs : probs.Slice((h * rows + r) * total, total));
         }
+    }
+
+    /// <summary>Asks for elements start .. start + length − 1 of <paramref name="block"/> (those inside it) to be
+    /// brought into the L1 cache, one request per 64-byte line; no effect where the CPU has no prefetch
+    /// instruction.</summary>
+    private static unsafe void Prefetch(ReadOnlySpan<float> block, int start, int length)
+    {
+        if (!Sse.IsSupported) return;
+        int end = Math.Min(start + length, block.Length);
+        fixed (float* p = block)
+            for (int i = start; i < end; i += 16) Sse.Prefetch0(p + i);
     }
 
     /// <summary>The rest of one row of attention from its scores w over positions 0..p: softmax, the weighted sum of
