@@ -103,8 +103,8 @@ public static class BenchCommand
 
             double bandwidth = MeasureBandwidth();
             // what a matmul reads per weight, as this backend holds it (the ILGPU backend holds Q8_0 and Q4_0 as
-            // float32)
-            double bytesPer = model.Backend.StoredPrecision(model.Precision).BytesPerWeight();
+            // float32, the CPU backend Q4_0's scales as float32)
+            double bytesPer = model.Backend.BytesPerWeight(model.Precision);
             var cfg = model.Config;
             // wpe: one row per token
             long weightBytes = (long)((model.ParameterCount - (long)cfg.NPositions * cfg.NEmbd) * bytesPer);

@@ -229,7 +229,7 @@ public static class InspectCommands
             using var model = Common.LoadModel(p);
             var cfg = model.Config;
             long total = model.ParameterCount;
-            double bytesPer = model.Backend.StoredPrecision(model.Precision).BytesPerWeight();   // as held
+            double bytesPer = model.Backend.BytesPerWeight(model.Precision);   // as held
             var shapes = Loading.Gpt2Layout.For(cfg).All()   // the checkpoint's names and shapes (Conv1D as [in, out])
                 .Select(t => (t.Name, Shape: t.CheckpointShape.Select(d => (long)d).ToArray())).ToList();
             if (p.GetValue(Common.Json))

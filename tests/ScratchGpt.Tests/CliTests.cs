@@ -72,16 +72,18 @@ public class CliTests
     [Fact]
     public void Bench_counts_the_bytes_a_backend_really_reads_per_weight()
     {
-        // Q8_0 is read as stored by the SIMD CPU backend (34 bytes per 32 weights), as float32 by the reference one.
-        long Bytes(string device)
+        // Q8_0 is read as stored by the SIMD CPU backend (34 bytes per 32 weights), Q4_0 with its scales widened (16
+        // bytes of codes and a float32 scale per 32), both as float32 by the reference one.
+        long Bytes(string device, string format)
         {
-            var (code, stdout, err) = Run("bench", "--model", Model, "--device", device, "--quantize", "q8_0",
+            var (code, stdout, err) = Run("bench", "--model", Model, "--device", device, "--quantize", format,
                 "--prompt-tokens", "4", "--new-tokens", "2", "--runs", "1", "--json");
             Assert.True(code == 0, err);
             return JsonNode.Parse(stdout)!["weight_bytes_per_token"]!.GetValue<long>();
         }
-        long cpu = Bytes("cpu"), reference = Bytes("reference");
-        Assert.Equal(4.0 / (34.0 / 32), (double)reference / cpu, 3);
+        long reference = Bytes("reference", "q8_0");
+        Assert.Equal(4.0 / (34.0 / 32), (double)reference / Bytes("cpu", "q8_0"), 3);
+        Assert.Equal(4.0 / (20.0 / 32), (double)reference / Bytes("cpu", "q4_0"), 3);
     }
 
     [Fact]

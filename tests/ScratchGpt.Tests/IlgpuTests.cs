@@ -41,7 +41,7 @@ public class IlgpuTests
         public IDeviceBuffer Upload(ReadOnlySpan<float> data) => inner.Upload(data);
         public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision) =>
             inner.UploadWeight(data, precision);
-        public WeightPrecision StoredPrecision(WeightPrecision precision) => inner.StoredPrecision(precision);
+        public double BytesPerWeight(WeightPrecision precision) => inner.BytesPerWeight(precision);
         public IDeviceBuffer Allocate(long length) => inner.Allocate(length);
         public void Download(IDeviceBuffer src, long offset, Span<float> dst) => inner.Download(src, offset, dst);
         public void Copy(IDeviceBuffer src, long srcOffset, IDeviceBuffer dst, long dstOffset, long count) =>

@@ -23,9 +23,10 @@ public interface IBackend : IDisposable
     /// <summary>A weight matrix that may stay 16-bit on the device (widened to float32 inside the kernels).</summary>
     IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision);
 
-    /// <summary>How a weight uploaded with <paramref name="precision"/> is held, i.e. what a matmul reads per weight:
-    /// the precision itself, or Float32 where this backend keeps the widened values.</summary>
-    WeightPrecision StoredPrecision(WeightPrecision precision);
+    /// <summary>Bytes a matmul reads per weight uploaded with <paramref name="precision"/>, as this backend holds it:
+    /// the format's own size (<see cref="WeightPrecisionSize.BytesPerWeight"/>), or more where it keeps values or
+    /// scales widened.</summary>
+    double BytesPerWeight(WeightPrecision precision);
 
     /// <summary>A zero-filled buffer of <paramref name="length"/> floats.</summary>
     IDeviceBuffer Allocate(long length);

@@ -58,11 +58,11 @@ public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = nul
         return inner.Upload(data);
     }
 
-    public WeightPrecision StoredPrecision(WeightPrecision precision) => inner.StoredPrecision(precision);
+    public double BytesPerWeight(WeightPrecision precision) => inner.BytesPerWeight(precision);
 
     public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision)
     {
-        double bytesPer = inner.StoredPrecision(precision).BytesPerWeight();
+        double bytesPer = inner.BytesPerWeight(precision);
         Interlocked.Add(ref _bytesMoved, (long)(data.Length * bytesPer));
         var b = inner.UploadWeight(data, precision);
         lock (_bytesPerWeight) _bytesPerWeight[b] = bytesPer;

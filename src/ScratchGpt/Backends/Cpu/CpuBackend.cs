@@ -39,7 +39,11 @@ public sealed class CpuBackend : IBackend
     public IDeviceBuffer Upload(ReadOnlySpan<float> data) => new CpuBuffer(data.ToArray());
 
     /// <summary>Every format as it is: float16, bfloat16, Q8_0 and Q4_0 are read as stored.</summary>
-    public WeightPrecision StoredPrecision(WeightPrecision precision) => precision;
+    /// <summary>Every format as stored, but Q4_0's scales, held widened to float32 (<see cref="Q4Weights"/>): 16
+    /// bytes of codes and 4 of scale per 32 weights.</summary>
+    public double BytesPerWeight(WeightPrecision precision) => precision == WeightPrecision.Q4_0
+        ? (Loading.Q4_0.BlockSize / 2 + sizeof(float)) / (double)Loading.Q4_0.BlockSize
+        : precision.BytesPerWeight();
 
     /// <summary>A weight matrix in its format, in <see cref="HugePageMemory"/> (decode streams all of them).</summary>
     public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision) => precision switch

@@ -545,7 +545,7 @@ public static class CpuKernels
     /// being dw · (q − 8)) and the input in Q8_0 with c from <see cref="Q4Offsets"/>: Σ (q − 8) · qx is
     /// Σ q · qx − 8 · Σ qx, so the blocks are summed as Q8_0's are with the codes as they are
     /// (<see cref="QuantizedBlocks.Q4"/>), and Σ_b dw[b] · c[b] is subtracted at the end (one FMA per eight blocks).
-    /// Reads 18 bytes per 32 weights.
+    /// Reads 20 bytes per 32 weights (16 of codes, the scale widened to float32: <see cref="Q4Weights"/>).
     /// </summary>
     public static unsafe float DotQ4(ReadOnlySpan<byte> codes, ReadOnlySpan<float> dw, ReadOnlySpan<sbyte> qx,
         ReadOnlySpan<float> dx, ReadOnlySpan<float> c)

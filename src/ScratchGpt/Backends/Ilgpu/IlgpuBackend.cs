@@ -89,8 +89,9 @@ public sealed class IlgpuBackend : IBackend
     }
 
     /// <summary>16-bit weights stay 16-bit; Q8_0 and Q4_0 are held dequantized, as float32.</summary>
-    public WeightPrecision StoredPrecision(WeightPrecision precision) =>
-        precision is WeightPrecision.Q8_0 or WeightPrecision.Q4_0 ? WeightPrecision.Float32 : precision;
+    public double BytesPerWeight(WeightPrecision precision) =>
+        (precision is WeightPrecision.Q8_0 or WeightPrecision.Q4_0 ? WeightPrecision.Float32 : precision)
+        .BytesPerWeight();
 
     /// <summary>Float16 and bfloat16 weights stay 16-bit on the device; the weight kernels widen them.</summary>
     public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision)

@@ -23,7 +23,7 @@ public sealed class ReferenceBackend : IBackend
     public IDeviceBuffer Upload(ReadOnlySpan<float> data) => new Buffer(data.ToArray());
 
     /// <summary>The rounded values, widened: every weight is a float32 here.</summary>
-    public WeightPrecision StoredPrecision(WeightPrecision precision) => WeightPrecision.Float32;
+    public double BytesPerWeight(WeightPrecision precision) => WeightPrecision.Float32.BytesPerWeight();
 
     public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision) => precision switch
     {
