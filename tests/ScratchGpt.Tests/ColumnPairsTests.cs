@@ -72,30 +72,26 @@ public class ColumnPairsTests
         for (int i = 0; i < qx.Length; i++) qx[i] = (sbyte)rng.Next(-127, 128);
         float[] F(int n) => Enumerable.Range(0, n).Select(_ => rng.NextSingle() * 0.01f).ToArray();
         float[] dw = F(2 * blocks), dx = F(blocks), c = F(blocks);
-        Half[] dwHalf = dw.Select(d => (Half)d).ToArray();   // Q8_0 keeps its scales as float16
         var forms = BlockSumForms();
         Assert.True(forms.Count > 0 || !Avx2.IsSupported, "no vector form was checked");
         fixed (byte* w = bytes)
         fixed (sbyte* x = qx)
-        fixed (float* dFloat = dw, xd = dx, xc = c)
-        fixed (Half* dHalf = dwHalf)
+        fixed (float* d = dw, xd = dx, xc = c)
             foreach (var (name, rowBytes, two, one) in forms)
             {
-                // row b starts where row a ends (Q8_0: 32 bytes and a float16 scale a block, Q4_0: 16 bytes and a
-                // float32 scale); Q8_0 ignores the offsets c
+                // row b starts where row a ends (Q8_0: 32 bytes a block, Q4_0: 16); Q8_0 ignores the offsets c
                 byte* wb = w + blocks * rowBytes;
-                void* d = rowBytes == 32 ? dHalf : dFloat;
-                void* db = rowBytes == 32 ? dHalf + blocks : dFloat + blocks;
+                float* db = d + blocks;
                 two(w, d, wb, db, x, xd, xc, blocks, out float a, out float b);
                 Assert.True(one(w, d, x, xd, xc, blocks) == a, $"{name}: row a");
                 Assert.True(one(wb, db, x, xd, xc, blocks) == b, $"{name}: row b");
             }
     }
 
-    private unsafe delegate void TwoRowSum(byte* wa, void* da, byte* wb, void* db, sbyte* xp, float* xd, float* c,
+    private unsafe delegate void TwoRowSum(byte* wa, float* da, byte* wb, float* db, sbyte* xp, float* xd, float* c,
         int blocks, out float sa, out float sb);
 
-    private unsafe delegate float OneRowSum(byte* w, void* d, sbyte* xp, float* xd, float* c, int blocks);
+    private unsafe delegate float OneRowSum(byte* w, float* d, sbyte* xp, float* xd, float* c, int blocks);
 
     private static unsafe List<(string, int, TwoRowSum, OneRowSum)> BlockSumForms()
     {

@@ -184,9 +184,7 @@ public class QuantizationTests(ITestOutputHelper output)
         int n = blocks * Loading.Q8_0.BlockSize;
         sbyte[] qw = Enumerable.Range(0, n).Select(_ => (sbyte)rng.Next(-128, 128)).ToArray();   // -128 too
         sbyte[] qx = Enumerable.Range(0, n).Select(_ => (sbyte)rng.Next(-127, 128)).ToArray();
-        // float16 scales as Q8_0 stores them, every third one subnormal (the widening's other path)
-        Half[] dw = Enumerable.Range(0, blocks).Select(b => b % 3 == 2
-            ? BitConverter.UInt16BitsToHalf((ushort)rng.Next(1, 0x400)) : (Half)(rng.NextDouble() / 100)).ToArray();
+        float[] dw = Enumerable.Range(0, blocks).Select(_ => (float)rng.NextDouble() / 100).ToArray();
         float[] dx = Enumerable.Range(0, blocks).Select(_ => (float)rng.NextDouble()).ToArray();
         double want = 0, magnitude = 0;
         for (int b = 0; b < blocks; b++)
@@ -218,7 +216,7 @@ public class QuantizationTests(ITestOutputHelper output)
         var rng = new Random(m * 1000 + n);
         sbyte[] qw = Enumerable.Range(0, n * k).Select(_ => (sbyte)rng.Next(-128, 128)).ToArray();   // -128 too
         sbyte[] qx = Enumerable.Range(0, m * k).Select(_ => (sbyte)rng.Next(-127, 128)).ToArray();
-        Half[] dw = Enumerable.Range(0, n * k / 32).Select(_ => (Half)(rng.NextDouble() / 100)).ToArray();
+        float[] dw = Enumerable.Range(0, n * k / 32).Select(_ => (float)rng.NextDouble() / 100).ToArray();
         float[] dx = Enumerable.Range(0, m * k / 32).Select(_ => (float)rng.NextDouble()).ToArray();
         float[] bias = withBias ? Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble()).ToArray() : [];
         var w = new Backends.Cpu.Q8Weights(qw, dw);
@@ -243,7 +241,7 @@ public class QuantizationTests(ITestOutputHelper output)
                 {
                     long sum = 0;
                     for (int p = b * 32; p < (b + 1) * 32; p++) sum += qx[i * k + p] * qw[j * k + p];
-                    double term = (double)dx[i * blocks + b] * (double)dw[j * blocks + b] * sum;
+                    double term = (double)dx[i * blocks + b] * dw[j * blocks + b] * sum;
                     want += term;
                     magnitude += Math.Abs(term);
                 }
@@ -253,7 +251,7 @@ public class QuantizationTests(ITestOutputHelper output)
 
         // Q4_0 weights through the same product: codes c give weights dw · (c − 8)
         byte[] codes = Enumerable.Range(0, n * k / 2).Select(_ => (byte)rng.Next(256)).ToArray();
-        Backends.Cpu.Q8Gemm.MatMulNT(qx, dx, new Backends.Cpu.Q4Weights(codes, dw.Select(d => (float)d).ToArray()), bias, y, m, n, k);
+        Backends.Cpu.Q8Gemm.MatMulNT(qx, dx, new Backends.Cpu.Q4Weights(codes, dw), bias, y, m, n, k);
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++)
             {
@@ -267,7 +265,7 @@ public class QuantizationTests(ITestOutputHelper output)
                         sum += ((pair & 0x0F) - 8) * qx[i * k + b * 32 + p]
                             + ((pair >> 4) - 8) * qx[i * k + b * 32 + 16 + p];
                     }
-                    double term = (double)dx[i * blocks + b] * (double)dw[j * blocks + b] * sum;
+                    double term = (double)dx[i * blocks + b] * dw[j * blocks + b] * sum;
                     want += term;
                     magnitude += Math.Abs(term);
                 }
@@ -346,34 +344,6 @@ public class QuantizationTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public unsafe void Float16_scales_widen_to_float32_exactly_for_every_bit_pattern()
-    {
-        // the Q8_0 dot products widen their float16 scales in integer steps (QuantizedBlocks.WidenScales); every
-        // one of the 65,536 halves — normal, subnormal, zero, infinite, NaN, either sign — must give (float)h
-        if (!Avx2.IsSupported)
-        {
-            output.WriteLine("no AVX2 on this CPU: the vector widening is not used here");
-            return;
-        }
-        var halves = new Half[8];
-        var lanes = new float[8];
-        int checkedCount = 0;
-        for (int u = 0; u < 65_536; u += 8)
-        {
-            for (int i = 0; i < 8; i++) halves[i] = BitConverter.UInt16BitsToHalf((ushort)(u + i));
-            fixed (Half* h = halves) System.Runtime.Intrinsics.Vector256.CopyTo(Backends.Cpu.QuantizedBlocks.WidenScales(h), lanes);
-            for (int i = 0; i < 8; i++, checkedCount++)
-            {
-                float want = (float)halves[i];
-                Assert.True(float.IsNaN(want) ? float.IsNaN(lanes[i])
-                    : BitConverter.SingleToInt32Bits(want) == BitConverter.SingleToInt32Bits(lanes[i]),
-                    $"half 0x{u + i:X4}: {lanes[i]} instead of {want}");
-            }
-        }
-        Assert.Equal(65_536, checkedCount);
-    }
-
     private unsafe delegate float DotQ4Form(byte* codes, float* dw, sbyte* qx, float* dx, float* c, int blocks);
 
     private static unsafe List<(string, DotQ4Form)> DotQ4Forms()
@@ -392,7 +362,7 @@ public class QuantizationTests(ITestOutputHelper output)
             return form(w, wd, x, xd, xc, dw.Length);
     }
 
-    private unsafe delegate float DotQ8Form(sbyte* qw, Half* dw, sbyte* qx, float* dx, int blocks);
+    private unsafe delegate float DotQ8Form(sbyte* qw, float* dw, sbyte* qx, float* dx, int blocks);
 
     private static unsafe List<(string, DotQ8Form)> DotQ8Forms()
     {
@@ -402,10 +372,10 @@ public class QuantizationTests(ITestOutputHelper output)
         return forms;
     }
 
-    private static unsafe float DotQ8With(DotQ8Form form, sbyte[] qw, Half[] dw, sbyte[] qx, float[] dx)
+    private static unsafe float DotQ8With(DotQ8Form form, sbyte[] qw, float[] dw, sbyte[] qx, float[] dx)
     {
         fixed (sbyte* w = qw)
-        fixed (Half* wd = dw)
+        fixed (float* wd = dw)
         fixed (sbyte* x = qx)
         fixed (float* xd = dx)
             return form(w, wd, x, xd, dw.Length);

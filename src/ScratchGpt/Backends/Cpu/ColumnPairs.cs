@@ -69,7 +69,7 @@ public static class ColumnPairs
         ArgumentOutOfRangeException.ThrowIfLessThan(xq.Length, inDim, nameof(xq));
         ArgumentOutOfRangeException.ThrowIfLessThan(xd.Length, inDim / Loading.Q8_0.BlockSize, nameof(xd));
         fixed (sbyte* qw = w.Quants.Span)
-        fixed (Half* dw = w.Scales.Span)
+        fixed (float* dw = w.Scales.Span)
         fixed (sbyte* qx = xq)
         fixed (float* dx = xd)
         {
@@ -126,7 +126,7 @@ public static class ColumnPairs
     }
 
     /// <summary>Q8_0: row j's bytes at qw + j · inDim, its block scales at dw + j · inDim / 32.</summary>
-    private readonly unsafe struct Q8(sbyte* qw, Half* dw, sbyte* qx, float* dx, int inDim) : IRowDot
+    private readonly unsafe struct Q8(sbyte* qw, float* dw, sbyte* qx, float* dx, int inDim) : IRowDot
     {
         private int Blocks => inDim / Loading.Q8_0.BlockSize;
 

@@ -382,7 +382,7 @@ public static class CpuKernels
         ArgumentOutOfRangeException.ThrowIfLessThan(xq.Length, rows * inDim, nameof(xq));
         ArgumentOutOfRangeException.ThrowIfLessThan(xd.Length, rows * blocksPerRow, nameof(xd));
         fixed (sbyte* qw = w.Quants.Span)
-        fixed (Half* dw = w.Scales.Span)
+        fixed (float* dw = w.Scales.Span)
         fixed (sbyte* qx = xq)
         fixed (float* dx = xd)
             for (int j = j0; j < j1; j++)
@@ -458,7 +458,7 @@ public static class CpuKernels
     /// (<see cref="DotQ8Avx512"/>), otherwise one (<see cref="DotQ8Avx2"/>); the block sums are the same integers
     /// either way, only the order of the float sums differs.
     /// </summary>
-    public static unsafe float DotQ8(ReadOnlySpan<sbyte> qw, ReadOnlySpan<Half> dw, ReadOnlySpan<sbyte> qx,
+    public static unsafe float DotQ8(ReadOnlySpan<sbyte> qw, ReadOnlySpan<float> dw, ReadOnlySpan<sbyte> qx,
         ReadOnlySpan<float> dx)
     {
         int blocks = dw.Length;
@@ -467,29 +467,29 @@ public static class CpuKernels
         ArgumentOutOfRangeException.ThrowIfLessThan(dx.Length, blocks, nameof(dx));
         fixed (sbyte* wp = qw)
         fixed (sbyte* xp = qx)
-        fixed (Half* wd = dw)
+        fixed (float* wd = dw)
         fixed (float* xd = dx)
             return DotQ8(wp, wd, xp, xd, blocks);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static unsafe float DotQ8(sbyte* wp, Half* wd, sbyte* xp, float* xd, int blocks) =>
+    internal static unsafe float DotQ8(sbyte* wp, float* wd, sbyte* xp, float* xd, int blocks) =>
         Avx512BW.IsSupported ? DotQ8Avx512(wp, wd, xp, xd, blocks)
         : Avx2.IsSupported && Fma.IsSupported ? DotQ8Avx2(wp, wd, xp, xd, blocks)
         : DotQ8Scalar(wp, wd, xp, xd, blocks);
 
     /// <summary><see cref="DotQ8"/> with 512-bit vectors, two blocks per instruction.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static unsafe float DotQ8Avx512(sbyte* wp, Half* wd, sbyte* xp, float* xd, int blocks) =>
+    internal static unsafe float DotQ8Avx512(sbyte* wp, float* wd, sbyte* xp, float* xd, int blocks) =>
         QuantizedBlocks.Sum512<QuantizedBlocks.Q8>((byte*)wp, wd, xp, xd, null, blocks);
 
     /// <summary><see cref="DotQ8"/> with 256-bit vectors, one block per instruction.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static unsafe float DotQ8Avx2(sbyte* wp, Half* wd, sbyte* xp, float* xd, int blocks) =>
+    internal static unsafe float DotQ8Avx2(sbyte* wp, float* wd, sbyte* xp, float* xd, int blocks) =>
         QuantizedBlocks.Sum256<QuantizedBlocks.Q8>((byte*)wp, wd, xp, xd, null, blocks);
 
     /// <summary><see cref="DotQ8"/> one product at a time, for CPUs without AVX2.</summary>
-    internal static unsafe float DotQ8Scalar(sbyte* wp, Half* wd, sbyte* xp, float* xd, int blocks)
+    internal static unsafe float DotQ8Scalar(sbyte* wp, float* wd, sbyte* xp, float* xd, int blocks)
     {
         const int B = Loading.Q8_0.BlockSize;
         float sum = 0;
@@ -497,7 +497,7 @@ public static class CpuKernels
         {
             int block = 0;
             for (int i = b * B; i < (b + 1) * B; i++) block += wp[i] * xp[i];
-            sum += (float)wd[b] * xd[b] * block;
+            sum += wd[b] * xd[b] * block;
         }
         return sum;
     }

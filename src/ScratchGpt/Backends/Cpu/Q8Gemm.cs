@@ -40,8 +40,8 @@ public static unsafe class Q8Gemm
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(w.Quants.Length, (long)n * k, nameof(w));
         fixed (sbyte* qw = w.Quants.Span)
-        fixed (Half* dw = w.Scales.Span)
-            MatMulNT(xq, xd, qw, dw, null, null, bias, y, m, n, k);
+        fixed (float* dw = w.Scales.Span)
+            MatMulNT(xq, xd, qw, null, dw, bias, y, m, n, k);
     }
 
     /// <summary>The same with Q4_0 weights: each block's codes are unpacked to q − 8 (−8 … 7) as they are packed, and
@@ -52,11 +52,11 @@ public static unsafe class Q8Gemm
         ArgumentOutOfRangeException.ThrowIfLessThan(w.Codes.Length, (long)n * k / 2, nameof(w));
         fixed (byte* codes = w.Codes.Span)
         fixed (float* dw = w.Scales.Span)
-            MatMulNT(xq, xd, null, null, codes, dw, bias, y, m, n, k);
+            MatMulNT(xq, xd, null, codes, dw, bias, y, m, n, k);
     }
 
-    private static void MatMulNT(ReadOnlySpan<sbyte> xq, ReadOnlySpan<float> xd, sbyte* qw, Half* qwScales,
-        byte* codes, float* codeScales, ReadOnlySpan<float> bias, Span<float> y, int m, int n, int k)
+    private static void MatMulNT(ReadOnlySpan<sbyte> xq, ReadOnlySpan<float> xd, sbyte* qw, byte* codes, float* dw,
+        ReadOnlySpan<float> bias, Span<float> y, int m, int n, int k)
     {
         if (!IsSupported) throw new PlatformNotSupportedException("Q8Gemm needs AVX-VNNI");
         ArgumentOutOfRangeException.ThrowIfNotEqual(k % B, 0, nameof(k));
@@ -75,26 +75,18 @@ public static unsafe class Q8Gemm
             for (; i < m * k; i++) u[i] = (byte)(xq[i] ^ unchecked((sbyte)0x80));
             fixed (byte* pu = u)
             fixed (float* pdx = xd, pb = bias, py = y)
-                Run(new Operands(pu, pdx, qw, qwScales, codes, codeScales, bias.Length > 0 ? pb : null, py), m, n, k);
+                Run(new Operands(pu, pdx, qw, codes, dw, bias.Length > 0 ? pb : null, py), m, n, k);
         }
         finally { System.Buffers.ArrayPool<byte>.Shared.Return(u); }
     }
 
-    /// <summary>The pinned operands, as one value the parallel loop can carry: the weights are Q8_0 bytes with
-    /// their float16 scales (<see cref="Qw"/>, <see cref="QwScales"/>) or Q4_0 codes with their scales widened
-    /// (<see cref="Codes"/>, <see cref="CodeScales"/>; see <see cref="Q8Weights"/> and <see cref="Q4Weights"/>),
-    /// the other pair null.</summary>
-    private readonly struct Operands(byte* u, float* dx, sbyte* qw, Half* qwScales, byte* codes, float* codeScales,
-        float* bias, float* y)
+    /// <summary>The pinned operands, as one value the parallel loop can carry: the weights are Q8_0 bytes
+    /// (<see cref="Qw"/>) or Q4_0 codes (<see cref="Codes"/>), the other null.</summary>
+    private readonly struct Operands(byte* u, float* dx, sbyte* qw, byte* codes, float* dw, float* bias, float* y)
     {
         public readonly byte* U = u, Codes = codes;
-        public readonly float* Dx = dx, Bias = bias, Y = y, CodeScales = codeScales;
-        public readonly Half* QwScales = qwScales;
+        public readonly float* Dx = dx, Dw = dw, Bias = bias, Y = y;
         public readonly sbyte* Qw = qw;
-
-        /// <summary>The scale of block b of column j (of k / 32 blocks).</summary>
-        public float Scale(long j, int blocks, int b) =>
-            Qw != null ? (float)QwScales[j * blocks + b] : CodeScales[j * blocks + b];
     }
 
     private static void Run(Operands o, int m, int n, int k)
@@ -161,7 +153,7 @@ public static unsafe class Q8Gemm
                         dst[(q * 2 + c / 8) * 8 + c % 8] = src is null ? 0 : src[q];
                 }
             for (int c = 0; c < Columns; c++)
-                scales[b * Columns + c] = c < cols ? o.Scale(j0 + c, k / B, b) : 0f;
+                scales[b * Columns + c] = c < cols ? o.Dw[(long)(j0 + c) * (k / B) + b] : 0f;
             // Σ qw over the block for eight columns at a time: vpdpbusd against ones
             Vector256<int> lo = default, hi = default;
             for (int q = 0; q < B / 4; q++)

@@ -3,16 +3,16 @@ namespace ScratchGpt.Backends.Cpu;
 /// <summary>A Q8_0 weight matrix [rows, cols] as the CPU backend keeps it: one signed byte per weight and one
 /// scale per block of 32 along a row (cols is a multiple of 32),
 ///     w[r, c] = Scales[(r·cols + c) / 32] · Quants[r·cols + c].
-/// The scales are the Q8_0 format's float16 values as stored, so a decode step reads 34 bytes per 32 weights (the dot
-/// products widen them eight at a time, <see cref="QuantizedBlocks.WidenScales"/>). Both in
-/// <see cref="HugePageMemory"/>.</summary>
-public sealed record Q8Weights(ReadOnlyMemory<sbyte> Quants, ReadOnlyMemory<Half> Scales)
+/// The scales are the float16 values of the Q8_0 format, held widened. Both in <see cref="HugePageMemory"/>.</summary>
+public sealed record Q8Weights(ReadOnlyMemory<sbyte> Quants, ReadOnlyMemory<float> Scales)
 {
     public static Q8Weights From(ReadOnlySpan<float> data)
     {
         var quants = HugePageMemory.Allocate<sbyte>(data.Length);
-        var scales = HugePageMemory.Allocate<Half>(data.Length / Loading.Q8_0.BlockSize);
-        Loading.Q8_0.Split(data, quants.Span, scales.Span);   // straight into their memory
+        var d = new Half[data.Length / Loading.Q8_0.BlockSize];
+        Loading.Q8_0.Split(data, quants.Span, d);   // the bytes straight into their memory
+        var scales = HugePageMemory.Allocate<float>(d.Length);
+        System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(d, scales.Span);
         return new Q8Weights(quants, scales);
     }
 
@@ -24,6 +24,6 @@ public sealed record Q8Weights(ReadOnlyMemory<sbyte> Quants, ReadOnlyMemory<Half
         fixed (sbyte* q = Quants.Span.Slice(r * cols, cols))
         fixed (float* y = dst)
             for (int b = 0; b < cols / B; b++)
-                CpuKernels.DequantizeBlockQ8(q + b * B, (float)scales[b], y + b * B);
+                CpuKernels.DequantizeBlockQ8(q + b * B, scales[b], y + b * B);
     }
 }

@@ -20,10 +20,6 @@ internal static unsafe class QuantizedBlocks
         /// <summary>Whether the block sums carry an offset to subtract, Σ_b dw[b] · c[b] (Q4_0's codes are q − 8 off
         /// their values); the JIT drops the offset's code for a format without.</summary>
         static abstract bool HasOffset { get; }
-        /// <summary>The scales of blocks b … b + 7 of a row whose scales start at d (AVX2).</summary>
-        static abstract Vector256<float> Scales(void* d, int b);
-        /// <summary>The scale of block b.</summary>
-        static abstract float Scale(void* d, int b);
         /// <summary>Block b's sum in eight float lanes.</summary>
         static abstract Vector256<float> One(byte* w, sbyte* x, int b);
         /// <summary>Blocks b and b + 1's sums in eight float lanes each (AVX-512).</summary>
@@ -40,14 +36,6 @@ internal static unsafe class QuantizedBlocks
     {
         public static int Bytes => Loading.Q8_0.BlockSize;
         public static bool HasOffset => false;
-
-        /// <summary>Float16 as stored (<see cref="Q8Weights"/>), widened here: a Q8_0 row streams at the memory's
-        /// pace with time to spare for it, and reads 34 bytes a block instead of 36.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Scales(void* d, int b) => WidenScales((Half*)d + b);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static float Scale(void* d, int b) => (float)((Half*)d)[b];
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> One(byte* w, sbyte* x, int b)
@@ -78,14 +66,6 @@ internal static unsafe class QuantizedBlocks
     {
         public static int Bytes => Loading.Q4_0.BlockSize / 2;
         public static bool HasOffset => true;
-
-        /// <summary>Float32, widened at load (<see cref="Q4Weights"/>): a Q4_0 row's integer work, not memory, sets
-        /// its pace, and widening in the loop measured a quarter slower.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Scales(void* d, int b) => Avx.LoadVector256((float*)d + b);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static float Scale(void* d, int b) => ((float*)d)[b];
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> One(byte* w, sbyte* x, int b)
@@ -129,7 +109,7 @@ internal static unsafe class QuantizedBlocks
     /// vectors: each vector holds two blocks, so the eight blocks' scale products are broadcast two at a time (block
     /// 2i to the low eight lanes, 2i + 1 to the high eight).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Sum512<T>(byte* wp, void* wd, sbyte* xp, float* xd, float* c, int blocks)
+    public static float Sum512<T>(byte* wp, float* wd, sbyte* xp, float* xd, float* c, int blocks)
         where T : IBlockProduct
     {
         Sum512<T, OneRow>(wp, wd, null, null, xp, xd, c, blocks, out float sum, out _);
@@ -139,7 +119,7 @@ internal static unsafe class QuantizedBlocks
     /// <summary><see cref="Sum512{T}"/> for weight rows a (wa, da) and, with <see cref="TwoRows"/>, b (wb, db), each
     /// in its own accumulators.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Sum512<T, TRows>(byte* wa, void* da, byte* wb, void* db, sbyte* xp, float* xd, float* c,
+    public static void Sum512<T, TRows>(byte* wa, float* da, byte* wb, float* db, sbyte* xp, float* xd, float* c,
         int blocks, out float sa, out float sb)
         where T : IBlockProduct where TRows : IRows
     {
@@ -154,7 +134,7 @@ internal static unsafe class QuantizedBlocks
         {
             PrefetchEightBlocks<T, TRows>(wa, wb, b);
             var dx8 = Avx.LoadVector256(xd + b);
-            var dw8 = T.Scales(da, b);
+            var dw8 = Avx.LoadVector256(da + b);
             if (T.HasOffset) offsetsA = Fma.MultiplyAdd(dw8, Avx.LoadVector256(c + b), offsetsA);
             var s = Avx.Multiply(dw8, dx8).ToVector512Unsafe();
             a0 = Avx512F.FusedMultiplyAdd(T.Two(wa, xp, b), Avx512F.PermuteVar16x32(s, pair0), a0);
@@ -162,7 +142,7 @@ internal static unsafe class QuantizedBlocks
             a0 = Avx512F.FusedMultiplyAdd(T.Two(wa, xp, b + 4), Avx512F.PermuteVar16x32(s, pair2), a0);
             a1 = Avx512F.FusedMultiplyAdd(T.Two(wa, xp, b + 6), Avx512F.PermuteVar16x32(s, pair3), a1);
             if (!TRows.Two) continue;
-            dw8 = T.Scales(db, b);
+            dw8 = Avx.LoadVector256(db + b);
             if (T.HasOffset) offsetsB = Fma.MultiplyAdd(dw8, Avx.LoadVector256(c + b), offsetsB);
             s = Avx.Multiply(dw8, dx8).ToVector512Unsafe();
             b0 = Avx512F.FusedMultiplyAdd(T.Two(wb, xp, b), Avx512F.PermuteVar16x32(s, pair0), b0);
@@ -175,15 +155,15 @@ internal static unsafe class QuantizedBlocks
         int full = b;
         for (; b < blocks; b++)
         {
-            sa += Vector256.Sum(T.One(wa, xp, b)) * (T.Scale(da, b) * xd[b]);
-            if (TRows.Two) sb += Vector256.Sum(T.One(wb, xp, b)) * (T.Scale(db, b) * xd[b]);
+            sa += Vector256.Sum(T.One(wa, xp, b)) * (da[b] * xd[b]);
+            if (TRows.Two) sb += Vector256.Sum(T.One(wb, xp, b)) * (db[b] * xd[b]);
         }
         SubtractOffsets<T, TRows>(ref sa, ref sb, offsetsA, offsetsB, da, db, c, full, blocks);
     }
 
     /// <summary><see cref="Sum512{T}"/> with 256-bit vectors, one block per instruction.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Sum256<T>(byte* wp, void* wd, sbyte* xp, float* xd, float* c, int blocks)
+    public static float Sum256<T>(byte* wp, float* wd, sbyte* xp, float* xd, float* c, int blocks)
         where T : IBlockProduct
     {
         Sum256<T, OneRow>(wp, wd, null, null, xp, xd, c, blocks, out float sum, out _);
@@ -192,7 +172,7 @@ internal static unsafe class QuantizedBlocks
 
     /// <summary><see cref="Sum256{T}"/> for weight rows a and, with <see cref="TwoRows"/>, b.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Sum256<T, TRows>(byte* wa, void* da, byte* wb, void* db, sbyte* xp, float* xd, float* c,
+    public static void Sum256<T, TRows>(byte* wa, float* da, byte* wb, float* db, sbyte* xp, float* xd, float* c,
         int blocks, out float sa, out float sb)
         where T : IBlockProduct where TRows : IRows
     {
@@ -204,7 +184,7 @@ internal static unsafe class QuantizedBlocks
             PrefetchEightBlocks<T, TRows>(wa, wb, b);
             // the eight blocks' dw · dx in one vector; a permute broadcasts each one to every lane
             var dx8 = Avx.LoadVector256(xd + b);
-            var dw8 = T.Scales(da, b);
+            var dw8 = Avx.LoadVector256(da + b);
             if (T.HasOffset) offsetsA = Fma.MultiplyAdd(dw8, Avx.LoadVector256(c + b), offsetsA);
             var s = Avx.Multiply(dw8, dx8);
             a0 = Fma.MultiplyAdd(T.One(wa, xp, b), Avx2.PermuteVar8x32(s, Vector256.Create(0)), a0);
@@ -216,7 +196,7 @@ internal static unsafe class QuantizedBlocks
             a0 = Fma.MultiplyAdd(T.One(wa, xp, b + 6), Avx2.PermuteVar8x32(s, Vector256.Create(6)), a0);
             a1 = Fma.MultiplyAdd(T.One(wa, xp, b + 7), Avx2.PermuteVar8x32(s, Vector256.Create(7)), a1);
             if (!TRows.Two) continue;
-            dw8 = T.Scales(db, b);
+            dw8 = Avx.LoadVector256(db + b);
             if (T.HasOffset) offsetsB = Fma.MultiplyAdd(dw8, Avx.LoadVector256(c + b), offsetsB);
             s = Avx.Multiply(dw8, dx8);
             b0 = Fma.MultiplyAdd(T.One(wb, xp, b), Avx2.PermuteVar8x32(s, Vector256.Create(0)), b0);
@@ -231,8 +211,8 @@ internal static unsafe class QuantizedBlocks
         int full = b;
         for (; b < blocks; b++)   // fewer than eight left: each scale broadcast on its own
         {
-            a0 = Fma.MultiplyAdd(T.One(wa, xp, b), Vector256.Create(T.Scale(da, b) * xd[b]), a0);
-            if (TRows.Two) b0 = Fma.MultiplyAdd(T.One(wb, xp, b), Vector256.Create(T.Scale(db, b) * xd[b]), b0);
+            a0 = Fma.MultiplyAdd(T.One(wa, xp, b), Vector256.Create(da[b] * xd[b]), a0);
+            if (TRows.Two) b0 = Fma.MultiplyAdd(T.One(wb, xp, b), Vector256.Create(db[b] * xd[b]), b0);
         }
         sa = Vector256.Sum(a0 + a1);
         sb = TRows.Two ? Vector256.Sum(b0 + b1) : 0f;
@@ -242,7 +222,7 @@ internal static unsafe class QuantizedBlocks
     /// <summary>Rows a and b (<see cref="TwoRows"/>) with the widest vectors this CPU has; false where it has neither
     /// AVX-512 nor AVX2 (the caller then takes the rows one at a time).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static bool TrySumTwoRows<T>(byte* wa, void* da, byte* wb, void* db, sbyte* xp, float* xd, float* c,
+    public static bool TrySumTwoRows<T>(byte* wa, float* da, byte* wb, float* db, sbyte* xp, float* xd, float* c,
         int blocks, out float sa, out float sb)
         where T : IBlockProduct
     {
@@ -251,30 +231,6 @@ internal static unsafe class QuantizedBlocks
             Sum256<T, TwoRows>(wa, da, wb, db, xp, xd, c, blocks, out sa, out sb);
         else (sa, sb) = (0f, 0f);
         return Avx512BW.IsSupported || (Avx2.IsSupported && Fma.IsSupported);
-    }
-
-    /// <summary>
-    /// Eight float16 scales widened to float32, exactly as <c>(float)</c> converts each (.NET has no intrinsic for
-    /// x86's vcvtph2ps), in integer steps and one exact multiply, none with a subnormal operand (those can cost a
-    /// microcode assist per instruction). A normal half's exponent and mantissa moved 13 bits up sit where float32's
-    /// go, with the exponent biased by 15 instead of 127, so adding 112 to the exponent field makes the value. A
-    /// subnormal half is its mantissa · 2^−24: an integer converted and scaled. Infinity and NaN (the top exponent)
-    /// take float32's top exponent. The sign bit moves 16 up. Needs AVX2.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> WidenScales(Half* d)
-    {
-        var h = Avx2.ConvertToVector256Int32((ushort*)d);   // zero-extended to 32 bits
-        var magnitude = h & Vector256.Create(0x7FFF);
-        var moved = Vector256.ShiftLeft(magnitude, 13);
-        var normal = (moved + Vector256.Create(112 << 23)).AsSingle();
-        var subnormal = Vector256.ConvertToSingle(magnitude) * Vector256.Create(0x3380_0000).AsSingle();   // · 2^−24
-        var special = (moved | Vector256.Create(0x7F80_0000)).AsSingle();
-        var value = Vector256.ConditionalSelect(
-            Vector256.LessThan(magnitude, Vector256.Create(0x0400)).AsSingle(), subnormal, normal);
-        value = Vector256.ConditionalSelect(
-            Vector256.GreaterThan(magnitude, Vector256.Create(0x7BFF)).AsSingle(), special, value);
-        return value | Vector256.ShiftLeft(h & Vector256.Create(0x8000), 16).AsSingle();
     }
 
     /// <summary>The weights of blocks b … b + 7, <see cref="PrefetchDistance"/> ahead, of row a and (with
@@ -293,22 +249,21 @@ internal static unsafe class QuantizedBlocks
     /// <summary>Where T has an offset: each row's Σ_b dw[b] · c[b] (<see cref="Offset"/>) taken from its sum.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void SubtractOffsets<T, TRows>(ref float sa, ref float sb, Vector256<float> offsetsA,
-        Vector256<float> offsetsB, void* da, void* db, float* c, int full, int blocks)
+        Vector256<float> offsetsB, float* da, float* db, float* c, int full, int blocks)
         where T : IBlockProduct where TRows : IRows
     {
         if (!T.HasOffset) return;
-        sa -= Offset<T>(offsetsA, da, c, full, blocks);
-        if (TRows.Two) sb -= Offset<T>(offsetsB, db, c, full, blocks);
+        sa -= Offset(offsetsA, da, c, full, blocks);
+        if (TRows.Two) sb -= Offset(offsetsB, db, c, full, blocks);
     }
 
     /// <summary>Σ_b dw[b] · c[b]: the eight-block partial sums in <paramref name="offsets"/>, then blocks
     /// from .. blocks − 1 one at a time.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Offset<T>(Vector256<float> offsets, void* wd, float* c, int from, int blocks)
-        where T : IBlockProduct
+    private static float Offset(Vector256<float> offsets, float* wd, float* c, int from, int blocks)
     {
         float sum = Vector256.Sum(offsets);
-        for (int b = from; b < blocks; b++) sum += T.Scale(wd, b) * c[b];
+        for (int b = from; b < blocks; b++) sum += wd[b] * c[b];
         return sum;
     }
 
