@@ -38,12 +38,15 @@ public sealed class CpuBackend : IBackend
 
     public IDeviceBuffer Upload(ReadOnlySpan<float> data) => new CpuBuffer(data.ToArray());
 
-    /// <summary>Every format as it is: float16, bfloat16, Q8_0 and Q4_0 are read as stored.</summary>
-    /// <summary>Every format as stored, but Q4_0's scales, held widened to float32 (<see cref="Q4Weights"/>): 16
-    /// bytes of codes and 4 of scale per 32 weights.</summary>
-    public double BytesPerWeight(WeightPrecision precision) => precision == WeightPrecision.Q4_0
-        ? (Loading.Q4_0.BlockSize / 2 + sizeof(float)) / (double)Loading.Q4_0.BlockSize
-        : precision.BytesPerWeight();
+    /// <summary>Every format as stored, but the scales of Q8_0 and Q4_0, held widened to float32
+    /// (<see cref="Q8Weights"/>, <see cref="Q4Weights"/>): 32 bytes of weights and 4 of scale per block of 32 for
+    /// Q8_0, 16 and 4 for Q4_0.</summary>
+    public double BytesPerWeight(WeightPrecision precision) => precision switch
+    {
+        WeightPrecision.Q8_0 => (Loading.Q8_0.BlockSize + sizeof(float)) / (double)Loading.Q8_0.BlockSize,
+        WeightPrecision.Q4_0 => (Loading.Q4_0.BlockSize / 2 + sizeof(float)) / (double)Loading.Q4_0.BlockSize,
+        _ => precision.BytesPerWeight(),
+    };
 
     /// <summary>A weight matrix in its format, in <see cref="HugePageMemory"/> (decode streams all of them).</summary>
     public IDeviceBuffer UploadWeight(ReadOnlySpan<float> data, WeightPrecision precision) => precision switch

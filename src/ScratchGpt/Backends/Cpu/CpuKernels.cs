@@ -453,7 +453,7 @@ public static class CpuKernels
     /// <summary>
     /// Σ_b dw[b] · dx[b] · Σ_{k in block b} qw[k] · qx[k], with both the weights and the input in Q8_0. A block's 32
     /// products and their sum are exact integers, so a block costs a few integer instructions on 32 bytes, one
-    /// conversion and one multiply-add (the block product: <see cref="QuantizedBlocks.Q8"/>). Reads 34 bytes per 32
+    /// conversion and one multiply-add (the block product: <see cref="QuantizedBlocks.Q8"/>). Reads 36 bytes per 32
     /// weights, where float16 reads 64 and float32 128. With AVX-512 two blocks go through each instruction
     /// (<see cref="DotQ8Avx512"/>), otherwise one (<see cref="DotQ8Avx2"/>); the block sums are the same integers
     /// either way, only the order of the float sums differs.

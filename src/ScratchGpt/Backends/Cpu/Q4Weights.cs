@@ -4,7 +4,8 @@ namespace ScratchGpt.Backends.Cpu;
 /// per block of 32 along a row (cols is a multiple of 32), in <see cref="Loading.Q4_0"/>'s order,
 ///     w[r, 32b + j] = Scales[r·cols/32 + b] · (low four bits of Codes[(r·cols + 32b)/2 + j] − 8),
 ///     w[r, 32b + 16 + j] = the same with the high four bits.
-/// The scales are the float16 values of the Q4_0 format, held widened. Both in <see cref="HugePageMemory"/>.</summary>
+/// The scales are the float16 values of the Q4_0 format, held widened (20 bytes per 32 weights instead of 18; see
+/// <see cref="Q8Weights"/>). Both in <see cref="HugePageMemory"/>.</summary>
 public sealed record Q4Weights(ReadOnlyMemory<byte> Codes, ReadOnlyMemory<float> Scales)
 {
     public static Q4Weights From(ReadOnlySpan<float> data)

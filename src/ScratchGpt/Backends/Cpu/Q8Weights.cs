@@ -3,7 +3,10 @@ namespace ScratchGpt.Backends.Cpu;
 /// <summary>A Q8_0 weight matrix [rows, cols] as the CPU backend keeps it: one signed byte per weight and one
 /// scale per block of 32 along a row (cols is a multiple of 32),
 ///     w[r, c] = Scales[(r·cols + c) / 32] · Quants[r·cols + c].
-/// The scales are the float16 values of the Q8_0 format, held widened. Both in <see cref="HugePageMemory"/>.</summary>
+/// The scales are the float16 values of the Q8_0 format, held widened (36 bytes per 32 weights instead of 34): .NET
+/// cannot emit vcvtph2ps, and widening them in the decode loop, exactly and in integer steps, measured faster with
+/// AVX-512 but slower with AVX2, where the dot product's own work sets its pace (docs/benchmarks.md, session 16).
+/// Both in <see cref="HugePageMemory"/>.</summary>
 public sealed record Q8Weights(ReadOnlyMemory<sbyte> Quants, ReadOnlyMemory<float> Scales)
 {
     public static Q8Weights From(ReadOnlySpan<float> data)
