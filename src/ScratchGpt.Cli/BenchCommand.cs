@@ -103,7 +103,7 @@ public static class BenchCommand
 
             double bandwidth = MeasureBandwidth();
             // what a matmul reads per weight, as this backend holds it (the ILGPU backend holds Q8_0 and Q4_0 as
-            // float32, the CPU backend Q4_0's scales as float32)
+            // float32, the CPU backend the scales of both as float32)
             double bytesPer = model.Backend.BytesPerWeight(model.Precision);
             var cfg = model.Config;
             // wpe: one row per token
