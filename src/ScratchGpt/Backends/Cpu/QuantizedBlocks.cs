@@ -226,11 +226,18 @@ internal static unsafe class QuantizedBlocks
         int blocks, out float sa, out float sb)
         where T : IBlockProduct
     {
-        if (Avx512BW.IsSupported) Sum512<T, TwoRows>(wa, da, wb, db, xp, xd, c, blocks, out sa, out sb);
-        else if (Avx2.IsSupported && Fma.IsSupported)
+        if (Avx512BW.IsSupported)
+        {
+            Sum512<T, TwoRows>(wa, da, wb, db, xp, xd, c, blocks, out sa, out sb);
+            return true;
+        }
+        if (Avx2.IsSupported && Fma.IsSupported)
+        {
             Sum256<T, TwoRows>(wa, da, wb, db, xp, xd, c, blocks, out sa, out sb);
-        else (sa, sb) = (0f, 0f);
-        return Avx512BW.IsSupported || (Avx2.IsSupported && Fma.IsSupported);
+            return true;
+        }
+        (sa, sb) = (0f, 0f);
+        return false;
     }
 
     /// <summary>The weights of blocks b … b + 7, <see cref="PrefetchDistance"/> ahead, of row a and (with
