@@ -220,58 +220,69 @@ public class QuantizationTests(ITestOutputHelper output)
         float[] dx = Enumerable.Range(0, m * k / 32).Select(_ => (float)rng.NextDouble()).ToArray();
         float[] bias = withBias ? Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble()).ToArray() : [];
         var w = new Backends.Cpu.Q8Weights(qw, dw);
+        byte[] codes = Enumerable.Range(0, n * k / 2).Select(_ => (byte)rng.Next(256)).ToArray();
+        var w4 = new Backends.Cpu.Q4Weights(codes, dw);
         var y = new float[m * n];
         if (!Backends.Cpu.Q8Gemm.IsSupported)
         {
-            // this CPU has no AVX-VNNI: the product refuses, and the backend keeps the float GEMM
+            // this CPU has no AVX2: the product refuses, and the backend keeps the float GEMM
             Assert.Throws<PlatformNotSupportedException>(() =>
                 Backends.Cpu.Q8Gemm.MatMulNT(qx, dx, w, bias, y, m, n, k));
             Assert.Throws<PlatformNotSupportedException>(() =>
-                Backends.Cpu.Q8Gemm.MatMulNT(qx, dx, Backends.Cpu.Q4Weights.From(new float[n * k]), bias, y, m, n, k));
-            output.WriteLine("no AVX-VNNI on this CPU: the integer prefill product did not run");
+                Backends.Cpu.Q8Gemm.MatMulNT(qx, dx, w4, bias, y, m, n, k));
+            output.WriteLine("no AVX2 on this CPU: the integer prefill product did not run");
             return;
         }
-        Backends.Cpu.Q8Gemm.MatMulNT(qx, dx, w, bias, y, m, n, k);
         int blocks = k / 32;
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++)
-            {
-                double want = withBias ? bias[j] : 0, magnitude = Math.Abs(want);
-                for (int b = 0; b < blocks; b++)
+        // Σ_b dx · dw · (block b's exact integer sum), with the block sum of row i and column j given
+        void Check(string form, Func<int, int, int, long> blockSum)
+        {
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
                 {
-                    long sum = 0;
-                    for (int p = b * 32; p < (b + 1) * 32; p++) sum += qx[i * k + p] * qw[j * k + p];
-                    double term = (double)dx[i * blocks + b] * dw[j * blocks + b] * sum;
-                    want += term;
-                    magnitude += Math.Abs(term);
-                }
-                Assert.True(Math.Abs(y[i * n + j] - want) <= 1e-6 * magnitude,
-                    $"[{i}, {j}]: {y[i * n + j]} vs {want}");
-            }
-
-        // Q4_0 weights through the same product: codes c give weights dw · (c − 8)
-        byte[] codes = Enumerable.Range(0, n * k / 2).Select(_ => (byte)rng.Next(256)).ToArray();
-        Backends.Cpu.Q8Gemm.MatMulNT(qx, dx, new Backends.Cpu.Q4Weights(codes, dw), bias, y, m, n, k);
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++)
-            {
-                double want = withBias ? bias[j] : 0, magnitude = Math.Abs(want);
-                for (int b = 0; b < blocks; b++)
-                {
-                    long sum = 0;
-                    for (int p = 0; p < 16; p++)
+                    double want = withBias ? bias[j] : 0, magnitude = Math.Abs(want);
+                    for (int b = 0; b < blocks; b++)
                     {
-                        byte pair = codes[(j * k + b * 32) / 2 + p];
-                        sum += ((pair & 0x0F) - 8) * qx[i * k + b * 32 + p]
-                            + ((pair >> 4) - 8) * qx[i * k + b * 32 + 16 + p];
+                        double term = (double)dx[i * blocks + b] * dw[j * blocks + b] * blockSum(i, j, b);
+                        want += term;
+                        magnitude += Math.Abs(term);
                     }
-                    double term = (double)dx[i * blocks + b] * dw[j * blocks + b] * sum;
-                    want += term;
-                    magnitude += Math.Abs(term);
+                    Assert.True(Math.Abs(y[i * n + j] - want) <= 1e-6 * magnitude,
+                        $"{form} [{i}, {j}]: {y[i * n + j]} vs {want}");
                 }
-                Assert.True(Math.Abs(y[i * n + j] - want) <= 1e-6 * magnitude,
-                    $"q4 [{i}, {j}]: {y[i * n + j]} vs {want}");
+        }
+        long Q8Sum(int i, int j, int b)
+        {
+            long sum = 0;
+            for (int p = b * 32; p < (b + 1) * 32; p++) sum += qx[i * k + p] * qw[j * k + p];
+            return sum;
+        }
+        long Q4Sum(int i, int j, int b)   // codes c give weights dw · (c − 8)
+        {
+            long sum = 0;
+            for (int p = 0; p < 16; p++)
+            {
+                byte pair = codes[(j * k + b * 32) / 2 + p];
+                sum += ((pair & 0x0F) - 8) * qx[i * k + b * 32 + p] + ((pair >> 4) - 8) * qx[i * k + b * 32 + 16 + p];
             }
+            return sum;
+        }
+        // the form this CPU runs, then each form it can run: with vpdpbusd (AVX-VNNI) and without (AVX2), same bits
+        Backends.Cpu.Q8Gemm.MatMulNT(qx, dx, w, bias, y, m, n, k);
+        Check("q8_0", Q8Sum);
+        float[] q8 = (float[])y.Clone();
+        Backends.Cpu.Q8Gemm.MatMulNT(qx, dx, w4, bias, y, m, n, k);
+        Check("q4_0", Q4Sum);
+        float[] q4 = (float[])y.Clone();
+        foreach (bool vnni in Backends.Cpu.Q8Gemm.HasVnni ? new[] { true, false } : [false])
+        {
+            string form = vnni ? "vpdpbusd" : "vpmaddubsw";
+            Backends.Cpu.Q8Gemm.MatMulNT(qx, dx, w, bias, y, m, n, k, vnni);
+            Assert.True(q8.AsSpan().SequenceEqual(y), $"q8_0 {form}: not the bits of the default form");
+            Backends.Cpu.Q8Gemm.MatMulNT(qx, dx, w4, bias, y, m, n, k, vnni);
+            Assert.True(q4.AsSpan().SequenceEqual(y), $"q4_0 {form}: not the bits of the default form");
+        }
+        if (!Backends.Cpu.Q8Gemm.HasVnni) output.WriteLine("no AVX-VNNI on this CPU: only the vpmaddubsw form ran");
     }
 
     [Theory]
@@ -279,7 +290,7 @@ public class QuantizationTests(ITestOutputHelper output)
     [InlineData(WeightPrecision.Q4_0)]
     public void The_dequantizing_prefill_gemm_multiplies_the_weights_values(WeightPrecision precision)
     {
-        // What prefill runs on CPUs without AVX-VNNI (this one may never pick it): the weights widened a block of
+        // What prefill runs on CPUs without AVX2 (this one may never pick it): the weights widened a block of
         // rows at a time into the float32 GEMM, against the plain triple loop on the same values.
         const int m = 40, n = 77, k = 96;
         var rng = new Random(5);

@@ -130,16 +130,17 @@ public sealed class CpuBackend : IBackend
         var wb = (CpuBuffer)w;
         // Prefill: the GEMM (Gemm.MatMulNT: outer products with AVX2 or AVX-512, dot-product tiles otherwise); float16
         // weights are widened a block of rows at a time; Q8_0 and Q4_0 weights are multiplied as bytes where the CPU
-        // has AVX-VNNI (Q8Gemm), widened otherwise. Decode (below) reads every format as stored: Q8_0 at ~1 byte a
-        // weight and Q4_0 at ~0.56, multiplied as integers with the input quantized to Q8_0.
+        // has AVX-VNNI, or AVX2 without AVX-512 (Q8Gemm.Pays), widened otherwise. Decode (below) reads every
+        // format as stored: Q8_0 at ~1 byte a weight and Q4_0 at ~0.56, multiplied as integers with the input
+        // quantized to Q8_0.
         if (rows >= 16 && wb.Precision != WeightPrecision.BFloat16)
         {
             if (wb.F16 is { } f16)
                 Gemm.MatMulNT(xs.AsMemory(0, rows * inDim), f16, ys.AsMemory(0, rows * outDim), rows, outDim, inDim,
                     bs);
-            else if ((wb.Q8 is not null || wb.Q4 is not null) && Q8Gemm.IsSupported)
+            else if ((wb.Q8 is not null || wb.Q4 is not null) && Q8Gemm.Pays)
             {
-                // The input in Q8_0 blocks, as decode quantizes it, and the block sums in integers (AVX-VNNI).
+                // The input in Q8_0 blocks, as decode quantizes it, and the block sums in integers.
                 const int B = Loading.Q8_0.BlockSize;
                 sbyte[] quants = System.Buffers.ArrayPool<sbyte>.Shared.Rent(rows * inDim);
                 float[] scales = System.Buffers.ArrayPool<float>.Shared.Rent(rows * inDim / B);

@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics.X86;
 namespace ScratchGpt.Backends.Cpu;
 
 /// <summary>
-/// The prefill product with Q8_0 weights done in integers, for CPUs with AVX-VNNI:
+/// The prefill product with Q8_0 weights done in integers, for CPUs with AVX2:
 ///
 ///     y[i, j] = bias[j] + Σ_b dx[i, b] · dw[j, b] · Σ_{k in block b} qx[i, k] · qw[j, k]
 ///
@@ -23,65 +23,96 @@ namespace ScratchGpt.Backends.Cpu;
 /// dequantized weights need 128 instructions of 512 bits for the same work: on one Zen 5 core ~135 GMAC/s against
 /// ~93 (docs/benchmarks.md). Packing is an 8×8 transpose of 32-bit groups per half block; Q4_0 codes are unpacked
 /// to bytes first.
+///
+/// Without AVX-VNNI the same packed weights go through vpmaddubsw, which multiplies unsigned by signed bytes too but
+/// adds only neighbouring pairs, into 16-bit lanes that u · qw could overflow (2 · 255 · 127 &gt; 2^15). There the
+/// input stays signed and each weight's sign moves onto it, |qw| · (qx · sign qw) (2 · 128 · 127 &lt; 2^15), and
+/// vpmaddwd by ones adds the pairs into the same four-byte lanes (<see cref="KernelSignMoved"/>): four instructions
+/// where vpdpbusd is one, two of them multiplies, which beats the 256-bit float32 GEMM but not the 512-bit one
+/// (<see cref="Pays"/>). Both forms give the exact block sums, so both give the same bits.
 /// </summary>
 public static unsafe class Q8Gemm
 {
     public const int Rows = 4, Columns = 16;
     private const int B = Loading.Q8_0.BlockSize;
 
-    /// <summary>vpdpbusd in its 256-bit VEX form (AVX-VNNI: Intel since Alder Lake and Sapphire Rapids, AMD
-    /// since Zen 5), with AVX2 and FMA around it.</summary>
-    public static bool IsSupported => AvxVnni.IsSupported && Avx2.IsSupported && Fma.IsSupported;
+    /// <summary>AVX2 (vpmaddubsw, vpmaddwd) and FMA: every x86-64 CPU since Haswell and Zen 1.</summary>
+    public static bool IsSupported => Avx2.IsSupported && Fma.IsSupported;
+
+    /// <summary>vpdpbusd in its 256-bit VEX form (AVX-VNNI: Intel since Alder Lake and Sapphire Rapids, AMD since
+    /// Zen 5): the block sums in one instruction per 32 multiply-adds instead of four.</summary>
+    public static bool HasVnni => AvxVnni.IsSupported && IsSupported;
+
+    /// <summary>Whether prefill takes this product rather than widening the weights into the float32 GEMM: with
+    /// AVX-VNNI always; without it only where that GEMM has no 512-bit FMAs. vpmaddubsw's form does 32 products in
+    /// four instructions, two of them multiplies: 16 products a multiply against a 256-bit FMA's 8, but a 512-bit
+    /// FMA does 16 on its own (docs/benchmarks.md, session 17).</summary>
+    public static bool Pays => HasVnni || (IsSupported && !Avx512F.IsSupported);
 
     /// <summary>y [m, n] = x · wᵀ + bias with x given as Q8_0 rows (<see cref="CpuKernels.QuantizeQ8"/>: quants
     /// <paramref name="xq"/> [m, k], scales <paramref name="xd"/> [m, k / 32]).</summary>
     public static void MatMulNT(ReadOnlySpan<sbyte> xq, ReadOnlySpan<float> xd, Q8Weights w, ReadOnlySpan<float> bias,
-        Span<float> y, int m, int n, int k)
+        Span<float> y, int m, int n, int k) => MatMulNT(xq, xd, w, bias, y, m, n, k, HasVnni);
+
+    /// <summary><see cref="MatMulNT(ReadOnlySpan{sbyte}, ReadOnlySpan{float}, Q8Weights, ReadOnlySpan{float},
+    /// Span{float}, int, int, int)"/> with vpdpbusd or without it (tests run both where the CPU has it).</summary>
+    internal static void MatMulNT(ReadOnlySpan<sbyte> xq, ReadOnlySpan<float> xd, Q8Weights w, ReadOnlySpan<float> bias,
+        Span<float> y, int m, int n, int k, bool vnni)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(w.Quants.Length, (long)n * k, nameof(w));
         fixed (sbyte* qw = w.Quants.Span)
         fixed (float* dw = w.Scales.Span)
-            MatMulNT(xq, xd, qw, null, dw, bias, y, m, n, k);
+            MatMulNT(xq, xd, qw, null, dw, bias, y, m, n, k, vnni);
     }
 
     /// <summary>The same with Q4_0 weights: each block's codes are unpacked to q − 8 (−8 … 7) as they are packed, and
     /// from there on it is the same product.</summary>
     public static void MatMulNT(ReadOnlySpan<sbyte> xq, ReadOnlySpan<float> xd, Q4Weights w, ReadOnlySpan<float> bias,
-        Span<float> y, int m, int n, int k)
+        Span<float> y, int m, int n, int k) => MatMulNT(xq, xd, w, bias, y, m, n, k, HasVnni);
+
+    internal static void MatMulNT(ReadOnlySpan<sbyte> xq, ReadOnlySpan<float> xd, Q4Weights w, ReadOnlySpan<float> bias,
+        Span<float> y, int m, int n, int k, bool vnni)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(w.Codes.Length, (long)n * k / 2, nameof(w));
         fixed (byte* codes = w.Codes.Span)
         fixed (float* dw = w.Scales.Span)
-            MatMulNT(xq, xd, null, codes, dw, bias, y, m, n, k);
+            MatMulNT(xq, xd, null, codes, dw, bias, y, m, n, k, vnni);
     }
 
     private static void MatMulNT(ReadOnlySpan<sbyte> xq, ReadOnlySpan<float> xd, sbyte* qw, byte* codes, float* dw,
-        ReadOnlySpan<float> bias, Span<float> y, int m, int n, int k)
+        ReadOnlySpan<float> bias, Span<float> y, int m, int n, int k, bool vnni)
     {
-        if (!IsSupported) throw new PlatformNotSupportedException("Q8Gemm needs AVX-VNNI");
+        if (!IsSupported) throw new PlatformNotSupportedException("Q8Gemm needs AVX2 and FMA");
+        if (vnni && !HasVnni) throw new PlatformNotSupportedException("vpdpbusd needs AVX-VNNI");
         ArgumentOutOfRangeException.ThrowIfNotEqual(k % B, 0, nameof(k));
         ArgumentOutOfRangeException.ThrowIfLessThan(xq.Length, m * k, nameof(xq));
         ArgumentOutOfRangeException.ThrowIfLessThan(xd.Length, m * k / B, nameof(xd));
         ArgumentOutOfRangeException.ThrowIfLessThan(y.Length, m * n, nameof(y));
         if (bias.Length > 0) ArgumentOutOfRangeException.ThrowIfLessThan(bias.Length, n, nameof(bias));
-        byte[] u = System.Buffers.ArrayPool<byte>.Shared.Rent(m * k);
+        byte[]? u = vnni ? System.Buffers.ArrayPool<byte>.Shared.Rent(m * k) : null;
         try
         {
-            // u = qx + 128: flipping the top bit of a two's-complement byte adds 128 (mod 256).
-            var flip = Vector256.Create(unchecked((sbyte)0x80));
-            int i = 0;
-            for (; i + 32 <= m * k; i += 32)
-                (Vector256.Create(xq[i..]) ^ flip).AsByte().CopyTo(u.AsSpan(i));
-            for (; i < m * k; i++) u[i] = (byte)(xq[i] ^ unchecked((sbyte)0x80));
+            if (u is not null)
+            {
+                // u = qx + 128: flipping the top bit of a two's-complement byte adds 128 (mod 256).
+                var flip = Vector256.Create(unchecked((sbyte)0x80));
+                int i = 0;
+                for (; i + 32 <= m * k; i += 32)
+                    (Vector256.Create(xq[i..]) ^ flip).AsByte().CopyTo(u.AsSpan(i));
+                for (; i < m * k; i++) u[i] = (byte)(xq[i] ^ unchecked((sbyte)0x80));
+            }
             fixed (byte* pu = u)
+            fixed (sbyte* px = xq)
             fixed (float* pdx = xd, pb = bias, py = y)
-                Run(new Operands(pu, pdx, qw, codes, dw, bias.Length > 0 ? pb : null, py), m, n, k);
+                Run(new Operands(vnni ? pu : (byte*)px, pdx, qw, codes, dw, bias.Length > 0 ? pb : null, py), m, n, k,
+                    vnni);
         }
-        finally { System.Buffers.ArrayPool<byte>.Shared.Return(u); }
+        finally { if (u is not null) System.Buffers.ArrayPool<byte>.Shared.Return(u); }
     }
 
-    /// <summary>The pinned operands, as one value the parallel loop can carry: the weights are Q8_0 bytes
-    /// (<see cref="Qw"/>) or Q4_0 codes (<see cref="Codes"/>), the other null.</summary>
+    /// <summary>The pinned operands, as one value the parallel loop can carry: the input bytes <see cref="U"/> (qx +
+    /// 128 for vpdpbusd, qx itself for <see cref="KernelSignMoved"/>); the weights are Q8_0 bytes (<see cref="Qw"/>)
+    /// or Q4_0 codes (<see cref="Codes"/>), the other null.</summary>
     private readonly struct Operands(byte* u, float* dx, sbyte* qw, byte* codes, float* dw, float* bias, float* y)
     {
         public readonly byte* U = u, Codes = codes;
@@ -89,7 +120,7 @@ public static unsafe class Q8Gemm
         public readonly sbyte* Qw = qw;
     }
 
-    private static void Run(Operands o, int m, int n, int k)
+    private static void Run(Operands o, int m, int n, int k, bool vnni)
     {
         int blocks = k / B, columnBlocks = (n + Columns - 1) / Columns;
         int tasks = (long)m * n * k < 1 << 20 ? 1 : Math.Min(columnBlocks, Environment.ProcessorCount * 4);
@@ -107,10 +138,14 @@ public static unsafe class Q8Gemm
                     for (int cb = c0; cb < c1; cb++)
                     {
                         int j0 = cb * Columns, cols = Math.Min(Columns, n - j0);
-                        Pack(o, j0, cols, k, pp, ps, pd);
+                        Pack(o, j0, cols, k, pp, vnni ? ps : null, pd);
                         for (int i0 = 0; i0 < m; i0 += Rows)
-                            Kernel(o.U, o.Dx, i0, Math.Min(Rows, m - i0), k, pp, ps, pd,
-                                o.Bias is null ? null : o.Bias + j0, o.Y, n, j0, cols);
+                            if (vnni)
+                                Kernel(o.U, o.Dx, i0, Math.Min(Rows, m - i0), k, pp, ps, pd,
+                                    o.Bias is null ? null : o.Bias + j0, o.Y, n, j0, cols);
+                            else
+                                KernelSignMoved((sbyte*)o.U, o.Dx, i0, Math.Min(Rows, m - i0), k, pp, pd,
+                                    o.Bias is null ? null : o.Bias + j0, o.Y, n, j0, cols);
                     }
             }
             finally
@@ -124,7 +159,8 @@ public static unsafe class Q8Gemm
     }
 
     /// <summary>Columns j0 .. j0 + cols − 1 (up to 16; missing ones are zero) into the kernel's order, with each
-    /// block's 128 · Σ qw and its scales dw, 16 to a block.</summary>
+    /// block's scales dw and (where <paramref name="sums"/> is given, for vpdpbusd) its 128 · Σ qw, 16 to a
+    /// block.</summary>
     private static void Pack(Operands o, int j0, int cols, int k, sbyte* packed, int* sums, float* scales)
     {
         int blocks = k / B;
@@ -154,6 +190,7 @@ public static unsafe class Q8Gemm
                 }
             for (int c = 0; c < Columns; c++)
                 scales[b * Columns + c] = c < cols ? o.Dw[(long)(j0 + c) * (k / B) + b] : 0f;
+            if (sums == null) continue;
             // Σ qw over the block for eight columns at a time: vpdpbusd against ones
             Vector256<int> lo = default, hi = default;
             for (int q = 0; q < B / 4; q++)
@@ -225,6 +262,63 @@ public static unsafe class Q8Gemm
             Accumulate(acc + 6, s30, s31, k0, k1, dw0, dw1, d0[r3 + b]);
         }
         for (int r = 0; r < rows; r++) Store(acc[2 * r], acc[2 * r + 1], bias, y + (long)(i0 + r) * n + j0, cols);
+    }
+
+    /// <summary><see cref="Kernel"/> without vpdpbusd, on the signed input x: per four bytes of a row and eight
+    /// columns, vpmaddubsw(|qw|, x · sign qw) into 16-bit pairs, then vpmaddwd by ones into the 32-bit lanes
+    /// vpdpbusd would have filled, now without the 128 · Σ qw to take off. The weights' absolute values are taken once
+    /// per load and serve all four rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void KernelSignMoved(sbyte* x, float* dx, int i0, int rows, int k, sbyte* packed, float* scales,
+        float* bias, float* y, int n, int j0, int cols)
+    {
+        int blocks = k / B;
+        var acc = stackalloc Vector256<float>[2 * Rows];
+        for (int r = 0; r < 2 * Rows; r++) acc[r] = default;
+        sbyte* a0 = x + (long)i0 * k, a1 = rows > 1 ? a0 + k : a0, a2 = rows > 2 ? a0 + 2 * k : a0,
+            a3 = rows > 3 ? a0 + 3 * k : a0;
+        float* d0 = dx + (long)i0 * blocks;
+        int r1 = rows > 1 ? blocks : 0, r2 = rows > 2 ? 2 * blocks : 0, r3 = rows > 3 ? 3 * blocks : 0;
+        for (int b = 0; b < blocks; b++)
+        {
+            Vector256<int> s00 = default, s01 = default, s10 = default, s11 = default;
+            Vector256<int> s20 = default, s21 = default, s30 = default, s31 = default;
+            sbyte* wb = packed + b * Columns * B;
+            int* x0 = (int*)(a0 + b * B), x1 = (int*)(a1 + b * B), x2 = (int*)(a2 + b * B), x3 = (int*)(a3 + b * B);
+            for (int q = 0; q < B / 4; q++)
+            {
+                var w0 = Avx.LoadVector256(wb + q * 64);
+                var m0 = Avx2.Abs(w0);
+                s00 = SignMovedSum(s00, m0, w0, x0[q]);
+                s10 = SignMovedSum(s10, m0, w0, x1[q]);
+                s20 = SignMovedSum(s20, m0, w0, x2[q]);
+                s30 = SignMovedSum(s30, m0, w0, x3[q]);
+                var w1 = Avx.LoadVector256(wb + q * 64 + 32);
+                var m1 = Avx2.Abs(w1);
+                s01 = SignMovedSum(s01, m1, w1, x0[q]);
+                s11 = SignMovedSum(s11, m1, w1, x1[q]);
+                s21 = SignMovedSum(s21, m1, w1, x2[q]);
+                s31 = SignMovedSum(s31, m1, w1, x3[q]);
+            }
+            var dw0 = Avx.LoadVector256(scales + b * Columns);
+            var dw1 = Avx.LoadVector256(scales + b * Columns + 8);
+            var none = Vector256<int>.Zero;
+            Accumulate(acc, s00, s01, none, none, dw0, dw1, d0[b]);
+            Accumulate(acc + 2, s10, s11, none, none, dw0, dw1, d0[r1 + b]);
+            Accumulate(acc + 4, s20, s21, none, none, dw0, dw1, d0[r2 + b]);
+            Accumulate(acc + 6, s30, s31, none, none, dw0, dw1, d0[r3 + b]);
+        }
+        for (int r = 0; r < rows; r++) Store(acc[2 * r], acc[2 * r + 1], bias, y + (long)(i0 + r) * n + j0, cols);
+    }
+
+    /// <summary>sum + each lane's Σ of four products w · x, with x's four bytes (one 32-bit value) against every lane,
+    /// as |w| · (x · sign w): vpmaddubsw, then vpmaddwd by ones.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> SignMovedSum(Vector256<int> sum, Vector256<byte> magnitude, Vector256<sbyte> w,
+        int x)
+    {
+        var pairs = Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(Vector256.Create(x).AsSByte(), w));
+        return Avx2.Add(sum, Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1)));
     }
 
     /// <summary>One row's block into its float sums: (Σ u·qw − 128·Σ qw) · dx · dw, for 16 columns.</summary>
