@@ -27,7 +27,7 @@ namespace ScratchGpt.Backends.Cpu;
 /// Without AVX-VNNI the same packed weights go through vpmaddubsw, which multiplies unsigned by signed bytes too but
 /// adds only neighbouring pairs, into 16-bit lanes that u · qw could overflow (2 · 255 · 127 &gt; 2^15). There the
 /// input stays signed and each weight's sign moves onto it, |qw| · (qx · sign qw) (2 · 128 · 127 &lt; 2^15), and
-/// vpmaddwd by ones adds the pairs into the same four-byte lanes (<see cref="KernelSignMoved"/>): four instructions
+/// vpmaddwd by ones adds the pairs into the same four-byte lanes (<see cref="SignMoved"/>): four instructions
 /// where vpdpbusd is one, two of them multiplies, which beats the 256-bit float32 GEMM but not the 512-bit one
 /// (<see cref="Pays"/>). Both forms give the exact block sums, so both give the same bits.
 /// </summary>
@@ -111,7 +111,7 @@ public static unsafe class Q8Gemm
     }
 
     /// <summary>The pinned operands, as one value the parallel loop can carry: the input bytes <see cref="U"/> (qx +
-    /// 128 for vpdpbusd, qx itself for <see cref="KernelSignMoved"/>); the weights are Q8_0 bytes (<see cref="Qw"/>)
+    /// 128 for vpdpbusd, qx itself for <see cref="SignMoved"/>); the weights are Q8_0 bytes (<see cref="Qw"/>)
     /// or Q4_0 codes (<see cref="Codes"/>), the other null.</summary>
     private readonly struct Operands(byte* u, float* dx, sbyte* qw, byte* codes, float* dw, float* bias, float* y)
     {
@@ -141,10 +141,10 @@ public static unsafe class Q8Gemm
                         Pack(o, j0, cols, k, pp, vnni ? ps : null, pd);
                         for (int i0 = 0; i0 < m; i0 += Rows)
                             if (vnni)
-                                Kernel(o.U, o.Dx, i0, Math.Min(Rows, m - i0), k, pp, ps, pd,
+                                Kernel<Vnni>(o.U, o.Dx, i0, Math.Min(Rows, m - i0), k, pp, ps, pd,
                                     o.Bias is null ? null : o.Bias + j0, o.Y, n, j0, cols);
                             else
-                                KernelSignMoved((sbyte*)o.U, o.Dx, i0, Math.Min(Rows, m - i0), k, pp, pd,
+                                Kernel<SignMoved>(o.U, o.Dx, i0, Math.Min(Rows, m - i0), k, pp, null, pd,
                                     o.Bias is null ? null : o.Bias + j0, o.Y, n, j0, cols);
                     }
             }
@@ -213,18 +213,59 @@ public static unsafe class Q8Gemm
         (Vector128.ShiftRightLogical(packed, 4).AsSByte() - eight).Store(dst + 16);
     }
 
-    /// <summary>Rows i0 .. i0 + rows − 1 (up to 4) × the packed 16 columns. Missing rows repeat row i0 (their sums
-    /// are dropped), so the loop has no branches. Eight integer accumulators, so eight independent chains of
-    /// vpdpbusd (each waits ~4 cycles on its last); the float sums wait in <paramref name="acc"/> (L1) between blocks,
-    /// as VEX instructions reach only 16 vector registers.</summary>
+    /// <summary>How a kernel multiplies a row's four input bytes (one 32-bit value, in every lane) by eight columns'
+    /// four weight bytes and adds each lane's four products to its 32-bit sum.</summary>
+    private interface IByteProducts
+    {
+        /// <summary>Whether the input is offset, u = qx + 128, so each block's 128 · Σ qw is to be taken off.</summary>
+        static abstract bool Offset { get; }
+        /// <summary>What the form needs of a weight vector besides itself, taken once for all four rows.</summary>
+        static abstract Vector256<sbyte> Prepare(Vector256<sbyte> w);
+        static abstract Vector256<int> Add(Vector256<int> sum, Vector256<int> x, Vector256<sbyte> w,
+            Vector256<sbyte> prepared);
+    }
+
+    /// <summary>vpdpbusd on the offset input u: one instruction.</summary>
+    private readonly struct Vnni : IByteProducts
+    {
+        public static bool Offset => true;
+        public static Vector256<sbyte> Prepare(Vector256<sbyte> w) => w;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Add(Vector256<int> sum, Vector256<int> x, Vector256<sbyte> w,
+            Vector256<sbyte> prepared) => AvxVnni.MultiplyWideningAndAdd(sum, x.AsByte(), w);
+    }
+
+    /// <summary>On the signed input: |qw| · (x · sign qw) with vpmaddubsw into 16-bit pairs, then vpmaddwd by ones
+    /// into the lanes vpdpbusd would have filled; |qw| is the prepared vector.</summary>
+    private readonly struct SignMoved : IByteProducts
+    {
+        public static bool Offset => false;
+        public static Vector256<sbyte> Prepare(Vector256<sbyte> w) => Avx2.Abs(w).AsSByte();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Add(Vector256<int> sum, Vector256<int> x, Vector256<sbyte> w,
+            Vector256<sbyte> magnitude)
+        {
+            var pairs = Avx2.MultiplyAddAdjacent(magnitude.AsByte(), Avx2.Sign(x.AsSByte(), w));
+            return Avx2.Add(sum, Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1)));
+        }
+    }
+
+    /// <summary>Rows i0 .. i0 + rows − 1 (up to 4) of the input bytes <paramref name="x"/> (u for <see cref="Vnni"/>,
+    /// qx for <see cref="SignMoved"/>) × the packed 16 columns. Missing rows repeat row i0 (their sums are dropped),
+    /// so the loop has no branches. Eight integer accumulators, so eight independent chains (vpdpbusd waits ~4 cycles
+    /// on its last); the float sums wait in <paramref name="acc"/> (L1) between blocks, as VEX instructions reach only
+    /// 16 vector registers.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel(byte* u, float* dx, int i0, int rows, int k, sbyte* packed, int* sums, float* scales,
-        float* bias, float* y, int n, int j0, int cols)
+    private static void Kernel<T>(byte* x, float* dx, int i0, int rows, int k, sbyte* packed, int* sums,
+        float* scales, float* bias, float* y, int n, int j0, int cols)
+        where T : IByteProducts
     {
         int blocks = k / B;
         var acc = stackalloc Vector256<float>[2 * Rows];
         for (int r = 0; r < 2 * Rows; r++) acc[r] = default;
-        byte* a0 = u + (long)i0 * k, a1 = rows > 1 ? a0 + k : a0, a2 = rows > 2 ? a0 + 2 * k : a0,
+        byte* a0 = x + (long)i0 * k, a1 = rows > 1 ? a0 + k : a0, a2 = rows > 2 ? a0 + 2 * k : a0,
             a3 = rows > 3 ? a0 + 3 * k : a0;
         float* d0 = dx + (long)i0 * blocks;
         int r1 = rows > 1 ? blocks : 0, r2 = rows > 2 ? 2 * blocks : 0, r3 = rows > 3 ? 3 * blocks : 0;
@@ -238,22 +279,24 @@ public static unsafe class Q8Gemm
             {
                 var w0 = Avx.LoadVector256(wb + q * 64);
                 var w1 = Avx.LoadVector256(wb + q * 64 + 32);
-                var x = Vector256.Create(x0[q]).AsByte();
-                s00 = AvxVnni.MultiplyWideningAndAdd(s00, x, w0);
-                s01 = AvxVnni.MultiplyWideningAndAdd(s01, x, w1);
-                x = Vector256.Create(x1[q]).AsByte();
-                s10 = AvxVnni.MultiplyWideningAndAdd(s10, x, w0);
-                s11 = AvxVnni.MultiplyWideningAndAdd(s11, x, w1);
-                x = Vector256.Create(x2[q]).AsByte();
-                s20 = AvxVnni.MultiplyWideningAndAdd(s20, x, w0);
-                s21 = AvxVnni.MultiplyWideningAndAdd(s21, x, w1);
-                x = Vector256.Create(x3[q]).AsByte();
-                s30 = AvxVnni.MultiplyWideningAndAdd(s30, x, w0);
-                s31 = AvxVnni.MultiplyWideningAndAdd(s31, x, w1);
+                var p0 = T.Prepare(w0);
+                var p1 = T.Prepare(w1);
+                var xr = Vector256.Create(x0[q]);
+                s00 = T.Add(s00, xr, w0, p0);
+                s01 = T.Add(s01, xr, w1, p1);
+                xr = Vector256.Create(x1[q]);
+                s10 = T.Add(s10, xr, w0, p0);
+                s11 = T.Add(s11, xr, w1, p1);
+                xr = Vector256.Create(x2[q]);
+                s20 = T.Add(s20, xr, w0, p0);
+                s21 = T.Add(s21, xr, w1, p1);
+                xr = Vector256.Create(x3[q]);
+                s30 = T.Add(s30, xr, w0, p0);
+                s31 = T.Add(s31, xr, w1, p1);
             }
-            // Σ qx·qw = Σ u·qw − 128·Σ qw, exact; then × dx · dw into the float sums
-            var k0 = Avx.LoadVector256(sums + b * Columns);
-            var k1 = Avx.LoadVector256(sums + b * Columns + 8);
+            // Σ qx·qw (= Σ u·qw − 128·Σ qw with the offset), exact; then × dx · dw into the float sums
+            var k0 = T.Offset ? Avx.LoadVector256(sums + b * Columns) : Vector256<int>.Zero;
+            var k1 = T.Offset ? Avx.LoadVector256(sums + b * Columns + 8) : Vector256<int>.Zero;
             var dw0 = Avx.LoadVector256(scales + b * Columns);
             var dw1 = Avx.LoadVector256(scales + b * Columns + 8);
             Accumulate(acc, s00, s01, k0, k1, dw0, dw1, d0[b]);
@@ -262,63 +305,6 @@ public static unsafe class Q8Gemm
             Accumulate(acc + 6, s30, s31, k0, k1, dw0, dw1, d0[r3 + b]);
         }
         for (int r = 0; r < rows; r++) Store(acc[2 * r], acc[2 * r + 1], bias, y + (long)(i0 + r) * n + j0, cols);
-    }
-
-    /// <summary><see cref="Kernel"/> without vpdpbusd, on the signed input x: per four bytes of a row and eight
-    /// columns, vpmaddubsw(|qw|, x · sign qw) into 16-bit pairs, then vpmaddwd by ones into the 32-bit lanes
-    /// vpdpbusd would have filled, now without the 128 · Σ qw to take off. The weights' absolute values are taken once
-    /// per load and serve all four rows.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void KernelSignMoved(sbyte* x, float* dx, int i0, int rows, int k, sbyte* packed, float* scales,
-        float* bias, float* y, int n, int j0, int cols)
-    {
-        int blocks = k / B;
-        var acc = stackalloc Vector256<float>[2 * Rows];
-        for (int r = 0; r < 2 * Rows; r++) acc[r] = default;
-        sbyte* a0 = x + (long)i0 * k, a1 = rows > 1 ? a0 + k : a0, a2 = rows > 2 ? a0 + 2 * k : a0,
-            a3 = rows > 3 ? a0 + 3 * k : a0;
-        float* d0 = dx + (long)i0 * blocks;
-        int r1 = rows > 1 ? blocks : 0, r2 = rows > 2 ? 2 * blocks : 0, r3 = rows > 3 ? 3 * blocks : 0;
-        for (int b = 0; b < blocks; b++)
-        {
-            Vector256<int> s00 = default, s01 = default, s10 = default, s11 = default;
-            Vector256<int> s20 = default, s21 = default, s30 = default, s31 = default;
-            sbyte* wb = packed + b * Columns * B;
-            int* x0 = (int*)(a0 + b * B), x1 = (int*)(a1 + b * B), x2 = (int*)(a2 + b * B), x3 = (int*)(a3 + b * B);
-            for (int q = 0; q < B / 4; q++)
-            {
-                var w0 = Avx.LoadVector256(wb + q * 64);
-                var m0 = Avx2.Abs(w0);
-                s00 = SignMovedSum(s00, m0, w0, x0[q]);
-                s10 = SignMovedSum(s10, m0, w0, x1[q]);
-                s20 = SignMovedSum(s20, m0, w0, x2[q]);
-                s30 = SignMovedSum(s30, m0, w0, x3[q]);
-                var w1 = Avx.LoadVector256(wb + q * 64 + 32);
-                var m1 = Avx2.Abs(w1);
-                s01 = SignMovedSum(s01, m1, w1, x0[q]);
-                s11 = SignMovedSum(s11, m1, w1, x1[q]);
-                s21 = SignMovedSum(s21, m1, w1, x2[q]);
-                s31 = SignMovedSum(s31, m1, w1, x3[q]);
-            }
-            var dw0 = Avx.LoadVector256(scales + b * Columns);
-            var dw1 = Avx.LoadVector256(scales + b * Columns + 8);
-            var none = Vector256<int>.Zero;
-            Accumulate(acc, s00, s01, none, none, dw0, dw1, d0[b]);
-            Accumulate(acc + 2, s10, s11, none, none, dw0, dw1, d0[r1 + b]);
-            Accumulate(acc + 4, s20, s21, none, none, dw0, dw1, d0[r2 + b]);
-            Accumulate(acc + 6, s30, s31, none, none, dw0, dw1, d0[r3 + b]);
-        }
-        for (int r = 0; r < rows; r++) Store(acc[2 * r], acc[2 * r + 1], bias, y + (long)(i0 + r) * n + j0, cols);
-    }
-
-    /// <summary>sum + each lane's Σ of four products w · x, with x's four bytes (one 32-bit value) against every lane,
-    /// as |w| · (x · sign w): vpmaddubsw, then vpmaddwd by ones.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> SignMovedSum(Vector256<int> sum, Vector256<byte> magnitude, Vector256<sbyte> w,
-        int x)
-    {
-        var pairs = Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(Vector256.Create(x).AsSByte(), w));
-        return Avx2.Add(sum, Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1)));
     }
 
     /// <summary>One row's block into its float sums: (Σ u·qw − 128·Σ qw) · dx · dw, for 16 columns.</summary>
