@@ -6,8 +6,8 @@ namespace ScratchGpt.Tests;
 /// The SIMD CPU backend picks its kernels by what the CPU has: AVX-512, AVX-VNNI, AVX2 + FMA, 128-bit vectors or none.
 /// A test machine has one of these; the runtime turns the others off from the environment, so every level runs here,
 /// as the real CLI on an older CPU would: the kernel table against the reference backend, and the fixtures' first
-/// greedy case token for token as transformers wrote it (float32), with the Q8_0 and Q4_0 tokens the same as the
-/// machine's own level gives.
+/// greedy case token for token as transformers wrote it (float32), with the Q8_0 and Q4_0 tokens after a prompt long
+/// enough for the prefill product the same as the machine's own level gives.
 /// </summary>
 [Collection("cli-process")]
 public class InstructionSetTests
@@ -36,9 +36,14 @@ public class InstructionSetTests
         return Fixtures.Ints(JsonNode.Parse(stdout)!["prompts"]![0]!["sequences"]![0]!["new_ids"]);
     }
 
+    /// <summary>A prompt of more than 16 tokens, so that its forward is a prefill product (Q8_0 / Q4_0: the
+    /// integer GEMM with vpdpbusd, with vpmaddubsw or the widened float GEMM, by level), then decode steps.</summary>
+    private const string LongPrompt =
+        "ROMEO: But soft, what light through yonder window breaks? It is the east, and Juliet is the sun.";
+
     /// <summary>The machine's own level's Q8_0 and Q4_0 tokens, run once for every level to be compared with.</summary>
     private static readonly Lazy<Dictionary<string, int[]>> FullLevel = new(() =>
-        new[] { "q8_0", "q4_0" }.ToDictionary(q => q, q => Greedy([], Prompt, 12, "--quantize", q)));
+        new[] { "q8_0", "q4_0" }.ToDictionary(q => q, q => Greedy([], LongPrompt, 12, "--quantize", q)));
 
     private static JsonNode FirstGreedyCase => Fixtures.Json("generation.json")["cases"]!.AsArray()
         .First(c => c!["group"]!.GetValue<string>() == "greedy" && c["model"]!.GetValue<string>() == "tiny-gpt2")!;
@@ -63,6 +68,6 @@ public class InstructionSetTests
 
         // the integer sums of Q8_0 and Q4_0 are exact at every level; their float sums run in another order
         foreach (var (q, tokens) in FullLevel.Value)
-            Assert.Equal(tokens, Greedy(env, Prompt, 12, "--quantize", q));
+            Assert.Equal(tokens, Greedy(env, LongPrompt, 12, "--quantize", q));
     }
 }
