@@ -26,6 +26,19 @@ public class ForkJoinTests
         Assert.All(RunCounts(count), n => Assert.Equal(1, n));
 
     [Fact]
+    public void A_core_runs_its_own_share_in_order_then_what_the_others_have_not_reached()
+    {
+        var order = new List<int>();
+        var loop = new ForkJoin.Loop(10, order.Add, shares: 2);
+        Assert.False(loop.Done);
+        loop.RunItems(1);   // alone: its share (items 5 … 9) first, in order, then all of core 0's
+        Assert.Equal([5, 6, 7, 8, 9, 0, 1, 2, 3, 4], order);
+        Assert.True(loop.Done);
+        loop.RunItems(0);   // nothing left: a late core runs no item twice
+        Assert.Equal(10, order.Count);
+    }
+
+    [Fact]
     public void Back_to_back_loops_and_loops_after_the_workers_sleep_each_finish_before_returning()
     {
         for (int loop = 0; loop < 2_000; loop++)

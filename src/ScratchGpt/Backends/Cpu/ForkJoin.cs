@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.ExceptionServices;
+using System.Runtime.InteropServices;
 
 namespace ScratchGpt.Backends.Cpu;
 
@@ -10,7 +11,8 @@ namespace ScratchGpt.Backends.Cpu;
 /// as the pool's threads park between loops. Here one thread per further core stays awake between loops: it spins
 /// on a generation counter for a short while after each loop (the next one starts microseconds later in a decode
 /// step), yielding the core to any other runnable thread as it spins, then sleeps until woken. The caller takes
-/// items too, from the same shared counter, so a slow core takes fewer. A loop that finds the workers busy (another
+/// items too. Each core starts on its own contiguous share of the items and then takes what the others have not
+/// reached (<see cref="Loop.RunItems"/>), so a slow core takes fewer. A loop that finds the workers busy (another
 /// thread's loop, or a loop inside a loop) runs on <see cref="Parallel.For(int, int, Action{int})"/> instead.
 /// </summary>
 internal static class ForkJoin
@@ -20,28 +22,56 @@ internal static class ForkJoin
     /// back soon after generation stops.</summary>
     private static readonly long SpinTicks = Stopwatch.Frequency / 5_000;   // 200 µs
 
-    private sealed class Loop(int count, Action<int> body)
+    /// <summary>One loop's items and how far each core's share of them has been claimed.</summary>
+    internal sealed class Loop
     {
-        private readonly int count = count;
-        private int next, pending = count;
+        private readonly int count, shares;
+        private readonly Action<int> body;
+        /// <summary>Share s is items s·count/shares .. (s+1)·count/shares − 1; next[s] is its first unclaimed item,
+        /// each on a cache line of its own, so that a core claiming from its share does not move the others'.</summary>
+        private readonly Counter[] next;
+        private int pending;
         private Exception? error;
 
-        /// <summary>Takes and runs items until none is left. Each claim takes 1/(2·cores) of what is left
-        /// (guided scheduling): few claims on the shared counter, whose cache line moves between the cores on every
-        /// one, and small ones at the end, so no core waits long for another's last items.</summary>
-        public void RunItems()
+        /// <summary>An int alone on its 64-byte cache line whatever the array's alignment.</summary>
+        [StructLayout(LayoutKind.Explicit, Size = 128)]
+        private struct Counter { [FieldOffset(64)] public int Value; }
+
+        public Loop(int count, Action<int> body, int shares)
         {
-            int done = 0, share = 2 * Environment.ProcessorCount;
-            for (int i0 = Volatile.Read(ref next); i0 < count; i0 = Volatile.Read(ref next))
+            (this.count, this.body, this.shares, pending) = (count, body, shares, count);
+            next = new Counter[shares];
+            for (int c = 0; c < shares; c++) next[c].Value = Start(c);
+        }
+
+        private int Start(int share) => (int)((long)count * share / shares);
+
+        /// <summary>Runs items until none is left: first core <paramref name="self"/>'s own share, in order, then
+        /// what is left of the others'. A core's items are one range, so the weights a decode matmul streams stay
+        /// two sequential streams per core from start to end (a claim elsewhere restarts the hardware prefetcher's
+        /// streams: one shared counter, all cores claiming from it in turn, streamed a two-core decode matmul at
+        /// 40–49 GB/s where shares give 54–64, docs/benchmarks.md); a core slowed by another process holds no one
+        /// up, as the others take what it has not reached. Each claim takes half of what is left of the share (a
+        /// quarter of another core's): few claims, and small ones at the end, so no core waits long for another's
+        /// last items.</summary>
+        public void RunItems(int self)
+        {
+            int done = 0;
+            for (int k = 0; k < shares; k++)
             {
-                int i1 = i0 + Math.Max(1, (count - i0) / share);
-                if (Interlocked.CompareExchange(ref next, i1, i0) != i0) continue;
-                for (int i = i0; i < i1; i++)
+                int share = (self + k) % shares, end = Start(share + 1), part = k == 0 ? 2 : 4;
+                ref int counter = ref next[share].Value;
+                for (int i0 = Volatile.Read(ref counter); i0 < end; i0 = Volatile.Read(ref counter))
                 {
-                    try { body(i); }
-                    catch (Exception e) { Interlocked.CompareExchange(ref error, e, null); }
+                    int i1 = i0 + Math.Max(1, (end - i0) / part);
+                    if (Interlocked.CompareExchange(ref counter, i1, i0) != i0) continue;
+                    for (int i = i0; i < i1; i++)
+                    {
+                        try { body(i); }
+                        catch (Exception e) { Interlocked.CompareExchange(ref error, e, null); }
+                    }
+                    done += i1 - i0;
                 }
-                done += i1 - i0;
             }
             if (done > 0) Interlocked.Add(ref pending, -done);
         }
@@ -70,14 +100,14 @@ internal static class ForkJoin
         try
         {
             if (Volatile.Read(ref started) == 0) StartWorkers();
-            var loop = new Loop(count, body);
+            var loop = new Loop(count, body, Environment.ProcessorCount);
             Volatile.Write(ref current, loop);
             // Interlocked: a full fence, so a worker that sees the new generation sees the loop, and this thread
             // reads `sleepers` only after publishing (a worker about to sleep re-checks the generation after it
             // counts itself a sleeper: one of the two always sees the other).
             Interlocked.Increment(ref generation);
             if (Volatile.Read(ref sleepers) > 0) lock (Gate) Monitor.PulseAll(Gate);
-            loop.RunItems();
+            loop.RunItems(0);
             var wait = new SpinWait();
             while (!loop.Done) wait.SpinOnce(sleep1Threshold: -1);
             Volatile.Write(ref current, null);
@@ -92,18 +122,23 @@ internal static class ForkJoin
         {
             if (started == 1) return;
             for (int w = 1; w < Environment.ProcessorCount; w++)
-                new Thread(Work) { IsBackground = true, Name = $"ScratchGpt CPU worker {w}" }.Start();
+            {
+                int self = w;
+                new Thread(() => Work(self)) { IsBackground = true, Name = $"ScratchGpt CPU worker {w}" }.Start();
+            }
             Volatile.Write(ref started, 1);
         }
     }
 
-    private static void Work()
+    /// <summary>Worker <paramref name="self"/> (1 … cores − 1; the caller of a loop is 0): each loop's share
+    /// <paramref name="self"/> first.</summary>
+    private static void Work(int self)
     {
         long seen = Volatile.Read(ref generation);
         while (true)
         {
             seen = NextGeneration(seen);
-            Volatile.Read(ref current)?.RunItems();
+            Volatile.Read(ref current)?.RunItems(self);
         }
     }
 
