@@ -282,7 +282,11 @@ public class QuantizationTests(ITestOutputHelper output)
             Backends.Cpu.Q8Gemm.MatMulNT(qx, dx, w4, bias, y, m, n, k, vnni);
             Assert.True(q4.AsSpan().SequenceEqual(y), $"q4_0 {form}: not the bits of the default form");
         }
-        if (!Backends.Cpu.Q8Gemm.HasVnni) output.WriteLine("no AVX-VNNI on this CPU: only the vpmaddubsw form ran");
+        if (Backends.Cpu.Q8Gemm.HasVnni) return;
+        // without AVX-VNNI the vpdpbusd form refuses rather than fault
+        Assert.Throws<PlatformNotSupportedException>(() =>
+            Backends.Cpu.Q8Gemm.MatMulNT(qx, dx, w, bias, y, m, n, k, vnni: true));
+        output.WriteLine("no AVX-VNNI on this CPU: only the vpmaddubsw form ran");
     }
 
     [Theory]
