@@ -3,8 +3,8 @@ using ScratchGpt.Backends.Cpu;
 
 namespace ScratchGpt.Tests;
 
-/// <summary>The CPU backend's weight memory: 2 MiB pages on Linux for blocks big enough, plain arrays otherwise,
-/// and the weights in it read back as written.</summary>
+/// <summary>The CPU backend's weight memory: 2 MiB pages on Linux, a block's own where it is big enough, shared
+/// with other small blocks otherwise, and the weights in it read back as written.</summary>
 public class HugePageMemoryTests
 {
     [Theory]
@@ -34,12 +34,36 @@ public class HugePageMemoryTests
         Assert.Equal(pages, HugePageMemory.HugePages(bytes));
 
     [Fact]
-    public void Small_blocks_are_plain_arrays()
+    public unsafe void Small_blocks_share_huge_pages_each_on_its_own_cache_lines()
     {
-        var memory = HugePageMemory.Allocate<Half>(HugePageMemory.PageBytes * 7 / 20);   // 0.7 of a page
-        Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray<Half>(memory, out var segment));
-        Assert.Equal(0, segment.Offset);
-        Assert.Equal(memory.Length, segment.Array!.Length);
+        // 0.7 of a page: too small for a page of its own
+        var a = HugePageMemory.Allocate<Half>(HugePageMemory.PageBytes * 7 / 20);
+        var b = HugePageMemory.Allocate<Half>(33);
+        var c = HugePageMemory.Allocate<Half>(HugePageMemory.PageBytes * 7 / 20);
+        if (!OperatingSystem.IsLinux())
+        {
+            Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray<Half>(a, out var own));
+            Assert.Equal(a.Length, own.Array!.Length);
+            return;
+        }
+        Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray<Half>(a, out var sa));
+        Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray<Half>(b, out var sb));
+        Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray<Half>(c, out var sc));
+        Assert.Same(sa.Array, sb.Array);   // one chunk of pages for all three
+        Assert.Same(sa.Array, sc.Array);
+        Assert.Equal(new[] { a.Length, 33, c.Length }, new[] { sa.Count, sb.Count, sc.Count });
+        Assert.True(sa.Offset + sa.Count <= sb.Offset && sb.Offset + sb.Count <= sc.Offset);
+        a.Span.Fill((Half)1); b.Span.Fill((Half)2); c.Span.Fill((Half)3);
+        Assert.Equal((Half)1, a.Span[^1]);
+        Assert.Equal((Half)2, b.Span[0]);
+        Assert.Equal((Half)2, b.Span[^1]);
+        Assert.Equal((Half)3, c.Span[0]);
+        fixed (Half* pa = a.Span) fixed (Half* pb = b.Span) fixed (Half* pc = c.Span)
+        {
+            Assert.Equal(0, (long)pa % 64);
+            Assert.Equal(0, (long)pb % 64);
+            Assert.Equal(0, (long)pc % 64);
+        }
     }
 
     [Theory]
