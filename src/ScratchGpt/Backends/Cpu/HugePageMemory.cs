@@ -81,14 +81,24 @@ public static class HugePageMemory
         return memory;
     }
 
+    /// <summary>Asks for 2 MiB pages for a page-aligned stretch. MADV_HUGEPAGE alone only shapes the pages that
+    /// later writes fault in, and the pinned heap often hands out memory the GC has already used (a model's loading
+    /// frees large temporary arrays): those stretches kept their 4 KiB pages, half of gpt2's float32 layers in one
+    /// measurement. MADV_COLLAPSE (Linux 6.1 and later) then puts the stretch on huge pages now, whether touched or
+    /// not.</summary>
     private static unsafe void Advise(void* start, long bytes)
     {
-        // Only advice: a refusal (non-zero result) leaves ordinary pages, which work the same, slower.
-        try { _ = madvise(start, (nuint)bytes, MadvHugePage); }
+        // Only advice: a refusal (non-zero result, or an older kernel's EINVAL) leaves ordinary pages, which work
+        // the same, slower.
+        try
+        {
+            _ = madvise(start, (nuint)bytes, MadvHugePage);
+            _ = madvise(start, (nuint)bytes, MadvCollapse);
+        }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
     }
 
-    private const int MadvHugePage = 14;
+    private const int MadvHugePage = 14, MadvCollapse = 25;
 
     [DllImport("libc", SetLastError = true)]
     private static extern unsafe int madvise(void* address, nuint length, int advice);
