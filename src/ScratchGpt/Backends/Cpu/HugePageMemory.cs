@@ -8,9 +8,10 @@ namespace ScratchGpt.Backends.Cpu;
 /// at every page boundary, so one core streamed gpt2's Q8_0 matrices at ~21 GB/s where 2 MiB pages give ~27
 /// (docs/benchmarks.md). On Linux a block is a 2 MiB-aligned stretch of a pinned array, advised for transparent
 /// huge pages (madvise MADV_HUGEPAGE, which works under the default THP setting "madvise") before anything is
-/// written to it, so that the first writes fault in whole 2 MiB pages. It stays an ordinary managed array: the GC
-/// keeps it alive for every span over it and frees it, and if the advice is refused (THP "never", memory already
-/// touched, another OS) it simply works on 4 KiB pages.
+/// written to it, so that the first writes fault in whole 2 MiB pages, and collapsed onto them at once
+/// (MADV_COLLAPSE) where the GC hands back memory that already has its pages. It stays an ordinary managed array:
+/// the GC keeps it alive for every span over it and frees it, and if the advice is refused (THP "never", a kernel
+/// before 6.1 given recycled memory, another OS) it simply works on 4 KiB pages.
 /// </summary>
 public static class HugePageMemory
 {
