@@ -87,7 +87,7 @@ public static class HugePageMemory
     /// frees large temporary arrays): those stretches kept their 4 KiB pages, half of gpt2's float32 layers in one
     /// measurement. MADV_COLLAPSE (Linux 6.1 and later) then puts the stretch on huge pages now, whether touched or
     /// not.</summary>
-    private static unsafe void Advise(void* start, long bytes)
+    internal static unsafe void Advise(void* start, long bytes)
     {
         // Only advice: a refusal (non-zero result, or an older kernel's EINVAL) leaves ordinary pages, which work
         // the same, slower.
