@@ -47,10 +47,11 @@ public static class HugePageMemory
 
     /// <summary>
     /// Blocks too small for a page of their own, packed side by side on shared 2 MiB pages: gpt2's 768 × 768
-    /// attention projection (1.2 MB as float16, 0.6 MB as Q8_0) and every Q8_0 matrix's scales would otherwise be
-    /// read from 4 KiB pages at every decode step, and on them one core streamed the projection at ~16 GB/s where
-    /// the larger matrices beside it ran at ~26 (docs/benchmarks.md). One chunk of <see cref="ChunkPages"/> pages
-    /// per element type at a time; each block starts on a cache line. A chunk lives as long as a block in it.
+    /// attention projection (1.2 MB as float16, 0.6 MB as Q8_0) and every Q8_0 / Q4_0 matrix's scales would
+    /// otherwise be read from 4 KiB pages at every decode step, and on them one core streamed the projection at ~16
+    /// GB/s where the larger matrices beside it ran at ~26 (docs/benchmarks.md). One chunk of
+    /// <see cref="ChunkPages"/> pages per element type at a time; each block starts on a cache line. A chunk lives
+    /// as long as a block in it.
     /// </summary>
     private static class SharedPages<T> where T : unmanaged
     {
