@@ -294,8 +294,9 @@ public class QuantizationTests(ITestOutputHelper output)
     [InlineData(WeightPrecision.Q4_0)]
     public void The_dequantizing_prefill_gemm_multiplies_the_weights_values(WeightPrecision precision)
     {
-        // What prefill runs on CPUs without AVX2 (this one may never pick it): the weights widened a block of
-        // rows at a time into the float32 GEMM, against the plain triple loop on the same values.
+        // What prefill runs where Q8Gemm does not pay (AVX-512 without AVX-VNNI, or no AVX2; this CPU may never pick
+        // it): the weights widened a block of rows at a time into the float32 GEMM, against the plain triple loop on
+        // the same values.
         const int m = 40, n = 77, k = 96;
         var rng = new Random(5);
         float[] x = Enumerable.Range(0, m * k).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();

@@ -104,8 +104,11 @@ public static unsafe class Q8Gemm
             fixed (byte* pu = u)
             fixed (sbyte* px = xq)
             fixed (float* pdx = xd, pb = bias, py = y)
-                Run(new Operands(vnni ? pu : (byte*)px, pdx, qw, codes, dw, bias.Length > 0 ? pb : null, py), m, n, k,
-                    vnni);
+            {
+                var o = new Operands(vnni ? pu : (byte*)px, pdx, qw, codes, dw, bias.Length > 0 ? pb : null, py);
+                if (vnni) Run<Vnni>(o, m, n, k);
+                else Run<SignMoved>(o, m, n, k);
+            }
         }
         finally { if (u is not null) System.Buffers.ArrayPool<byte>.Shared.Return(u); }
     }
@@ -120,7 +123,9 @@ public static unsafe class Q8Gemm
         public readonly sbyte* Qw = qw;
     }
 
-    private static void Run(Operands o, int m, int n, int k, bool vnni)
+    /// <summary>The product in form <typeparamref name="T"/>, a block of 16 columns at a time: packed (with the
+    /// column sums only where the form offsets its input), then every row against it.</summary>
+    private static void Run<T>(Operands o, int m, int n, int k) where T : IByteProducts
     {
         int blocks = k / B, columnBlocks = (n + Columns - 1) / Columns;
         int tasks = (long)m * n * k < 1 << 20 ? 1 : Math.Min(columnBlocks, Environment.ProcessorCount * 4);
@@ -128,7 +133,7 @@ public static unsafe class Q8Gemm
         {
             int c0 = (int)((long)columnBlocks * t / tasks), c1 = (int)((long)columnBlocks * (t + 1) / tasks);
             sbyte[] packed = System.Buffers.ArrayPool<sbyte>.Shared.Rent(Columns * k);
-            int[] sums = System.Buffers.ArrayPool<int>.Shared.Rent(Columns * blocks);
+            int[]? sums = T.Offset ? System.Buffers.ArrayPool<int>.Shared.Rent(Columns * blocks) : null;
             float[] scales = System.Buffers.ArrayPool<float>.Shared.Rent(Columns * blocks);
             try
             {
@@ -138,20 +143,16 @@ public static unsafe class Q8Gemm
                     for (int cb = c0; cb < c1; cb++)
                     {
                         int j0 = cb * Columns, cols = Math.Min(Columns, n - j0);
-                        Pack(o, j0, cols, k, pp, vnni ? ps : null, pd);
+                        Pack(o, j0, cols, k, pp, ps, pd);
                         for (int i0 = 0; i0 < m; i0 += Rows)
-                            if (vnni)
-                                Kernel<Vnni>(o.U, o.Dx, i0, Math.Min(Rows, m - i0), k, pp, ps, pd,
-                                    o.Bias is null ? null : o.Bias + j0, o.Y, n, j0, cols);
-                            else
-                                Kernel<SignMoved>(o.U, o.Dx, i0, Math.Min(Rows, m - i0), k, pp, null, pd,
-                                    o.Bias is null ? null : o.Bias + j0, o.Y, n, j0, cols);
+                            Kernel<T>(o.U, o.Dx, i0, Math.Min(Rows, m - i0), k, pp, ps, pd,
+                                o.Bias is null ? null : o.Bias + j0, o.Y, n, j0, cols);
                     }
             }
             finally
             {
                 System.Buffers.ArrayPool<sbyte>.Shared.Return(packed);
-                System.Buffers.ArrayPool<int>.Shared.Return(sums);
+                if (sums is not null) System.Buffers.ArrayPool<int>.Shared.Return(sums);
                 System.Buffers.ArrayPool<float>.Shared.Return(scales);
             }
         }
