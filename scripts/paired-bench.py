@@ -3,7 +3,7 @@
 
 Usage:
     python3 scripts/paired-bench.py --llama /tmp/llama/build [--rounds 3] [--dtypes f32,f16,q8_0,q4_0] [--threads 2,1]
-        [--isa native|avx2]
+        [--isa native|avx2] [--kv-cache f16|f32]
 
 Both runtimes read the same numbers: one random gpt2-shaped checkpoint (`scratchgpt init --config gpt2`), which our
 own exporter writes as GGUF for llama.cpp (`scratchgpt convert --to gguf --dtype …`). For every round, thread count
@@ -16,6 +16,9 @@ alone can be the same for two generations, e.g. "AMD EPYC" for Zen 4 and Zen 5).
 Decode is measured after the prompt on both sides: ours decodes after a 128-token prefill; for llama.cpp it is
 `-pg 128,64` minus `-p 128` (64 tokens ÷ the difference of the two times), as its plain `-n 64` starts from an
 empty cache. llama.cpp's threads spin, so a pair is only meaningful on a quiet machine: check `load_avg`.
+
+Both sides keep their KV cache in float16 (`--kv-cache f16`, llama-bench's default `-ctk f16 -ctv f16`, passed to it
+explicitly); `--kv-cache f32` runs both with a float32 cache, ours then holding exactly transformers' numbers.
 
 `--isa avx2` runs ours as a CPU with AVX2 + FMA and nothing newer would (Zen 2/3, Skylake … Comet Lake): the
 runtime's DOTNET_EnableAVX512=0 and DOTNET_EnableAVXVNNI=0 turn the AVX-512 and AVX-VNNI kernels off. Pair it with a
@@ -74,11 +77,11 @@ def cores(threads):
 ISA_ENV = {"native": {}, "avx2": {"DOTNET_EnableAVX512": "0", "DOTNET_EnableAVXVNNI": "0"}}
 
 
-def ours(cli, model, quantize, threads, prompt, gen, runs, isa="native"):
+def ours(cli, model, quantize, threads, prompt, gen, runs, isa="native", kv_cache="f16"):
     env = dict(os.environ, DOTNET_PROCESSOR_COUNT=str(threads), **ISA_ENV[isa])
     cmd = ["taskset", "-c", cores(threads)] + cli + ["bench", "--model", model, "--device", "cpu",
                                                     "--prompt-tokens", str(prompt), "--new-tokens", str(gen),
-                                                    "--runs", str(runs), "--json"]
+                                                    "--runs", str(runs), "--kv-cache", kv_cache, "--json"]
     if quantize:
         cmd += ["--quantize", quantize]
     r = json.loads(run(cmd, env))
@@ -87,9 +90,9 @@ def ours(cli, model, quantize, threads, prompt, gen, runs, isa="native"):
             "device": r.get("device_name", "")}
 
 
-def llama(bench, gguf, threads, prompt, gen, runs):
+def llama(bench, gguf, threads, prompt, gen, runs, kv_cache="f16"):
     cmd = ["taskset", "-c", cores(threads), bench, "-m", gguf, "-t", str(threads), "-r", str(runs),
-           "-p", str(prompt), "-n", "0", "-pg", f"{prompt},{gen}", "-o", "json"]
+           "-p", str(prompt), "-n", "0", "-pg", f"{prompt},{gen}", "-ctk", kv_cache, "-ctv", kv_cache, "-o", "json"]
     rows = json.loads(run(cmd))
     pp = next(r for r in rows if r["n_gen"] == 0)
     pg = next(r for r in rows if r["n_gen"] == gen and r["n_prompt"] == prompt)
@@ -111,6 +114,8 @@ def main():
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--isa", default="native", choices=sorted(ISA_ENV),
                     help="avx2: ours without its AVX-512 and AVX-VNNI kernels (pair with a llama.cpp built likewise)")
+    ap.add_argument("--kv-cache", default="f16", choices=["f16", "f32"],
+                    help="KV cache type on both sides (default f16, llama.cpp's default)")
     a = ap.parse_args()
 
     bench = os.path.join(a.llama, "bin", "llama-bench")
@@ -155,9 +160,10 @@ def main():
             for d in dtypes:
                 load = [round(x, 2) for x in os.getloadavg()]
                 model, quantize = models[d]
-                o = ours(cli, model, quantize, t, a.prompt_tokens, a.new_tokens, a.runs, a.isa)
-                l = llama(bench, ggufs[d], t, a.prompt_tokens, a.new_tokens, a.runs)
-                pair = {"cpu": cpu, "cpu_id": cpu_kind, "isa": a.isa, "round": rnd, "dtype": d, "threads": t,
+                o = ours(cli, model, quantize, t, a.prompt_tokens, a.new_tokens, a.runs, a.isa, a.kv_cache)
+                l = llama(bench, ggufs[d], t, a.prompt_tokens, a.new_tokens, a.runs, a.kv_cache)
+                pair = {"cpu": cpu, "cpu_id": cpu_kind, "isa": a.isa, "kv_cache": a.kv_cache, "round": rnd,
+                        "dtype": d, "threads": t,
                         "load_avg": load,
                         "ours": o, "llama_cpp": l,
                         "ratio": {"prefill": round(o["prefill"] / l["prefill"], 3),
@@ -170,7 +176,8 @@ def main():
             ps = [p for p in pairs if p["threads"] == t and p["dtype"] == d]
             med = lambda side, k: statistics.median(p[side][k] for p in ps)
             print(json.dumps({
-                "summary": True, "cpu": cpu, "cpu_id": cpu_kind, "isa": a.isa, "dtype": d, "threads": t,
+                "summary": True, "cpu": cpu, "cpu_id": cpu_kind, "isa": a.isa, "kv_cache": a.kv_cache, "dtype": d,
+                "threads": t,
                 "rounds": len(ps),
                 "ours": {"prefill": med("ours", "prefill"), "decode": med("ours", "decode"),
                          "floor_decode": med("ours", "floor_decode")},

@@ -114,7 +114,8 @@ public static class BenchCommand
             {
                 ["model"] = Common.ModelDir(p), ["device"] = model.Backend.Kind,
                 ["device_name"] = model.Backend.DeviceName,
-                ["dtype"] = model.Precision.ToString(), ["batch"] = B, ["prompt_tokens"] = P, ["new_tokens"] = N,
+                ["dtype"] = model.Precision.ToString(),
+                ["kv_cache"] = model.KvCache.ToString(), ["batch"] = B, ["prompt_tokens"] = P, ["new_tokens"] = N,
                 ["prefill_tok_s"] = Math.Round(Median(prefill), 1), ["decode_tok_s"] = Math.Round(decodeTokS, 2),
                 ["decode_ms_per_token"] = Math.Round(msPerToken, 3), ["ttft_ms"] = Math.Round(Median(ttft), 2),
                 ["load_s"] = Math.Round(loadS, 3), ["peak_memory_bytes"] = Process.GetCurrentProcess().PeakWorkingSet64,

@@ -53,12 +53,20 @@ public static class Common
             "signed bytes or four-bit codes with one float16 scale)",
     };
 
+    public static readonly Option<string> KvCache = new("--kv-cache")
+    {
+        Description = "f32 or f16: how the KV cache stores keys and values (f16, llama.cpp's default: half the bytes " +
+            "a decode step's attention reads; cpu and reference devices)",
+        DefaultValueFactory = _ => "f32",
+    };
+
     public static void AddModelOptions(Command c)
     {
         c.Options.Add(Model);
         c.Options.Add(Tokenizer);
         c.Options.Add(Device);
         c.Options.Add(Quantize);
+        c.Options.Add(KvCache);
         c.Options.Add(Verbose);
         AddHubOptions(c);
     }
@@ -109,10 +117,17 @@ public static class Common
             "q4_0" => Backends.WeightPrecision.Q4_0,
             var q => throw new ArgumentException($"--quantize must be q8_0 or q4_0, got '{q}'"),
         };
+        var kvCache = p.GetValue(KvCache) switch
+        {
+            "f32" => Backends.KvCachePrecision.Float32,
+            "f16" => Backends.KvCachePrecision.Float16,
+            var k => throw new ArgumentException($"--kv-cache must be f32 or f16, got '{k}'"),
+        };
         var model = Gpt2Model.Load(ModelDir(p), new ModelLoadOptions
         {
             Device = p.GetValue(Device)!,
             Precision = precision,
+            KvCache = kvCache,
             TokenizerDirectory = p.GetValue(Tokenizer),
             Log = verbose ? m => Console.Error.WriteLine(m) : null,
             Note = m => Console.Error.WriteLine("note: " + m),

@@ -93,13 +93,16 @@ public class PairedBenchScriptTests : IDisposable
         {
             Assert.StartsWith(i % 2 == 0 ? "ours 0 DOTNET_PROCESSOR_COUNT=1" : "llama 0 ", timed[i]);
             if (i % 2 == 1) Assert.Contains("-t 1 -r 1 -p 128 -n 0 -pg 128,64", timed[i]);
+            else Assert.Contains("--kv-cache f16", timed[i]);   // both sides' cache in float16, llama.cpp's default
         }
         Assert.Contains("--quantize q8_0", timed[4]);
         Assert.All(timed.Where(l => l.StartsWith("ours")), l => Assert.Contains(" AVX512=unset VNNI=unset ", l));
         Assert.Equal("1 cores, X64, AVX2 + FMA", pairs[0]["ours"]!["device"]!.GetValue<string>());
         Assert.Equal("AMD EPYC", pairs[0]["llama_cpp"]!["cpu_info"]!.GetValue<string>());
         Assert.Equal("native", pairs[0]["isa"]!.GetValue<string>());
-        Assert.EndsWith("gpt2-q8_0.gguf -t 1 -r 1 -p 128 -n 0 -pg 128,64 -o json", timed[5].Split(" -m ")[1]);
+        Assert.Equal("f16", pairs[0]["kv_cache"]!.GetValue<string>());
+        Assert.EndsWith("gpt2-q8_0.gguf -t 1 -r 1 -p 128 -n 0 -pg 128,64 -ctk f16 -ctv f16 -o json",
+            timed[5].Split(" -m ")[1]);
         Assert.DoesNotContain("--quantize", timed[0] + timed[2]);
         Assert.StartsWith("family ", pairs[0]["cpu_id"]!.GetValue<string>());   // model name alone can be ambiguous
 
@@ -111,7 +114,8 @@ public class PairedBenchScriptTests : IDisposable
         timed = File.ReadAllLines(log).Where(l => l.StartsWith("llama") || l.Contains(" bench ")).ToList();
         Assert.Equal(2, timed.Count);
         Assert.Contains("--quantize q4_0", timed[0]);
-        Assert.EndsWith("gpt2-q4_0.gguf -t 1 -r 1 -p 128 -n 0 -pg 128,64 -o json", timed[1].Split(" -m ")[1]);
+        Assert.EndsWith("gpt2-q4_0.gguf -t 1 -r 1 -p 128 -n 0 -pg 128,64 -ctk f16 -ctv f16 -o json",
+            timed[1].Split(" -m ")[1]);
         Assert.Contains(File.ReadAllLines(log), l => l.Contains("convert") && l.Contains("--dtype q4_0"));
 
         // --isa avx2: ours runs with the runtime's AVX-512 and AVX-VNNI turned off
@@ -123,6 +127,16 @@ public class PairedBenchScriptTests : IDisposable
         Assert.Contains(File.ReadAllLines(log),
             l => l.StartsWith("ours 0 DOTNET_PROCESSOR_COUNT=1 AVX512=0 VNNI=0 bench"));
         Assert.Equal("avx2", JsonNode.Parse(stdout.Split('\n')[0])!["isa"]!.GetValue<string>());
+
+        // --kv-cache f32: both sides keep a float32 cache
+        File.Delete(log);
+        (code, _, stderr) = Run("--llama", Path.Combine(_dir, "llama"), "--cli", "bash " + cli,
+            "--work", Path.Combine(_dir, "work"), "--rounds", "1", "--threads", "1", "--runs", "1", "--dtypes", "f32",
+            "--kv-cache", "f32");
+        Assert.True(code == 0, stderr);
+        timed = File.ReadAllLines(log).Where(l => l.StartsWith("llama") || l.Contains(" bench ")).ToList();
+        Assert.Contains("--kv-cache f32", timed[0]);
+        Assert.Contains("-ctk f32 -ctv f32", timed[1]);
         (code, _, stderr) = Run("--llama", Path.Combine(_dir, "llama"), "--isa", "sse2");
         Assert.Equal(2, code);
         Assert.Contains("--isa: invalid choice: 'sse2'", stderr);

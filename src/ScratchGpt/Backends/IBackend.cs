@@ -31,6 +31,12 @@ public interface IBackend : IDisposable
     /// <summary>A zero-filled buffer of <paramref name="length"/> floats.</summary>
     IDeviceBuffer Allocate(long length);
 
+    /// <summary>A zero-filled KV-cache buffer of <paramref name="length"/> values ([nHead, capacity, headDim], see
+    /// <see cref="Attention"/>), stored in <paramref name="precision"/>. Only <see cref="Attention"/> and
+    /// <see cref="Copy"/> (cache to cache) take it. A backend that cannot store that precision throws a
+    /// <see cref="BackendException"/> saying so.</summary>
+    IDeviceBuffer AllocateCache(long length, KvCachePrecision precision);
+
     void Download(IDeviceBuffer src, long offset, Span<float> dst);
     /// <summary>dst[dstOffset ..] = src[srcOffset ..], <paramref name="count"/> elements.</summary>
     void Copy(IDeviceBuffer src, long srcOffset, IDeviceBuffer dst, long dstOffset, long count);

@@ -231,6 +231,39 @@ public static class KernelCheck
                     return wantProbs ? Read(be, pr) : [.. Read(be, y), .. Read(be, k), .. Read(be, v)];
                 });
         }
+        // A float16 cache (on the devices that hold one): the past positions written by a prompt first, as a model
+        // fills its cache, then the new rows.
+        if (HoldsFloat16Cache(device))
+            foreach (var (rows, past, heads, hd) in new[] { (1, 0, 1, 7), (1, 33, 4, 16), (5, 12, 3, 64),
+                (33, 0, 2, 33), (1, 130, 2, 64), (3, 70, 2, 80), (4, 9, 2, 72) })
+            {
+                int E = heads * hd, cap = past + rows;
+                float[] prompt = Rand((long)past * 3 * E, 4f), qkv = Rand((long)rows * 3 * E, 4f);
+                yield return Compare("attention (f16 cache)", $"rows {rows}, past {past}, {heads}×{hd}", be =>
+                {
+                    using var k = be.AllocateCache((long)cap * E, KvCachePrecision.Float16);
+                    using var v = be.AllocateCache((long)cap * E, KvCachePrecision.Float16);
+                    using var y = Zeros(be, (long)cap * E); using var pr = Zeros(be, (long)heads * rows * cap);
+                    if (past > 0)
+                    {
+                        using var p = be.Upload(prompt);
+                        be.Attention(p, k, v, y, null, past, 0, heads, hd);
+                    }
+                    using var q = be.Upload(qkv);
+                    be.Attention(q, k, v, y, pr, rows, past, heads, hd);
+                    float[] keys = new float[k.Length], values = new float[v.Length];
+                    be.Download(k, 0, keys);
+                    be.Download(v, 0, values);
+                    return [.. Read(be, y)[..(rows * E)], .. Read(be, pr), .. keys, .. values];
+                });
+            }
+    }
+
+    /// <summary>Whether the device stores a float16 KV cache (the ILGPU devices refuse one).</summary>
+    private static bool HoldsFloat16Cache(IBackend device)
+    {
+        try { device.AllocateCache(0, KvCachePrecision.Float16).Dispose(); return true; }
+        catch (BackendException) { return false; }
     }
 
     /// <summary>The largest difference between a kernel's output and its reference (NaN counts as infinite).</summary>

@@ -70,6 +70,8 @@ public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = nul
     }
 
     public IDeviceBuffer Allocate(long length) => inner.Allocate(length);
+    public IDeviceBuffer AllocateCache(long length, KvCachePrecision precision) =>
+        inner.AllocateCache(length, precision);
 
     public void Download(IDeviceBuffer src, long offset, Span<float> dst)
     {

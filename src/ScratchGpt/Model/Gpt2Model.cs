@@ -27,6 +27,10 @@ public sealed class Gpt2Model : ILanguageModel, IDisposable
     public string? Directory { get; init; }
     public WeightPrecision Precision { get; }
 
+    /// <summary>How each session's KV cache stores keys and values (<see cref="Backend"/>'s
+    /// <see cref="IBackend.AllocateCache"/>).</summary>
+    public KvCachePrecision KvCache { get; init; } = KvCachePrecision.Float32;
+
     private readonly Gpt2Tensors<IDeviceBuffer> _w;     // the checkpoint's tensors on the backend (Gpt2Layout)
     private readonly Gpt2Block[] _blocks;
 

@@ -42,8 +42,11 @@ public static class Gpt2ModelLoader
         if (options.WrapBackend is not null) backend = options.WrapBackend(backend);
         try
         {
+            // A cache the device cannot hold fails here, before any weight is uploaded.
+            if (options.KvCache != KvCachePrecision.Float32) backend.AllocateCache(0, options.KvCache).Dispose();
             return new Gpt2Model(ckpt, backend, precision)
             {
+                KvCache = options.KvCache,
                 Tokenizer = tokenizer,
                 GenerationDefaults = genDefaults,
                 CheckpointDType = QuantizedCheckpoint.Format(ckpt.DType) ?? ckpt.DType.Name(),

@@ -30,8 +30,8 @@ public sealed class Gpt2Session : ILanguageModelState
         V = new IDeviceBuffer[c.NLayer];
         for (int l = 0; l < c.NLayer; l++)
         {
-            K[l] = model.Backend.Allocate((long)capacity * c.NEmbd);
-            V[l] = model.Backend.Allocate((long)capacity * c.NEmbd);
+            K[l] = model.Backend.AllocateCache((long)capacity * c.NEmbd, model.KvCache);
+            V[l] = model.Backend.AllocateCache((long)capacity * c.NEmbd, model.KvCache);
         }
     }
 

@@ -16,6 +16,9 @@ public sealed record ModelLoadOptions
     /// kernels).</summary>
     public WeightPrecision? Precision { get; init; }
 
+    /// <summary>How sessions store their keys and values (float32: exactly transformers' numbers).</summary>
+    public KvCachePrecision KvCache { get; init; } = KvCachePrecision.Float32;
+
     /// <summary>Wraps the backend before the weights go to it (e.g. in a
     /// <see cref="Backends.ProfilingBackend"/>).</summary>
     public Func<IBackend, IBackend>? WrapBackend { get; init; }

@@ -60,11 +60,26 @@ public sealed class CpuBackend : IBackend
 
     public IDeviceBuffer Allocate(long length) => new CpuBuffer(new float[length]);
 
-    public void Download(IDeviceBuffer src, long offset, Span<float> dst) =>
-        ((CpuBuffer)src).Float32.Span.Slice((int)offset, dst.Length).CopyTo(dst);
+    public IDeviceBuffer AllocateCache(long length, KvCachePrecision precision) =>
+        precision == KvCachePrecision.Float16 ? CpuBuffer.Float16Cache(length) : Allocate(length);
 
-    public void Copy(IDeviceBuffer src, long srcOffset, IDeviceBuffer dst, long dstOffset, long count) =>
-        F(src).AsSpan((int)srcOffset, (int)count).CopyTo(F(dst).AsSpan((int)dstOffset));
+    public void Download(IDeviceBuffer src, long offset, Span<float> dst)
+    {
+        var b = (CpuBuffer)src;
+        if (b.HalfCache is { } halves)
+            System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(halves.AsSpan((int)offset, dst.Length), dst);
+        else b.Float32.Span.Slice((int)offset, dst.Length).CopyTo(dst);
+    }
+
+    /// <summary>float32 to float32, or float16 cache to float16 cache.</summary>
+    public void Copy(IDeviceBuffer src, long srcOffset, IDeviceBuffer dst, long dstOffset, long count)
+    {
+        CpuBuffer s = (CpuBuffer)src, d = (CpuBuffer)dst;
+        if (s.HalfCache is null != d.HalfCache is null)
+            throw new ArgumentException("a copy between a float16 cache and a float32 buffer");
+        if (s.HalfCache is { } from) from.AsSpan((int)srcOffset, (int)count).CopyTo(d.HalfCache.AsSpan((int)dstOffset));
+        else s.Data.AsSpan((int)srcOffset, (int)count).CopyTo(d.Data.AsSpan((int)dstOffset));
+    }
 
     public void Embedding(ReadOnlySpan<int> ids, int startPosition, IDeviceBuffer wte, IDeviceBuffer wpe,
         IDeviceBuffer x, int dim)
@@ -252,21 +267,29 @@ public sealed class CpuBackend : IBackend
     public void Attention(IDeviceBuffer qkv, IDeviceBuffer kCache, IDeviceBuffer vCache, IDeviceBuffer y,
         IDeviceBuffer? probs, int rows, int past, int nHead, int headDim)
     {
-        float[] q = F(qkv), k = F(kCache), v = F(vCache), ys = F(y), ps = probs is null ? [] : F(probs);
+        float[] q = F(qkv), ys = F(y), ps = probs is null ? [] : F(probs);
         int E = nHead * headDim, capacity = IBackend.CacheCapacity(kCache, nHead, headDim);
+        Half[]? kHalf = ((CpuBuffer)kCache).HalfCache, vHalf = ((CpuBuffer)vCache).HalfCache;
         for (int r = 0; r < rows; r++)
             for (int h = 0; h < nHead; h++)
             {
                 int at = (h * capacity + past + r) * headDim;   // k_cache[h, past + r, :]
-                q.AsSpan(r * 3 * E + E + h * headDim, headDim).CopyTo(k.AsSpan(at, headDim));
-                q.AsSpan(r * 3 * E + 2 * E + h * headDim, headDim).CopyTo(v.AsSpan(at, headDim));
+                var k = q.AsSpan(r * 3 * E + E + h * headDim, headDim);
+                var v = q.AsSpan(r * 3 * E + 2 * E + h * headDim, headDim);
+                if (kHalf is null) { k.CopyTo(F(kCache).AsSpan(at)); v.CopyTo(F(vCache).AsSpan(at)); }
+                else { Float16CacheValues.Store(k, kHalf.AsSpan(at)); Float16CacheValues.Store(v, vHalf!.AsSpan(at)); }
             }
         void Head(int h)
         {
             // room for up to four rows' scores (a prompt takes four at a time)
             int n = Math.Min(rows, 4) * (past + rows);
             Span<float> scores = n <= 8192 ? stackalloc float[n] : new float[n];
-            CpuKernels.AttentionHead(q, k, v, ys, ps, rows, past, nHead, headDim, capacity, h, scores);
+            if (kHalf is null)
+                CpuKernels.AttentionHead<float, Float32CacheRows>(q, F(kCache), F(vCache), ys, ps, rows, past, nHead,
+                    headDim, capacity, h, scores);
+            else
+                CpuKernels.AttentionHead<Half, Float16CacheRows>(q, kHalf, vHalf, ys, ps, rows, past, nHead, headDim,
+                    capacity, h, scores);
         }
         // Heads in parallel once there is enough work to pay for it (a decode step over a 128-token cache already
         // is: the KV cache read is ~1 MB a layer for gpt2); on one core ForkJoin runs them on this thread.

@@ -1,7 +1,8 @@
 namespace ScratchGpt.Backends.Cpu;
 
-/// <summary>CPU memory: float32 values in an array (activations, vectors), or a weight matrix as uploaded (float32,
-/// float16 (<see cref="Float16Weights"/>), bfloat16 bits, Q8_0, Q4_0) in <see cref="HugePageMemory"/>.</summary>
+/// <summary>CPU memory: float32 values in an array (activations, vectors, a float32 KV cache), a float16 KV cache's
+/// halves, or a weight matrix as uploaded (float32, float16 (<see cref="Float16Weights"/>), bfloat16 bits, Q8_0,
+/// Q4_0) in <see cref="HugePageMemory"/>.</summary>
 public sealed class CpuBuffer : IDeviceBuffer
 {
     /// <summary>The float32 array of an activation or vector buffer; empty for a weight matrix.</summary>
@@ -14,6 +15,8 @@ public sealed class CpuBuffer : IDeviceBuffer
     public ReadOnlyMemory<ushort> BFloat16 { get; private init; }
     public Q8Weights? Q8 { get; private init; }
     public Q4Weights? Q4 { get; private init; }
+    /// <summary>A float16 KV cache's halves (<see cref="Float16CacheValues"/>); null for any other buffer.</summary>
+    public Half[]? HalfCache { get; private init; }
     public long Length { get; }
 
     public CpuBuffer(float[] data) : this(data, data, WeightPrecision.Float32) { }
@@ -53,6 +56,9 @@ public sealed class CpuBuffer : IDeviceBuffer
 
     public static CpuBuffer Weights(Q4Weights q4) =>
         new(q4.Codes.Length * 2L, WeightPrecision.Q4_0) { Q4 = q4 };
+
+    public static CpuBuffer Float16Cache(long length) =>
+        new(length, WeightPrecision.Float16) { HalfCache = new Half[length] };
 
     public void Dispose() { }
 }

@@ -707,10 +707,10 @@ public static class CpuKernels
         System.Numerics.Tensors.TensorPrimitives.Divide(x, sum, x);
     }
 
-    /// <summary>y = Σ_t w[t] · v[t·stride ..][..y.Length], positions in order for every output. 64 outputs at a time
-    /// stay in eight registers while the rows of v stream past, so y is written once (not loaded and stored at every
-    /// position); the same FMAs in the same order as accumulating in memory, so the same bits.</summary>
-    private static void WeightedSum(ReadOnlySpan<float> w, ReadOnlySpan<float> v, int stride, Span<float> y)
+    /// <summary>y = Σ_t w[t] · v[t, :] for v [w.Length, y.Length], positions in order for every output. 64 outputs at
+    /// a time stay in eight registers while the rows of v stream past, so y is written once (not loaded and stored at
+    /// every position); the same FMAs in the same order as accumulating in memory, so the same bits.</summary>
+    internal static void WeightedSum(ReadOnlySpan<float> w, ReadOnlySpan<float> v, Span<float> y)
     {
         int n = y.Length, d = 0;
         ref float pv = ref MemoryMarshal.GetReference(v);
@@ -722,7 +722,7 @@ public static class CpuKernels
             for (int t = 0; t < w.Length; t++)
             {
                 var wt = Vector256.Create(w[t]);
-                nuint row = (nuint)(t * stride + d);
+                nuint row = (nuint)(t * n + d);
                 a0 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row), a0);
                 a1 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 8), a1);
                 a2 = MulAdd(wt, Vector256.LoadUnsafe(ref pv, row + 16), a2);
@@ -746,28 +746,90 @@ public static class CpuKernels
         {
             Vector256<float> acc = default;
             for (int t = 0; t < w.Length; t++)
-                acc = MulAdd(Vector256.Create(w[t]), Vector256.LoadUnsafe(ref pv, (nuint)(t * stride + d)), acc);
+                acc = MulAdd(Vector256.Create(w[t]), Vector256.LoadUnsafe(ref pv, (nuint)(t * n + d)), acc);
             acc.StoreUnsafe(ref py, (nuint)d);
         }
         for (; d < n; d++)
         {
             float sum = 0f;
-            for (int t = 0; t < w.Length; t++) sum += w[t] * v[t * stride + d];
+            for (int t = 0; t < w.Length; t++) sum += w[t] * v[t * n + d];
             y[d] = sum;
+        }
+    }
+
+    /// <summary><see cref="WeightedSum"/> over float16 rows v [w.Length, y.Length], widened in registers as
+    /// <see cref="DotHalfPaired"/> widens weights: sixteen halves read as eight 32-bit lanes come out as the even
+    /// outputs' values and the odd ones', each × 2^-112. So each w[t] (≤ 1, a softmax weight) is taken × 2^112, which
+    /// changes no bits of the products, and the even and odd sums are interleaved once at the end.</summary>
+    internal static void WeightedSumHalf(ReadOnlySpan<float> w, ReadOnlySpan<Half> v, Span<float> y)
+    {
+        int n = y.Length, d = 0;
+        ref ushort pv = ref Unsafe.As<Half, ushort>(ref MemoryMarshal.GetReference(v));
+        var mask = Vector256.Create(unchecked((int)0x8FFFE000));
+        for (; d + 64 <= n; d += 64)   // 64 outputs in eight registers
+        {
+            Vector256<float> e0 = default, o0 = default, e1 = default, o1 = default, e2 = default, o2 = default,
+                e3 = default, o3 = default;
+            for (int t = 0; t < w.Length; t++)
+            {
+                var wt = Vector256.Create(w[t] * TwoTo112);
+                ref uint row = ref Unsafe.As<ushort, uint>(ref Unsafe.Add(ref pv, t * n + d));
+                var u = Vector256.LoadUnsafe(ref row).AsInt32();
+                e0 = MulAdd(wt, HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask), e0);
+                o0 = MulAdd(wt, HalfInTopBitsToScaledFloat(u, mask), o0);
+                u = Vector256.LoadUnsafe(ref row, 8).AsInt32();
+                e1 = MulAdd(wt, HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask), e1);
+                o1 = MulAdd(wt, HalfInTopBitsToScaledFloat(u, mask), o1);
+                u = Vector256.LoadUnsafe(ref row, 16).AsInt32();
+                e2 = MulAdd(wt, HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask), e2);
+                o2 = MulAdd(wt, HalfInTopBitsToScaledFloat(u, mask), o2);
+                u = Vector256.LoadUnsafe(ref row, 24).AsInt32();
+                e3 = MulAdd(wt, HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask), e3);
+                o3 = MulAdd(wt, HalfInTopBitsToScaledFloat(u, mask), o3);
+            }
+            Interleave(e0, o0, y.Slice(d, 16));
+            Interleave(e1, o1, y.Slice(d + 16, 16));
+            Interleave(e2, o2, y.Slice(d + 32, 16));
+            Interleave(e3, o3, y.Slice(d + 48, 16));
+        }
+        for (; d + 16 <= n; d += 16)
+        {
+            Vector256<float> e = default, o = default;
+            for (int t = 0; t < w.Length; t++)
+            {
+                var wt = Vector256.Create(w[t] * TwoTo112);
+                var u = Vector256.LoadUnsafe(ref Unsafe.As<ushort, uint>(ref Unsafe.Add(ref pv, t * n + d))).AsInt32();
+                e = MulAdd(wt, HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask), e);
+                o = MulAdd(wt, HalfInTopBitsToScaledFloat(u, mask), o);
+            }
+            Interleave(e, o, y.Slice(d, 16));
+        }
+        for (; d < n; d++)
+        {
+            float sum = 0f;
+            for (int t = 0; t < w.Length; t++) sum += w[t] * (float)v[t * n + d];
+            y[d] = sum;
+        }
+
+        // y16 = [even[0], odd[0], even[1], odd[1], …]
+        static void Interleave(Vector256<float> even, Vector256<float> odd, Span<float> y16)
+        {
+            for (int i = 0; i < 8; i++) { y16[2 * i] = even[i]; y16[2 * i + 1] = odd[i]; }
         }
     }
 
     /// <summary>
     /// One head of causal attention for the new rows (see <see cref="IBackend.Attention"/>):
     /// scores over positions 0..p, softmax, weighted sum of v. The cache already holds k and v, head-major
-    /// ([nHead, capacity, headDim]), so this head's keys and values are two contiguous [capacity, headDim] blocks.
-    /// Rows go four at a time where they can (a prompt): each key row is loaded once for the four rows' scores
-    /// (<see cref="DotRows4"/>, the same bits as a Dot per row). <paramref name="scores"/> holds
-    /// min(rows, 4) × (past + rows).
+    /// ([nHead, capacity, headDim]), so this head's keys and values are two contiguous [capacity, headDim] blocks, of
+    /// float32 or float16 (<typeparamref name="TRows"/> reads them). Rows go four at a time where they can (a
+    /// prompt): each key row is loaded once for the four rows' scores (<see cref="ICacheRows{T}.DotQueries4"/>, the
+    /// same bits as a dot per row). <paramref name="scores"/> holds min(rows, 4) × (past + rows).
     /// </summary>
-    public static void AttentionHead(ReadOnlySpan<float> qkv, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache,
-        Span<float> y,
-        Span<float> probs, int rows, int past, int nHead, int headDim, int capacity, int h, Span<float> scores)
+    internal static void AttentionHead<T, TRows>(ReadOnlySpan<float> qkv, ReadOnlySpan<T> kCache,
+        ReadOnlySpan<T> vCache, Span<float> y, Span<float> probs, int rows, int past, int nHead, int headDim,
+        int capacity, int h, Span<float> scores)
+        where T : unmanaged where TRows : ICacheRows<T>
     {
         int E = nHead * headDim, total = past + rows, D = headDim;
         float scale = MathF.Sqrt(headDim);
@@ -778,11 +840,11 @@ public static class CpuKernels
         for (; r0 + 4 <= rows; r0 += 4)
         {
             // four queries side by side
-            for (int i = 0; i < 4; i++) qkv.Slice((r0 + i) * 3 * E + h * D, D).CopyTo(q4.Slice(i * D, D));
+            for (int i = 0; i < 4; i++) TRows.PrepareQuery(qkv.Slice((r0 + i) * 3 * E + h * D, D), q4.Slice(i * D, D));
             int shared = past + r0;   // positions 0..shared are visible to all four rows
             for (int t = 0; t <= shared; t++)
             {
-                DotRows4(kh.Slice(t * D, D), q4, out float s0, out float s1, out float s2, out float s3);
+                TRows.DotQueries4(kh.Slice(t * D, D), q4, out float s0, out float s1, out float s2, out float s3);
                 scores[t] = s0 / scale;
                 scores[total + t] = s1 / scale;
                 scores[2 * total + t] = s2 / scale;
@@ -790,19 +852,20 @@ public static class CpuKernels
             }
             for (int i = 1; i < 4; i++)
                 for (int t = shared + 1; t <= shared + i; t++)
-                    scores[i * total + t] = Dot(q4.Slice(i * D, D), kh.Slice(t * D, D)) / scale;
+                    scores[i * total + t] = TRows.Dot(kh.Slice(t * D, D), q4.Slice(i * D, D)) / scale;
             for (int i = 0; i < 4; i++)
-                FinishRow(scores.Slice(i * total, shared + i + 1), vh, y.Slice((r0 + i) * E + h * D, D),
+                FinishRow<T, TRows>(scores.Slice(i * total, shared + i + 1), vh, y.Slice((r0 + i) * E + h * D, D),
                     probs.IsEmpty ? probs : probs.Slice((h * rows + r0 + i) * total, total));
         }
+        var q = q4[..D];
         for (int r = r0; r < rows; r++)
         {
             int p = past + r;
             var w = scores[..(p + 1)];
-            var q = qkv.Slice(r * 3 * E + h * D, D);
-            ReadOnlySpan<float> keys = kh[..((p + 1) * D)], values = vh[..((p + 1) * D)];
+            TRows.PrepareQuery(qkv.Slice(r * 3 * E + h * D, D), q);
+            ReadOnlySpan<T> keys = kh[..((p + 1) * D)], values = vh[..((p + 1) * D)];
             // four keys at a time (adjacent rows of the cache): eight independent FMA chains instead of two, and
-            // per key the same operations as Dot, so the same bits
+            // per key the same operations as a single dot, so the same bits
             int t = 0;
             for (; t + 4 <= p + 1; t += 4)
             {
@@ -811,14 +874,14 @@ public static class CpuKernels
                 // keys 16 positions on and these positions' values (read after the softmax) come as two streams.
                 Prefetch(keys, (t + 16) * D, 4 * D);
                 Prefetch(values, t * D, 4 * D);
-                DotRows4(q, kh.Slice(t * D, 4 * D), out float s0, out float s1, out float s2, out float s3);
+                TRows.DotKeys4(kh.Slice(t * D, 4 * D), q, out float s0, out float s1, out float s2, out float s3);
                 w[t] = s0 / scale;
                 w[t + 1] = s1 / scale;
                 w[t + 2] = s2 / scale;
                 w[t + 3] = s3 / scale;
             }
-            for (; t <= p; t++) w[t] = Dot(q, kh.Slice(t * D, D)) / scale;
-            FinishRow(w, vh, y.Slice(r * E + h * D, D),
+            for (; t <= p; t++) w[t] = TRows.Dot(kh.Slice(t * D, D), q) / scale;
+            FinishRow<T, TRows>(w, vh, y.Slice(r * E + h * D, D),
                 probs.IsEmpty ? probs : probs.Slice((h * rows + r) * total, total));
         }
     }
@@ -826,21 +889,22 @@ public static class CpuKernels
     /// <summary>Asks for elements start .. start + length − 1 of <paramref name="block"/> (those inside it) to be
     /// brought into the L1 cache, one request per 64-byte line; no effect where the CPU has no prefetch
     /// instruction.</summary>
-    private static unsafe void Prefetch(ReadOnlySpan<float> block, int start, int length)
+    private static unsafe void Prefetch<T>(ReadOnlySpan<T> block, int start, int length) where T : unmanaged
     {
         if (!Sse.IsSupported) return;
         int end = Math.Min(start + length, block.Length);
-        fixed (float* p = block)
-            for (int i = start; i < end; i += 16) Sse.Prefetch0(p + i);
+        fixed (T* p = block)
+            for (int i = start; i < end; i += 64 / sizeof(T)) Sse.Prefetch0(p + i);
     }
 
     /// <summary>The rest of one row of attention from its scores w over positions 0..p: softmax, the weighted sum of
     /// v into yRow, and (if asked) the weights into probsRow [past + rows] for output_attentions (future =
     /// 0).</summary>
-    private static void FinishRow(Span<float> w, ReadOnlySpan<float> vh, Span<float> yRow, Span<float> probsRow)
+    private static void FinishRow<T, TRows>(Span<float> w, ReadOnlySpan<T> vh, Span<float> yRow, Span<float> probsRow)
+        where T : unmanaged where TRows : ICacheRows<T>
     {
         Softmax(w);
-        WeightedSum(w, vh, stride: yRow.Length, yRow);
+        TRows.WeightedSum(w, vh[..(w.Length * yRow.Length)], yRow);
         if (probsRow.IsEmpty) return;
         w.CopyTo(probsRow);
         probsRow[w.Length..].Clear();

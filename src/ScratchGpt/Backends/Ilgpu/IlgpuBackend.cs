@@ -114,6 +114,13 @@ public sealed class IlgpuBackend : IBackend
         return b;
     }
 
+    /// <summary>A float32 cache; the device kernels have no float16 cache to read.</summary>
+    public IDeviceBuffer AllocateCache(long length, KvCachePrecision precision) =>
+        precision == KvCachePrecision.Float32
+            ? Allocate(length)
+            : throw new BackendException($"{Kind}: the float16 KV cache runs on the cpu and reference devices; " +
+                "use --kv-cache f32 here");
+
     /// <summary>dst[0 ..] = src (host → device).</summary>
     public void Write(IDeviceBuffer dst, ReadOnlySpan<float> src)
     {

@@ -8,9 +8,12 @@ namespace ScratchGpt.Backends.Reference;
 /// </summary>
 public sealed class ReferenceBackend : IBackend
 {
-    private sealed class Buffer(float[] data) : IDeviceBuffer
+    /// <param name="halfCache">A float16 KV cache: what is written is rounded as such a cache stores it
+    /// (<see cref="Float16CacheValues"/>) and kept widened.</param>
+    private sealed class Buffer(float[] data, bool halfCache = false) : IDeviceBuffer
     {
         public readonly float[] Data = data;
+        public readonly bool HalfCache = halfCache;
         public long Length => Data.Length;
         public void Dispose() { }
     }
@@ -36,6 +39,8 @@ public sealed class ReferenceBackend : IBackend
     };
 
     public IDeviceBuffer Allocate(long length) => new Buffer(new float[length]);
+    public IDeviceBuffer AllocateCache(long length, KvCachePrecision precision) =>
+        new Buffer(new float[length], halfCache: precision == KvCachePrecision.Float16);
     public void Download(IDeviceBuffer src, long offset, Span<float> dst) =>
         D(src).AsSpan((int)offset, dst.Length).CopyTo(dst);
     public void Copy(IDeviceBuffer src, long srcOffset, IDeviceBuffer dst, long dstOffset, long count) =>
@@ -101,13 +106,14 @@ public sealed class ReferenceBackend : IBackend
     {
         float[] q = D(qkv), k = D(kCache), v = D(vCache), o = D(y);
         int e = nHead * headDim, capacity = IBackend.CacheCapacity(kCache, nHead, headDim), total = past + rows;
+        Func<float, float> stored = ((Buffer)kCache).HalfCache ? Float16CacheValues.Round : x => x;
         for (int r = 0; r < rows; r++)
             for (int h = 0; h < nHead; h++)
                 for (int d = 0; d < headDim; d++)
                 {
                     long at = ((long)h * capacity + past + r) * headDim + d;   // cache[h, past + r, d]
-                    k[at] = q[(long)r * 3 * e + e + h * headDim + d];
-                    v[at] = q[(long)r * 3 * e + 2 * e + h * headDim + d];
+                    k[at] = stored(q[(long)r * 3 * e + e + h * headDim + d]);
+                    v[at] = stored(q[(long)r * 3 * e + 2 * e + h * headDim + d]);
                 }
         var w = new float[total];
         for (int h = 0; h < nHead; h++)

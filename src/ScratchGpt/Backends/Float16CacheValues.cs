@@ -1,0 +1,44 @@
+using System.Numerics.Tensors;
+
+namespace ScratchGpt.Backends;
+
+/// <summary>
+/// What a float16 KV cache stores for a key or value x: x rounded to the nearest half, except that results below
+/// float16's normal range (|h| &lt; 2^-14 ≈ 6.1e-5) are stored as zero. The CPU kernels widen halves with integer
+/// operations (<see cref="Cpu.CpuKernels.DotHalfPaired"/>), which turn a subnormal half into a subnormal float32,
+/// and Intel cores multiply those through a slow microcode assist; a key or value that small adds less to a score or
+/// an output than float16's rounding of any entry ≥ 0.125 does. A value beyond float16's range (or NaN) is an error,
+/// not an infinity in the cache. Every backend with a float16 cache stores exactly these values.
+/// </summary>
+public static class Float16CacheValues
+{
+    /// <summary>The value the cache holds for <paramref name="x"/>, as a float (the reference backend's
+    /// storage).</summary>
+    public static float Round(float x) => (float)Store(x);
+
+    /// <summary>The half the cache holds for <paramref name="x"/>.</summary>
+    public static Half Store(float x)
+    {
+        Half h = (Half)x;
+        ushort bits = BitConverter.HalfToUInt16Bits(h);
+        if ((bits & 0x7C00) == 0x7C00) throw OutOfRange(x);
+        return (bits & 0x7C00) == 0 ? (Half)0f : h;   // exponent field 0: zero or subnormal
+    }
+
+    /// <summary><see cref="Store"/> of every value, vectorized (a decode step writes 2 × n_embd per layer).</summary>
+    public static void Store(ReadOnlySpan<float> values, Span<Half> halves)
+    {
+        TensorPrimitives.ConvertToHalf(values, halves);
+        var bits = System.Runtime.InteropServices.MemoryMarshal.Cast<Half, ushort>(halves[..values.Length]);
+        for (int i = 0; i < bits.Length; i++)
+        {
+            int exponent = bits[i] & 0x7C00;
+            if (exponent == 0x7C00) throw OutOfRange(values[i]);
+            if (exponent == 0) bits[i] = 0;
+        }
+    }
+
+    private static BackendException OutOfRange(float x) =>
+        new($"a key or value of {x} does not fit the float16 KV cache (largest 65504); use a float32 cache " +
+            "(--kv-cache f32)");
+}
