@@ -235,7 +235,7 @@ public static class KernelCheck
         // fills its cache, then the new rows.
         if (HoldsFloat16Cache(device))
             foreach (var (rows, past, heads, hd) in new[] { (1, 0, 1, 7), (1, 33, 4, 16), (5, 12, 3, 64),
-                (33, 0, 2, 33), (1, 130, 2, 64), (3, 70, 2, 80), (4, 9, 2, 72) })
+                (33, 0, 2, 33), (1, 130, 2, 64), (3, 70, 2, 80), (4, 9, 2, 72), (2, 40, 2, 33), (1, 50, 1, 48) })
             {
                 int E = heads * hd, cap = past + rows;
                 float[] prompt = Rand((long)past * 3 * E, 4f), qkv = Rand((long)rows * 3 * E, 4f);

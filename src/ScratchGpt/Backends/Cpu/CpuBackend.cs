@@ -284,12 +284,27 @@ public sealed class CpuBackend : IBackend
             // room for up to four rows' scores (a prompt takes four at a time)
             int n = Math.Min(rows, 4) * (past + rows);
             Span<float> scores = n <= 8192 ? stackalloc float[n] : new float[n];
+            int at = h * capacity * headDim, length = (past + rows) * headDim;   // head h's positions 0 .. past + rows
             if (kHalf is null)
-                CpuKernels.AttentionHead<float, Float32CacheRows>(q, F(kCache), F(vCache), ys, ps, rows, past, nHead,
-                    headDim, capacity, h, scores);
+                CpuKernels.AttentionHead(q, F(kCache).AsSpan(at, length), F(vCache).AsSpan(at, length), ys, ps, rows,
+                    past, nHead, headDim, h, scores);
+            else if (rows < 4)   // a decode step: the halves widened in registers as they stream past
+                CpuKernels.AttentionRows<Half, Float16CacheRows>(q, kHalf.AsSpan(at, length), vHalf!.AsSpan(at, length),
+                    ys, ps, rows, past, nHead, headDim, h, scores);
             else
-                CpuKernels.AttentionHead<Half, Float16CacheRows>(q, kHalf, vHalf, ys, ps, rows, past, nHead, headDim,
-                    capacity, h, scores);
+            {
+                // A prompt reads each key and value once per row: widen the head's blocks once (exactly) and take the
+                // float32 kernel, four rows at a time.
+                var wide = System.Buffers.ArrayPool<float>.Shared.Rent(2 * length);
+                try
+                {
+                    Span<float> k = wide.AsSpan(0, length), v = wide.AsSpan(length, length);
+                    CpuKernels.WidenHalf(kHalf.AsSpan(at, length), k);
+                    CpuKernels.WidenHalf(vHalf!.AsSpan(at, length), v);
+                    CpuKernels.AttentionHead(q, k, v, ys, ps, rows, past, nHead, headDim, h, scores);
+                }
+                finally { System.Buffers.ArrayPool<float>.Shared.Return(wide); }
+            }
         }
         // Heads in parallel once there is enough work to pay for it (a decode step over a 128-token cache already
         // is: the KV cache read is ~1 MB a layer for gpt2); on one core ForkJoin runs them on this thread.

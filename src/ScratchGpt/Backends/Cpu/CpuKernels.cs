@@ -122,7 +122,7 @@ public static class CpuKernels
     // The widened weights come out as w·2^-112 (see DotHalfPaired). Rather than multiply every one by 2^112, the
     // inputs are scaled by 2^56 once per row and the finished sum by 2^56: products w·x·2^-56 stay far from float32's
     // subnormal range (and x·2^56 from overflow), and powers of two change no bits of the result.
-    private const float XScale = 72057594037927936f;   // 2^56
+    internal const float XScale = 72057594037927936f;   // 2^56
 
     /// <summary>
     /// dot(w, x) with float16 w widened in registers, x given in <see cref="PairForHalfDot"/> order and scale.
@@ -281,7 +281,7 @@ public static class CpuKernels
         for (; i < n; i++) f[i] = (float)h[i] * scale;
     }
 
-    private static readonly float TwoTo112 = MathF.ScaleB(1f, 112);
+    internal static readonly float TwoTo112 = MathF.ScaleB(1f, 112);
 
     /// <summary>The half in the top 16 bits of each lane as a float × 2^-112 (low bits ignored).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -757,11 +757,12 @@ public static class CpuKernels
         }
     }
 
-    /// <summary><see cref="WeightedSum"/> over float16 rows v [w.Length, y.Length], widened in registers as
-    /// <see cref="DotHalfPaired"/> widens weights: sixteen halves read as eight 32-bit lanes come out as the even
-    /// outputs' values and the odd ones', each × 2^-112. So each w[t] (≤ 1, a softmax weight) is taken × 2^112, which
-    /// changes no bits of the products, and the even and odd sums are interleaved once at the end.</summary>
-    internal static void WeightedSumHalf(ReadOnlySpan<float> w, ReadOnlySpan<Half> v, Span<float> y)
+    /// <summary><see cref="WeightedSum"/> over float16 rows of v (row t at t · <paramref name="stride"/>), widened in
+    /// registers as <see cref="DotHalfPaired"/> widens weights: sixteen halves read as eight 32-bit lanes come out as
+    /// the even outputs' values and the odd ones', each × 2^-112. So each w[t] (≤ 1, a softmax weight) is taken ×
+    /// 2^112, which changes no bits of the products, and the even and odd sums are interleaved once at the
+    /// end.</summary>
+    internal static void WeightedSumHalf(ReadOnlySpan<float> w, ReadOnlySpan<Half> v, int stride, Span<float> y)
     {
         int n = y.Length, d = 0;
         ref ushort pv = ref Unsafe.As<Half, ushort>(ref MemoryMarshal.GetReference(v));
@@ -773,7 +774,7 @@ public static class CpuKernels
             for (int t = 0; t < w.Length; t++)
             {
                 var wt = Vector256.Create(w[t] * TwoTo112);
-                ref uint row = ref Unsafe.As<ushort, uint>(ref Unsafe.Add(ref pv, t * n + d));
+                ref uint row = ref Unsafe.As<ushort, uint>(ref Unsafe.Add(ref pv, t * stride + d));
                 var u = Vector256.LoadUnsafe(ref row).AsInt32();
                 e0 = MulAdd(wt, HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask), e0);
                 o0 = MulAdd(wt, HalfInTopBitsToScaledFloat(u, mask), o0);
@@ -798,7 +799,8 @@ public static class CpuKernels
             for (int t = 0; t < w.Length; t++)
             {
                 var wt = Vector256.Create(w[t] * TwoTo112);
-                var u = Vector256.LoadUnsafe(ref Unsafe.As<ushort, uint>(ref Unsafe.Add(ref pv, t * n + d))).AsInt32();
+                var u = Vector256.LoadUnsafe(ref Unsafe.As<ushort, uint>(ref Unsafe.Add(ref pv, t * stride + d)))
+                    .AsInt32();
                 e = MulAdd(wt, HalfInTopBitsToScaledFloat(Vector256.ShiftLeft(u, 16), mask), e);
                 o = MulAdd(wt, HalfInTopBitsToScaledFloat(u, mask), o);
             }
@@ -807,44 +809,49 @@ public static class CpuKernels
         for (; d < n; d++)
         {
             float sum = 0f;
-            for (int t = 0; t < w.Length; t++) sum += w[t] * (float)v[t * n + d];
+            for (int t = 0; t < w.Length; t++) sum += w[t] * (float)v[t * stride + d];
             y[d] = sum;
-        }
-
-        // y16 = [even[0], odd[0], even[1], odd[1], …]
-        static void Interleave(Vector256<float> even, Vector256<float> odd, Span<float> y16)
-        {
-            for (int i = 0; i < 8; i++) { y16[2 * i] = even[i]; y16[2 * i + 1] = odd[i]; }
         }
     }
 
+    /// <summary>y16 = [even[0], odd[0], even[1], odd[1], …]: the even and odd outputs of a widened row back in
+    /// order.</summary>
+    internal static void Interleave(Vector256<float> even, Vector256<float> odd, Span<float> y16)
+    {
+        if (Avx.IsSupported)
+        {
+            var lo = Avx.UnpackLow(even, odd);    // e0 o0 e1 o1 | e4 o4 e5 o5
+            var hi = Avx.UnpackHigh(even, odd);   // e2 o2 e3 o3 | e6 o6 e7 o7
+            Avx.Permute2x128(lo, hi, 0x20).CopyTo(y16);
+            Avx.Permute2x128(lo, hi, 0x31).CopyTo(y16[8..]);
+            return;
+        }
+        for (int i = 0; i < 8; i++) { y16[2 * i] = even[i]; y16[2 * i + 1] = odd[i]; }
+    }
+
     /// <summary>
-    /// One head of causal attention for the new rows (see <see cref="IBackend.Attention"/>):
-    /// scores over positions 0..p, softmax, weighted sum of v. The cache already holds k and v, head-major
-    /// ([nHead, capacity, headDim]), so this head's keys and values are two contiguous [capacity, headDim] blocks, of
-    /// float32 or float16 (<typeparamref name="TRows"/> reads them). Rows go four at a time where they can (a
-    /// prompt): each key row is loaded once for the four rows' scores (<see cref="ICacheRows{T}.DotQueries4"/>, the
-    /// same bits as a dot per row). <paramref name="scores"/> holds min(rows, 4) × (past + rows).
+    /// One head of causal attention for the new rows (see <see cref="IBackend.Attention"/>) over a float32 cache:
+    /// scores over positions 0..p, softmax, weighted sum of v. The cache already holds k and v; <paramref name="kh"/>
+    /// and <paramref name="vh"/> are this head's [past + rows, headDim] blocks of it (the cache is head-major). Rows go
+    /// four at a time where they can (a prompt): each key row is loaded once for the four rows' scores
+    /// (<see cref="DotRows4"/>, the same bits as a Dot per row); the rest one at a time
+    /// (<see cref="AttentionRows{T, TRows}"/>). <paramref name="scores"/> holds min(rows, 4) × (past + rows).
     /// </summary>
-    internal static void AttentionHead<T, TRows>(ReadOnlySpan<float> qkv, ReadOnlySpan<T> kCache,
-        ReadOnlySpan<T> vCache, Span<float> y, Span<float> probs, int rows, int past, int nHead, int headDim,
-        int capacity, int h, Span<float> scores)
-        where T : unmanaged where TRows : ICacheRows<T>
+    public static void AttentionHead(ReadOnlySpan<float> qkv, ReadOnlySpan<float> kh, ReadOnlySpan<float> vh,
+        Span<float> y, Span<float> probs, int rows, int past, int nHead, int headDim, int h, Span<float> scores)
     {
         int E = nHead * headDim, total = past + rows, D = headDim;
         float scale = MathF.Sqrt(headDim);
-        var kh = kCache.Slice(h * capacity * D, capacity * D);   // k of head h   [capacity, headDim]
-        var vh = vCache.Slice(h * capacity * D, capacity * D);   // v of head h   [capacity, headDim]
         Span<float> q4 = D <= 256 ? stackalloc float[4 * D] : new float[4 * D];
         int r0 = 0;
         for (; r0 + 4 <= rows; r0 += 4)
         {
             // four queries side by side
-            for (int i = 0; i < 4; i++) TRows.PrepareQuery(qkv.Slice((r0 + i) * 3 * E + h * D, D), q4.Slice(i * D, D));
+            for (int i = 0; i < 4; i++) qkv.Slice((r0 + i) * 3 * E + h * D, D).CopyTo(q4.Slice(i * D, D));
             int shared = past + r0;   // positions 0..shared are visible to all four rows
             for (int t = 0; t <= shared; t++)
             {
-                TRows.DotQueries4(kh.Slice(t * D, D), q4, out float s0, out float s1, out float s2, out float s3);
+                DotRows4(kh.Slice(t * D, D), q4, out float s0, out float s1, out float s2, out float s3);
                 scores[t] = s0 / scale;
                 scores[total + t] = s1 / scale;
                 scores[2 * total + t] = s2 / scale;
@@ -852,12 +859,28 @@ public static class CpuKernels
             }
             for (int i = 1; i < 4; i++)
                 for (int t = shared + 1; t <= shared + i; t++)
-                    scores[i * total + t] = TRows.Dot(kh.Slice(t * D, D), q4.Slice(i * D, D)) / scale;
+                    scores[i * total + t] = Dot(q4.Slice(i * D, D), kh.Slice(t * D, D)) / scale;
             for (int i = 0; i < 4; i++)
-                FinishRow<T, TRows>(scores.Slice(i * total, shared + i + 1), vh, y.Slice((r0 + i) * E + h * D, D),
+                FinishRow<float, Float32CacheRows>(scores.Slice(i * total, shared + i + 1), vh,
+                    y.Slice((r0 + i) * E + h * D, D),
                     probs.IsEmpty ? probs : probs.Slice((h * rows + r0 + i) * total, total));
         }
-        var q = q4[..D];
+        AttentionRows<float, Float32CacheRows>(qkv, kh, vh, y, probs, rows, past, nHead, headDim, h, scores, r0);
+    }
+
+    /// <summary>
+    /// Rows <paramref name="r0"/> .. rows − 1 of one head's attention one at a time (a decode step's row), over this
+    /// head's blocks of a float32 or a float16 cache (<typeparamref name="TRows"/> reads them). Arguments as
+    /// <see cref="AttentionHead"/>'s.
+    /// </summary>
+    internal static void AttentionRows<T, TRows>(ReadOnlySpan<float> qkv, ReadOnlySpan<T> kh, ReadOnlySpan<T> vh,
+        Span<float> y, Span<float> probs, int rows, int past, int nHead, int headDim, int h, Span<float> scores,
+        int r0 = 0)
+        where T : unmanaged where TRows : ICacheRows<T>
+    {
+        int E = nHead * headDim, total = past + rows, D = headDim;
+        float scale = MathF.Sqrt(headDim);
+        Span<float> q = D <= 256 ? stackalloc float[D] : new float[D];
         for (int r = r0; r < rows; r++)
         {
             int p = past + r;
@@ -874,14 +897,14 @@ public static class CpuKernels
                 // keys 16 positions on and these positions' values (read after the softmax) come as two streams.
                 Prefetch(keys, (t + 16) * D, 4 * D);
                 Prefetch(values, t * D, 4 * D);
-                TRows.DotKeys4(kh.Slice(t * D, 4 * D), q, out float s0, out float s1, out float s2, out float s3);
+                TRows.DotKeys4(keys.Slice(t * D, 4 * D), q, out float s0, out float s1, out float s2, out float s3);
                 w[t] = s0 / scale;
                 w[t + 1] = s1 / scale;
                 w[t + 2] = s2 / scale;
                 w[t + 3] = s3 / scale;
             }
-            for (; t <= p; t++) w[t] = TRows.Dot(kh.Slice(t * D, D), q) / scale;
-            FinishRow<T, TRows>(w, vh, y.Slice(r * E + h * D, D),
+            for (; t <= p; t++) w[t] = TRows.Dot(keys.Slice(t * D, D), q) / scale;
+            FinishRow<T, TRows>(w, values, y.Slice(r * E + h * D, D),
                 probs.IsEmpty ? probs : probs.Slice((h * rows + r) * total, total));
         }
     }
