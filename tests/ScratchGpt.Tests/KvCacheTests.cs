@@ -38,6 +38,18 @@ public class KvCacheTests(ITestOutputHelper output)
         Assert.Contains("70000", e.Message);
         Assert.Contains("--kv-cache f32", e.Message);
         Assert.Throws<BackendException>(() => Float16CacheValues.Round(float.NaN));
+
+        // 16 at a time: the same halves as one by one, and a value out of range found inside a vector
+        var rng = new Random(7);
+        float[] many = Enumerable.Range(0, 100).Select(i => (float)(rng.NextDouble() - 0.5) * MathF.Pow(10, i % 9 - 6))
+            .ToArray();
+        var stored = new Half[many.Length];
+        Float16CacheValues.Store(many, stored);
+        Assert.Equal(many.Select(Float16CacheValues.Round), stored.Select(h => (float)h));
+        Assert.Contains(stored, h => h == (Half)0f);   // some were subnormal
+        many[37] = -1e6f;
+        e = Assert.Throws<BackendException>(() => Float16CacheValues.Store(many, stored));
+        Assert.Contains("-1000000", e.Message);
     }
 
     [Fact]

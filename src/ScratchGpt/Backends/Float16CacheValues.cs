@@ -1,4 +1,6 @@
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace ScratchGpt.Backends;
 
@@ -25,12 +27,22 @@ public static class Float16CacheValues
         return (bits & 0x7C00) == 0 ? (Half)0f : h;   // exponent field 0: zero or subnormal
     }
 
-    /// <summary><see cref="Store"/> of every value, vectorized (a decode step writes 2 × n_embd per layer).</summary>
+    /// <summary><see cref="Store"/> of every value, vectorized (a decode step writes 2 × n_embd per layer, a prompt
+    /// that for each of its tokens).</summary>
     public static void Store(ReadOnlySpan<float> values, Span<Half> halves)
     {
         TensorPrimitives.ConvertToHalf(values, halves);
-        var bits = System.Runtime.InteropServices.MemoryMarshal.Cast<Half, ushort>(halves[..values.Length]);
-        for (int i = 0; i < bits.Length; i++)
+        var bits = MemoryMarshal.Cast<Half, ushort>(halves[..values.Length]);
+        int i = 0;
+        var exponentBits = Vector256.Create((ushort)0x7C00);
+        for (; Vector256.IsHardwareAccelerated && i + 16 <= bits.Length; i += 16)
+        {
+            var v = Vector256.Create(bits[i..]);
+            var exponent = v & exponentBits;
+            if (Vector256.EqualsAny(exponent, exponentBits)) break;   // the scalar loop finds it and says so
+            Vector256.AndNot(v, Vector256.Equals(exponent, Vector256<ushort>.Zero)).CopyTo(bits[i..]);
+        }
+        for (; i < bits.Length; i++)
         {
             int exponent = bits[i] & 0x7C00;
             if (exponent == 0x7C00) throw OutOfRange(values[i]);

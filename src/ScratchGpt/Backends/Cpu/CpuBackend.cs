@@ -270,17 +270,17 @@ public sealed class CpuBackend : IBackend
         float[] q = F(qkv), ys = F(y), ps = probs is null ? [] : F(probs);
         int E = nHead * headDim, capacity = IBackend.CacheCapacity(kCache, nHead, headDim);
         Half[]? kHalf = ((CpuBuffer)kCache).HalfCache, vHalf = ((CpuBuffer)vCache).HalfCache;
-        for (int r = 0; r < rows; r++)
-            for (int h = 0; h < nHead; h++)
-            {
-                int at = (h * capacity + past + r) * headDim;   // k_cache[h, past + r, :]
-                var k = q.AsSpan(r * 3 * E + E + h * headDim, headDim);
-                var v = q.AsSpan(r * 3 * E + 2 * E + h * headDim, headDim);
-                if (kHalf is null) { k.CopyTo(F(kCache).AsSpan(at)); v.CopyTo(F(vCache).AsSpan(at)); }
-                else { Float16CacheValues.Store(k, kHalf.AsSpan(at)); Float16CacheValues.Store(v, vHalf!.AsSpan(at)); }
-            }
         void Head(int h)
         {
+            // the new rows' k and v of head h into the cache (each head its own block, so heads run in parallel)
+            for (int r = 0; r < rows; r++)
+            {
+                int to = (h * capacity + past + r) * headDim;   // k_cache[h, past + r, :]
+                var k = q.AsSpan(r * 3 * E + E + h * headDim, headDim);
+                var v = q.AsSpan(r * 3 * E + 2 * E + h * headDim, headDim);
+                if (kHalf is null) { k.CopyTo(F(kCache).AsSpan(to)); v.CopyTo(F(vCache).AsSpan(to)); }
+                else { Float16CacheValues.Store(k, kHalf.AsSpan(to)); Float16CacheValues.Store(v, vHalf!.AsSpan(to)); }
+            }
             // room for up to four rows' scores (a prompt takes four at a time)
             int n = Math.Min(rows, 4) * (past + rows);
             Span<float> scores = n <= 8192 ? stackalloc float[n] : new float[n];
