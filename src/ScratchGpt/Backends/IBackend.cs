@@ -32,8 +32,8 @@ public interface IBackend : IDisposable
     IDeviceBuffer Allocate(long length);
 
     /// <summary>A zero-filled KV-cache buffer of <paramref name="length"/> values ([nHead, capacity, headDim], see
-    /// <see cref="Attention"/>), stored in <paramref name="precision"/>. Only <see cref="Attention"/> and
-    /// <see cref="Copy"/> (cache to cache) take it. A backend that cannot store that precision throws a
+    /// <see cref="Attention"/>), stored in <paramref name="precision"/>. Only <see cref="Attention"/>,
+    /// <see cref="Copy"/> (cache to cache) and <see cref="Download"/> (widened) take it. A backend that cannot store that precision throws a
     /// <see cref="BackendException"/> saying so.</summary>
     IDeviceBuffer AllocateCache(long length, KvCachePrecision precision);
 
