@@ -33,8 +33,8 @@ public interface IBackend : IDisposable
 
     /// <summary>A zero-filled KV-cache buffer of <paramref name="length"/> values ([nHead, capacity, headDim], see
     /// <see cref="Attention"/>), stored in <paramref name="precision"/>. Only <see cref="Attention"/>,
-    /// <see cref="Copy"/> (cache to cache) and <see cref="Download"/> (widened) take it. A backend that cannot store that precision throws a
-    /// <see cref="BackendException"/> saying so.</summary>
+    /// <see cref="Copy"/> (cache to cache) and <see cref="Download"/> (widened) take it. A backend that cannot store
+    /// that precision throws a <see cref="BackendException"/> saying so.</summary>
     IDeviceBuffer AllocateCache(long length, KvCachePrecision precision);
 
     void Download(IDeviceBuffer src, long offset, Span<float> dst);
