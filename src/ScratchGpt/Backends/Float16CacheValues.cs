@@ -42,12 +42,7 @@ public static class Float16CacheValues
             if (Vector256.EqualsAny(exponent, exponentBits)) break;   // the scalar loop finds it and says so
             Vector256.AndNot(v, Vector256.Equals(exponent, Vector256<ushort>.Zero)).CopyTo(bits[i..]);
         }
-        for (; i < bits.Length; i++)
-        {
-            int exponent = bits[i] & 0x7C00;
-            if (exponent == 0x7C00) throw OutOfRange(values[i]);
-            if (exponent == 0) bits[i] = 0;
-        }
+        for (; i < bits.Length; i++) halves[i] = Store(values[i]);
     }
 
     private static BackendException OutOfRange(float x) =>

@@ -47,7 +47,7 @@ internal readonly struct Float32CacheRows : ICacheRows<float>
 /// value × 2^-112), the query reordered and scaled for that once per row. A decode step's attention is bound by these
 /// instructions rather than by memory once the cache holds halves, so with AVX-512 each 32 halves are widened in one
 /// 512-bit register (the query then ordered per 32: [x0, x2, …, x30, x1, x3, …, x31]); the 256-bit forms take what
-/// is left of a row and everything on other CPUs.
+/// is left of a row (of a key below 32 halves, of the weighted sum below 64 outputs) and everything on other CPUs.
 /// </summary>
 internal readonly struct Float16CacheRows : ICacheRows<Half>
 {
@@ -55,14 +55,7 @@ internal readonly struct Float16CacheRows : ICacheRows<Half>
 
     public static void PrepareQuery(ReadOnlySpan<float> q, Span<float> prepared)
     {
-        int k = 0;
-        if (Wide)
-            for (; k + 32 <= q.Length; k += 32)
-                for (int i = 0; i < 16; i++)
-                {
-                    prepared[k + i] = q[k + 2 * i] * CpuKernels.XScale;
-                    prepared[k + 16 + i] = q[k + 2 * i + 1] * CpuKernels.XScale;
-                }
+        int k = Wide ? CpuKernels.PairBlocks(q, prepared, 32) : 0;
         CpuKernels.PairForHalfDot(q[k..], prepared[k..]);
     }
 
@@ -142,18 +135,8 @@ internal readonly struct Float16CacheRows : ICacheRows<Half>
                 Interleave(e0, o0, y.Slice(d, 32));
                 Interleave(e1, o1, y.Slice(d + 32, 32));
             }
-            for (; d + 32 <= n; d += 32)
-            {
-                Vector512<float> e = default, o = default;
-                for (int t = 0; t < w.Length; t++)
-                {
-                    var u = Load(ref pv, t * n + d);
-                    var wt = Vector512.Create(w[t] * up);
-                    e = Fma(wt, Even(u), e); o = Fma(wt, Odd(u), o);
-                }
-                Interleave(e, o, y.Slice(d, 32));
-            }
         }
+        // fewer than 64 outputs left (none for gpt2's heads of 64): the 256-bit form
         if (d < n) CpuKernels.WeightedSumHalf(w, v[d..], stride: n, y[d..]);
     }
 

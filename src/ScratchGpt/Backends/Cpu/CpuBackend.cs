@@ -66,8 +66,7 @@ public sealed class CpuBackend : IBackend
     public void Download(IDeviceBuffer src, long offset, Span<float> dst)
     {
         var b = (CpuBuffer)src;
-        if (b.HalfCache is { } halves)
-            System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(halves.AsSpan((int)offset, dst.Length), dst);
+        if (b.HalfCache is { } halves) CpuKernels.WidenHalf(halves.AsSpan((int)offset, dst.Length), dst);
         else b.Float32.Span.Slice((int)offset, dst.Length).CopyTo(dst);
     }
 

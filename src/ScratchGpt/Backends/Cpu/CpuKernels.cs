@@ -109,14 +109,23 @@ public static class CpuKernels
     /// is, unscaled): the order and scale in which <see cref="DotHalfPaired"/> uses it.</summary>
     public static void PairForHalfDot(ReadOnlySpan<float> x, Span<float> paired)
     {
-        int n = x.Length, k = 0;
-        for (; k + 16 <= n; k += 16)
-            for (int i = 0; i < 8; i++)
+        int k = PairBlocks(x, paired, 16);
+        x[k..].CopyTo(paired[k..]);
+    }
+
+    /// <summary>The whole blocks of <paramref name="block"/> values of x reordered as [x0, x2, …, x1, x3, …] (the even
+    /// ones, then the odd) and scaled by 2^56, as a dot product widening <paramref name="block"/> halves per register
+    /// reads them; returns how many values that was.</summary>
+    internal static int PairBlocks(ReadOnlySpan<float> x, Span<float> paired, int block)
+    {
+        int n = x.Length, half = block / 2, k = 0;
+        for (; k + block <= n; k += block)
+            for (int i = 0; i < half; i++)
             {
                 paired[k + i] = x[k + 2 * i] * XScale;
-                paired[k + 8 + i] = x[k + 2 * i + 1] * XScale;
+                paired[k + half + i] = x[k + 2 * i + 1] * XScale;
             }
-        x[k..].CopyTo(paired[k..]);
+        return k;
     }
 
     // The widened weights come out as w·2^-112 (see DotHalfPaired). Rather than multiply every one by 2^112, the
