@@ -194,7 +194,8 @@ public class QuantizationTests(ITestOutputHelper output)
         int n = blocks * Loading.Q8_0.BlockSize;
         sbyte[] qw = Enumerable.Range(0, n).Select(_ => (sbyte)rng.Next(-128, 128)).ToArray();   // -128 too
         sbyte[] qx = Enumerable.Range(0, n).Select(_ => (sbyte)rng.Next(-127, 128)).ToArray();
-        float[] dw = Enumerable.Range(0, blocks).Select(_ => (float)rng.NextDouble() / 100).ToArray();
+        Half[] dh = Enumerable.Range(0, blocks).Select(_ => (Half)(rng.NextDouble() / 100)).ToArray();
+        float[] dw = dh.Select(h => (float)h).ToArray();
         float[] dx = Enumerable.Range(0, blocks).Select(_ => (float)rng.NextDouble()).ToArray();
         double want = 0, magnitude = 0;
         for (int b = 0; b < blocks; b++)
@@ -204,13 +205,15 @@ public class QuantizationTests(ITestOutputHelper output)
             want += (double)dw[b] * dx[b] * sum;
             magnitude += Math.Abs((double)dw[b] * dx[b] * sum);
         }
-        float got = Backends.Cpu.CpuKernels.DotQ8(qw, dw, qx, dx);
+        float got = Backends.Cpu.CpuKernels.DotQ8(qw, dh, qx, dx);
         Assert.True(Math.Abs(got - want) <= 1e-6 * magnitude, $"{got} vs {want}");
         // every form of the kernel this CPU can run, not only the one DotQ8 picks here
-        foreach (var (name, form) in DotQ8Forms())
+        // with the scales as float32 and as float16 (the widening is exact: the same bits)
+        foreach (var (name, form, halfForm) in DotQ8Forms())
         {
             float other = DotQ8With(form, qw, dw, qx, dx);
             Assert.True(Math.Abs(other - want) <= 1e-6 * magnitude, $"{name}: {other} vs {want}");
+            Assert.Equal(other, DotQ8With(halfForm, qw, dh, qx, dx));
         }
     }
 
@@ -226,10 +229,12 @@ public class QuantizationTests(ITestOutputHelper output)
         var rng = new Random(m * 1000 + n);
         sbyte[] qw = Enumerable.Range(0, n * k).Select(_ => (sbyte)rng.Next(-128, 128)).ToArray();   // -128 too
         sbyte[] qx = Enumerable.Range(0, m * k).Select(_ => (sbyte)rng.Next(-127, 128)).ToArray();
-        float[] dw = Enumerable.Range(0, n * k / 32).Select(_ => (float)rng.NextDouble() / 100).ToArray();
+        // scales that are float16 values, the Q8_0 weights keeping them as such (Q4_0's are held as float32)
+        Half[] dh = Enumerable.Range(0, n * k / 32).Select(_ => (Half)(rng.NextDouble() / 100)).ToArray();
+        float[] dw = dh.Select(h => (float)h).ToArray();
         float[] dx = Enumerable.Range(0, m * k / 32).Select(_ => (float)rng.NextDouble()).ToArray();
         float[] bias = withBias ? Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble()).ToArray() : [];
-        var w = new Backends.Cpu.Q8Weights(qw, dw);
+        var w = new Backends.Cpu.Q8Weights(qw, dh);
         byte[] codes = Enumerable.Range(0, n * k / 2).Select(_ => (byte)rng.Next(256)).ToArray();
         var w4 = new Backends.Cpu.Q4Weights(codes, dw);
         var y = new float[m * n];
@@ -388,20 +393,27 @@ public class QuantizationTests(ITestOutputHelper output)
             return form(w, wd, x, xd, xc, dw.Length);
     }
 
-    private unsafe delegate float DotQ8Form(sbyte* qw, float* dw, sbyte* qx, float* dx, int blocks);
+    private unsafe delegate float DotQ8Form<TScale>(sbyte* qw, TScale* dw, sbyte* qx, float* dx, int blocks)
+        where TScale : unmanaged;
 
-    private static unsafe List<(string, DotQ8Form)> DotQ8Forms()
+    private static unsafe List<(string, DotQ8Form<float>, DotQ8Form<Half>)> DotQ8Forms()
     {
-        var forms = new List<(string, DotQ8Form)> { ("scalar", Backends.Cpu.CpuKernels.DotQ8Scalar) };
-        if (Avx2.IsSupported && Fma.IsSupported) forms.Add(("avx2", Backends.Cpu.CpuKernels.DotQ8Avx2));
-        if (Avx512BW.IsSupported) forms.Add(("avx512", Backends.Cpu.CpuKernels.DotQ8Avx512));
+        var forms = new List<(string, DotQ8Form<float>, DotQ8Form<Half>)>
+        {
+            ("scalar", Backends.Cpu.CpuKernels.DotQ8Scalar, Backends.Cpu.CpuKernels.DotQ8Scalar),
+        };
+        if (Avx2.IsSupported && Fma.IsSupported)
+            forms.Add(("avx2", Backends.Cpu.CpuKernels.DotQ8Avx2, Backends.Cpu.CpuKernels.DotQ8Avx2));
+        if (Avx512BW.IsSupported)
+            forms.Add(("avx512", Backends.Cpu.CpuKernels.DotQ8Avx512, Backends.Cpu.CpuKernels.DotQ8Avx512));
         return forms;
     }
 
-    private static unsafe float DotQ8With(DotQ8Form form, sbyte[] qw, float[] dw, sbyte[] qx, float[] dx)
+    private static unsafe float DotQ8With<TScale>(DotQ8Form<TScale> form, sbyte[] qw, TScale[] dw, sbyte[] qx,
+        float[] dx) where TScale : unmanaged
     {
         fixed (sbyte* w = qw)
-        fixed (float* wd = dw)
+        fixed (TScale* wd = dw)
         fixed (sbyte* x = qx)
         fixed (float* xd = dx)
             return form(w, wd, x, xd, dw.Length);

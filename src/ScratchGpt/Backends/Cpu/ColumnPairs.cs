@@ -60,7 +60,8 @@ public static class ColumnPairs
         MatMul(ref dot, bias, y, outDim, j0, j1);
     }
 
-    /// <summary>Q8_0 weights, the input quantized to Q8_0 (<see cref="CpuKernels.QuantizeQ8"/>).</summary>
+    /// <summary>Q8_0 weights, the input quantized to Q8_0 (<see cref="CpuKernels.QuantizeQ8"/>); the scales in the
+    /// form this CPU's kernel reads (<see cref="Q8Weights.DecodeReadsWideScales"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static unsafe void MatMul(ReadOnlySpan<sbyte> xq, ReadOnlySpan<float> xd, Q8Weights w,
         ReadOnlySpan<float> bias, Span<float> y, int inDim, int outDim, int j0, int j1)
@@ -69,12 +70,21 @@ public static class ColumnPairs
         ArgumentOutOfRangeException.ThrowIfLessThan(xq.Length, inDim, nameof(xq));
         ArgumentOutOfRangeException.ThrowIfLessThan(xd.Length, inDim / Loading.Q8_0.BlockSize, nameof(xd));
         fixed (sbyte* qw = w.Quants.Span)
-        fixed (float* dw = w.Scales.Span)
+        fixed (Half* dh = w.Scales.Span)
+        fixed (float* df = w.WideScales.Span)
         fixed (sbyte* qx = xq)
         fixed (float* dx = xd)
         {
-            var dot = new Q8(qw, dw, qx, dx, inDim);
-            MatMul(ref dot, bias, y, outDim, j0, j1);
+            if (Q8Weights.DecodeReadsWideScales)
+            {
+                var dot = new Q8<float>(qw, df, qx, dx, inDim);
+                MatMul(ref dot, bias, y, outDim, j0, j1);
+            }
+            else
+            {
+                var dot = new Q8<Half>(qw, dh, qx, dx, inDim);
+                MatMul(ref dot, bias, y, outDim, j0, j1);
+            }
         }
     }
 
@@ -125,8 +135,10 @@ public static class ColumnPairs
         }
     }
 
-    /// <summary>Q8_0: row j's bytes at qw + j · inDim, its block scales at dw + j · inDim / 32.</summary>
-    private readonly unsafe struct Q8(sbyte* qw, float* dw, sbyte* qx, float* dx, int inDim) : IRowDot
+    /// <summary>Q8_0: row j's bytes at qw + j · inDim, its block scales (float32 or float16) at dw + j · inDim /
+    /// 32.</summary>
+    private readonly unsafe struct Q8<TScale>(sbyte* qw, TScale* dw, sbyte* qx, float* dx, int inDim) : IRowDot
+        where TScale : unmanaged
     {
         private int Blocks => inDim / Loading.Q8_0.BlockSize;
 
@@ -134,7 +146,7 @@ public static class ColumnPairs
 
         public void Two(int j, int k, out float sj, out float sk)
         {
-            if (!QuantizedBlocks.TrySumTwoRows<QuantizedBlocks.Q8>((byte*)(qw + (long)j * inDim),
+            if (!QuantizedBlocks.TrySumTwoRows<QuantizedBlocks.Q8, TScale>((byte*)(qw + (long)j * inDim),
                     dw + (long)j * Blocks, (byte*)(qw + (long)k * inDim), dw + (long)k * Blocks, qx, dx, null, Blocks,
                     out sj, out sk))
                 (sj, sk) = (One(j), One(k));
@@ -151,8 +163,9 @@ public static class ColumnPairs
 
         public void Two(int j, int k, out float sj, out float sk)
         {
-            if (!QuantizedBlocks.TrySumTwoRows<QuantizedBlocks.Q4>(cw + (long)j * inDim / 2, dw + (long)j * Blocks,
-                    cw + (long)k * inDim / 2, dw + (long)k * Blocks, qx, dx, cx, Blocks, out sj, out sk))
+            if (!QuantizedBlocks.TrySumTwoRows<QuantizedBlocks.Q4, float>(cw + (long)j * inDim / 2,
+                    dw + (long)j * Blocks, cw + (long)k * inDim / 2, dw + (long)k * Blocks, qx, dx, cx, Blocks,
+                    out sj, out sk))
                 (sj, sk) = (One(j), One(k));
         }
     }

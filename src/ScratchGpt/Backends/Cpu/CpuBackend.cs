@@ -38,12 +38,13 @@ public sealed class CpuBackend : IBackend
 
     public IDeviceBuffer Upload(ReadOnlySpan<float> data) => new CpuBuffer(data.ToArray());
 
-    /// <summary>Every format as stored, but the scales of Q8_0 and Q4_0, held widened to float32
-    /// (<see cref="Q8Weights"/>, <see cref="Q4Weights"/>): 32 bytes of weights and 4 of scale per block of 32 for
-    /// Q8_0, 16 and 4 for Q4_0.</summary>
+    /// <summary>Every format as stored, but the scales of Q4_0, held widened to float32 (<see cref="Q4Weights"/>:
+    /// 16 bytes of codes and 4 of scale per block of 32), and those of Q8_0 where the CPU has no AVX-512
+    /// (<see cref="Q8Weights"/>: 32 bytes and 4 of scale; 32 and 2, the format's own, with AVX-512).</summary>
     public double BytesPerWeight(WeightPrecision precision) => precision switch
     {
-        WeightPrecision.Q8_0 => (Loading.Q8_0.BlockSize + sizeof(float)) / (double)Loading.Q8_0.BlockSize,
+        WeightPrecision.Q8_0 => (Loading.Q8_0.BlockSize + (Q8Weights.DecodeReadsWideScales ? sizeof(float) : 2))
+            / (double)Loading.Q8_0.BlockSize,
         WeightPrecision.Q4_0 => (Loading.Q4_0.BlockSize / 2 + sizeof(float)) / (double)Loading.Q4_0.BlockSize,
         _ => precision.BytesPerWeight(),
     };

@@ -379,8 +379,9 @@ public static class CpuKernels
     }
 
     /// <summary>y[r, j] = bias[j] + Σ_k x[r, k] · w[j, k] for columns j0..j1 with Q8_0 weights and the input rows
-    /// quantized to Q8_0 too (<see cref="QuantizeQ8"/>; see <see cref="DotQ8"/>). The arrays are pinned once for
-    /// all the columns: a 768-wide row is only 24 blocks, so per-row set-up is a visible share of its time.</summary>
+    /// quantized to Q8_0 too (<see cref="QuantizeQ8"/>; see <see cref="DotQ8"/>), the weights' scales in the form
+    /// this CPU's kernel reads (<see cref="Q8Weights.DecodeReadsWideScales"/>). The arrays are pinned once for all
+    /// the columns: a 768-wide row is only 24 blocks, so per-row set-up is a visible share of its time.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static unsafe void MatMulColumnsQ8(ReadOnlySpan<sbyte> xq, ReadOnlySpan<float> xd, Q8Weights w,
         ReadOnlySpan<float> bias, Span<float> y, int rows, int inDim, int outDim, int j0, int j1)
@@ -391,16 +392,27 @@ public static class CpuKernels
         ArgumentOutOfRangeException.ThrowIfLessThan(xq.Length, rows * inDim, nameof(xq));
         ArgumentOutOfRangeException.ThrowIfLessThan(xd.Length, rows * blocksPerRow, nameof(xd));
         fixed (sbyte* qw = w.Quants.Span)
-        fixed (float* dw = w.Scales.Span)
+        fixed (Half* dh = w.Scales.Span)
+        fixed (float* df = w.WideScales.Span)
         fixed (sbyte* qx = xq)
         fixed (float* dx = xd)
-            for (int j = j0; j < j1; j++)
-            {
-                float b = bias.Length > 0 ? bias[j] : 0f;
-                for (int r = 0; r < rows; r++)
-                    y[r * outDim + j] = b + DotQ8(qw + (long)j * inDim, dw + (long)j * blocksPerRow,
-                        qx + r * inDim, dx + r * blocksPerRow, blocksPerRow);
-            }
+        {
+            if (Q8Weights.DecodeReadsWideScales) ColumnsQ8(qw, df, qx, dx, bias, y, rows, inDim, outDim, j0, j1);
+            else ColumnsQ8(qw, dh, qx, dx, bias, y, rows, inDim, outDim, j0, j1);
+        }
+    }
+
+    private static unsafe void ColumnsQ8<TScale>(sbyte* qw, TScale* dw, sbyte* qx, float* dx, ReadOnlySpan<float> bias,
+        Span<float> y, int rows, int inDim, int outDim, int j0, int j1) where TScale : unmanaged
+    {
+        int blocksPerRow = inDim / Loading.Q8_0.BlockSize;
+        for (int j = j0; j < j1; j++)
+        {
+            float b = bias.Length > 0 ? bias[j] : 0f;
+            for (int r = 0; r < rows; r++)
+                y[r * outDim + j] = b + DotQ8(qw + (long)j * inDim, dw + (long)j * blocksPerRow,
+                    qx + r * inDim, dx + r * blocksPerRow, blocksPerRow);
+        }
     }
 
     /// <summary>Rows of activations as Q8_0, the way llama.cpp quantizes a matmul's input for Q8_0 weights: per block
@@ -462,12 +474,13 @@ public static class CpuKernels
     /// <summary>
     /// Σ_b dw[b] · dx[b] · Σ_{k in block b} qw[k] · qx[k], with both the weights and the input in Q8_0. A block's 32
     /// products and their sum are exact integers, so a block costs a few integer instructions on 32 bytes, one
-    /// conversion and one multiply-add (the block product: <see cref="QuantizedBlocks.Q8"/>). Reads 36 bytes per 32
-    /// weights, where float16 reads 64 and float32 128. With AVX-512 two blocks go through each instruction
-    /// (<see cref="DotQ8Avx512"/>), otherwise one (<see cref="DotQ8Avx2"/>); the block sums are the same integers
-    /// either way, only the order of the float sums differs.
+    /// conversion and one multiply-add (the block product: <see cref="QuantizedBlocks.Q8"/>). Reads 34 bytes per 32
+    /// weights (36 where the scales are read widened, <see cref="Q8Weights"/>), where float16 reads 64 and float32
+    /// 128. With AVX-512 two blocks go through each instruction (<see cref="DotQ8Avx512{TScale}"/>), otherwise one
+    /// (<see cref="DotQ8Avx2{TScale}"/>); the block sums are the same integers either way, only the order of the
+    /// float sums differs.
     /// </summary>
-    public static unsafe float DotQ8(ReadOnlySpan<sbyte> qw, ReadOnlySpan<float> dw, ReadOnlySpan<sbyte> qx,
+    public static unsafe float DotQ8(ReadOnlySpan<sbyte> qw, ReadOnlySpan<Half> dw, ReadOnlySpan<sbyte> qx,
         ReadOnlySpan<float> dx)
     {
         int blocks = dw.Length;
@@ -476,29 +489,34 @@ public static class CpuKernels
         ArgumentOutOfRangeException.ThrowIfLessThan(dx.Length, blocks, nameof(dx));
         fixed (sbyte* wp = qw)
         fixed (sbyte* xp = qx)
-        fixed (float* wd = dw)
+        fixed (Half* wd = dw)
         fixed (float* xd = dx)
             return DotQ8(wp, wd, xp, xd, blocks);
     }
 
+    /// <summary><see cref="DotQ8"/> with this CPU's widest form, the weights' scales float16 or float32.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static unsafe float DotQ8(sbyte* wp, float* wd, sbyte* xp, float* xd, int blocks) =>
+    internal static unsafe float DotQ8<TScale>(sbyte* wp, TScale* wd, sbyte* xp, float* xd, int blocks)
+        where TScale : unmanaged =>
         Avx512BW.IsSupported ? DotQ8Avx512(wp, wd, xp, xd, blocks)
         : Avx2.IsSupported && Fma.IsSupported ? DotQ8Avx2(wp, wd, xp, xd, blocks)
         : DotQ8Scalar(wp, wd, xp, xd, blocks);
 
     /// <summary><see cref="DotQ8"/> with 512-bit vectors, two blocks per instruction.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static unsafe float DotQ8Avx512(sbyte* wp, float* wd, sbyte* xp, float* xd, int blocks) =>
-        QuantizedBlocks.Sum512<QuantizedBlocks.Q8>((byte*)wp, wd, xp, xd, null, blocks);
+    internal static unsafe float DotQ8Avx512<TScale>(sbyte* wp, TScale* wd, sbyte* xp, float* xd, int blocks)
+        where TScale : unmanaged =>
+        QuantizedBlocks.Sum512<QuantizedBlocks.Q8, TScale>((byte*)wp, wd, xp, xd, null, blocks);
 
     /// <summary><see cref="DotQ8"/> with 256-bit vectors, one block per instruction.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static unsafe float DotQ8Avx2(sbyte* wp, float* wd, sbyte* xp, float* xd, int blocks) =>
-        QuantizedBlocks.Sum256<QuantizedBlocks.Q8>((byte*)wp, wd, xp, xd, null, blocks);
+    internal static unsafe float DotQ8Avx2<TScale>(sbyte* wp, TScale* wd, sbyte* xp, float* xd, int blocks)
+        where TScale : unmanaged =>
+        QuantizedBlocks.Sum256<QuantizedBlocks.Q8, TScale>((byte*)wp, wd, xp, xd, null, blocks);
 
     /// <summary><see cref="DotQ8"/> one product at a time, for CPUs without AVX2.</summary>
-    internal static unsafe float DotQ8Scalar(sbyte* wp, float* wd, sbyte* xp, float* xd, int blocks)
+    internal static unsafe float DotQ8Scalar<TScale>(sbyte* wp, TScale* wd, sbyte* xp, float* xd, int blocks)
+        where TScale : unmanaged
     {
         const int B = Loading.Q8_0.BlockSize;
         float sum = 0;
@@ -506,7 +524,7 @@ public static class CpuKernels
         {
             int block = 0;
             for (int i = b * B; i < (b + 1) * B; i++) block += wp[i] * xp[i];
-            sum += wd[b] * xd[b] * block;
+            sum += QuantizedBlocks.OneScale(wd + b) * xd[b] * block;
         }
         return sum;
     }
@@ -579,12 +597,12 @@ public static class CpuKernels
     /// <summary><see cref="DotQ4"/> with 512-bit vectors, two blocks per instruction.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe float DotQ4Avx512(byte* wp, float* wd, sbyte* xp, float* xd, float* xc, int blocks) =>
-        QuantizedBlocks.Sum512<QuantizedBlocks.Q4>(wp, wd, xp, xd, xc, blocks);
+        QuantizedBlocks.Sum512<QuantizedBlocks.Q4, float>(wp, wd, xp, xd, xc, blocks);
 
     /// <summary><see cref="DotQ4"/> with 256-bit vectors, one block per instruction.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe float DotQ4Avx2(byte* wp, float* wd, sbyte* xp, float* xd, float* xc, int blocks) =>
-        QuantizedBlocks.Sum256<QuantizedBlocks.Q4>(wp, wd, xp, xd, xc, blocks);
+        QuantizedBlocks.Sum256<QuantizedBlocks.Q4, float>(wp, wd, xp, xd, xc, blocks);
 
     /// <summary><see cref="DotQ4"/> one product at a time, for CPUs without AVX2.</summary>
     internal static unsafe float DotQ4Scalar(byte* wp, float* wd, sbyte* xp, float* xd, float* xc, int blocks)

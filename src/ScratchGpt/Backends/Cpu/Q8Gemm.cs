@@ -61,8 +61,8 @@ public static unsafe class Q8Gemm
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(w.Quants.Length, (long)n * k, nameof(w));
         fixed (sbyte* qw = w.Quants.Span)
-        fixed (float* dw = w.Scales.Span)
-            MatMulNT(xq, xd, qw, null, dw, bias, y, m, n, k, vnni);
+        fixed (Half* dh = w.Scales.Span)
+            MatMulNT(xq, xd, qw, null, null, dh, bias, y, m, n, k, vnni);
     }
 
     /// <summary>The same with Q4_0 weights: each block's codes are unpacked to q − 8 (−8 … 7) as they are packed, and
@@ -76,11 +76,11 @@ public static unsafe class Q8Gemm
         ArgumentOutOfRangeException.ThrowIfLessThan(w.Codes.Length, (long)n * k / 2, nameof(w));
         fixed (byte* codes = w.Codes.Span)
         fixed (float* dw = w.Scales.Span)
-            MatMulNT(xq, xd, null, codes, dw, bias, y, m, n, k, vnni);
+            MatMulNT(xq, xd, null, codes, dw, null, bias, y, m, n, k, vnni);
     }
 
     private static void MatMulNT(ReadOnlySpan<sbyte> xq, ReadOnlySpan<float> xd, sbyte* qw, byte* codes, float* dw,
-        ReadOnlySpan<float> bias, Span<float> y, int m, int n, int k, bool vnni)
+        Half* dh, ReadOnlySpan<float> bias, Span<float> y, int m, int n, int k, bool vnni)
     {
         if (!IsSupported) throw new PlatformNotSupportedException("Q8Gemm needs AVX2 and FMA");
         if (vnni && !HasVnni) throw new PlatformNotSupportedException("vpdpbusd needs AVX-VNNI");
@@ -105,7 +105,7 @@ public static unsafe class Q8Gemm
             fixed (sbyte* px = xq)
             fixed (float* pdx = xd, pb = bias, py = y)
             {
-                var o = new Operands(vnni ? pu : (byte*)px, pdx, qw, codes, dw, bias.Length > 0 ? pb : null, py);
+                var o = new Operands(vnni ? pu : (byte*)px, pdx, qw, codes, dw, dh, bias.Length > 0 ? pb : null, py);
                 if (vnni) Run<Vnni>(o, m, n, k);
                 else Run<SignMoved>(o, m, n, k);
             }
@@ -115,12 +115,18 @@ public static unsafe class Q8Gemm
 
     /// <summary>The pinned operands, as one value the parallel loop can carry: the input bytes <see cref="U"/> (qx +
     /// 128 for vpdpbusd, qx itself for <see cref="SignMoved"/>); the weights are Q8_0 bytes (<see cref="Qw"/>)
-    /// or Q4_0 codes (<see cref="Codes"/>), the other null.</summary>
-    private readonly struct Operands(byte* u, float* dx, sbyte* qw, byte* codes, float* dw, float* bias, float* y)
+    /// with float16 scales (<see cref="Dh"/>) or Q4_0 codes (<see cref="Codes"/>) with float32 scales
+    /// (<see cref="Dw"/>), the others null.</summary>
+    private readonly struct Operands(byte* u, float* dx, sbyte* qw, byte* codes, float* dw, Half* dh, float* bias,
+        float* y)
     {
         public readonly byte* U = u, Codes = codes;
         public readonly float* Dx = dx, Dw = dw, Bias = bias, Y = y;
         public readonly sbyte* Qw = qw;
+        public readonly Half* Dh = dh;
+
+        /// <summary>The weights' scale number <paramref name="i"/> (row · blocks per row + block).</summary>
+        public float Scale(long i) => Dh != null ? (float)Dh[i] : Dw[i];
     }
 
     /// <summary>The product in form <typeparamref name="T"/>, a block of 16 columns at a time: packed (with the
@@ -190,7 +196,7 @@ public static unsafe class Q8Gemm
                         dst[(q * 2 + c / 8) * 8 + c % 8] = src is null ? 0 : src[q];
                 }
             for (int c = 0; c < Columns; c++)
-                scales[b * Columns + c] = c < cols ? o.Dw[(long)(j0 + c) * (k / B) + b] : 0f;
+                scales[b * Columns + c] = c < cols ? o.Scale((long)(j0 + c) * (k / B) + b) : 0f;
             if (sums == null) continue;
             // Σ qw over the block for eight columns at a time: vpdpbusd against ones
             Vector256<int> lo = default, hi = default;

@@ -107,21 +107,22 @@ internal static unsafe class QuantizedBlocks
 
     /// <summary>Σ_b dw[b] · (dx[b] · T's block product − c[b]) (c only where T has an offset), with 512-bit
     /// vectors: each vector holds two blocks, so the eight blocks' scale products are broadcast two at a time (block
-    /// 2i to the low eight lanes, 2i + 1 to the high eight).</summary>
+    /// 2i to the low eight lanes, 2i + 1 to the high eight). The weights' scales dw are float32 or float16
+    /// (<see cref="EightScales{TScale}"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Sum512<T>(byte* wp, float* wd, sbyte* xp, float* xd, float* c, int blocks)
-        where T : IBlockProduct
+    public static float Sum512<T, TScale>(byte* wp, TScale* wd, sbyte* xp, float* xd, float* c, int blocks)
+        where T : IBlockProduct where TScale : unmanaged
     {
-        Sum512<T, OneRow>(wp, wd, null, null, xp, xd, c, blocks, out float sum, out _);
+        Sum512<T, OneRow, TScale>(wp, wd, null, null, xp, xd, c, blocks, out float sum, out _);
         return sum;
     }
 
-    /// <summary><see cref="Sum512{T}"/> for weight rows a (wa, da) and, with <see cref="TwoRows"/>, b (wb, db), each
-    /// in its own accumulators.</summary>
+    /// <summary><see cref="Sum512{T, TScale}"/> for weight rows a (wa, da) and, with <see cref="TwoRows"/>, b (wb,
+    /// db), each in its own accumulators.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Sum512<T, TRows>(byte* wa, float* da, byte* wb, float* db, sbyte* xp, float* xd, float* c,
-        int blocks, out float sa, out float sb)
-        where T : IBlockProduct where TRows : IRows
+    public static void Sum512<T, TRows, TScale>(byte* wa, TScale* da, byte* wb, TScale* db, sbyte* xp, float* xd,
+        float* c, int blocks, out float sa, out float sb)
+        where T : IBlockProduct where TRows : IRows where TScale : unmanaged
     {
         Vector512<float> a0 = default, a1 = default, b0 = default, b1 = default;   // two accumulators a row
         Vector256<float> offsetsA = default, offsetsB = default;
@@ -134,7 +135,7 @@ internal static unsafe class QuantizedBlocks
         {
             PrefetchEightBlocks<T, TRows>(wa, wb, b);
             var dx8 = Avx.LoadVector256(xd + b);
-            var dw8 = Avx.LoadVector256(da + b);
+            var dw8 = EightScales(da + b);
             if (T.HasOffset) offsetsA = Fma.MultiplyAdd(dw8, Avx.LoadVector256(c + b), offsetsA);
             var s = Avx.Multiply(dw8, dx8).ToVector512Unsafe();
             a0 = Avx512F.FusedMultiplyAdd(T.Two(wa, xp, b), Avx512F.PermuteVar16x32(s, pair0), a0);
@@ -142,7 +143,7 @@ internal static unsafe class QuantizedBlocks
             a0 = Avx512F.FusedMultiplyAdd(T.Two(wa, xp, b + 4), Avx512F.PermuteVar16x32(s, pair2), a0);
             a1 = Avx512F.FusedMultiplyAdd(T.Two(wa, xp, b + 6), Avx512F.PermuteVar16x32(s, pair3), a1);
             if (!TRows.Two) continue;
-            dw8 = Avx.LoadVector256(db + b);
+            dw8 = EightScales(db + b);
             if (T.HasOffset) offsetsB = Fma.MultiplyAdd(dw8, Avx.LoadVector256(c + b), offsetsB);
             s = Avx.Multiply(dw8, dx8).ToVector512Unsafe();
             b0 = Avx512F.FusedMultiplyAdd(T.Two(wb, xp, b), Avx512F.PermuteVar16x32(s, pair0), b0);
@@ -155,26 +156,26 @@ internal static unsafe class QuantizedBlocks
         int full = b;
         for (; b < blocks; b++)
         {
-            sa += Vector256.Sum(T.One(wa, xp, b)) * (da[b] * xd[b]);
-            if (TRows.Two) sb += Vector256.Sum(T.One(wb, xp, b)) * (db[b] * xd[b]);
+            sa += Vector256.Sum(T.One(wa, xp, b)) * (OneScale(da + b) * xd[b]);
+            if (TRows.Two) sb += Vector256.Sum(T.One(wb, xp, b)) * (OneScale(db + b) * xd[b]);
         }
-        SubtractOffsets<T, TRows>(ref sa, ref sb, offsetsA, offsetsB, da, db, c, full, blocks);
+        SubtractOffsets<T, TRows, TScale>(ref sa, ref sb, offsetsA, offsetsB, da, db, c, full, blocks);
     }
 
-    /// <summary><see cref="Sum512{T}"/> with 256-bit vectors, one block per instruction.</summary>
+    /// <summary><see cref="Sum512{T, TScale}"/> with 256-bit vectors, one block per instruction.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Sum256<T>(byte* wp, float* wd, sbyte* xp, float* xd, float* c, int blocks)
-        where T : IBlockProduct
+    public static float Sum256<T, TScale>(byte* wp, TScale* wd, sbyte* xp, float* xd, float* c, int blocks)
+        where T : IBlockProduct where TScale : unmanaged
     {
-        Sum256<T, OneRow>(wp, wd, null, null, xp, xd, c, blocks, out float sum, out _);
+        Sum256<T, OneRow, TScale>(wp, wd, null, null, xp, xd, c, blocks, out float sum, out _);
         return sum;
     }
 
-    /// <summary><see cref="Sum256{T}"/> for weight rows a and, with <see cref="TwoRows"/>, b.</summary>
+    /// <summary><see cref="Sum256{T, TScale}"/> for weight rows a and, with <see cref="TwoRows"/>, b.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Sum256<T, TRows>(byte* wa, float* da, byte* wb, float* db, sbyte* xp, float* xd, float* c,
-        int blocks, out float sa, out float sb)
-        where T : IBlockProduct where TRows : IRows
+    public static void Sum256<T, TRows, TScale>(byte* wa, TScale* da, byte* wb, TScale* db, sbyte* xp, float* xd,
+        float* c, int blocks, out float sa, out float sb)
+        where T : IBlockProduct where TRows : IRows where TScale : unmanaged
     {
         Vector256<float> a0 = default, a1 = default, b0 = default, b1 = default;
         Vector256<float> offsetsA = default, offsetsB = default;
@@ -184,7 +185,7 @@ internal static unsafe class QuantizedBlocks
             PrefetchEightBlocks<T, TRows>(wa, wb, b);
             // the eight blocks' dw · dx in one vector; a permute broadcasts each one to every lane
             var dx8 = Avx.LoadVector256(xd + b);
-            var dw8 = Avx.LoadVector256(da + b);
+            var dw8 = EightScales(da + b);
             if (T.HasOffset) offsetsA = Fma.MultiplyAdd(dw8, Avx.LoadVector256(c + b), offsetsA);
             var s = Avx.Multiply(dw8, dx8);
             a0 = Fma.MultiplyAdd(T.One(wa, xp, b), Avx2.PermuteVar8x32(s, Vector256.Create(0)), a0);
@@ -196,7 +197,7 @@ internal static unsafe class QuantizedBlocks
             a0 = Fma.MultiplyAdd(T.One(wa, xp, b + 6), Avx2.PermuteVar8x32(s, Vector256.Create(6)), a0);
             a1 = Fma.MultiplyAdd(T.One(wa, xp, b + 7), Avx2.PermuteVar8x32(s, Vector256.Create(7)), a1);
             if (!TRows.Two) continue;
-            dw8 = Avx.LoadVector256(db + b);
+            dw8 = EightScales(db + b);
             if (T.HasOffset) offsetsB = Fma.MultiplyAdd(dw8, Avx.LoadVector256(c + b), offsetsB);
             s = Avx.Multiply(dw8, dx8);
             b0 = Fma.MultiplyAdd(T.One(wb, xp, b), Avx2.PermuteVar8x32(s, Vector256.Create(0)), b0);
@@ -211,29 +212,29 @@ internal static unsafe class QuantizedBlocks
         int full = b;
         for (; b < blocks; b++)   // fewer than eight left: each scale broadcast on its own
         {
-            a0 = Fma.MultiplyAdd(T.One(wa, xp, b), Vector256.Create(da[b] * xd[b]), a0);
-            if (TRows.Two) b0 = Fma.MultiplyAdd(T.One(wb, xp, b), Vector256.Create(db[b] * xd[b]), b0);
+            a0 = Fma.MultiplyAdd(T.One(wa, xp, b), Vector256.Create(OneScale(da + b) * xd[b]), a0);
+            if (TRows.Two) b0 = Fma.MultiplyAdd(T.One(wb, xp, b), Vector256.Create(OneScale(db + b) * xd[b]), b0);
         }
         sa = Vector256.Sum(a0 + a1);
         sb = TRows.Two ? Vector256.Sum(b0 + b1) : 0f;
-        SubtractOffsets<T, TRows>(ref sa, ref sb, offsetsA, offsetsB, da, db, c, full, blocks);
+        SubtractOffsets<T, TRows, TScale>(ref sa, ref sb, offsetsA, offsetsB, da, db, c, full, blocks);
     }
 
     /// <summary>Rows a and b (<see cref="TwoRows"/>) with the widest vectors this CPU has; false where it has neither
     /// AVX-512 nor AVX2 (the caller then takes the rows one at a time).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static bool TrySumTwoRows<T>(byte* wa, float* da, byte* wb, float* db, sbyte* xp, float* xd, float* c,
-        int blocks, out float sa, out float sb)
-        where T : IBlockProduct
+    public static bool TrySumTwoRows<T, TScale>(byte* wa, TScale* da, byte* wb, TScale* db, sbyte* xp, float* xd,
+        float* c, int blocks, out float sa, out float sb)
+        where T : IBlockProduct where TScale : unmanaged
     {
         if (Avx512BW.IsSupported)
         {
-            Sum512<T, TwoRows>(wa, da, wb, db, xp, xd, c, blocks, out sa, out sb);
+            Sum512<T, TwoRows, TScale>(wa, da, wb, db, xp, xd, c, blocks, out sa, out sb);
             return true;
         }
         if (Avx2.IsSupported && Fma.IsSupported)
         {
-            Sum256<T, TwoRows>(wa, da, wb, db, xp, xd, c, blocks, out sa, out sb);
+            Sum256<T, TwoRows, TScale>(wa, da, wb, db, xp, xd, c, blocks, out sa, out sb);
             return true;
         }
         (sa, sb) = (0f, 0f);
@@ -253,11 +254,44 @@ internal static unsafe class QuantizedBlocks
         }
     }
 
+    /// <summary>Eight blocks' weight scales from <paramref name="d"/> as float32: loaded, or, where they are float16
+    /// (Q8_0 with AVX-512, <see cref="Q8Weights"/>), widened (<see cref="WidenScales"/>). The JIT keeps only the
+    /// branch of the type it compiles for.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> EightScales<TScale>(TScale* d) where TScale : unmanaged =>
+        typeof(TScale) == typeof(Half) ? WidenScales((ushort*)d) : Avx.LoadVector256((float*)d);
+
+    /// <summary>One block's weight scale as float32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float OneScale<TScale>(TScale* d) where TScale : unmanaged =>
+        typeof(TScale) == typeof(Half) ? (float)*(Half*)d : *(float*)d;
+
+    /// <summary>
+    /// Eight float16 values as float32, exactly, in integer steps (.NET cannot emit vcvtph2ps). A half is sign ·
+    /// 2^(e − 15) · 1.m (5-bit e, 10-bit m): moving e and m up 13 bits puts them in a float32's places, and
+    /// adding 112 to the exponent (127 − 15) rebiases it; e = 31 (infinity, NaN) takes another 112, to 255. A
+    /// subnormal half (e = 0) is m · 2^-24: m converted, times 2^-24, a normal float32 — no float32 subnormal is
+    /// ever an operand, which costs a microcode assist per instruction (docs/benchmarks.md, session 16).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> WidenScales(ushort* p)
+    {
+        var h = Avx2.ConvertToVector256Int32(p);   // zero-extended to 32 bits
+        var magnitude = h & Vector256.Create(0x7FFF);
+        var sign = (h & Vector256.Create(0x8000)) << 16;
+        var rebias = Vector256.Create(112 << 23);
+        var normal = (magnitude << 13) + rebias
+            + (Vector256.GreaterThan(magnitude, Vector256.Create(0x7BFF)) & rebias);
+        var subnormal = Vector256.ConvertToSingle(magnitude) * Vector256.Create(1f / (1 << 24));
+        var isSubnormal = Vector256.LessThan(magnitude, Vector256.Create(0x400)).AsSingle();
+        return Vector256.ConditionalSelect(isSubnormal, subnormal, normal.AsSingle()) | sign.AsSingle();
+    }
+
     /// <summary>Where T has an offset: each row's Σ_b dw[b] · c[b] (<see cref="Offset"/>) taken from its sum.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void SubtractOffsets<T, TRows>(ref float sa, ref float sb, Vector256<float> offsetsA,
-        Vector256<float> offsetsB, float* da, float* db, float* c, int full, int blocks)
-        where T : IBlockProduct where TRows : IRows
+    private static void SubtractOffsets<T, TRows, TScale>(ref float sa, ref float sb, Vector256<float> offsetsA,
+        Vector256<float> offsetsB, TScale* da, TScale* db, float* c, int full, int blocks)
+        where T : IBlockProduct where TRows : IRows where TScale : unmanaged
     {
         if (!T.HasOffset) return;
         sa -= Offset(offsetsA, da, c, full, blocks);
@@ -267,10 +301,11 @@ internal static unsafe class QuantizedBlocks
     /// <summary>Σ_b dw[b] · c[b]: the eight-block partial sums in <paramref name="offsets"/>, then blocks
     /// from .. blocks − 1 one at a time.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Offset(Vector256<float> offsets, float* wd, float* c, int from, int blocks)
+    private static float Offset<TScale>(Vector256<float> offsets, TScale* wd, float* c, int from, int blocks)
+        where TScale : unmanaged
     {
         float sum = Vector256.Sum(offsets);
-        for (int b = from; b < blocks; b++) sum += wd[b] * c[b];
+        for (int b = from; b < blocks; b++) sum += OneScale(wd + b) * c[b];
         return sum;
     }
 
