@@ -124,9 +124,6 @@ public static unsafe class Q8Gemm
         public readonly float* Dx = dx, Dw = dw, Bias = bias, Y = y;
         public readonly sbyte* Qw = qw;
         public readonly Half* Dh = dh;
-
-        /// <summary>The weights' scale number <paramref name="i"/> (row · blocks per row + block).</summary>
-        public float Scale(long i) => Dh != null ? (float)Dh[i] : Dw[i];
     }
 
     /// <summary>The product in form <typeparamref name="T"/>, a block of 16 columns at a time: packed (with the
@@ -173,6 +170,12 @@ public static unsafe class Q8Gemm
         int blocks = k / B;
         var ones = Vector256.Create((byte)1);
         sbyte* unpacked = stackalloc sbyte[Columns * B];   // a block of Q4_0 codes as q − 8, column by column
+        // Q8_0's float16 scales: each column's row of them widened at once (vectorized), not one at a time
+        Span<float> wide = o.Dh == null ? default
+            : blocks <= 512 ? stackalloc float[cols * blocks] : new float[cols * blocks];
+        for (int c = 0; o.Dh != null && c < cols; c++)
+            System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(
+                new ReadOnlySpan<Half>(o.Dh + (long)(j0 + c) * blocks, blocks), wide.Slice(c * blocks, blocks));
         for (int b = 0; b < blocks; b++)
         {
             int* dst = (int*)(packed + b * Columns * B);   // [q, h, c] of four bytes each
@@ -196,7 +199,8 @@ public static unsafe class Q8Gemm
                         dst[(q * 2 + c / 8) * 8 + c % 8] = src is null ? 0 : src[q];
                 }
             for (int c = 0; c < Columns; c++)
-                scales[b * Columns + c] = c < cols ? o.Scale((long)(j0 + c) * (k / B) + b) : 0f;
+                scales[b * Columns + c] = c >= cols ? 0f : o.Dh != null ? wide[c * blocks + b]
+                    : o.Dw[(long)(j0 + c) * blocks + b];
             if (sums == null) continue;
             // Σ qw over the block for eight columns at a time: vpdpbusd against ones
             Vector256<int> lo = default, hi = default;
