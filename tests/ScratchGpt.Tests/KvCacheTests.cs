@@ -129,6 +129,24 @@ public class KvCacheTests(ITestOutputHelper output)
         Assert.NotEqual(a, b);   // the cache really held halves
     }
 
+    [Theory]
+    [InlineData("reference", true)]
+    [InlineData("cpu", true)]
+    [InlineData("ilgpu-cpu", false)]
+    public void A_backend_says_which_caches_it_holds_and_allocates_only_those(string device, bool float16)
+    {
+        using var be = BackendFactory.Create(device);
+        Assert.True(be.HoldsCache(KvCachePrecision.Float32));
+        Assert.Equal(float16, be.HoldsCache(KvCachePrecision.Float16));
+        using (var cache = be.AllocateCache(64, KvCachePrecision.Float32)) Assert.Equal(64, cache.Length);
+        if (float16)
+        {
+            using var cache = be.AllocateCache(64, KvCachePrecision.Float16);
+            Assert.Equal(64, cache.Length);
+        }
+        else Assert.Throws<BackendException>(() => be.AllocateCache(64, KvCachePrecision.Float16));
+    }
+
     [Fact]
     public void Generate_and_bench_take_kv_cache_f16_and_refuse_what_they_cannot_do()
     {

@@ -34,8 +34,12 @@ public interface IBackend : IDisposable
     /// <summary>A zero-filled KV-cache buffer of <paramref name="length"/> values ([nHead, capacity, headDim], see
     /// <see cref="Attention"/>), stored in <paramref name="precision"/>. Only <see cref="Attention"/>,
     /// <see cref="Copy"/> (cache to cache) and <see cref="Download"/> (widened) take it. A backend that cannot store
-    /// that precision throws a <see cref="BackendException"/> saying so.</summary>
+    /// that precision (<see cref="HoldsCache"/> false) throws a <see cref="BackendException"/> saying so.</summary>
     IDeviceBuffer AllocateCache(long length, KvCachePrecision precision);
+
+    /// <summary>Whether <see cref="AllocateCache"/> stores <paramref name="precision"/> (every backend stores
+    /// float32).</summary>
+    bool HoldsCache(KvCachePrecision precision);
 
     void Download(IDeviceBuffer src, long offset, Span<float> dst);
     /// <summary>dst[dstOffset ..] = src[srcOffset ..], <paramref name="count"/> elements.</summary>

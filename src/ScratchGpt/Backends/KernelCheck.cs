@@ -233,7 +233,7 @@ public static class KernelCheck
         }
         // A float16 cache (on the devices that hold one): the past positions written by a prompt first, as a model
         // fills its cache, then the new rows.
-        if (HoldsFloat16Cache(device))
+        if (device.HoldsCache(KvCachePrecision.Float16))
             foreach (var (rows, past, heads, hd) in new[] { (1, 0, 1, 7), (1, 33, 4, 16), (5, 12, 3, 64),
                 (33, 0, 2, 33), (1, 130, 2, 64), (3, 70, 2, 80), (4, 9, 2, 72), (2, 40, 2, 33), (1, 50, 1, 48) })
             {
@@ -257,13 +257,6 @@ public static class KernelCheck
                     return [.. Read(be, y)[..(rows * E)], .. Read(be, pr), .. keys, .. values];
                 });
             }
-    }
-
-    /// <summary>Whether the device stores a float16 KV cache (the ILGPU devices refuse one).</summary>
-    private static bool HoldsFloat16Cache(IBackend device)
-    {
-        try { device.AllocateCache(0, KvCachePrecision.Float16).Dispose(); return true; }
-        catch (BackendException) { return false; }
     }
 
     /// <summary>The largest difference between a kernel's output and its reference (NaN counts as infinite).</summary>

@@ -73,6 +73,8 @@ public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = nul
     public IDeviceBuffer AllocateCache(long length, KvCachePrecision precision) =>
         inner.AllocateCache(length, precision);
 
+    public bool HoldsCache(KvCachePrecision precision) => inner.HoldsCache(precision);
+
     public void Download(IDeviceBuffer src, long offset, Span<float> dst)
     {
         Interlocked.Add(ref _bytesMoved, dst.Length * 4L);

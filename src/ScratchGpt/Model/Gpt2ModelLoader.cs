@@ -42,8 +42,8 @@ public static class Gpt2ModelLoader
         if (options.WrapBackend is not null) backend = options.WrapBackend(backend);
         try
         {
-            // A cache the device cannot hold fails here, before any weight is uploaded.
-            if (options.KvCache != KvCachePrecision.Float32) backend.AllocateCache(0, options.KvCache).Dispose();
+            // A cache the device cannot hold fails here, with the device's own message, before any weight is uploaded.
+            if (!backend.HoldsCache(options.KvCache)) backend.AllocateCache(0, options.KvCache).Dispose();
             return new Gpt2Model(ckpt, backend, precision)
             {
                 KvCache = options.KvCache,

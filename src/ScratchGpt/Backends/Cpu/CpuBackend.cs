@@ -61,6 +61,9 @@ public sealed class CpuBackend : IBackend
 
     public IDeviceBuffer Allocate(long length) => new CpuBuffer(new float[length]);
 
+    /// <summary>float32 or float16 (<see cref="Float16CacheValues"/>).</summary>
+    public bool HoldsCache(KvCachePrecision precision) => true;
+
     public IDeviceBuffer AllocateCache(long length, KvCachePrecision precision) =>
         precision == KvCachePrecision.Float16 ? CpuBuffer.Float16Cache(length) : Allocate(length);
 

@@ -115,8 +115,10 @@ public sealed class IlgpuBackend : IBackend
     }
 
     /// <summary>A float32 cache; the device kernels have no float16 cache to read.</summary>
+    public bool HoldsCache(KvCachePrecision precision) => precision == KvCachePrecision.Float32;
+
     public IDeviceBuffer AllocateCache(long length, KvCachePrecision precision) =>
-        precision == KvCachePrecision.Float32
+        HoldsCache(precision)
             ? Allocate(length)
             : throw new BackendException($"{Kind}: the float16 KV cache runs on the cpu and reference devices; " +
                 "use --kv-cache f32 here");

@@ -39,6 +39,9 @@ public sealed class ReferenceBackend : IBackend
     };
 
     public IDeviceBuffer Allocate(long length) => new Buffer(new float[length]);
+    /// <summary>float32 or float16 (<see cref="Float16CacheValues"/>).</summary>
+    public bool HoldsCache(KvCachePrecision precision) => true;
+
     public IDeviceBuffer AllocateCache(long length, KvCachePrecision precision) =>
         new Buffer(new float[length], halfCache: precision == KvCachePrecision.Float16);
     public void Download(IDeviceBuffer src, long offset, Span<float> dst) =>
