@@ -33,14 +33,17 @@ public sealed record Q8Weights(ReadOnlyMemory<sbyte> Quants, ReadOnlyMemory<Half
         return wide;
     }
 
-    /// <summary>Row <paramref name="r"/> of <paramref name="cols"/> values, widened: d · q per block.</summary>
+    /// <summary>Row <paramref name="r"/> of <paramref name="cols"/> values, widened: d · q per block (the row's
+    /// scales widened at once, vectorized: the prefill GEMM dequantizes every row this way).</summary>
     public unsafe void Dequantize(int r, int cols, Span<float> dst)
     {
         const int B = Loading.Q8_0.BlockSize;
-        var scales = Scales.Span.Slice(r * cols / B, cols / B);
+        int blocks = cols / B;
+        Span<float> scales = blocks <= 1024 ? stackalloc float[blocks] : new float[blocks];
+        System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(Scales.Span.Slice(r * blocks, blocks), scales);
         fixed (sbyte* q = Quants.Span.Slice(r * cols, cols))
         fixed (float* y = dst)
-            for (int b = 0; b < cols / B; b++)
-                CpuKernels.DequantizeBlockQ8(q + b * B, (float)scales[b], y + b * B);
+            for (int b = 0; b < blocks; b++)
+                CpuKernels.DequantizeBlockQ8(q + b * B, scales[b], y + b * B);
     }
 }
