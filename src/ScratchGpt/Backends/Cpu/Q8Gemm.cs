@@ -60,9 +60,11 @@ public static unsafe class Q8Gemm
         Span<float> y, int m, int n, int k, bool vnni)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(w.Quants.Length, (long)n * k, nameof(w));
+        // the widened scales where the weights hold them (no AVX-512), else the halves, widened as they are packed
         fixed (sbyte* qw = w.Quants.Span)
+        fixed (float* dw = w.WideScales.Span)
         fixed (Half* dh = w.Scales.Span)
-            MatMulNT(xq, xd, qw, null, null, dh, bias, y, m, n, k, vnni);
+            MatMulNT(xq, xd, qw, null, dw, dw == null ? dh : null, bias, y, m, n, k, vnni);
     }
 
     /// <summary>The same with Q4_0 weights: each block's codes are unpacked to q − 8 (−8 … 7) as they are packed, and
@@ -115,8 +117,8 @@ public static unsafe class Q8Gemm
 
     /// <summary>The pinned operands, as one value the parallel loop can carry: the input bytes <see cref="U"/> (qx +
     /// 128 for vpdpbusd, qx itself for <see cref="SignMoved"/>); the weights are Q8_0 bytes (<see cref="Qw"/>)
-    /// with float16 scales (<see cref="Dh"/>) or Q4_0 codes (<see cref="Codes"/>) with float32 scales
-    /// (<see cref="Dw"/>), the others null.</summary>
+    /// or Q4_0 codes (<see cref="Codes"/>), the other null; the scales float32 (<see cref="Dw"/>) or float16
+    /// (<see cref="Dh"/>, Q8_0 where the weights hold no widened copy), the other null.</summary>
     private readonly struct Operands(byte* u, float* dx, sbyte* qw, byte* codes, float* dw, Half* dh, float* bias,
         float* y)
     {

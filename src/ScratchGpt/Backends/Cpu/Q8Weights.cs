@@ -33,14 +33,18 @@ public sealed record Q8Weights(ReadOnlyMemory<sbyte> Quants, ReadOnlyMemory<Half
         return wide;
     }
 
-    /// <summary>Row <paramref name="r"/> of <paramref name="cols"/> values, widened: d · q per block (the row's
-    /// scales widened at once, vectorized: the prefill GEMM dequantizes every row this way).</summary>
+    /// <summary>Row <paramref name="r"/> of <paramref name="cols"/> values, widened: d · q per block (the prefill
+    /// GEMM dequantizes every row this way). The scales from <see cref="WideScales"/> where the weights hold them,
+    /// else the row's halves widened at once, vectorized.</summary>
     public unsafe void Dequantize(int r, int cols, Span<float> dst)
     {
         const int B = Loading.Q8_0.BlockSize;
         int blocks = cols / B;
-        Span<float> scales = blocks <= 1024 ? stackalloc float[blocks] : new float[blocks];
-        System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(Scales.Span.Slice(r * blocks, blocks), scales);
+        Span<float> widened = !WideScales.IsEmpty ? default
+            : blocks <= 1024 ? stackalloc float[blocks] : new float[blocks];
+        if (WideScales.IsEmpty)
+            System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(Scales.Span.Slice(r * blocks, blocks), widened);
+        ReadOnlySpan<float> scales = WideScales.IsEmpty ? widened : WideScales.Span.Slice(r * blocks, blocks);
         fixed (sbyte* q = Quants.Span.Slice(r * cols, cols))
         fixed (float* y = dst)
             for (int b = 0; b < blocks; b++)
