@@ -114,9 +114,10 @@ public sealed class IlgpuBackend : IBackend
         return b;
     }
 
-    /// <summary>A float32 cache; the device kernels have no float16 cache to read.</summary>
+    /// <summary>float32 only: the device kernels have no float16 cache to read.</summary>
     public bool HoldsCache(KvCachePrecision precision) => precision == KvCachePrecision.Float32;
 
+    /// <summary>A float32 cache; any other precision is a one-line error naming the flag to use.</summary>
     public IDeviceBuffer AllocateCache(long length, KvCachePrecision precision) =>
         HoldsCache(precision)
             ? Allocate(length)

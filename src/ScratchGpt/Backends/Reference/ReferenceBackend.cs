@@ -39,6 +39,7 @@ public sealed class ReferenceBackend : IBackend
     };
 
     public IDeviceBuffer Allocate(long length) => new Buffer(new float[length]);
+
     /// <summary>float32 or float16 (<see cref="Float16CacheValues"/>).</summary>
     public bool HoldsCache(KvCachePrecision precision) => true;
 
