@@ -36,35 +36,42 @@ public class HugePageMemoryTests
     [Fact]
     public unsafe void Small_blocks_share_huge_pages_each_on_its_own_cache_lines()
     {
+        // The shared chunk is per element type and process-wide: a type no other code allocates, so that the three
+        // blocks start a chunk of their own whatever the tests running beside this one have taken (Half blocks —
+        // Q8_0 scales, float16 matrices — leave the current chunk's room unknown).
         // 0.7 of a page: too small for a page of its own
-        var a = HugePageMemory.Allocate<Half>(HugePageMemory.PageBytes * 7 / 20);
-        var b = HugePageMemory.Allocate<Half>(33);
-        var c = HugePageMemory.Allocate<Half>(HugePageMemory.PageBytes * 7 / 20);
+        var a = HugePageMemory.Allocate<Cell>(HugePageMemory.PageBytes * 7 / 20);
+        var b = HugePageMemory.Allocate<Cell>(33);
+        var c = HugePageMemory.Allocate<Cell>(HugePageMemory.PageBytes * 7 / 20);
         if (!OperatingSystem.IsLinux())
         {
-            Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray<Half>(a, out var own));
+            Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray<Cell>(a, out var own));
             Assert.Equal(a.Length, own.Array!.Length);
             return;
         }
-        Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray<Half>(a, out var sa));
-        Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray<Half>(b, out var sb));
-        Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray<Half>(c, out var sc));
+        Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray<Cell>(a, out var sa));
+        Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray<Cell>(b, out var sb));
+        Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray<Cell>(c, out var sc));
         Assert.Same(sa.Array, sb.Array);   // one chunk of pages for all three
         Assert.Same(sa.Array, sc.Array);
         Assert.Equal(new[] { a.Length, 33, c.Length }, new[] { sa.Count, sb.Count, sc.Count });
         Assert.True(sa.Offset + sa.Count <= sb.Offset && sb.Offset + sb.Count <= sc.Offset);
-        a.Span.Fill((Half)1); b.Span.Fill((Half)2); c.Span.Fill((Half)3);
-        Assert.Equal((Half)1, a.Span[^1]);
-        Assert.Equal((Half)2, b.Span[0]);
-        Assert.Equal((Half)2, b.Span[^1]);
-        Assert.Equal((Half)3, c.Span[0]);
-        fixed (Half* pa = a.Span) fixed (Half* pb = b.Span) fixed (Half* pc = c.Span)
+        a.Span.Fill(new Cell(1)); b.Span.Fill(new Cell(2)); c.Span.Fill(new Cell(3));
+        Assert.Equal(new Cell(1), a.Span[^1]);
+        Assert.Equal(new Cell(2), b.Span[0]);
+        Assert.Equal(new Cell(2), b.Span[^1]);
+        Assert.Equal(new Cell(3), c.Span[0]);
+        fixed (Cell* pa = a.Span) fixed (Cell* pb = b.Span) fixed (Cell* pc = c.Span)
         {
             Assert.Equal(0, (long)pa % 64);
             Assert.Equal(0, (long)pb % 64);
             Assert.Equal(0, (long)pc % 64);
         }
     }
+
+    /// <summary>A two-byte element only <see cref="Small_blocks_share_huge_pages_each_on_its_own_cache_lines"/>
+    /// allocates.</summary>
+    private readonly record struct Cell(short Value);
 
     [Fact]
     public unsafe void Memory_that_already_has_small_pages_is_moved_onto_huge_pages()
