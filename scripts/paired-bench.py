@@ -9,7 +9,7 @@ Both runtimes read the same numbers: one random gpt2-shaped checkpoint (`scratch
 own exporter writes as GGUF for llama.cpp (`scratchgpt convert --to gguf --dtype …`). For every round, thread count
 and dtype it runs ours, then llama-bench, pinned with taskset to the same cores (1 thread: core 0), and prints one
 JSON line per pair: both prefill and decode rates, their ratios, the load average before the pair, and our
-bandwidth floor. The last lines (`"summary": true`) are the medians per configuration. Every line names the CPU:
+bandwidth floor (bench's `fraction_of_floor`: each of its timed runs against a bandwidth probe taken just before it). The last lines (`"summary": true`) are the medians per configuration. Every line names the CPU:
 /proc/cpuinfo's model name, and its family, model and the vector extensions that pick our kernels (the model name
 alone can be the same for two generations, e.g. "AMD EPYC" for Zen 4 and Zen 5).
 
@@ -87,6 +87,7 @@ def ours(cli, model, quantize, threads, prompt, gen, runs, isa="native", kv_cach
     r = json.loads(run(cmd, env))
     return {"prefill": r["prefill_tok_s"], "decode": r["decode_tok_s"],
             "floor_decode": round(1000 / r["floor_ms_per_token"], 1), "bandwidth_gb_s": r["bandwidth_gb_s"],
+            "fraction_of_floor": r["fraction_of_floor"],
             "device": r.get("device_name", "")}
 
 
@@ -184,7 +185,9 @@ def main():
                 "llama_cpp": {"prefill": med("llama_cpp", "prefill"), "decode": med("llama_cpp", "decode")},
                 "ratio": {"prefill": statistics.median(p["ratio"]["prefill"] for p in ps),
                           "decode": statistics.median(p["ratio"]["decode"] for p in ps)},
-                "decode_fraction_of_floor": round(med("ours", "decode") / med("ours", "floor_decode"), 3),
+                # each bench run against the bandwidth probed just before it (bench's fraction_of_floor), then the
+                # median over pairs
+                "decode_fraction_of_floor": med("ours", "fraction_of_floor"),
             }), flush=True)
 
 

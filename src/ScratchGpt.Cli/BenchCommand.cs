@@ -12,7 +12,8 @@ namespace ScratchGpt.Cli;
 /// <summary>
 /// scratchgpt bench: prefill and decode speed, time to first token, load time and peak memory, set
 /// against the bandwidth floor: every decoded token must read all weights once, so
-/// floor = weight bytes per token ÷ measured memory bandwidth.
+/// floor = weight bytes per token ÷ measured memory bandwidth, the bandwidth probed just before every timed run
+/// (<see cref="BandwidthProbe"/>) and each run set against its own probe.
 /// </summary>
 public static class BenchCommand
 {
@@ -58,12 +59,15 @@ public static class BenchCommand
             int[] prompt = Enumerable.Range(0, P).Select(_ => rng.Next(model.VocabSize)).ToArray();
             var prefill = new List<double>(); var decode = new List<double>(); var ttft = new List<double>();
             var logits = new float[model.VocabSize];
+            var probe = new BandwidthProbe();
+            var bandwidths = new List<double>();   // one probe just before each timed run
             double lastDecodeMsPerToken = 0;   // the profiled run's own step time
             bool progress = !Console.IsErrorRedirected;   // a line redrawn with \r only on a terminal
             for (int run = 0; run <= R; run++)
             {
                 ct.ThrowIfCancellationRequested();
                 if (progress) Console.Error.Write($"\r{(run == 0 ? "warm-up" : $"run {run}/{R}")} …");
+                if (run > 0) bandwidths.Add(probe.Measure());
                 var sessions = Enumerable.Range(0, B).Select(_ => model.CreateSession(P + N)).ToList();
                 var t0 = Stopwatch.StartNew();
                 foreach (var s in sessions) s.Append(prompt, logits);
@@ -101,7 +105,7 @@ public static class BenchCommand
             }
             if (progress) Console.Error.WriteLine("\r                    ");
 
-            double bandwidth = MeasureBandwidth();
+            double bandwidth = Median(bandwidths);
             // what a matmul reads per weight, as this backend holds it (the ILGPU backend holds Q8_0 and Q4_0 as
             // float32, the CPU backend the scales of both as float32)
             double bytesPer = model.Backend.BytesPerWeight(model.Precision);
@@ -110,6 +114,7 @@ public static class BenchCommand
             long weightBytes = (long)((model.ParameterCount - (long)cfg.NPositions * cfg.NEmbd) * bytesPer);
             double floorMs = weightBytes / bandwidth * 1000;
             double decodeTokS = Median(decode), msPerToken = 1000.0 / decodeTokS * B;
+            double fraction = BandwidthProbe.FractionOfFloor([.. decode.Select(d => d / B)], bandwidths, weightBytes);
             var o = new JsonObject
             {
                 ["model"] = Common.ModelDir(p), ["device"] = model.Backend.Kind,
@@ -121,7 +126,7 @@ public static class BenchCommand
                 ["load_s"] = Math.Round(loadS, 3), ["peak_memory_bytes"] = Process.GetCurrentProcess().PeakWorkingSet64,
                 ["weight_bytes_per_token"] = weightBytes, ["bandwidth_gb_s"] = Math.Round(bandwidth / 1e9, 2),
                 ["floor_ms_per_token"] = Math.Round(floorMs, 3),
-                    ["fraction_of_floor"] = Math.Round(floorMs / msPerToken, 3),
+                ["fraction_of_floor"] = Math.Round(fraction, 3),
             };
             if (profiler is not null) o["profile"] = ProfileJson(profiler, B * (N - 1), lastDecodeMsPerToken);
             if (p.GetValue(Common.Json)) Console.WriteLine(o.ToJsonString(StepsCommand.JsonOut));
@@ -171,24 +176,4 @@ public static class BenchCommand
     }
 
     private static double Median(List<double> xs) { var s = xs.Order().ToList(); return s[s.Count / 2]; }
-
-    /// <summary>Memory bandwidth from copying a 256 MB buffer (bytes read + bytes written), best of 5, on all
-    /// cores, in the same kind of memory as the CPU backend's weights (huge pages where the OS gives them).</summary>
-    public static double MeasureBandwidth()
-    {
-        const int n = 1 << 26;
-        Memory<float> a = HugePageMemory.Allocate<float>(n), b = HugePageMemory.Allocate<float>(n);
-        a.Span.Fill(1f);
-        b.Span.Clear();
-        double best = 0;
-        int parts = Environment.ProcessorCount;
-        for (int rep = 0; rep < 5; rep++)
-        {
-            var sw = Stopwatch.StartNew();
-            Parallel.For(0, parts,
-                k => a.Span.Slice(n / parts * k, n / parts).CopyTo(b.Span.Slice(n / parts * k, n / parts)));
-            best = Math.Max(best, 2.0 * n * 4 / sw.Elapsed.TotalSeconds);
-        }
-        return best;
-    }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using ScratchGpt.Cli;
 
 namespace ScratchGpt.Tests;
 
@@ -53,8 +54,9 @@ public class CliTests
         Assert.True(code == 0, err);
         var j = JsonNode.Parse(stdout)!;
         foreach (var key in new[] { "prefill_tok_s", "decode_tok_s", "decode_ms_per_token", "ttft_ms", "load_s",
-            "peak_memory_bytes", "floor_ms_per_token", "device" })
+            "peak_memory_bytes", "floor_ms_per_token", "fraction_of_floor", "device" })
             Assert.NotNull(j[key]);
+        Assert.True(j["fraction_of_floor"]!.GetValue<double>() > 0);
         var profile = j["profile"]!.AsArray();
         double Calls(string prefix) =>
             profile.Where(r => r!["operation"]!.GetValue<string>().StartsWith(prefix))
@@ -152,5 +154,18 @@ public class CliTests
         Assert.Equal(2, steps.Count);
         Assert.Equal(198, steps[0]!["choices"]![0]!["id"]!.GetValue<int>());
         Assert.Equal(0.033, steps[0]!["choices"]![0]!["prob"]!.GetValue<double>(), 3);
+    }
+
+    [Fact]
+    public void Each_bench_run_is_set_against_the_bandwidth_probed_just_before_it()
+    {
+        // 100 MB a step. Runs 1 and 2 each reach half of their own floor, one on a quiet host (40 GB/s, 200
+        // steps/s), one on a busy one (30 GB/s, 150 steps/s); run 3 a quarter (40 GB/s, 100 steps/s). Their median is
+        // 0.5, where the median step rate over the median bandwidth would say 150 ÷ 400 = 0.375.
+        double[] steps = [200, 150, 100], bandwidths = [40e9, 30e9, 40e9];
+        Assert.Equal(0.5, BandwidthProbe.FractionOfFloor(steps, bandwidths, 100_000_000), 12);
+        // an even count takes the upper middle one, as bench's other medians
+        Assert.Equal(0.5, BandwidthProbe.FractionOfFloor([100, 200], [40e9, 40e9], 100_000_000), 12);
+        Assert.Throws<ArgumentException>(() => BandwidthProbe.FractionOfFloor(steps, [40e9], 100_000_000));
     }
 }
