@@ -9,9 +9,10 @@ Both runtimes read the same numbers: one random gpt2-shaped checkpoint (`scratch
 own exporter writes as GGUF for llama.cpp (`scratchgpt convert --to gguf --dtype …`). For every round, thread count
 and dtype it runs ours, then llama-bench, pinned with taskset to the same cores (1 thread: core 0), and prints one
 JSON line per pair: both prefill and decode rates, their ratios, the load average before the pair, and our
-bandwidth floor (bench's `fraction_of_floor`: each of its timed runs against a bandwidth probe taken just before it). The last lines (`"summary": true`) are the medians per configuration. Every line names the CPU:
-/proc/cpuinfo's model name, and its family, model and the vector extensions that pick our kernels (the model name
-alone can be the same for two generations, e.g. "AMD EPYC" for Zen 4 and Zen 5).
+bandwidth floor with bench's `fraction_of_floor` (each of its timed runs against a bandwidth probe taken just before
+it). The last lines (`"summary": true`) are the medians per configuration. Every line names the CPU: /proc/cpuinfo's
+model name, and its family, model and the vector extensions that pick our kernels (the model name alone can be the
+same for two generations, e.g. "AMD EPYC" for Zen 4 and Zen 5).
 
 Decode is measured after the prompt on both sides: ours decodes after a 128-token prefill; for llama.cpp it is
 `-pg 128,64` minus `-p 128` (64 tokens ÷ the difference of the two times), as its plain `-n 64` starts from an

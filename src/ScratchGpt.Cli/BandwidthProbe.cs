@@ -46,7 +46,8 @@ public sealed class BandwidthProbe
         long weightBytes)
     {
         if (stepsPerSecond.Count != bandwidths.Count || stepsPerSecond.Count == 0)
-            throw new ArgumentException("one probe per timed run");
+            throw new ArgumentException(
+                $"{stepsPerSecond.Count} timed runs and {bandwidths.Count} probes: one probe a run, at least one run");
         var fractions = stepsPerSecond.Select((s, i) => s * weightBytes / bandwidths[i]).Order().ToList();
         return fractions[fractions.Count / 2];
     }
