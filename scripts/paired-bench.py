@@ -28,6 +28,9 @@ records our device line (which names the instructions our kernels use) and the f
 
 llama.cpp is not part of this repository: build it yourself, outside it (https://github.com/ggerganov/llama.cpp),
 and pass the build folder. Our CLI is built (Release) if `--cli` is not given.
+
+`--table RUN.jsonl` runs nothing: it prints a saved run's output as the markdown table docs/benchmarks.md keeps per run
+(medians per dtype and thread count, then every pair's ratios, the load and probe ranges).
 """
 
 import argparse
@@ -103,9 +106,49 @@ def llama(bench, gguf, threads, prompt, gen, runs, kv_cache="f16"):
             "cpu_info": pp.get("cpu_info", ""), "build_commit": pp.get("build_commit", "")}
 
 
+def table(path):
+    """A saved run as docs/benchmarks.md shows it: per (dtype, threads), in the order the run took them, the medians of
+    both sides' prefill / decode rates, their ratio and our decode ÷ floor (bench's fraction_of_floor; runs from
+    before it existed: decode over floor_decode), then each pair's ratios and the run's load and probe ranges."""
+    try:
+        with open(path) as f:
+            lines = [(n, l) for n, l in enumerate(f, 1) if l.strip()]
+    except OSError as e:
+        sys.exit(f"paired-bench: --table {path}: {e.strerror}")
+    rows = []
+    for n, l in lines:
+        try:
+            rows.append(json.loads(l))
+        except json.JSONDecodeError:
+            sys.exit(f"paired-bench: --table {path}: line {n} is not a JSON object")
+    pairs = [r for r in rows if not r.get("summary")]
+    if not pairs:
+        sys.exit(f"paired-bench: --table {path}: no pairs in it")
+    keys = list(dict.fromkeys((p["dtype"], p["threads"]) for p in pairs))
+    print("| dtype, threads | ours | llama.cpp | ours ÷ llama.cpp | our decode ÷ floor |")
+    print("| --- | --- | --- | --- | --- |")
+    per = []
+    for dtype, t in keys:
+        ps = [p for p in pairs if (p["dtype"], p["threads"]) == (dtype, t)]
+        med = lambda f: statistics.median(f(p) for p in ps)
+        op, od = med(lambda p: p["ours"]["prefill"]), med(lambda p: p["ours"]["decode"])
+        lp, ld = med(lambda p: p["llama_cpp"]["prefill"]), med(lambda p: p["llama_cpp"]["decode"])
+        floor = med(lambda p: p["ours"].get("fraction_of_floor") or p["ours"]["decode"] / p["ours"]["floor_decode"])
+        name = f"{t} thread" + ("s" if t > 1 else "")
+        print(f"| {dtype}, {name} | {op:.0f} / {od:.1f} | {lp:.0f} / {ld:.1f} | "
+              f"**{op / lp:.2f}** / **{od / ld:.2f}** | {floor:.2f} |")
+        per.append(f"{dtype} {t}t " + ", ".join(f"{p['ratio']['prefill']:.2f}/{p['ratio']['decode']:.2f}" for p in ps))
+    print()
+    print("Per pair (prefill/decode):", "; ".join(per))
+    loads = [p["load_avg"][0] for p in pairs]
+    probes = [p["ours"]["bandwidth_gb_s"] for p in pairs]
+    print(f"Load {min(loads)}–{max(loads)}, probe {min(probes):.0f}–{max(probes):.0f} GB/s, {len(pairs)} pairs")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--llama", required=True, help="llama.cpp build folder (has bin/llama-bench)")
+    ap.add_argument("--llama", help="llama.cpp build folder (has bin/llama-bench)")
+    ap.add_argument("--table", metavar="RUN.jsonl", help="print a saved run as a markdown table; runs nothing")
     ap.add_argument("--cli", help="command that runs scratchgpt (default: build and run the Release CLI)")
     ap.add_argument("--work", help="folder for the checkpoint and GGUF files (default: a new temporary folder)")
     ap.add_argument("--dtypes", default="f32,f16,q8_0")
@@ -119,6 +162,11 @@ def main():
     ap.add_argument("--kv-cache", default="f16", choices=["f16", "f32"],
                     help="KV cache type on both sides (default f16, llama.cpp's default)")
     a = ap.parse_args()
+    if a.table:
+        table(a.table)
+        return
+    if not a.llama:
+        ap.error("--llama is required (or --table RUN.jsonl)")
 
     bench = os.path.join(a.llama, "bin", "llama-bench")
     if not os.access(bench, os.X_OK):

@@ -144,6 +144,47 @@ public class PairedBenchScriptTests : IDisposable
     }
 
     [Fact]
+    public void A_saved_run_prints_as_the_markdown_table_of_docs_benchmarks()
+    {
+        static string Pair(string dtype, int threads, double load, double ours, double llama, double fraction) =>
+            new JsonObject
+            {
+                ["dtype"] = dtype, ["threads"] = threads, ["load_avg"] = new JsonArray(load, 1.0, 1.0),
+                ["ours"] = new JsonObject
+                {
+                    ["prefill"] = 2 * ours, ["decode"] = ours, ["floor_decode"] = 100.0,
+                    ["bandwidth_gb_s"] = 30 + load, ["fraction_of_floor"] = fraction,
+                },
+                ["llama_cpp"] = new JsonObject { ["prefill"] = 2 * llama, ["decode"] = llama },
+                ["ratio"] = new JsonObject { ["prefill"] = ours / llama, ["decode"] = ours / llama },
+            }.ToJsonString();
+        string run = Path.Combine(_dir, "run.jsonl");
+        // q8_0 on two threads first, then f32 on one: the table keeps the run's order; a summary line is skipped
+        File.WriteAllLines(run, [
+            Pair("q8_0", 2, 1.5, 120, 100, 0.9), Pair("f32", 1, 0.5, 60, 50, 0.8), Pair("q8_0", 2, 2.5, 150, 100, 0.7),
+            Pair("f32", 1, 1.0, 50, 50, 0.6), Pair("q8_0", 2, 1.0, 90, 100, 0.95), """{"summary": true}"""]);
+        var (code, stdout, stderr) = Run("--table", run);
+        Assert.True(code == 0, stderr);
+        Assert.Equal([
+            "| dtype, threads | ours | llama.cpp | ours ÷ llama.cpp | our decode ÷ floor |",
+            "| --- | --- | --- | --- | --- |",
+            "| q8_0, 2 threads | 240 / 120.0 | 200 / 100.0 | **1.20** / **1.20** | 0.90 |",
+            "| f32, 1 thread | 110 / 55.0 | 100 / 50.0 | **1.10** / **1.10** | 0.70 |",
+            "",
+            "Per pair (prefill/decode): q8_0 2t 1.20/1.20, 1.50/1.50, 0.90/0.90; f32 1t 1.20/1.20, 1.00/1.00",
+            "Load 0.5–2.5, probe 30–32 GB/s, 5 pairs"], stdout.TrimEnd('\n').Split('\n'));
+
+        (code, stdout, stderr) = Run("--table", Path.Combine(_dir, "missing.jsonl"));
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        Assert.Equal($"paired-bench: --table {Path.Combine(_dir, "missing.jsonl")}: No such file or directory",
+            stderr.Trim());
+        File.WriteAllLines(run, ["""{"summary": true}""", "not json"]);
+        (_, _, stderr) = Run("--table", run);
+        Assert.Equal($"paired-bench: --table {run}: line 2 is not a JSON object", stderr.Trim());
+    }
+
+    [Fact]
     public void A_folder_without_llama_bench_is_refused_in_one_line()
     {
         var (code, stdout, stderr) = Run("--llama", Path.Combine(_dir, "nowhere"));
