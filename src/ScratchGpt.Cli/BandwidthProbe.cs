@@ -40,7 +40,7 @@ public sealed class BandwidthProbe
     /// Decode ÷ floor with each timed run set against the probe taken just before it: run i's floor is
     /// <paramref name="weightBytes"/> ÷ <paramref name="bandwidths"/>[i] a step and its step time 1 ÷
     /// <paramref name="stepsPerSecond"/>[i], so its fraction is stepsPerSecond · weightBytes ÷ bandwidth; the median
-    /// over runs (the upper middle one for an even count, as bench's other medians).
+    /// over runs (<see cref="BenchCommand.Median"/>, as bench's other medians).
     /// </summary>
     public static double FractionOfFloor(IReadOnlyList<double> stepsPerSecond, IReadOnlyList<double> bandwidths,
         long weightBytes)
@@ -48,7 +48,6 @@ public sealed class BandwidthProbe
         if (stepsPerSecond.Count != bandwidths.Count || stepsPerSecond.Count == 0)
             throw new ArgumentException(
                 $"{stepsPerSecond.Count} timed runs and {bandwidths.Count} probes: one probe a run, at least one run");
-        var fractions = stepsPerSecond.Select((s, i) => s * weightBytes / bandwidths[i]).Order().ToList();
-        return fractions[fractions.Count / 2];
+        return BenchCommand.Median(stepsPerSecond.Select((s, i) => s * weightBytes / bandwidths[i]));
     }
 }
