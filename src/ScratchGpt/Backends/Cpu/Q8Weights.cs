@@ -40,11 +40,14 @@ public sealed record Q8Weights(ReadOnlyMemory<sbyte> Quants, ReadOnlyMemory<Half
     {
         const int B = Loading.Q8_0.BlockSize;
         int blocks = cols / B;
-        Span<float> widened = !WideScales.IsEmpty ? default
-            : blocks <= 1024 ? stackalloc float[blocks] : new float[blocks];
-        if (WideScales.IsEmpty)
+        scoped ReadOnlySpan<float> scales;
+        if (!WideScales.IsEmpty) scales = WideScales.Span.Slice(r * blocks, blocks);
+        else
+        {
+            Span<float> widened = blocks <= 1024 ? stackalloc float[blocks] : new float[blocks];
             System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(Scales.Span.Slice(r * blocks, blocks), widened);
-        ReadOnlySpan<float> scales = WideScales.IsEmpty ? widened : WideScales.Span.Slice(r * blocks, blocks);
+            scales = widened;
+        }
         fixed (sbyte* q = Quants.Span.Slice(r * cols, cols))
         fixed (float* y = dst)
             for (int b = 0; b < blocks; b++)
