@@ -106,6 +106,14 @@ def llama(bench, gguf, threads, prompt, gen, runs, kv_cache="f16"):
             "cpu_info": pp.get("cpu_info", ""), "build_commit": pp.get("build_commit", "")}
 
 
+def configurations(pairs):
+    """The pairs of each (dtype, threads), in the order the run first took them (threads, then dtypes)."""
+    groups = {}
+    for p in pairs:
+        groups.setdefault((p["dtype"], p["threads"]), []).append(p)
+    return groups.items()
+
+
 def table(path):
     """A saved run as docs/benchmarks.md shows it: per (dtype, threads), in the order the run took them, the medians of
     both sides' prefill / decode rates, their ratio and our decode ÷ floor (bench's fraction_of_floor; runs from
@@ -124,12 +132,10 @@ def table(path):
     pairs = [r for r in rows if not r.get("summary")]
     if not pairs:
         sys.exit(f"paired-bench: --table {path}: no pairs in it")
-    keys = list(dict.fromkeys((p["dtype"], p["threads"]) for p in pairs))
     print("| dtype, threads | ours | llama.cpp | ours ÷ llama.cpp | our decode ÷ floor |")
     print("| --- | --- | --- | --- | --- |")
     per = []
-    for dtype, t in keys:
-        ps = [p for p in pairs if (p["dtype"], p["threads"]) == (dtype, t)]
+    for (dtype, t), ps in configurations(pairs):
         med = lambda f: statistics.median(f(p) for p in ps)
         op, od = med(lambda p: p["ours"]["prefill"]), med(lambda p: p["ours"]["decode"])
         lp, ld = med(lambda p: p["llama_cpp"]["prefill"]), med(lambda p: p["llama_cpp"]["decode"])
@@ -221,23 +227,21 @@ def main():
                 pairs.append(pair)
                 print(json.dumps(pair), flush=True)
 
-    for t in threads:
-        for d in dtypes:
-            ps = [p for p in pairs if p["threads"] == t and p["dtype"] == d]
-            med = lambda side, k: statistics.median(p[side][k] for p in ps)
-            print(json.dumps({
-                "summary": True, "cpu": cpu, "cpu_id": cpu_kind, "isa": a.isa, "kv_cache": a.kv_cache, "dtype": d,
-                "threads": t,
-                "rounds": len(ps),
-                "ours": {"prefill": med("ours", "prefill"), "decode": med("ours", "decode"),
-                         "floor_decode": med("ours", "floor_decode")},
-                "llama_cpp": {"prefill": med("llama_cpp", "prefill"), "decode": med("llama_cpp", "decode")},
-                "ratio": {"prefill": statistics.median(p["ratio"]["prefill"] for p in ps),
-                          "decode": statistics.median(p["ratio"]["decode"] for p in ps)},
-                # each bench run against the bandwidth probed just before it (bench's fraction_of_floor), then the
-                # median over pairs
-                "decode_fraction_of_floor": med("ours", "fraction_of_floor"),
-            }), flush=True)
+    for (d, t), ps in configurations(pairs):
+        med = lambda side, k: statistics.median(p[side][k] for p in ps)
+        print(json.dumps({
+            "summary": True, "cpu": cpu, "cpu_id": cpu_kind, "isa": a.isa, "kv_cache": a.kv_cache, "dtype": d,
+            "threads": t,
+            "rounds": len(ps),
+            "ours": {"prefill": med("ours", "prefill"), "decode": med("ours", "decode"),
+                     "floor_decode": med("ours", "floor_decode")},
+            "llama_cpp": {"prefill": med("llama_cpp", "prefill"), "decode": med("llama_cpp", "decode")},
+            "ratio": {"prefill": statistics.median(p["ratio"]["prefill"] for p in ps),
+                      "decode": statistics.median(p["ratio"]["decode"] for p in ps)},
+            # each bench run against the bandwidth probed just before it (bench's fraction_of_floor), then the
+            # median over pairs
+            "decode_fraction_of_floor": med("ours", "fraction_of_floor"),
+        }), flush=True)
 
 
 if __name__ == "__main__":
