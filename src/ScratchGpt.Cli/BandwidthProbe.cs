@@ -38,16 +38,16 @@ public sealed class BandwidthProbe
 
     /// <summary>
     /// Decode ÷ floor with each timed run set against the probe taken just before it: run i's floor is
-    /// <paramref name="weightBytes"/> ÷ <paramref name="bandwidths"/>[i] a step and its step time 1 ÷
-    /// <paramref name="stepsPerSecond"/>[i], so its fraction is stepsPerSecond · weightBytes ÷ bandwidth; the median
+    /// <paramref name="stepBytes"/> ÷ <paramref name="bandwidths"/>[i] a step and its step time 1 ÷
+    /// <paramref name="stepsPerSecond"/>[i], so its fraction is stepsPerSecond · stepBytes ÷ bandwidth; the median
     /// over runs (<see cref="BenchCommand.Median"/>, as bench's other medians).
     /// </summary>
     public static double FractionOfFloor(IReadOnlyList<double> stepsPerSecond, IReadOnlyList<double> bandwidths,
-        long weightBytes)
+        long stepBytes)
     {
         if (stepsPerSecond.Count != bandwidths.Count || stepsPerSecond.Count == 0)
             throw new ArgumentException(
                 $"{stepsPerSecond.Count} timed runs and {bandwidths.Count} probes: one probe a run, at least one run");
-        return BenchCommand.Median(stepsPerSecond.Select((s, i) => s * weightBytes / bandwidths[i]));
+        return BenchCommand.Median(stepsPerSecond.Select((s, i) => s * stepBytes / bandwidths[i]));
     }
 }

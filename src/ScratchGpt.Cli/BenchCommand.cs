@@ -11,9 +11,10 @@ namespace ScratchGpt.Cli;
 
 /// <summary>
 /// scratchgpt bench: prefill and decode speed, time to first token, load time and peak memory, set
-/// against the bandwidth floor: every decoded token must read all weights once, so
-/// floor = weight bytes per token ÷ measured memory bandwidth, the bandwidth probed just before every timed run
-/// (<see cref="BandwidthProbe"/>) and each run set against its own probe.
+/// against the bandwidth floor: every decode step must read all weights once and, for each sequence, the keys and
+/// values of every position so far, so floor = (weight bytes + KV-cache bytes) per step ÷ measured memory bandwidth,
+/// the bandwidth probed just before every timed run (<see cref="BandwidthProbe"/>) and each run set against its own
+/// probe.
 /// </summary>
 public static class BenchCommand
 {
@@ -112,9 +113,14 @@ public static class BenchCommand
             var cfg = model.Config;
             // wpe: one row per token
             long weightBytes = (long)((model.ParameterCount - (long)cfg.NPositions * cfg.NEmbd) * bytesPer);
-            double floorMs = weightBytes / bandwidth * 1000;
+            // A step at position p reads k and v of positions 0..p in every layer (n_layer · 2 · n_embd values a
+            // position); the timed steps are at positions P .. P + N − 2, so they read P + N/2 positions on average.
+            long kvBytes = (long)(cfg.NLayer * 2L * cfg.NEmbd * model.Backend.BytesPerCacheValue(model.KvCache)
+                * (P + N / 2.0));
+            long stepBytes = weightBytes + B * kvBytes;
+            double floorMs = stepBytes / bandwidth * 1000;
             double decodeTokS = Median(decode), msPerToken = 1000.0 / decodeTokS * B;
-            double fraction = BandwidthProbe.FractionOfFloor([.. decode.Select(d => d / B)], bandwidths, weightBytes);
+            double fraction = BandwidthProbe.FractionOfFloor([.. decode.Select(d => d / B)], bandwidths, stepBytes);
             var o = new JsonObject
             {
                 ["model"] = Common.ModelDir(p), ["device"] = model.Backend.Kind,
@@ -124,7 +130,8 @@ public static class BenchCommand
                 ["prefill_tok_s"] = Math.Round(Median(prefill), 1), ["decode_tok_s"] = Math.Round(decodeTokS, 2),
                 ["decode_ms_per_token"] = Math.Round(msPerToken, 3), ["ttft_ms"] = Math.Round(Median(ttft), 2),
                 ["load_s"] = Math.Round(loadS, 3), ["peak_memory_bytes"] = Process.GetCurrentProcess().PeakWorkingSet64,
-                ["weight_bytes_per_token"] = weightBytes, ["bandwidth_gb_s"] = Math.Round(bandwidth / 1e9, 2),
+                ["weight_bytes_per_token"] = weightBytes, ["kv_cache_bytes_per_token"] = kvBytes,
+                ["bandwidth_gb_s"] = Math.Round(bandwidth / 1e9, 2),
                 ["floor_ms_per_token"] = Math.Round(floorMs, 3),
                 ["fraction_of_floor"] = Math.Round(fraction, 3),
             };
@@ -140,8 +147,9 @@ public static class BenchCommand
         return c;
     }
 
-    /// <summary>Per decoded token: each group of backend calls with its time, share and (for matmuls) the bandwidth it
-    /// reached reading its weights; "outside the backend" is the rest of the step (sampling, bookkeeping).</summary>
+    /// <summary>Per decoded token: each group of backend calls with its time, share and the bandwidth it reached
+    /// reading its weights (matmuls) or the KV cache (attention); "outside the backend" is the rest of the step
+    /// (sampling, bookkeeping).</summary>
     private static JsonArray ProfileJson(ProfilingBackend profiler, int tokens, double stepMs)
     {
         var rows = new JsonArray();
@@ -155,8 +163,8 @@ public static class BenchCommand
                 ["operation"] = e.Operation, ["calls_per_token"] = Math.Round((double)e.Calls / tokens, 2),
                 ["ms_per_token"] = Math.Round(ms, 4),
                 ["share"] = Math.Round(ms / stepMs, 4),
-                ["weight_gb_s"] = e.WeightBytesPerCall > 0
-                    ? Math.Round(e.WeightBytesPerCall * (double)e.Calls / e.Time.TotalSeconds / 1e9, 1) : null,
+                ["weight_gb_s"] = e.WeightBytes > 0 ? GigabytesPerSecond(e.WeightBytes, e.Time) : null,
+                ["kv_cache_gb_s"] = e.CacheBytes > 0 ? GigabytesPerSecond(e.CacheBytes, e.Time) : null,
             });
         }
         rows.Add(
@@ -165,13 +173,18 @@ public static class BenchCommand
         return rows;
     }
 
+    private static double GigabytesPerSecond(long bytes, TimeSpan time) =>
+        Math.Round(bytes / time.TotalSeconds / 1e9, 1);
+
     private static void PrintProfile(JsonArray rows)
     {
-        var table = new Table().AddColumns("operation (decode)", "calls/token", "ms/token", "share", "weights GB/s");
+        var table = new Table().AddColumns("operation (decode)", "calls/token", "ms/token", "share", "weights GB/s",
+            "KV cache GB/s");
         foreach (var r in rows)
             table.AddRow(Markup.Escape(r!["operation"]!.ToString()), r["calls_per_token"]?.ToString() ?? "",
                 r["ms_per_token"]!.GetValue<double>().ToString("F3"),
-                r["share"]!.GetValue<double>().ToString("P1"), r["weight_gb_s"]?.ToString() ?? "");
+                r["share"]!.GetValue<double>().ToString("P1"), r["weight_gb_s"]?.ToString() ?? "",
+                r["kv_cache_gb_s"]?.ToString() ?? "");
         AnsiConsole.Write(table);
     }
 

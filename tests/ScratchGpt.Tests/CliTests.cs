@@ -67,6 +67,10 @@ public class CliTests
         Assert.Equal(5, Calls("layernorm"));
         Assert.Contains(profile,
             r => r!["operation"]!.GetValue<string>() == "matmul 64→50257" && r["weight_gb_s"] is not null);
+        // attention's row has the KV cache's bandwidth instead
+        var attention = profile.Single(r => r!["operation"]!.GetValue<string>() == "attention")!;
+        Assert.True(attention["kv_cache_gb_s"]!.GetValue<double>() > 0);
+        Assert.Null(attention["weight_gb_s"]);
         // the rows add up to the step
         Assert.InRange(profile.Sum(r => r!["share"]!.GetValue<double>()), 0.999, 1.001);
     }
@@ -88,6 +92,32 @@ public class CliTests
         double q8 = System.Runtime.Intrinsics.X86.Avx512BW.IsSupported ? 34 : 36;
         Assert.Equal(4.0 / (q8 / 32), (double)reference / Bytes("cpu", "q8_0"), 3);
         Assert.Equal(4.0 / (20.0 / 32), (double)reference / Bytes("cpu", "q4_0"), 3);
+    }
+
+    [Fact]
+    public void Bench_floor_counts_the_kv_cache_each_step_reads_as_the_backend_holds_it()
+    {
+        // A step at position p reads k and v of positions 0..p in each layer: n_layer · 2 · n_embd values a position.
+        // The timed steps of an 8-token prompt and 6 new tokens are at positions 8..12, i.e. 11 positions on average.
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(Model, "config.json")))!;
+        long valuesPerPosition = config["n_layer"]!.GetValue<long>() * 2 * config["n_embd"]!.GetValue<long>();
+        JsonNode Bench(string device, string kvCache, int batch = 1)
+        {
+            var (code, stdout, err) = Run("bench", "--model", Model, "--device", device, "--kv-cache", kvCache,
+                "--prompt-tokens", "8", "--new-tokens", "6", "--batch", batch.ToString(), "--runs", "1", "--json");
+            Assert.True(code == 0, err);
+            return JsonNode.Parse(stdout)!;
+        }
+        long Kv(JsonNode j) => j["kv_cache_bytes_per_token"]!.GetValue<long>();
+        Assert.Equal(valuesPerPosition * 4 * 11, Kv(Bench("cpu", "f32")));
+        Assert.Equal(valuesPerPosition * 2 * 11, Kv(Bench("cpu", "f16")));   // halves
+        Assert.Equal(valuesPerPosition * 4 * 11, Kv(Bench("reference", "f16")));   // rounded, held as float32
+        // the floor is a step's weights and every sequence's cache over the bandwidth: with --batch 3 the weights
+        // once and three caches
+        var j = Bench("cpu", "f16", batch: 3);
+        double expected = (j["weight_bytes_per_token"]!.GetValue<long>() + 3 * Kv(j))
+            / (j["bandwidth_gb_s"]!.GetValue<double>() * 1e9) * 1000;
+        Assert.Equal(expected, j["floor_ms_per_token"]!.GetValue<double>(), expected * 0.01 + 0.001);
     }
 
     [Fact]

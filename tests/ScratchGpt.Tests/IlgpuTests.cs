@@ -46,6 +46,7 @@ public class IlgpuTests
         public IDeviceBuffer AllocateCache(long length, KvCachePrecision precision) =>
             inner.AllocateCache(length, precision);
         public bool HoldsCache(KvCachePrecision precision) => inner.HoldsCache(precision);
+        public int BytesPerCacheValue(KvCachePrecision precision) => inner.BytesPerCacheValue(precision);
         public void Download(IDeviceBuffer src, long offset, Span<float> dst) => inner.Download(src, offset, dst);
         public void Copy(IDeviceBuffer src, long srcOffset, IDeviceBuffer dst, long dstOffset, long count) =>
             inner.Copy(src, srcOffset, dst, dstOffset, count);

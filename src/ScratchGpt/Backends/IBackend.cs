@@ -37,6 +37,11 @@ public interface IBackend : IDisposable
     /// that precision (<see cref="HoldsCache"/> false) throws a <see cref="BackendException"/> saying so.</summary>
     IDeviceBuffer AllocateCache(long length, KvCachePrecision precision);
 
+    /// <summary>Bytes a decode step's attention reads per KV-cache value stored in <paramref name="precision"/>, as
+    /// this backend holds it: 2 for a float16 cache held as halves, 4 for float32 (or float16 values held
+    /// widened).</summary>
+    int BytesPerCacheValue(KvCachePrecision precision);
+
     /// <summary>Whether <see cref="AllocateCache"/> stores <paramref name="precision"/> (every backend stores
     /// float32).</summary>
     bool HoldsCache(KvCachePrecision precision);

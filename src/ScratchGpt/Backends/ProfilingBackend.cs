@@ -4,18 +4,21 @@ namespace ScratchGpt.Backends;
 
 /// <summary>
 /// Wraps a backend and times each of its calls, grouped by operation and shape (each matmul by its
-/// in → out size, so its achieved bandwidth can be read off). `scratchgpt bench --profile` uses it to show
+/// in → out size, so its achieved bandwidth can be read off, as can attention's over the KV cache it reads).
+/// `scratchgpt bench --profile` uses it to show
 /// where a decoded token's time goes. On the CPU every call is synchronous, so the times are exact; on
 /// an ILGPU device a launch returns before the kernel finishes, so the time lands on the next call that waits,
 /// unless <paramref name="waitForDevice"/> is given: it is called at the end of every timed call.
 /// </summary>
 public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = null) : IBackend
 {
-    /// <summary>Time and number of calls of one group of operations.</summary>
-    public sealed record Entry(string Operation, TimeSpan Time, long Calls, long WeightBytesPerCall);
+    /// <summary>Time and number of calls of one group of operations, and the weight bytes (matmuls) and KV-cache bytes
+    /// (attention) its calls read in all.</summary>
+    public sealed record Entry(string Operation, TimeSpan Time, long Calls, long WeightBytes, long CacheBytes);
 
-    private readonly Dictionary<string, (long Ticks, long Calls, long Bytes)> _entries = new();
+    private readonly Dictionary<string, (long Ticks, long Calls, long WeightBytes, long CacheBytes)> _entries = new();
     private readonly Dictionary<IDeviceBuffer, double> _bytesPerWeight = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<IDeviceBuffer, int> _bytesPerCacheValue = new(ReferenceEqualityComparer.Instance);
 
     public IBackend Inner => inner;
     public string Kind => inner.Kind;
@@ -30,20 +33,20 @@ public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = nul
         lock (_entries)
             return _entries.Select(e =>
                 new Entry(e.Key, TimeSpan.FromTicks(e.Value.Ticks * TimeSpan.TicksPerSecond / Stopwatch.Frequency),
-                e.Value.Calls, e.Value.Bytes))
+                e.Value.Calls, e.Value.WeightBytes, e.Value.CacheBytes))
                 .OrderByDescending(e => e.Time).ToList();
     }
 
     /// <summary>Adds the time since <paramref name="start"/> (a Stopwatch timestamp) to
-    /// <paramref name="operation"/>.</summary>
-    private void Record(string operation, long start, long weightBytes = 0)
+    /// <paramref name="operation"/>, with the bytes the call read.</summary>
+    private void Record(string operation, long start, long weightBytes = 0, long cacheBytes = 0)
     {
         waitForDevice?.Invoke();
         long ticks = Stopwatch.GetTimestamp() - start;
         lock (_entries)
         {
-            var (t, c, _) = _entries.GetValueOrDefault(operation);
-            _entries[operation] = (t + ticks, c + 1, weightBytes);
+            var (t, c, w, k) = _entries.GetValueOrDefault(operation);
+            _entries[operation] = (t + ticks, c + 1, w + weightBytes, k + cacheBytes);
         }
     }
 
@@ -70,8 +73,14 @@ public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = nul
     }
 
     public IDeviceBuffer Allocate(long length) => inner.Allocate(length);
-    public IDeviceBuffer AllocateCache(long length, KvCachePrecision precision) =>
-        inner.AllocateCache(length, precision);
+    public int BytesPerCacheValue(KvCachePrecision precision) => inner.BytesPerCacheValue(precision);
+
+    public IDeviceBuffer AllocateCache(long length, KvCachePrecision precision)
+    {
+        var b = inner.AllocateCache(length, precision);
+        lock (_bytesPerCacheValue) _bytesPerCacheValue[b] = inner.BytesPerCacheValue(precision);
+        return b;
+    }
 
     public bool HoldsCache(KvCachePrecision precision) => inner.HoldsCache(precision);
 
@@ -130,9 +139,12 @@ public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = nul
     public void Attention(IDeviceBuffer qkv, IDeviceBuffer kCache, IDeviceBuffer vCache, IDeviceBuffer y,
         IDeviceBuffer? probs, int rows, int past, int nHead, int headDim)
     {
+        int bytes;
+        lock (_bytesPerCacheValue) bytes = _bytesPerCacheValue.GetValueOrDefault(kCache, 4);
         long t = Stopwatch.GetTimestamp();
         inner.Attention(qkv, kCache, vCache, y, probs, rows, past, nHead, headDim);
-        Record("attention", t);
+        // k and v of positions 0 .. past + rows − 1, each read at least once
+        Record("attention", t, cacheBytes: 2L * (past + rows) * nHead * headDim * bytes);
     }
 
     public void Dispose() => inner.Dispose();

@@ -64,6 +64,10 @@ public sealed class CpuBackend : IBackend
     /// <summary>float32 or float16 (<see cref="Float16CacheValues"/>).</summary>
     public bool HoldsCache(KvCachePrecision precision) => true;
 
+    /// <summary>A float16 cache holds halves.</summary>
+    public int BytesPerCacheValue(KvCachePrecision precision) =>
+        precision == KvCachePrecision.Float16 ? sizeof(ushort) : sizeof(float);
+
     public IDeviceBuffer AllocateCache(long length, KvCachePrecision precision) =>
         precision == KvCachePrecision.Float16 ? CpuBuffer.Float16Cache(length) : Allocate(length);
 

@@ -117,6 +117,8 @@ public sealed class IlgpuBackend : IBackend
     /// <summary>float32 only: the device kernels have no float16 cache to read.</summary>
     public bool HoldsCache(KvCachePrecision precision) => precision == KvCachePrecision.Float32;
 
+    public int BytesPerCacheValue(KvCachePrecision precision) => sizeof(float);
+
     /// <summary>A float32 cache; any other precision is a one-line error naming the flag to use.</summary>
     public IDeviceBuffer AllocateCache(long length, KvCachePrecision precision) =>
         HoldsCache(precision)

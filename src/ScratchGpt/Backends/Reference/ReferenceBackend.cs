@@ -43,6 +43,9 @@ public sealed class ReferenceBackend : IBackend
     /// <summary>float32 or float16 (<see cref="Float16CacheValues"/>).</summary>
     public bool HoldsCache(KvCachePrecision precision) => true;
 
+    /// <summary>Float16 values are held rounded but widened, as every value here.</summary>
+    public int BytesPerCacheValue(KvCachePrecision precision) => sizeof(float);
+
     public IDeviceBuffer AllocateCache(long length, KvCachePrecision precision) =>
         new Buffer(new float[length], halfCache: precision == KvCachePrecision.Float16);
     public void Download(IDeviceBuffer src, long offset, Span<float> dst) =>
