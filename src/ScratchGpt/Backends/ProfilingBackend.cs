@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 
 namespace ScratchGpt.Backends;
 
@@ -18,7 +19,8 @@ public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = nul
 
     private readonly Dictionary<string, (long Ticks, long Calls, long WeightBytes, long CacheBytes)> _entries = new();
     private readonly Dictionary<IDeviceBuffer, double> _bytesPerWeight = new(ReferenceEqualityComparer.Instance);
-    private readonly Dictionary<IDeviceBuffer, int> _bytesPerCacheValue = new(ReferenceEqualityComparer.Instance);
+    // KV caches come and go with sessions: held weakly, so that a disposed session's cache is not kept alive here
+    private readonly ConditionalWeakTable<IDeviceBuffer, StrongBox<int>> _bytesPerCacheValue = new();
 
     public IBackend Inner => inner;
     public string Kind => inner.Kind;
@@ -78,7 +80,7 @@ public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = nul
     public IDeviceBuffer AllocateCache(long length, KvCachePrecision precision)
     {
         var b = inner.AllocateCache(length, precision);
-        lock (_bytesPerCacheValue) _bytesPerCacheValue[b] = inner.BytesPerCacheValue(precision);
+        _bytesPerCacheValue.AddOrUpdate(b, new(inner.BytesPerCacheValue(precision)));
         return b;
     }
 
@@ -139,8 +141,7 @@ public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = nul
     public void Attention(IDeviceBuffer qkv, IDeviceBuffer kCache, IDeviceBuffer vCache, IDeviceBuffer y,
         IDeviceBuffer? probs, int rows, int past, int nHead, int headDim)
     {
-        int bytes;
-        lock (_bytesPerCacheValue) bytes = _bytesPerCacheValue.GetValueOrDefault(kCache, 4);
+        int bytes = _bytesPerCacheValue.TryGetValue(kCache, out var held) ? held.Value : sizeof(float);
         long t = Stopwatch.GetTimestamp();
         inner.Attention(qkv, kCache, vCache, y, probs, rows, past, nHead, headDim);
         // k and v of positions 0 .. past + rows − 1, each read at least once
