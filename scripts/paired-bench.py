@@ -89,10 +89,13 @@ def ours(cli, model, quantize, threads, prompt, gen, runs, isa="native", kv_cach
     if quantize:
         cmd += ["--quantize", quantize]
     r = json.loads(run(cmd, env))
-    return {"prefill": r["prefill_tok_s"], "decode": r["decode_tok_s"],
-            "floor_decode": round(1000 / r["floor_ms_per_token"], 1), "bandwidth_gb_s": r["bandwidth_gb_s"],
-            "fraction_of_floor": r["fraction_of_floor"],
-            "device": r.get("device_name", "")}
+    out = {"prefill": r["prefill_tok_s"], "decode": r["decode_tok_s"],
+           "floor_decode": round(1000 / r["floor_ms_per_token"], 1), "bandwidth_gb_s": r["bandwidth_gb_s"],
+           "fraction_of_floor": r["fraction_of_floor"],
+           "device": r.get("device_name", "")}
+    if "kv_cache_bytes_per_token" in r:   # the floor counts the KV cache a step reads (bench since session 22)
+        out["kv_cache_bytes"] = r["kv_cache_bytes_per_token"]
+    return out
 
 
 def llama(bench, gguf, threads, prompt, gen, runs, kv_cache="f16"):
@@ -117,7 +120,8 @@ def configurations(pairs):
 def table(path):
     """A saved run as docs/benchmarks.md shows it: per (dtype, threads), in the order the run took them, the medians of
     both sides' prefill / decode rates, their ratio and our decode ÷ floor (bench's fraction_of_floor; runs from
-    before it existed: decode over floor_decode), then each pair's ratios and the run's load and probe ranges."""
+    before it existed: decode over floor_decode), then each pair's ratios, the run's load and probe ranges and what its
+    floor counted (the weights and the KV cache; runs from before bench counted the cache do not record it)."""
     try:
         with open(path) as f:
             lines = [(n, l) for n, l in enumerate(f, 1) if l.strip()]
@@ -148,7 +152,12 @@ def table(path):
     print("Per pair (prefill/decode):", "; ".join(per))
     loads = [p["load_avg"][0] for p in pairs]
     probes = [p["ours"]["bandwidth_gb_s"] for p in pairs]
-    print(f"Load {min(loads)}–{max(loads)}, probe {min(probes):.0f}–{max(probes):.0f} GB/s, {len(pairs)} pairs")
+    with_cache = sum("kv_cache_bytes" in p["ours"] for p in pairs)
+    floor = ("weights + KV cache" if with_cache == len(pairs)
+             else "not recorded (bench counted the weights alone until session 22)" if with_cache == 0
+             else f"weights + KV cache in {with_cache} of the pairs, not recorded in the rest")
+    print(f"Load {min(loads)}–{max(loads)}, probe {min(probes):.0f}–{max(probes):.0f} GB/s, {len(pairs)} pairs; "
+          f"floor: {floor}")
 
 
 def main():

@@ -56,7 +56,8 @@ public class PairedBenchScriptTests : IDisposable
                 else mkdir -p "$out"; touch "$out/model.safetensors"; fi ;;
               bench)
                 echo '{"prefill_tok_s": 500.0, "decode_tok_s": 60.0, "floor_ms_per_token": 10.0,' \
-                     '"fraction_of_floor": 0.55, "bandwidth_gb_s": 30.0, "device_name": "1 cores, X64, AVX2 + FMA"}' ;;
+                     '"fraction_of_floor": 0.55, "bandwidth_gb_s": 30.0, "kv_cache_bytes_per_token": 5898240,' \
+                     '"device_name": "1 cores, X64, AVX2 + FMA"}' ;;
             esac
             """);
         // llama.cpp: -p 128 in 0.32 s (400 tok/s); -pg 128,64 in 1.6 s, so its 64 decoded tokens took 1.28 s (50 tok/s)
@@ -83,6 +84,8 @@ public class PairedBenchScriptTests : IDisposable
             Assert.Equal(1.2, pair["ratio"]!["decode"]!.GetValue<double>());
             Assert.Equal(1, pair["threads"]!.GetValue<int>());
         }
+        // what the floor counted, kept with each pair
+        Assert.All(pairs, p => Assert.Equal(5898240, p["ours"]!["kv_cache_bytes"]!.GetValue<long>()));
         // bench's own decode ÷ floor (its runs paired with their probes), not the ratio of the two medians
         Assert.Equal(0.55, summaries[0]["decode_fraction_of_floor"]!.GetValue<double>());
 
@@ -146,18 +149,23 @@ public class PairedBenchScriptTests : IDisposable
     [Fact]
     public void A_saved_run_prints_as_the_markdown_table_of_docs_benchmarks()
     {
-        static string Pair(string dtype, int threads, double load, double ours, double llama, double fraction) =>
-            new JsonObject
+        static string Pair(string dtype, int threads, double load, double ours, double llama, double fraction,
+            long? kvCacheBytes = null)
+        {
+            var o = new JsonObject
+            {
+                ["prefill"] = 2 * ours, ["decode"] = ours, ["floor_decode"] = 100.0,
+                ["bandwidth_gb_s"] = 30 + load, ["fraction_of_floor"] = fraction,
+            };
+            if (kvCacheBytes is { } kv) o["kv_cache_bytes"] = kv;
+            return new JsonObject
             {
                 ["dtype"] = dtype, ["threads"] = threads, ["load_avg"] = new JsonArray(load, 1.0, 1.0),
-                ["ours"] = new JsonObject
-                {
-                    ["prefill"] = 2 * ours, ["decode"] = ours, ["floor_decode"] = 100.0,
-                    ["bandwidth_gb_s"] = 30 + load, ["fraction_of_floor"] = fraction,
-                },
+                ["ours"] = o,
                 ["llama_cpp"] = new JsonObject { ["prefill"] = 2 * llama, ["decode"] = llama },
                 ["ratio"] = new JsonObject { ["prefill"] = ours / llama, ["decode"] = ours / llama },
             }.ToJsonString();
+        }
         string run = Path.Combine(_dir, "run.jsonl");
         // q8_0 on two threads first, then f32 on one: the table keeps the run's order; a summary line is skipped
         File.WriteAllLines(run, [
@@ -172,7 +180,15 @@ public class PairedBenchScriptTests : IDisposable
             "| f32, 1 thread | 110 / 55.0 | 100 / 50.0 | **1.10** / **1.10** | 0.70 |",
             "",
             "Per pair (prefill/decode): q8_0 2t 1.20/1.20, 1.50/1.50, 0.90/0.90; f32 1t 1.20/1.20, 1.00/1.00",
-            "Load 0.5–2.5, probe 30–32 GB/s, 5 pairs"], stdout.TrimEnd('\n').Split('\n'));
+            "Load 0.5–2.5, probe 30–32 GB/s, 5 pairs; " +
+            "floor: not recorded (bench counted the weights alone until session 22)"],
+            stdout.TrimEnd('\n').Split('\n'));
+        // a run whose bench counted the KV cache says so
+        File.WriteAllLines(run, [Pair("f16", 1, 1.0, 80, 70, 0.85, kvCacheBytes: 5898240),
+            Pair("f16", 1, 1.2, 82, 70, 0.86, kvCacheBytes: 5898240)]);
+        (code, stdout, stderr) = Run("--table", run);
+        Assert.True(code == 0, stderr);
+        Assert.EndsWith("2 pairs; floor: weights + KV cache", stdout.TrimEnd('\n'));
 
         (code, stdout, stderr) = Run("--table", Path.Combine(_dir, "missing.jsonl"));
         Assert.Equal(1, code);
