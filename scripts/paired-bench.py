@@ -93,7 +93,7 @@ def ours(cli, model, quantize, threads, prompt, gen, runs, isa="native", kv_cach
            "floor_decode": round(1000 / r["floor_ms_per_token"], 1), "bandwidth_gb_s": r["bandwidth_gb_s"],
            "fraction_of_floor": r["fraction_of_floor"],
            "device": r.get("device_name", "")}
-    if "kv_cache_bytes_per_token" in r:   # the floor counts the KV cache a step reads (bench since session 22)
+    if "kv_cache_bytes_per_token" in r:   # what the floor counted beside the weights: the KV cache a step reads
         out["kv_cache_bytes"] = r["kv_cache_bytes_per_token"]
     return out
 
