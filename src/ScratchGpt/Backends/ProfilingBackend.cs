@@ -18,9 +18,9 @@ public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = nul
     public sealed record Entry(string Operation, TimeSpan Time, long Calls, long WeightBytes, long CacheBytes);
 
     private readonly Dictionary<string, (long Ticks, long Calls, long WeightBytes, long CacheBytes)> _entries = new();
-    private readonly Dictionary<IDeviceBuffer, double> _bytesPerWeight = new(ReferenceEqualityComparer.Instance);
-    // KV caches come and go with sessions: held weakly, so that a disposed session's cache is not kept alive here
-    private readonly ConditionalWeakTable<IDeviceBuffer, StrongBox<int>> _bytesPerCacheValue = new();
+    // Bytes per element of each weight matrix and KV cache, as the inner backend holds it (float32 for any other
+    // buffer). Held weakly: caches come and go with sessions, and a disposed session's cache is not kept alive here.
+    private readonly ConditionalWeakTable<IDeviceBuffer, StrongBox<double>> _bytesPerElement = new();
 
     public IBackend Inner => inner;
     public string Kind => inner.Kind;
@@ -70,7 +70,7 @@ public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = nul
         double bytesPer = inner.BytesPerWeight(precision);
         Interlocked.Add(ref _bytesMoved, (long)(data.Length * bytesPer));
         var b = inner.UploadWeight(data, precision);
-        lock (_bytesPerWeight) _bytesPerWeight[b] = bytesPer;
+        _bytesPerElement.AddOrUpdate(b, new(bytesPer));
         return b;
     }
 
@@ -80,7 +80,7 @@ public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = nul
     public IDeviceBuffer AllocateCache(long length, KvCachePrecision precision)
     {
         var b = inner.AllocateCache(length, precision);
-        _bytesPerCacheValue.AddOrUpdate(b, new(inner.BytesPerCacheValue(precision)));
+        _bytesPerElement.AddOrUpdate(b, new(inner.BytesPerCacheValue(precision)));
         return b;
     }
 
@@ -114,8 +114,7 @@ public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = nul
     public void MatMul(IDeviceBuffer x, IDeviceBuffer w, IDeviceBuffer? bias, IDeviceBuffer y, int rows, int inDim,
         int outDim, MatMulEpilogue epilogue = MatMulEpilogue.Store)
     {
-        double bytes;
-        lock (_bytesPerWeight) bytes = _bytesPerWeight.GetValueOrDefault(w, 4);
+        double bytes = BytesPerElement(w);
         long t = Stopwatch.GetTimestamp(); inner.MatMul(x, w, bias, y, rows, inDim, outDim, epilogue);
         string then = epilogue switch { MatMulEpilogue.Gelu => " +gelu", MatMulEpilogue.AddToOutput => " +residual",
             _ => "" };
@@ -141,12 +140,15 @@ public sealed class ProfilingBackend(IBackend inner, Action? waitForDevice = nul
     public void Attention(IDeviceBuffer qkv, IDeviceBuffer kCache, IDeviceBuffer vCache, IDeviceBuffer y,
         IDeviceBuffer? probs, int rows, int past, int nHead, int headDim)
     {
-        int bytes = _bytesPerCacheValue.TryGetValue(kCache, out var held) ? held.Value : sizeof(float);
+        double bytes = BytesPerElement(kCache);
         long t = Stopwatch.GetTimestamp();
         inner.Attention(qkv, kCache, vCache, y, probs, rows, past, nHead, headDim);
         // k and v of positions 0 .. past + rows − 1, each read at least once
-        Record("attention", t, cacheBytes: 2L * (past + rows) * nHead * headDim * bytes);
+        Record("attention", t, cacheBytes: (long)(2L * (past + rows) * nHead * headDim * bytes));
     }
+
+    private double BytesPerElement(IDeviceBuffer b) =>
+        _bytesPerElement.TryGetValue(b, out var held) ? held.Value : sizeof(float);
 
     public void Dispose() => inner.Dispose();
 }
