@@ -110,6 +110,7 @@ public class CliProcessTests(CliProcessTests.RandomGpt2 gpt2) : IClassFixture<Cl
         Assert.Equal("Q8_0", Field("dtype"));
         Assert.True(double.Parse(Field("bandwidth_gb_s"), System.Globalization.CultureInfo.InvariantCulture) > 0);
         Assert.True(double.Parse(Field("floor_ms_per_token"), System.Globalization.CultureInfo.InvariantCulture) > 0);
+        Assert.True(long.Parse(Field("kv_cache_bytes_per_token")) > 0);   // the floor counts the cache a step reads
 
         // --json: one object, the device line as written (the instructions its kernels use, "+" not "\u002B")
         (code, stdout, stderr) = CliProcess.Run("bench", "--model", Tiny, "--device", "cpu", "--prompt-tokens", "8",
