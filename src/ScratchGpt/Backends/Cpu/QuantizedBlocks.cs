@@ -70,23 +70,25 @@ internal static unsafe class QuantizedBlocks
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> One(byte* w, sbyte* x, int b)
         {
-            var packed = Vector128.Load(w + b * Bytes);
-            var low = packed & Vector128.Create((byte)0x0F);
-            var high = Vector128.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & Vector128.Create((byte)0x0F);
+            // the 16 bytes in both halves (a broadcast load), the upper half shifted 4 bits down, then each byte's low
+            // four bits: codes 0–15, then 16–31 (a 64-bit shift moves the next byte's bits into the top four, masked)
+            var both = Avx2.BroadcastVector128ToVector256(w + b * Bytes).AsUInt64();
+            var q = Avx2.ShiftRightLogicalVariable(both, Vector256.Create(0ul, 0, 4, 4)).AsByte()
+                & Vector256.Create((byte)0x0F);
             var qx = Avx.LoadVector256(x + b * Loading.Q4_0.BlockSize);
-            var pairs = Avx2.MultiplyAddAdjacent(Vector256.Create(low, high), qx);   // codes 0–15, then 16–31
+            var pairs = Avx2.MultiplyAddAdjacent(q, qx);
             return Avx.ConvertToVector256Single(Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1)));
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Two(byte* w, sbyte* x, int b)
         {
-            var packed = Vector256.Load(w + b * Bytes);   // two blocks of 16 bytes
-            var low = packed & Vector256.Create((byte)0x0F);
-            var high = Vector256.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & Vector256.Create((byte)0x0F);
-            // [low b | low b+1 | high b | high b+1] → [low b | high b | low b+1 | high b+1]: each block in order
-            var both = Vector512.Create(low, high).AsUInt64();
-            var q = Avx512F.Shuffle4x128(both, both, 0b11_01_10_00).AsByte();
+            // blocks b and b + 1 (16 bytes each) as [b | b | b + 1 | b + 1], every other quarter shifted 4 bits
+            // down, then each byte's low four bits: each block's codes in order, as in One
+            var packed = Vector256.Load(w + b * Bytes).ToVector512Unsafe().AsUInt64();
+            var twice = Avx512F.Shuffle4x128(packed, packed, 0b01_01_00_00);
+            var q = Avx512F.ShiftRightLogicalVariable(twice, Vector512.Create(0ul, 0, 4, 4, 0, 0, 4, 4)).AsByte()
+                & Vector512.Create((byte)0x0F);
             var qx = Vector512.Load(x + b * Loading.Q4_0.BlockSize);
             var pairs = Avx512BW.MultiplyAddAdjacent(q, qx);
             return Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(pairs, Vector512.Create((short)1)));
@@ -151,15 +153,16 @@ internal static unsafe class QuantizedBlocks
             b0 = Avx512F.FusedMultiplyAdd(T.Two(wb, xp, b + 4), Avx512F.PermuteVar16x32(s, pair2), b0);
             b1 = Avx512F.FusedMultiplyAdd(T.Two(wb, xp, b + 6), Avx512F.PermuteVar16x32(s, pair3), b1);
         }
-        sa = Vector512.Sum(a0 + a1);
-        sb = TRows.Two ? Vector512.Sum(b0 + b1) : 0f;
+        // each row's sixteen lanes folded to eight, less its offsets, then the blocks short of eight, 256 bits wide
+        var a8 = a0.GetLower() + a0.GetUpper() + (a1.GetLower() + a1.GetUpper()) - offsetsA;
+        var b8 = TRows.Two ? b0.GetLower() + b0.GetUpper() + (b1.GetLower() + b1.GetUpper()) - offsetsB : a8;
         int full = b;
         for (; b < blocks; b++)
         {
-            sa += Vector256.Sum(T.One(wa, xp, b)) * (OneScale(da + b) * xd[b]);
-            if (TRows.Two) sb += Vector256.Sum(T.One(wb, xp, b)) * (OneScale(db + b) * xd[b]);
+            a8 = Fma.MultiplyAdd(T.One(wa, xp, b), Vector256.Create(OneScale(da + b) * xd[b]), a8);
+            if (TRows.Two) b8 = Fma.MultiplyAdd(T.One(wb, xp, b), Vector256.Create(OneScale(db + b) * xd[b]), b8);
         }
-        SubtractOffsets<T, TRows, TScale>(ref sa, ref sb, offsetsA, offsetsB, da, db, c, full, blocks);
+        Finish<T, TRows, TScale>(a8, b8, da, db, c, full, blocks, out sa, out sb);
     }
 
     /// <summary><see cref="Sum512{T, TScale}"/> with 256-bit vectors, one block per instruction.</summary>
@@ -215,9 +218,8 @@ internal static unsafe class QuantizedBlocks
             a0 = Fma.MultiplyAdd(T.One(wa, xp, b), Vector256.Create(OneScale(da + b) * xd[b]), a0);
             if (TRows.Two) b0 = Fma.MultiplyAdd(T.One(wb, xp, b), Vector256.Create(OneScale(db + b) * xd[b]), b0);
         }
-        sa = Vector256.Sum(a0 + a1);
-        sb = TRows.Two ? Vector256.Sum(b0 + b1) : 0f;
-        SubtractOffsets<T, TRows, TScale>(ref sa, ref sb, offsetsA, offsetsB, da, db, c, full, blocks);
+        var a8 = a0 + a1 - offsetsA;
+        Finish<T, TRows, TScale>(a8, TRows.Two ? b0 + b1 - offsetsB : a8, da, db, c, full, blocks, out sa, out sb);
     }
 
     /// <summary>Rows a and b (<see cref="TwoRows"/>) with the widest vectors this CPU has; false where it has neither
@@ -287,26 +289,30 @@ internal static unsafe class QuantizedBlocks
         return Vector256.ConditionalSelect(isSubnormal, subnormal, normal.AsSingle()) | sign.AsSingle();
     }
 
-    /// <summary>Where T has an offset: each row's Σ_b dw[b] · c[b] (<see cref="Offset"/>) taken from its sum.</summary>
+    /// <summary>
+    /// Rows a's and b's sums from their eight lanes each (row a's twice for <see cref="OneRow"/>), the offsets of the
+    /// blocks short of eight (where T has them) taken off at the end. Both rows are reduced together, a's lanes as
+    /// a's alone would be (so a row gets the same bits with or without a partner): two horizontal adds pair the lanes
+    /// within each 128-bit half, [a0+a1, a2+a3, b0+b1, b2+b3 | …] and then [a0…a3, b0…b3, … | a4…a7, b4…b7, …], and
+    /// the halves' sum holds a and b. One short reduction instead of one per row matters at GPT-2's widths: a row of
+    /// 768 weights is only three passes of the eight-block loop.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void SubtractOffsets<T, TRows, TScale>(ref float sa, ref float sb, Vector256<float> offsetsA,
-        Vector256<float> offsetsB, TScale* da, TScale* db, float* c, int full, int blocks)
+    private static void Finish<T, TRows, TScale>(Vector256<float> a8, Vector256<float> b8, TScale* da, TScale* db,
+        float* c, int full, int blocks, out float sa, out float sb)
         where T : IBlockProduct where TRows : IRows where TScale : unmanaged
     {
+        var pairs = Avx.HorizontalAdd(a8, b8);
+        pairs = Avx.HorizontalAdd(pairs, pairs);
+        var both = pairs.GetLower() + pairs.GetUpper();
+        sa = both.ToScalar();
+        sb = TRows.Two ? both.GetElement(1) : 0f;
         if (!T.HasOffset) return;
-        sa -= Offset(offsetsA, da, c, full, blocks);
-        if (TRows.Two) sb -= Offset(offsetsB, db, c, full, blocks);
-    }
-
-    /// <summary>Σ_b dw[b] · c[b]: the eight-block partial sums in <paramref name="offsets"/>, then blocks
-    /// from .. blocks − 1 one at a time.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Offset<TScale>(Vector256<float> offsets, TScale* wd, float* c, int from, int blocks)
-        where TScale : unmanaged
-    {
-        float sum = Vector256.Sum(offsets);
-        for (int b = from; b < blocks; b++) sum += OneScale(wd + b) * c[b];
-        return sum;
+        for (int b = full; b < blocks; b++)
+        {
+            sa -= OneScale(da + b) * c[b];
+            if (TRows.Two) sb -= OneScale(db + b) * c[b];
+        }
     }
 
     /// <summary>A decode matmul reads each weight once, from memory: asking for the cache line this many bytes ahead
