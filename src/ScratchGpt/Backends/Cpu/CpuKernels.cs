@@ -233,6 +233,8 @@ public static class CpuKernels
         var mask = Vector256.Create(unchecked((int)0x8FFFE000));
         for (; k + 32 <= n; k += 32)
         {
+            WeightPrefetch.Ahead(ref pa, k / 2);   // the 64 bytes of each row this pass reads, 4 KB on
+            WeightPrefetch.Ahead(ref pb, k / 2);
             var x0 = Vector256.LoadUnsafe(ref px, (nuint)k);
             var x1 = Vector256.LoadUnsafe(ref px, (nuint)k + 8);
             var x2 = Vector256.LoadUnsafe(ref px, (nuint)k + 16);
@@ -326,6 +328,8 @@ public static class CpuKernels
         Vector256<float> a0 = default, a1 = default, b0 = default, b1 = default;
         for (; k + 16 <= n; k += 16)
         {
+            WeightPrefetch.Ahead(ref pa, k);   // the 64 bytes of each row this pass reads, 4 KB on
+            WeightPrefetch.Ahead(ref pb, k);
             var x0 = Vector256.LoadUnsafe(ref px, (nuint)k);
             var x1 = Vector256.LoadUnsafe(ref px, (nuint)k + 8);
             a0 = MulAdd(Vector256.LoadUnsafe(ref pa, (nuint)k), x0, a0);

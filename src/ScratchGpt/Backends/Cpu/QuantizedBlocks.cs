@@ -243,7 +243,7 @@ internal static unsafe class QuantizedBlocks
         return false;
     }
 
-    /// <summary>The weights of blocks b … b + 7, <see cref="PrefetchDistance"/> ahead, of row a and (with
+    /// <summary>The weights of blocks b … b + 7, <see cref="WeightPrefetch.Distance"/> ahead, of row a and (with
     /// <see cref="TwoRows"/>) row b.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchEightBlocks<T, TRows>(byte* wa, byte* wb, int b)
@@ -251,8 +251,8 @@ internal static unsafe class QuantizedBlocks
     {
         for (int line = 0; line < 8 * T.Bytes; line += 64)
         {
-            PrefetchAhead(wa + b * T.Bytes + line);
-            if (TRows.Two) PrefetchAhead(wb + b * T.Bytes + line);
+            WeightPrefetch.Ahead(wa + b * T.Bytes + line);
+            if (TRows.Two) WeightPrefetch.Ahead(wb + b * T.Bytes + line);
         }
     }
 
@@ -313,15 +313,5 @@ internal static unsafe class QuantizedBlocks
             sa -= OneScale(da + b) * c[b];
             if (TRows.Two) sb -= OneScale(db + b) * c[b];
         }
-    }
-
-    /// <summary>A decode matmul reads each weight once, from memory: asking for the cache line this many bytes ahead
-    /// keeps more loads in flight than the hardware prefetcher does on its own (docs/benchmarks.md).</summary>
-    private const int PrefetchDistance = 4096;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchAhead(void* p)
-    {
-        if (Sse.IsSupported) Sse.Prefetch0((byte*)p + PrefetchDistance);
     }
 }
