@@ -81,8 +81,9 @@ internal readonly struct Float16CacheRows : ICacheRows<Half>
         int d = keys.Length / 4;
         if (!Wide)
         {
-            CpuKernels.DotHalfPairedColumns2(keys[..d], keys.Slice(d, d), q, out s0, out s1);
-            CpuKernels.DotHalfPairedColumns2(keys.Slice(2 * d, d), keys.Slice(3 * d, d), q, out s2, out s3);
+            CpuKernels.DotHalfPairedColumns2(keys[..d], keys.Slice(d, d), q, out s0, out s1, streamed: false);
+            CpuKernels.DotHalfPairedColumns2(keys.Slice(2 * d, d), keys.Slice(3 * d, d), q, out s2, out s3,
+                streamed: false);
             return;
         }
         // The query's 32 values are loaded once for the four keys; two accumulators a key, eight FMA chains.

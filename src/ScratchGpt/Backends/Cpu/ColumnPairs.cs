@@ -129,7 +129,7 @@ public static class ColumnPairs
         public void Two(int j, int k, out float sj, out float sk)
         {
             CpuKernels.DotHalfPairedColumns2(w.Slice(j * inDim, inDim), w.Slice(k * inDim, inDim), paired,
-                out sj, out sk);
+                out sj, out sk, streamed: true);
             sj *= scale;
             sk *= scale;
         }

@@ -220,9 +220,12 @@ public static class CpuKernels
 
     /// <summary><see cref="DotHalfPaired"/> of one x with two weight rows at once (wa · x and wb · x, read side by
     /// side: see <see cref="ColumnPairs"/>): each block of x is loaded once and used twice. Per row the same
-    /// operations in the same order, so each sum has exactly the bits of DotHalfPaired.</summary>
+    /// operations in the same order, so each sum has exactly the bits of DotHalfPaired. With
+    /// <paramref name="streamed"/> (a decode matmul's weight rows, read once from memory) each pass also asks for
+    /// the rows 4 KB on (<see cref="WeightPrefetch"/>); decode attention's keys, which ask for their cache
+    /// themselves, pass false.</summary>
     public static void DotHalfPairedColumns2(ReadOnlySpan<Half> wa, ReadOnlySpan<Half> wb, ReadOnlySpan<float> x,
-        out float sa, out float sb)
+        out float sa, out float sb, bool streamed)
     {
         int n = wa.Length, k = 0;
         ref uint pa = ref Unsafe.As<Half, uint>(ref MemoryMarshal.GetReference(wa));
@@ -233,8 +236,11 @@ public static class CpuKernels
         var mask = Vector256.Create(unchecked((int)0x8FFFE000));
         for (; k + 32 <= n; k += 32)
         {
-            WeightPrefetch.Ahead(ref pa, k / 2);   // the 64 bytes of each row this pass reads, 4 KB on
-            WeightPrefetch.Ahead(ref pb, k / 2);
+            if (streamed)
+            {
+                WeightPrefetch.Ahead(ref pa, k / 2);   // the 64 bytes of each row this pass reads, 4 KB on
+                WeightPrefetch.Ahead(ref pb, k / 2);
+            }
             var x0 = Vector256.LoadUnsafe(ref px, (nuint)k);
             var x1 = Vector256.LoadUnsafe(ref px, (nuint)k + 8);
             var x2 = Vector256.LoadUnsafe(ref px, (nuint)k + 16);
